@@ -1,0 +1,39 @@
+/** A deliberately small flag parser: each command names the flags it takes. */
+import { UsageError } from "../errors.ts";
+
+export type FlagKind = "switch" | "boolean";
+
+export interface ParsedArgs {
+  flags: Record<string, string | true>;
+  positionals: string[];
+}
+
+/**
+ * `switch` flags take no value (`--help`). `boolean` flags are `--x`, `--x=true` or `--x=false`.
+ */
+export function parseArgs(argv: string[], spec: Record<string, FlagKind>): ParsedArgs {
+  const flags: ParsedArgs["flags"] = {};
+  const positionals: string[] = [];
+  for (const arg of argv) {
+    if (!arg.startsWith("-")) {
+      positionals.push(arg);
+      continue;
+    }
+    const match = /^--?([a-z][a-z-]*)(?:=(.*))?$/.exec(arg);
+    const name = match?.[1] === "h" ? "help" : match?.[1];
+    const kind = name ? spec[name] : undefined;
+    if (!name || !kind) throw new UsageError(`unknown option ${arg}`);
+    const value = match?.[2];
+    if (value !== undefined && kind === "switch")
+      throw new UsageError(`${arg}: --${name} takes no value`);
+    if (value !== undefined && value !== "true" && value !== "false") {
+      throw new UsageError(`${arg}: --${name} must be true or false`);
+    }
+    flags[name] = value ?? true;
+  }
+  return { flags, positionals };
+}
+
+export function booleanFlag(value: string | true | undefined): boolean | undefined {
+  return value === undefined ? undefined : value === true || value === "true";
+}

@@ -1,0 +1,104 @@
+/** The subcommands: each parses its flags, builds what it needs, and returns an exit code. */
+import { loadConfig } from "../config.ts";
+import { openServices } from "../deps.ts";
+import { createApp, serverBodyLimit } from "../http/app.ts";
+import { createLogger, type Logger } from "../logger.ts";
+import { writePetsExport } from "../pets/pets.export.ts";
+import { booleanFlag, parseArgs } from "./args.ts";
+import { EXPORT_PETS_USAGE, MIGRATE_USAGE, SERVE_USAGE } from "./usage.ts";
+
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  stdout: NodeJS.WritableStream & import("node:stream").Writable;
+  stderr: NodeJS.WritableStream;
+  /** Resolves when the process is asked to stop. */
+  shutdownSignal: () => Promise<string>;
+}
+
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
+  if (parseArgs(argv, { help: "switch" }).flags.help) return usage(io, SERVE_USAGE);
+  const config = loadConfig(io.env, { apiKey: true });
+  const logger = createLogger(config.logLevel);
+  const services = await openServices(config, logger, { migrate: true });
+  const app = createApp({
+    apiKey: config.apiKey as string,
+    maxPhotoBytes: config.maxPhotoBytes,
+    logger,
+    ...services,
+  }).listen({
+    hostname: config.host,
+    port: config.port,
+    maxRequestBodySize: serverBodyLimit(config.maxPhotoBytes),
+  });
+  logger.info("listening", {
+    url: `http://${config.host}:${app.server?.port}`,
+    database: services.database.kind,
+    docs: `${config.publicUrl}/docs`,
+  });
+  const signal = await io.shutdownSignal();
+  logger.info("shutting down", { signal });
+  await stopWithin(
+    () => app.stop(),
+    () => app.stop(true),
+    SHUTDOWN_GRACE_MS,
+    logger,
+  );
+  await services.database.close();
+  logger.info("stopped");
+  return 0;
+}
+
+/** Lets in-flight work finish, but not forever. */
+async function stopWithin(
+  graceful: () => Promise<unknown>,
+  forced: () => Promise<unknown>,
+  graceMs: number,
+  logger: Logger,
+) {
+  const timeout = Symbol("timeout");
+  const outcome = await Promise.race([graceful(), Bun.sleep(graceMs).then(() => timeout)]);
+  if (outcome === timeout) {
+    logger.warn("in-flight requests did not finish in time; closing them", { grace_ms: graceMs });
+    await forced();
+  }
+}
+
+export async function migrateCommand(argv: string[], io: CliIo): Promise<number> {
+  if (parseArgs(argv, { help: "switch" }).flags.help) return usage(io, MIGRATE_USAGE);
+  const config = loadConfig(io.env);
+  const logger = createLogger(config.logLevel);
+  const services = await openServices(config, logger, { migrate: true });
+  await services.database.close();
+  logger.info("database is up to date");
+  return 0;
+}
+
+export async function exportPetsCommand(argv: string[], io: CliIo): Promise<number> {
+  const { flags } = parseArgs(argv, { help: "switch", "has-photos": "boolean" });
+  if (flags.help) return usage(io, EXPORT_PETS_USAGE);
+  const config = loadConfig(io.env);
+  const logger = createLogger(config.logLevel);
+  // The embedded database belongs to this process alone while it runs, so bring it up to date;
+  // a shared PostgreSQL is migrated by `serve` or `migrate`, never by a read-only export.
+  const services = await openServices(config, logger, { migrate: !config.databaseUrl });
+  const progress = (io.stderr as { isTTY?: boolean }).isTTY
+    ? (n: number) => io.stderr.write(`\rexported ${n} pets`)
+    : undefined;
+  try {
+    const total = await writePetsExport(services.pets, io.stdout, {
+      hasPhotos: booleanFlag(flags["has-photos"]),
+      onProgress: progress,
+    });
+    if (progress) io.stderr.write(`\rexported ${total} pets\n`);
+  } finally {
+    await services.database.close();
+  }
+  return 0;
+}
+
+function usage(io: CliIo, text: string): number {
+  io.stdout.write(`${text}\n`);
+  return 0;
+}

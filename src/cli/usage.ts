@@ -1,0 +1,30 @@
+export const MAIN_USAGE = `petbooks: a pets registry and books catalogue
+
+Usage: petbooks <command> [options]
+
+Commands:
+  serve                   Run the HTTP API (pets) until SIGTERM/SIGINT
+  export-pets             Write every pet as JSON to stdout
+  migrate                 Apply pending database migrations and exit
+
+Options:
+  -h, --help              Show help (also: petbooks <command> --help)
+  -v, --version           Show the version
+
+Configuration comes from the environment (and a .env file): see the README.`;
+
+export const SERVE_USAGE = `Usage: petbooks serve
+
+Runs the HTTP API on HOST:PORT (default 0.0.0.0:3000). Applies pending migrations first.
+Requires API_KEY. Uses PostgreSQL when DATABASE_URL is set, otherwise the embedded
+database in DATA_DIR (default ./data). Stops gracefully on SIGTERM/SIGINT.`;
+
+export const EXPORT_PETS_USAGE = `Usage: petbooks export-pets [--has-photos | --has-photos=true | --has-photos=false]
+
+Writes {"pets":[...]} to stdout, newest first; photos are listed as URLs.
+  --has-photos, --has-photos=true   only pets with at least one photo
+  --has-photos=false                only pets without photos`;
+
+export const MIGRATE_USAGE = `Usage: petbooks migrate
+
+Applies pending database migrations and exits. Safe to run while other instances start.`;

@@ -1,0 +1,80 @@
+/** Environment configuration, parsed and validated once per process. */
+import { ConfigError } from "./errors.ts";
+import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+
+export interface Config {
+  apiKey: string | undefined;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  dataDir: string;
+  host: string;
+  port: number;
+  publicUrl: string;
+  maxPhotoBytes: number;
+  logLevel: LogLevel;
+}
+
+export interface ConfigRequirements {
+  /** `serve` cannot start without an API key; one-shot commands do not need it. */
+  apiKey?: boolean;
+}
+
+export const MIN_API_KEY_LENGTH = 16;
+const DEFAULT_MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {}): Config {
+  const problems: string[] = [];
+  const value = (name: string) => {
+    const raw = env[name]?.trim();
+    return raw === "" ? undefined : raw;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number) => {
+    const raw = value(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < min || n > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const apiKey = value("API_KEY");
+  if (needs.apiKey && apiKey === undefined) {
+    problems.push("API_KEY is required (the key clients send in the X-API-KEY header)");
+  } else if (apiKey !== undefined && apiKey.length < MIN_API_KEY_LENGTH) {
+    problems.push(`API_KEY must be at least ${MIN_API_KEY_LENGTH} characters long`);
+  }
+
+  const databaseUrl = value("DATABASE_URL");
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push("DATABASE_URL must be a postgres:// or postgresql:// URL");
+  }
+
+  const port = integer("PORT", 3000, 0, 65535);
+  const publicUrl = (value("PUBLIC_URL") ?? `http://localhost:${port}`).replace(/\/+$/, "");
+  if (!URL.canParse(publicUrl) || !/^https?:$/.test(new URL(publicUrl).protocol)) {
+    problems.push(`PUBLIC_URL must be an http:// or https:// URL (got "${publicUrl}")`);
+  }
+
+  const logLevel = (value("LOG_LEVEL") ?? "info").toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "${logLevel}")`);
+  }
+
+  const config: Config = {
+    apiKey,
+    databaseUrl,
+    databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 1, 1000),
+    dataDir: value("DATA_DIR") ?? "./data",
+    host: value("HOST") ?? "0.0.0.0",
+    port,
+    publicUrl,
+    maxPhotoBytes: integer("MAX_PHOTO_BYTES", DEFAULT_MAX_PHOTO_BYTES, 1, 1024 * 1024 * 1024),
+    logLevel: logLevel as LogLevel,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

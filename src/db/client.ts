@@ -1,0 +1,128 @@
+/** The database handle: postgres.js against PostgreSQL, or PGlite embedded in the process. */
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
+import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
+import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import type { Logger } from "../logger.ts";
+import { retry } from "../retry.ts";
+import { lockDataDir } from "./data-dir-lock.ts";
+import * as schema from "./schema.ts";
+
+export type Schema = typeof schema;
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export interface Database {
+  db: Db;
+  kind: "postgres" | "embedded";
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string | undefined;
+  /** Where the embedded database keeps its files; omitted means in memory (tests). */
+  dataDir?: string | undefined;
+  poolSize?: number;
+  /** Attempts to reach PostgreSQL at startup before giving up. */
+  connectAttempts?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions, logger: Logger): Promise<Database> {
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, options, logger)
+    : openEmbedded(options.dataDir, logger);
+}
+
+async function openPostgres(url: string, options: DatabaseOptions, logger: Logger) {
+  const client = postgres(url, {
+    max: options.poolSize ?? 10,
+    connect_timeout: 10,
+    onnotice: () => {},
+    connection: { application_name: "petbooks" },
+  });
+  const db = drizzlePostgres({ client, schema }) as unknown as Db;
+  const ping = async () => {
+    await client`select 1`;
+  };
+  try {
+    await retry(ping, {
+      name: "connect to PostgreSQL",
+      times: options.connectAttempts ?? 5,
+      delayMs: 500,
+      exponential: true,
+      logger,
+    });
+  } catch (err) {
+    await client.end({ timeout: 1 });
+    throw new Error(`cannot reach PostgreSQL at ${redactUrl(url)}: ${(err as Error).message}`);
+  }
+  return {
+    db,
+    kind: "postgres" as const,
+    ping,
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+let wasmModules: Promise<[WebAssembly.Module, WebAssembly.Module]> | undefined;
+
+/** Compiling PGlite's WebAssembly takes most of its startup: do it once per process. */
+function compiledWasm() {
+  wasmModules ??= Promise.all([
+    Bun.file(pgliteWasmPath)
+      .arrayBuffer()
+      .then((bytes) => WebAssembly.compile(bytes)),
+    Bun.file(initdbWasmPath)
+      .arrayBuffer()
+      .then((bytes) => WebAssembly.compile(bytes)),
+  ]);
+  return wasmModules;
+}
+
+async function openEmbedded(dataDir: string | undefined, logger: Logger) {
+  const lock = dataDir ? lockDataDir(dataDir) : undefined;
+  try {
+    const [pgliteWasmModule, initdbWasmModule] = await compiledWasm();
+    const client = await PGlite.create(dataDir ? join(dataDir, "pgdata") : undefined, {
+      pgliteWasmModule,
+      initdbWasmModule,
+      fsBundle: Bun.file(pgliteDataPath),
+    });
+    const db = drizzlePglite({ client, schema }) as unknown as Db;
+    logger.debug("embedded database opened", { data_dir: dataDir ?? "memory" });
+    return {
+      db,
+      kind: "embedded" as const,
+      ping: async () => {
+        await db.execute(sql`select 1`);
+      },
+      close: async () => {
+        try {
+          await client.close();
+        } finally {
+          lock?.release();
+        }
+      },
+    };
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+/** Keeps a database URL loggable: the password never leaves the process. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}

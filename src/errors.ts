@@ -1,0 +1,76 @@
+/** Application errors: transports translate these codes into HTTP statuses (and later gRPC codes). */
+export type ErrorCode =
+  | "bad_request"
+  | "validation"
+  | "unauthorized"
+  | "not_found"
+  | "conflict"
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "unavailable"
+  | "internal";
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly fieldErrors: FieldError[] = [],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, fieldErrors: FieldError[] = []) {
+    super("validation", message, fieldErrors);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string) {
+    super("not_found", message);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(message = "A valid API key is required in the X-API-KEY header.") {
+    super("unauthorized", message);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string) {
+    super("payload_too_large", message);
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string) {
+    super("unsupported_media_type", message);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string) {
+    super("conflict", message);
+  }
+}
+
+/** A command-line usage mistake: the CLI prints it with the usage and exits with code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** A configuration problem found at startup: every bad variable in one message. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The OpenAPI document (generated from the route schemas) and Swagger UI, whose assets are
+ * embedded and served by the app itself so /docs works with no internet access.
+ */
+import { swagger } from "@elysiajs/swagger";
+import { Elysia } from "elysia";
+import swaggerCssPath from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
+import swaggerBundlePath from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
+import packageJson from "../../package.json";
+import { NotFoundError } from "../errors.ts";
+
+export const OPENAPI_PATH = "/docs/json";
+
+const page = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8" />
+  <meta name="viewport" content="width=device-width, initial-scale=1" />
+  <title>petbooks API</title>
+  <link rel="stylesheet" href="/docs/assets/swagger-ui.css" />
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({ url: "${OPENAPI_PATH}", dom_id: "#swagger-ui", persistAuthorization: true });
+  </script>
+</body>
+</html>`;
+
+const assets: Record<string, { path: string; type: string }> = {
+  "swagger-ui-bundle.js": { path: swaggerBundlePath, type: "text/javascript; charset=utf-8" },
+  "swagger-ui.css": { path: swaggerCssPath, type: "text/css; charset=utf-8" },
+};
+
+export function docs() {
+  return new Elysia({ name: "docs" })
+    .use(
+      swagger({
+        provider: "swagger-ui",
+        // The plugin's own page loads Swagger UI from a CDN; ours below does not.
+        path: "/docs/cdn",
+        specPath: OPENAPI_PATH,
+        exclude: [/^\/docs/],
+        documentation: {
+          info: {
+            title: "petbooks",
+            version: packageJson.version,
+            description:
+              "Pets registry (API key in `X-API-KEY`). Errors are RFC 9457 problem details.",
+          },
+          tags: [
+            { name: "pets", description: "Dogs and cats, their photos, bulk delete." },
+            { name: "health", description: "Liveness and readiness probes." },
+          ],
+          components: {
+            securitySchemes: {
+              ApiKeyAuth: { type: "apiKey", in: "header", name: "X-API-KEY" },
+            },
+          },
+        },
+      }),
+    )
+    .get(
+      "/docs",
+      () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }),
+      { detail: { hide: true } },
+    )
+    .get(
+      "/docs/assets/:name",
+      ({ params, set }) => {
+        const asset = assets[params.name];
+        if (!asset) throw new NotFoundError("No such asset.");
+        set.headers["content-type"] = asset.type;
+        set.headers["cache-control"] = "public, max-age=86400";
+        return Bun.file(asset.path);
+      },
+      { detail: { hide: true } },
+    );
+}

@@ -1,0 +1,111 @@
+/**
+ * Cross-cutting HTTP concerns, registered before every route: request ids, access logs, the
+ * body-size limit, and the translation of every error into a problem response.
+ */
+import { Elysia } from "elysia";
+import { AppError, PayloadTooLargeError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { type Problem, problem, problemFromAppError, problemResponse } from "./problem.ts";
+
+interface RequestState {
+  id: string;
+  startedAt: number;
+  status?: number;
+}
+
+const INCOMING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The path of a request URL without parsing the whole URL. */
+export function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start === -1) return "/";
+  const query = url.indexOf("?", start);
+  return query === -1 ? url.slice(start) : url.slice(start, query);
+}
+
+export interface RequestContextOptions {
+  logger: Logger;
+  /** Largest accepted body, by path; checked from Content-Length before anything is read. */
+  maxBodyBytes: (path: string) => number;
+}
+
+export function requestContext({ logger, maxBodyBytes }: RequestContextOptions) {
+  const states = new WeakMap<Request, RequestState>();
+  const stateOf = (request: Request): RequestState => {
+    let state = states.get(request);
+    if (!state) {
+      state = { id: crypto.randomUUID(), startedAt: performance.now() };
+      states.set(request, state);
+    }
+    return state;
+  };
+
+  return new Elysia({ name: "request-context" })
+    .onRequest(({ request, set }) => {
+      const incoming = request.headers.get("x-request-id");
+      const state: RequestState = {
+        id: incoming && INCOMING_ID.test(incoming) ? incoming : crypto.randomUUID(),
+        startedAt: performance.now(),
+      };
+      states.set(request, state);
+      set.headers["x-request-id"] = state.id;
+      const length = Number(request.headers.get("content-length") ?? 0);
+      const limit = maxBodyBytes(pathOf(request.url));
+      if (length > limit) {
+        throw new PayloadTooLargeError(`The request body is larger than ${limit} bytes.`);
+      }
+    })
+    .onError({ as: "global" }, ({ code, error, request }) => {
+      const state = stateOf(request);
+      // Elysia wraps whatever a body parser throws in its ParseError: ours carry an AppError.
+      const appError =
+        error instanceof AppError
+          ? error
+          : code === "PARSE" && error.cause instanceof AppError
+            ? error.cause
+            : undefined;
+      let body: Problem;
+      if (appError) {
+        body = problemFromAppError(appError, state.id);
+      } else if (code === "VALIDATION") {
+        const fieldErrors = error.all.map((e) => ({
+          path: e.path || "/",
+          message: customMessage(e.schema) ?? ("summary" in e && e.summary ? e.summary : e.message),
+        }));
+        body = problem("validation", `Invalid ${error.type}.`, state.id, fieldErrors);
+      } else if (code === "PARSE") {
+        body = problem("bad_request", "The request body could not be parsed.", state.id);
+      } else if (code === "NOT_FOUND") {
+        body = problem("not_found", "No such resource.", state.id);
+      } else {
+        logger.error("unhandled error", {
+          request_id: state.id,
+          err: error,
+          stack: error instanceof Error ? error.stack : undefined,
+        });
+        body = problem("internal", `Internal error; quote request id ${state.id}.`, state.id);
+      }
+      state.status = body.status;
+      return problemResponse(body, { "x-request-id": state.id });
+    })
+    .onAfterResponse({ as: "global" }, ({ request, set }) => {
+      const state = stateOf(request);
+      logger.info("request", {
+        request_id: state.id,
+        method: request.method,
+        path: pathOf(request.url),
+        status: state.status ?? (typeof set.status === "number" ? set.status : 200),
+        duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
+      });
+    });
+}
+
+/** Schemas may carry a readable `error` text (see pets.model.ts). */
+function customMessage(schema: unknown): string | undefined {
+  const text = (schema as { error?: unknown } | undefined)?.error;
+  return typeof text === "string" ? text : undefined;
+}
+
+export function requestIdOf(headers: Record<string, unknown>): string {
+  return String(headers["x-request-id"] ?? "");
+}

@@ -1,0 +1,50 @@
+/** Structured JSON logs, one object per line on stderr (stdout stays free for command output). */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+type Fields = Record<string, unknown>;
+export type LogSink = (line: string) => void;
+
+export interface Logger {
+  debug(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+  child(bindings: Fields): Logger;
+}
+
+const stderrSink: LogSink = (line) => {
+  process.stderr.write(line);
+};
+
+function serializeError(err: unknown): unknown {
+  if (err instanceof Error) return { name: err.name, message: err.message };
+  return err;
+}
+
+export function createLogger(
+  level: LogLevel = "info",
+  sink: LogSink = stderrSink,
+  bindings: Fields = {},
+): Logger {
+  const threshold = LOG_LEVELS.indexOf(level);
+  const write = (lvl: LogLevel, msg: string, fields?: Fields) => {
+    if (LOG_LEVELS.indexOf(lvl) < threshold) return;
+    const entry: Fields = { time: new Date().toISOString(), level: lvl, msg, ...bindings };
+    if (fields) {
+      for (const [key, value] of Object.entries(fields)) {
+        entry[key] = key === "err" ? serializeError(value) : value;
+      }
+    }
+    sink(`${JSON.stringify(entry)}\n`);
+  };
+  return {
+    debug: (msg, fields) => write("debug", msg, fields),
+    info: (msg, fields) => write("info", msg, fields),
+    warn: (msg, fields) => write("warn", msg, fields),
+    error: (msg, fields) => write("error", msg, fields),
+    child: (more) => createLogger(level, sink, { ...bindings, ...more }),
+  };
+}
+
+export const silentLogger: Logger = createLogger("error", () => {});

@@ -1,0 +1,59 @@
+/** Entry point of the petbooks executable: subcommand dispatch, exit codes, last-resort errors. */
+import packageJson from "../package.json";
+import { type CliIo, exportPetsCommand, migrateCommand, serveCommand } from "./cli/commands.ts";
+import { MAIN_USAGE } from "./cli/usage.ts";
+import { ConfigError, UsageError } from "./errors.ts";
+
+const commands: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
+  serve: serveCommand,
+  "export-pets": exportPetsCommand,
+  migrate: migrateCommand,
+};
+
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === "--help" || name === "-h" || name === "help") {
+      io.stdout.write(`${MAIN_USAGE}\n`);
+      return 0;
+    }
+    if (name === "--version" || name === "-v") {
+      io.stdout.write(`petbooks ${packageJson.version}\n`);
+      return 0;
+    }
+    const command = name ? commands[name] : undefined;
+    if (!command) {
+      throw new UsageError(name ? `unknown command "${name}"` : "no command given");
+    }
+    return await command(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`petbooks: ${err.message}\n\n${MAIN_USAGE}\n`);
+      return 2;
+    }
+    const message = err instanceof ConfigError ? err.message : (err as Error)?.message;
+    io.stderr.write(`petbooks: ${message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+function shutdownSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    for (const signal of ["SIGTERM", "SIGINT"] as const)
+      process.once(signal, () => resolve(signal));
+  });
+}
+
+if (import.meta.main) {
+  // A reader that goes away (`petbooks export-pets | head`) is not an error worth a stack trace.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+  });
+  const code = await run(process.argv.slice(2), {
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    shutdownSignal,
+  });
+  process.exit(code);
+}

@@ -1,0 +1,132 @@
+/** Pets request/response schemas: one declaration feeds validation and the OpenAPI document. */
+import { type Static, t } from "elysia";
+
+export const PET_TYPES = ["dog", "cat"] as const;
+export type PetType = (typeof PET_TYPES)[number];
+
+export const NAME_MAX_LENGTH = 100;
+export const AGE_MAX = 50;
+export const LIST_LIMIT_DEFAULT = 20;
+export const LIST_LIMIT_MAX = 100;
+export const OFFSET_MAX = 2_147_483_647;
+export const DELETE_IDS_MAX = 1000;
+export const PET_NOT_FOUND = "Pet with the matching ID was not found.";
+
+const uuidExample = "0193a8f2-6d1e-7c3a-9b1e-5f2d8c4a7e10";
+
+export const PetTypeSchema = t.UnionEnum(PET_TYPES, {
+  description: "`dog` or `cat`",
+  error: "type must be dog or cat",
+});
+
+export const NewPetSchema = t.Object(
+  {
+    name: t.String({
+      minLength: 1,
+      maxLength: NAME_MAX_LENGTH,
+      description: "Trimmed before validation.",
+      error: `name must be a string of 1 to ${NAME_MAX_LENGTH} characters`,
+      examples: ["boy"],
+    }),
+    age: t.Integer({
+      minimum: 0,
+      maximum: AGE_MAX,
+      description: "Years.",
+      examples: [7],
+      error: `age must be an integer from 0 to ${AGE_MAX}`,
+    }),
+    type: PetTypeSchema,
+  },
+  { additionalProperties: false },
+);
+export type NewPet = Static<typeof NewPetSchema>;
+
+export const PhotoSchema = t.Object({
+  id: t.String({ format: "uuid", examples: [uuidExample] }),
+  url: t.String({ examples: ["http://localhost:3000/photos/q8S0Zk3u2s9mXW1c4Rk5Pw.jpg"] }),
+});
+export type Photo = Static<typeof PhotoSchema>;
+
+export const PetSchema = t.Object({
+  id: t.String({ format: "uuid", examples: [uuidExample] }),
+  name: t.String(),
+  age: t.Integer(),
+  type: PetTypeSchema,
+  photos: t.Array(PhotoSchema),
+  created_at: t.String({
+    description: "UTC, `YYYY-MM-DDTHH:MM:SS`.",
+    examples: ["2021-05-18T19:10:17"],
+  }),
+});
+export type Pet = Static<typeof PetSchema>;
+
+export const ListPetsQuerySchema = t.Object({
+  limit: t.Optional(
+    t.Integer({
+      minimum: 1,
+      maximum: LIST_LIMIT_MAX,
+      default: LIST_LIMIT_DEFAULT,
+      error: `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`,
+    }),
+  ),
+  offset: t.Optional(
+    t.Integer({
+      minimum: 0,
+      maximum: OFFSET_MAX,
+      default: 0,
+      error: `offset must be an integer from 0 to ${OFFSET_MAX}`,
+    }),
+  ),
+  // Not t.UnionEnum: Elysia fills an absent optional UnionEnum query value with its first member.
+  has_photos: t.Optional(
+    t.Union([t.Literal("true"), t.Literal("false")], {
+      description: "`true`: only pets with photos; `false`: only pets without; absent: all.",
+      error: "has_photos must be true or false",
+    }),
+  ),
+});
+
+export const PetListSchema = t.Object({
+  count: t.Integer({ description: "How many pets match the filter, across all pages." }),
+  items: t.Array(PetSchema),
+});
+export type PetList = Static<typeof PetListSchema>;
+
+export const DeletePetsSchema = t.Object(
+  {
+    ids: t.Array(t.String({ maxLength: 100 }), {
+      minItems: 1,
+      maxItems: DELETE_IDS_MAX,
+      error: `ids must be a list of 1 to ${DELETE_IDS_MAX} pet ids (strings)`,
+      examples: [[uuidExample]],
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const DeletePetsResultSchema = t.Object({
+  deleted: t.Integer(),
+  errors: t.Array(t.Object({ id: t.String(), error: t.String({ examples: [PET_NOT_FOUND] }) })),
+});
+export type DeletePetsResult = Static<typeof DeletePetsResultSchema>;
+
+export const PhotoUploadSchema = t.Object({
+  file: t.File({
+    description: "A JPEG, PNG, WebP or GIF image.",
+    error: "file must be an uploaded image file",
+  }),
+});
+
+/** The CLI export's shape: photos as plain URLs. */
+export interface ExportedPet extends Omit<Pet, "photos"> {
+  photos: string[];
+}
+
+export type HasPhotosFilter = boolean | undefined;
+
+export function parseHasPhotos(value: "true" | "false" | undefined): HasPhotosFilter {
+  return value === undefined ? undefined : value === "true";
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (value: string) => UUID.test(value);

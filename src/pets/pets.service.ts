@@ -1,0 +1,156 @@
+/** The rules of the pets registry: validation, photo handling, bulk delete bookkeeping. */
+import { PG_FOREIGN_KEY_VIOLATION, pgErrorCode } from "../db/errors.ts";
+import {
+  NotFoundError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { detectImageFormat } from "../storage/image-format.ts";
+import type { PhotoStorage } from "../storage/photo-storage.ts";
+import {
+  type DeletePetsResult,
+  type ExportedPet,
+  type HasPhotosFilter,
+  isUuid,
+  NAME_MAX_LENGTH,
+  type NewPet,
+  PET_NOT_FOUND,
+  type Pet,
+  type PetList,
+  type Photo,
+} from "./pets.model.ts";
+import type { ExportCursor, PetRow, PetsRepository } from "./pets.repository.ts";
+
+export interface PetsServiceDeps {
+  repository: PetsRepository;
+  storage: PhotoStorage;
+  maxPhotoBytes: number;
+  logger: Logger;
+}
+
+export function createPetsService({ repository, storage, maxPhotoBytes, logger }: PetsServiceDeps) {
+  const toPet = (row: PetRow): Pet => ({
+    id: row.id,
+    name: row.name,
+    age: row.age,
+    type: row.type,
+    photos: row.photos.map((p) => ({ id: p.id, url: storage.url(p.fileName) })),
+    created_at: row.createdAt,
+  });
+
+  return {
+    async create(input: NewPet): Promise<Pet> {
+      const name = input.name.trim();
+      if (name.length === 0 || name.length > NAME_MAX_LENGTH) {
+        throw new ValidationError("Invalid pet.", [
+          { path: "/name", message: `must be 1 to ${NAME_MAX_LENGTH} characters after trimming` },
+        ]);
+      }
+      const row = await repository.insert({
+        id: Bun.randomUUIDv7(),
+        name,
+        age: input.age,
+        type: input.type,
+      });
+      return toPet(row);
+    },
+
+    async list(query: {
+      limit: number;
+      offset: number;
+      hasPhotos: HasPhotosFilter;
+    }): Promise<PetList> {
+      const [rows, count] = await Promise.all([
+        repository.listPage(query),
+        repository.count(query.hasPhotos),
+      ]);
+      return { count, items: rows.map(toPet) };
+    },
+
+    /**
+     * The file is written before its row, and removed again if the row cannot be written, so a
+     * failure never leaves a row pointing at nothing nor (short of a crash) a file nobody owns.
+     */
+    async addPhoto(petId: string, file: Blob): Promise<Photo> {
+      if (!isUuid(petId) || !(await repository.exists(petId)))
+        throw new NotFoundError(PET_NOT_FOUND);
+      if (file.size === 0) {
+        throw new ValidationError("The photo is empty.", [{ path: "/file", message: "is empty" }]);
+      }
+      if (file.size > maxPhotoBytes) {
+        throw new PayloadTooLargeError(`The photo is larger than ${maxPhotoBytes} bytes.`);
+      }
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const format = detectImageFormat(bytes);
+      if (!format) {
+        throw new UnsupportedMediaTypeError("The photo must be a JPEG, PNG, WebP or GIF image.");
+      }
+      const photo = { id: Bun.randomUUIDv7(), fileName: storage.newFileName(format) };
+      await storage.save(photo.fileName, bytes);
+      try {
+        await repository.insertPhoto({
+          ...photo,
+          petId: petId.toLowerCase(),
+          contentType: format.contentType,
+          sizeBytes: bytes.length,
+        });
+      } catch (err) {
+        await storage.remove(photo.fileName).catch((removeErr) =>
+          logger.error("could not remove photo after failed insert", {
+            file: photo.fileName,
+            err: removeErr,
+          }),
+        );
+        // The pet was deleted between the check and the insert.
+        if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) throw new NotFoundError(PET_NOT_FOUND);
+        throw err;
+      }
+      return { id: photo.id, url: storage.url(photo.fileName) };
+    },
+
+    async deleteMany(ids: string[]): Promise<DeletePetsResult> {
+      const unique = [...new Set(ids)];
+      const candidates = [...new Set(unique.filter(isUuid).map((id) => id.toLowerCase()))];
+      const { deletedIds, fileNames } = await repository.deleteMany(candidates);
+      // Files go after commit: a rolled-back delete must not lose photos.
+      const removals = await Promise.allSettled(fileNames.map((name) => storage.remove(name)));
+      removals.forEach((r, i) => {
+        if (r.status === "rejected") {
+          logger.error("could not remove photo file", { file: fileNames[i], err: r.reason });
+        }
+      });
+      const deleted = new Set(deletedIds);
+      const reported = new Set<string>();
+      const errors: DeletePetsResult["errors"] = [];
+      for (const id of unique) {
+        const key = isUuid(id) ? id.toLowerCase() : id;
+        if (deleted.has(key) || reported.has(key)) continue;
+        reported.add(key);
+        errors.push({ id, error: PET_NOT_FOUND });
+      }
+      return { deleted: deleted.size, errors };
+    },
+
+    /** Every matching pet, newest first, in batches read with keyset pagination. */
+    async *exportBatches(
+      hasPhotos: HasPhotosFilter,
+      batchSize = 1000,
+    ): AsyncGenerator<ExportedPet[]> {
+      let after: ExportCursor | undefined;
+      do {
+        const batch = await repository.exportBatch(after, batchSize, hasPhotos);
+        if (batch.pets.length > 0) {
+          yield batch.pets.map((row) => ({
+            ...toPet(row),
+            photos: row.photos.map((p) => storage.url(p.fileName)),
+          }));
+        }
+        after = batch.pets.length === batchSize ? batch.next : undefined;
+      } while (after);
+    },
+  };
+}
+
+export type PetsService = ReturnType<typeof createPetsService>;

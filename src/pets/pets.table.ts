@@ -1,0 +1,63 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  check,
+  index,
+  integer,
+  pgEnum,
+  pgTable,
+  smallint,
+  text,
+  timestamp,
+  uuid,
+  varchar,
+} from "drizzle-orm/pg-core";
+
+export const petType = pgEnum("pet_type", ["dog", "cat"]);
+
+export const pets = pgTable(
+  "pets",
+  {
+    id: uuid("id").primaryKey(),
+    name: varchar("name", { length: 100 }).notNull(),
+    age: smallint("age").notNull(),
+    type: petType("type").notNull(),
+    /** Maintained by a trigger on pet_photos (drizzle/0001_pet_counters.sql). */
+    photoCount: integer("photo_count").notNull().default(0),
+    createdAt: timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+  },
+  (t) => [
+    index("pets_newest_first_idx").on(t.createdAt.desc(), t.id.desc()),
+    check("pets_age_range", sql`${t.age} between 0 and 50`),
+    check("pets_photo_count_not_negative", sql`${t.photoCount} >= 0`),
+  ],
+);
+
+export const petPhotos = pgTable(
+  "pet_photos",
+  {
+    id: uuid("id").primaryKey(),
+    petId: uuid("pet_id")
+      .notNull()
+      .references(() => pets.id, { onDelete: "cascade" }),
+    fileName: text("file_name").notNull().unique(),
+    contentType: text("content_type").notNull(),
+    sizeBytes: integer("size_bytes").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+  },
+  (t) => [index("pet_photos_pet_id_idx").on(t.petId, t.createdAt, t.id)],
+);
+
+/**
+ * One row of exact counters, kept by triggers in the same transaction as every pet and
+ * photo write, so `GET /pets` can answer `count` without scanning the table.
+ */
+export const petStats = pgTable(
+  "pet_stats",
+  {
+    id: smallint("id").primaryKey(),
+    total: bigint("total", { mode: "number" }).notNull(),
+    withPhotos: bigint("with_photos", { mode: "number" }).notNull(),
+  },
+  (t) => [check("pet_stats_singleton", sql`${t.id} = 1`)],
+);
