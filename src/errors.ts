@@ -65,6 +65,13 @@ export class ConflictError extends AppError {
 /** A command-line usage mistake: the CLI prints it with the usage and exits with code 2. */
 export class UsageError extends Error {
   override name = "UsageError";
+  constructor(
+    message: string,
+    /** The usage text of the command that was misused, when known. */
+    readonly usage?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A configuration problem found at startup: every bad variable in one message. */

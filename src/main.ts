@@ -28,7 +28,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     return await command(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`petbooks: ${err.message}\n\n${MAIN_USAGE}\n`);
+      io.stderr.write(`petbooks: ${err.message}\n\n${err.usage ?? MAIN_USAGE}\n`);
       return 2;
     }
     const message = err instanceof ConfigError ? err.message : (err as Error)?.message;

@@ -5,19 +5,29 @@ export type FlagKind = "switch" | "boolean";
 
 export interface ParsedArgs {
   flags: Record<string, string | true>;
-  positionals: string[];
 }
 
 /**
  * `switch` flags take no value (`--help`). `boolean` flags are `--x`, `--x=true` or `--x=false`.
  */
-export function parseArgs(argv: string[], spec: Record<string, FlagKind>): ParsedArgs {
+export function parseArgs(
+  argv: string[],
+  spec: Record<string, FlagKind>,
+  usage?: string,
+): ParsedArgs {
+  try {
+    return parseFlags(argv, spec);
+  } catch (err) {
+    if (err instanceof UsageError) throw new UsageError(err.message, usage);
+    throw err;
+  }
+}
+
+function parseFlags(argv: string[], spec: Record<string, FlagKind>): ParsedArgs {
   const flags: ParsedArgs["flags"] = {};
-  const positionals: string[] = [];
   for (const arg of argv) {
     if (!arg.startsWith("-")) {
-      positionals.push(arg);
-      continue;
+      throw new UsageError(`unexpected argument "${arg}"`);
     }
     const match = /^--?([a-z][a-z-]*)(?:=(.*))?$/.exec(arg);
     const name = match?.[1] === "h" ? "help" : match?.[1];
@@ -31,7 +41,7 @@ export function parseArgs(argv: string[], spec: Record<string, FlagKind>): Parse
     }
     flags[name] = value ?? true;
   }
-  return { flags, positionals };
+  return { flags };
 }
 
 export function booleanFlag(value: string | true | undefined): boolean | undefined {

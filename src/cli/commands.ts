@@ -18,7 +18,7 @@ export interface CliIo {
 export const SHUTDOWN_GRACE_MS = 10_000;
 
 export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
-  if (parseArgs(argv, { help: "switch" }).flags.help) return usage(io, SERVE_USAGE);
+  if (parseArgs(argv, { help: "switch" }, SERVE_USAGE).flags.help) return usage(io, SERVE_USAGE);
   const config = loadConfig(io.env, { apiKey: true });
   const logger = createLogger(config.logLevel);
   const services = await openServices(config, logger, { migrate: true });
@@ -66,7 +66,8 @@ async function stopWithin(
 }
 
 export async function migrateCommand(argv: string[], io: CliIo): Promise<number> {
-  if (parseArgs(argv, { help: "switch" }).flags.help) return usage(io, MIGRATE_USAGE);
+  if (parseArgs(argv, { help: "switch" }, MIGRATE_USAGE).flags.help)
+    return usage(io, MIGRATE_USAGE);
   const config = loadConfig(io.env);
   const logger = createLogger(config.logLevel);
   const services = await openServices(config, logger, { migrate: true });
@@ -76,7 +77,7 @@ export async function migrateCommand(argv: string[], io: CliIo): Promise<number>
 }
 
 export async function exportPetsCommand(argv: string[], io: CliIo): Promise<number> {
-  const { flags } = parseArgs(argv, { help: "switch", "has-photos": "boolean" });
+  const { flags } = parseArgs(argv, { help: "switch", "has-photos": "boolean" }, EXPORT_PETS_USAGE);
   if (flags.help) return usage(io, EXPORT_PETS_USAGE);
   const config = loadConfig(io.env);
   const logger = createLogger(config.logLevel);
