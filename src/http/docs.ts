@@ -43,6 +43,8 @@ export function docs() {
         specPath: OPENAPI_PATH,
         exclude: [/^\/docs/],
         documentation: {
+          // The schemas use JSON Schema keywords (const, examples) that only OpenAPI 3.1 allows.
+          openapi: "3.1.0",
           info: {
             title: "petbooks",
             version: packageJson.version,

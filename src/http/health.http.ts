@@ -4,7 +4,7 @@ import type { Database } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import { problemResponses } from "./problem.ts";
 
-const Status = t.Object({ status: t.Literal("ok") });
+const Status = t.Object({ status: t.UnionEnum(["ok"]) }, { description: "Healthy." });
 
 export function healthRoutes(database: Database) {
   return new Elysia({ name: "health" })

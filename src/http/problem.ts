@@ -1,4 +1,5 @@
 /** RFC 9457 problem details: the one error shape of the whole HTTP API. */
+import { Type } from "@sinclair/typebox";
 import { t } from "elysia";
 import { AppError, type ErrorCode, type FieldError } from "../errors.ts";
 
@@ -31,7 +32,7 @@ export const ProblemSchema = t.Object(
   {
     type: t.String({ examples: ["about:blank"] }),
     title: t.String({ examples: ["Not Found"] }),
-    status: t.Integer({ examples: [404] }),
+    status: Type.Integer({ examples: [404] }),
     detail: t.String({ examples: ["Pet with the matching ID was not found."] }),
     code: t.String({ description: "Stable machine-readable error code.", examples: ["not_found"] }),
     request_id: t.String(),
@@ -83,12 +84,27 @@ export function problemResponse(body: Problem, headers: Record<string, string> =
   });
 }
 
-/** The OpenAPI `response` entries for the given error statuses. */
+const RESPONSE_DESCRIPTIONS: Record<number, string> = {
+  400: "The body could not be parsed (malformed JSON or multipart).",
+  401: "Missing or wrong credentials.",
+  404: "No such resource.",
+  409: "Conflicts with the current state.",
+  413: "The body or the file is too large.",
+  415: "Unsupported content type or file type.",
+  422: "The request failed validation; `errors` lists each problem.",
+  503: "A dependency (the database) is unavailable.",
+};
+
+/** The OpenAPI `response` entries for the given error statuses, each with its own description. */
 export function problemResponses<S extends number>(...statuses: S[]) {
-  return Object.fromEntries(statuses.map((s) => [s, ProblemSchema])) as Record<
-    S,
-    typeof ProblemSchema
-  >;
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      t.Object(ProblemSchema.properties, {
+        description: RESPONSE_DESCRIPTIONS[s] ?? TITLES[s] ?? "Error",
+      }),
+    ]),
+  ) as Record<S, typeof ProblemSchema>;
 }
 
 export { AppError };

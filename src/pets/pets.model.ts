@@ -1,4 +1,5 @@
 /** Pets request/response schemas: one declaration feeds validation and the OpenAPI document. */
+import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
 
 export const PET_TYPES = ["dog", "cat"] as const;
@@ -28,7 +29,9 @@ export const NewPetSchema = t.Object(
       error: `name must be a string of 1 to ${NAME_MAX_LENGTH} characters`,
       examples: ["boy"],
     }),
-    age: t.Integer({
+    // TypeBox's Integer, here and in responses: Elysia's t.Integer also accepts strings like "7"
+    // (right for query strings, wrong for JSON) and documents itself as string-or-integer.
+    age: Type.Integer({
       minimum: 0,
       maximum: AGE_MAX,
       description: "Years.",
@@ -41,23 +44,32 @@ export const NewPetSchema = t.Object(
 );
 export type NewPet = Static<typeof NewPetSchema>;
 
-export const PhotoSchema = t.Object({
-  id: t.String({ format: "uuid", examples: [uuidExample] }),
-  url: t.String({ examples: ["http://localhost:3000/photos/q8S0Zk3u2s9mXW1c4Rk5Pw.jpg"] }),
-});
+export const PhotoSchema = t.Object(
+  {
+    id: t.String({ format: "uuid", examples: [uuidExample] }),
+    url: t.String({
+      description: "Public link to the image; needs no API key.",
+      examples: ["http://localhost:3000/photos/q8S0Zk3u2s9mXW1c4Rk5Pw.jpg"],
+    }),
+  },
+  { description: "A stored photo." },
+);
 export type Photo = Static<typeof PhotoSchema>;
 
-export const PetSchema = t.Object({
-  id: t.String({ format: "uuid", examples: [uuidExample] }),
-  name: t.String(),
-  age: t.Integer(),
-  type: PetTypeSchema,
-  photos: t.Array(PhotoSchema),
-  created_at: t.String({
-    description: "UTC, `YYYY-MM-DDTHH:MM:SS`.",
-    examples: ["2021-05-18T19:10:17"],
-  }),
-});
+export const PetSchema = t.Object(
+  {
+    id: t.String({ format: "uuid", examples: [uuidExample] }),
+    name: t.String(),
+    age: Type.Integer(),
+    type: PetTypeSchema,
+    photos: t.Array(PhotoSchema),
+    created_at: t.String({
+      description: "UTC, `YYYY-MM-DDTHH:MM:SS`.",
+      examples: ["2021-05-18T19:10:17"],
+    }),
+  },
+  { description: "A pet." },
+);
 export type Pet = Static<typeof PetSchema>;
 
 export const ListPetsQuerySchema = t.Object({
@@ -86,10 +98,13 @@ export const ListPetsQuerySchema = t.Object({
   ),
 });
 
-export const PetListSchema = t.Object({
-  count: t.Integer({ description: "How many pets match the filter, across all pages." }),
-  items: t.Array(PetSchema),
-});
+export const PetListSchema = t.Object(
+  {
+    count: Type.Integer({ description: "How many pets match the filter, across all pages." }),
+    items: t.Array(PetSchema),
+  },
+  { description: "One page of pets, newest first." },
+);
 export type PetList = Static<typeof PetListSchema>;
 
 export const DeletePetsSchema = t.Object(
@@ -104,10 +119,15 @@ export const DeletePetsSchema = t.Object(
   { additionalProperties: false },
 );
 
-export const DeletePetsResultSchema = t.Object({
-  deleted: t.Integer(),
-  errors: t.Array(t.Object({ id: t.String(), error: t.String({ examples: [PET_NOT_FOUND] }) })),
-});
+export const DeletePetsResultSchema = t.Object(
+  {
+    deleted: Type.Integer({ description: "How many pets were deleted." }),
+    errors: t.Array(t.Object({ id: t.String(), error: t.String({ examples: [PET_NOT_FOUND] }) }), {
+      description: "One entry per id that matched no pet (malformed ids included).",
+    }),
+  },
+  { description: "What was deleted, and which ids were not found." },
+);
 export type DeletePetsResult = Static<typeof DeletePetsResultSchema>;
 
 export const PhotoUploadSchema = t.Object({

@@ -1,0 +1,37 @@
+import { describe, expect, test } from "bun:test";
+import { UsageError } from "../errors.ts";
+import { booleanFlag, parseArgs } from "./args.ts";
+
+const spec = { help: "switch", "has-photos": "boolean" } as const;
+
+describe("parseArgs", () => {
+  test.each([
+    [[], undefined],
+    [["--has-photos"], true],
+    [["--has-photos=true"], true],
+    [["--has-photos=false"], false],
+  ])("%j gives has-photos %p", (argv, expected) => {
+    expect(booleanFlag(parseArgs(argv, spec).flags["has-photos"])).toBe(expected as boolean);
+  });
+
+  test.each([
+    [["--has-photos=yes"], "--has-photos must be true or false"],
+    [["--has-photos="], "--has-photos must be true or false"],
+    [["--nope"], "unknown option --nope"],
+    [["-x"], "unknown option -x"],
+    [["stray"], 'unexpected argument "stray"'],
+    [["--help=true"], "--help takes no value"],
+  ])("%j is a usage error", (argv, message) => {
+    expect(() => parseArgs(argv, spec, "USAGE")).toThrow(message);
+    try {
+      parseArgs(argv, spec, "USAGE");
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+      expect((err as UsageError).usage).toBe("USAGE");
+    }
+  });
+
+  test("-h is --help", () => {
+    expect(parseArgs(["-h"], spec).flags.help).toBe(true);
+  });
+});

@@ -1,0 +1,80 @@
+import { describe, expect, test } from "bun:test";
+import { loadConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+
+const KEY = "k".repeat(16);
+
+describe("loadConfig", () => {
+  test("embedded defaults", () => {
+    const config = loadConfig({ API_KEY: KEY }, { apiKey: true });
+    expect(config).toEqual({
+      apiKey: KEY,
+      databaseUrl: undefined,
+      databasePoolSize: 10,
+      dataDir: "./data",
+      host: "0.0.0.0",
+      port: 3000,
+      publicUrl: "http://localhost:3000",
+      maxPhotoBytes: 10 * 1024 * 1024,
+      logLevel: "info",
+    });
+  });
+
+  test("reads every variable", () => {
+    const config = loadConfig({
+      API_KEY: KEY,
+      DATABASE_URL: "postgresql://u:p@db:5432/petbooks",
+      DATABASE_POOL_SIZE: "20",
+      DATA_DIR: "/var/lib/petbooks",
+      HOST: "127.0.0.1",
+      PORT: "8080",
+      PUBLIC_URL: "https://pets.example.com/",
+      MAX_PHOTO_BYTES: "2048",
+      LOG_LEVEL: "WARN",
+    });
+    expect(config.databaseUrl).toBe("postgresql://u:p@db:5432/petbooks");
+    expect(config.databasePoolSize).toBe(20);
+    expect(config.port).toBe(8080);
+    expect(config.publicUrl).toBe("https://pets.example.com");
+    expect(config.maxPhotoBytes).toBe(2048);
+    expect(config.logLevel).toBe("warn");
+  });
+
+  test("the API key is only required where asked", () => {
+    expect(loadConfig({}).apiKey).toBeUndefined();
+    expect(() => loadConfig({}, { apiKey: true })).toThrow(/API_KEY is required/);
+  });
+
+  test.each([
+    [{ API_KEY: "short" }, "API_KEY must be at least 16"],
+    [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres://"],
+    [{ PORT: "70000" }, "PORT must be an integer from 0 to 65535"],
+    [{ PORT: "80a" }, "PORT must be an integer"],
+    [{ MAX_PHOTO_BYTES: "0" }, "MAX_PHOTO_BYTES must be an integer from 1"],
+    [{ MAX_PHOTO_BYTES: "-5" }, "MAX_PHOTO_BYTES must be an integer"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL must be one of debug, info, warn, error"],
+    [{ PUBLIC_URL: "ftp://x" }, "PUBLIC_URL must be an http:// or https:// URL"],
+    [{ DATABASE_POOL_SIZE: "0" }, "DATABASE_POOL_SIZE must be an integer from 1"],
+  ])("rejects %j", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  test("names every bad variable in one message", () => {
+    try {
+      loadConfig({ PORT: "x", LOG_LEVEL: "loud", MAX_PHOTO_BYTES: "big" }, { apiKey: true });
+      throw new Error("expected a ConfigError");
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const { problems } = err as ConfigError;
+      expect(problems).toHaveLength(4);
+      expect((err as Error).message).toContain("API_KEY");
+      expect((err as Error).message).toContain("PORT");
+      expect((err as Error).message).toContain("LOG_LEVEL");
+      expect((err as Error).message).toContain("MAX_PHOTO_BYTES");
+    }
+  });
+
+  test("an invalid API key is never echoed", () => {
+    expect(() => loadConfig({ API_KEY: "secret-ish" })).not.toThrow(/secret-ish/);
+  });
+});

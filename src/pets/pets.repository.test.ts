@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
+import { rows } from "../db/rows.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { newPet } from "../testing/factories.ts";
+import { createPetsRepository, type PetsRepository } from "./pets.repository.ts";
+
+let database: TestDatabase;
+let repo: PetsRepository;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  repo = createPetsRepository(database.db);
+});
+afterAll(() => database.close());
+beforeEach(async () => {
+  await database.db.execute(sql`delete from pets`);
+});
+
+async function insertPet(createdAt?: string) {
+  const pet = await repo.insert({ id: Bun.randomUUIDv7(), ...newPet() });
+  if (createdAt) {
+    await database.db.execute(
+      sql`update pets set created_at = ${createdAt}::timestamptz where id = ${pet.id}`,
+    );
+  }
+  return pet;
+}
+
+let photoSeq = 0;
+async function addPhoto(petId: string) {
+  photoSeq += 1;
+  const fileName = `${String(photoSeq).padStart(22, "x")}.png`;
+  await repo.insertPhoto({
+    id: Bun.randomUUIDv7(),
+    petId,
+    fileName,
+    contentType: "image/png",
+    sizeBytes: 10,
+  });
+  return fileName;
+}
+
+/** The counters must always equal what count(*) says. */
+async function expectCountersExact() {
+  const truth = rows<{ total: number; with_photos: number }>(
+    await database.db.execute(sql`select count(*)::int as total,
+      count(*) filter (where exists (select 1 from pet_photos ph where ph.pet_id = pets.id))::int
+        as with_photos
+      from pets`),
+  )[0];
+  expect(await repo.count(undefined)).toBe(truth?.total as number);
+  expect(await repo.count(true)).toBe(truth?.with_photos as number);
+  expect(await repo.count(false)).toBe((truth?.total ?? 0) - (truth?.with_photos ?? 0));
+}
+
+describe("pets repository", () => {
+  test("insert returns the stored pet with a UTC second-precision timestamp", async () => {
+    const pet = await repo.insert({ id: Bun.randomUUIDv7(), name: "boy", age: 7, type: "dog" });
+    expect(pet).toMatchObject({ name: "boy", age: 7, type: "dog", photos: [] });
+    expect(pet.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/);
+    expect(Math.abs(Date.parse(`${pet.createdAt}Z`) - Date.now())).toBeLessThan(60_000);
+  });
+
+  test("lists newest first with a stable tie-break on id", async () => {
+    const same = "2024-01-01T00:00:00Z";
+    const a = await insertPet(same);
+    const b = await insertPet(same);
+    const older = await insertPet("2023-06-01T12:00:00Z");
+    const newer = await insertPet("2025-02-03T04:05:06Z");
+    const page = await repo.listPage({ limit: 10, offset: 0, hasPhotos: undefined });
+    const tied = [a.id, b.id].sort().reverse();
+    expect(page.map((p) => p.id)).toEqual([newer.id, ...tied, older.id]);
+    expect(page[0]?.createdAt).toBe("2025-02-03T04:05:06");
+  });
+
+  test("limit and offset page through without overlap", async () => {
+    for (let i = 0; i < 7; i++) await insertPet(`2024-01-0${i + 1}T00:00:00Z`);
+    const all = await repo.listPage({ limit: 100, offset: 0, hasPhotos: undefined });
+    const pages = [];
+    for (let offset = 0; offset < 7; offset += 3) {
+      pages.push(...(await repo.listPage({ limit: 3, offset, hasPhotos: undefined })));
+    }
+    expect(pages.map((p) => p.id)).toEqual(all.map((p) => p.id));
+    expect(await repo.listPage({ limit: 3, offset: 50, hasPhotos: undefined })).toEqual([]);
+  });
+
+  test("filters by has_photos and aggregates photos oldest first", async () => {
+    const withPhotos = await insertPet();
+    const without = await insertPet();
+    const first = await addPhoto(withPhotos.id);
+    const second = await addPhoto(withPhotos.id);
+    const only = await repo.listPage({ limit: 10, offset: 0, hasPhotos: true });
+    expect(only.map((p) => p.id)).toEqual([withPhotos.id]);
+    expect(only[0]?.photos.map((p) => p.fileName)).toEqual([first, second]);
+    const none = await repo.listPage({ limit: 10, offset: 0, hasPhotos: false });
+    expect(none.map((p) => p.id)).toEqual([without.id]);
+    expect(none[0]?.photos).toEqual([]);
+    await expectCountersExact();
+  });
+
+  test("counters stay exact through inserts, photos and deletes", async () => {
+    const pets = await Promise.all([1, 2, 3, 4, 5].map(() => insertPet()));
+    await expectCountersExact();
+    const [p1, p2, p3] = pets as [(typeof pets)[0], (typeof pets)[0], (typeof pets)[0]];
+    await addPhoto(p1.id);
+    await addPhoto(p1.id);
+    await addPhoto(p2.id);
+    await expectCountersExact();
+    expect(await repo.count(true)).toBe(2);
+    // Removing one of two photos keeps the pet "with photos".
+    await database.db.execute(sql`delete from pet_photos where id in (
+      select id from pet_photos where pet_id = ${p1.id} limit 1)`);
+    await expectCountersExact();
+    expect(await repo.count(true)).toBe(2);
+    const removed = await repo.deleteMany([p1.id, p3.id]);
+    expect(removed.deletedIds.sort()).toEqual([p1.id, p3.id].sort());
+    expect(removed.fileNames).toHaveLength(1);
+    await expectCountersExact();
+    expect(await repo.count(undefined)).toBe(3);
+    // A cascade from a plain SQL delete keeps them right too.
+    await database.db.execute(sql`delete from pets where id = ${p2.id}`);
+    await expectCountersExact();
+    expect(await repo.count(true)).toBe(0);
+  });
+
+  test("concurrent photo uploads to one pet count once as 'with photos'", async () => {
+    const pet = await insertPet();
+    await Promise.all([1, 2, 3, 4, 5, 6].map(() => addPhoto(pet.id)));
+    const [row] = rows<{ photo_count: number }>(
+      await database.db.execute(sql`select photo_count from pets where id = ${pet.id}`),
+    );
+    expect(row?.photo_count).toBe(6);
+    expect(await repo.count(true)).toBe(1);
+    await expectCountersExact();
+  });
+
+  test("deleteMany returns the photo files of the deleted pets only", async () => {
+    const keep = await insertPet();
+    const drop = await insertPet();
+    await addPhoto(keep.id);
+    const dropped = await addPhoto(drop.id);
+    const result = await repo.deleteMany([drop.id, Bun.randomUUIDv7()]);
+    expect(result).toEqual({ deletedIds: [drop.id], fileNames: [dropped] });
+    expect(await repo.exists(keep.id)).toBe(true);
+    expect(await repo.exists(drop.id)).toBe(false);
+  });
+
+  test("exportBatch walks every pet once, newest first, across equal timestamps", async () => {
+    const same = "2024-05-05T05:05:05.123456Z";
+    for (let i = 0; i < 5; i++) await insertPet(same);
+    for (let i = 0; i < 4; i++) await insertPet(`2024-0${i + 1}-01T00:00:00Z`);
+    const expected = (await repo.listPage({ limit: 100, offset: 0, hasPhotos: undefined })).map(
+      (p) => p.id,
+    );
+    const seen: string[] = [];
+    let after: Awaited<ReturnType<PetsRepository["exportBatch"]>>["next"];
+    do {
+      const batch = await repo.exportBatch(after, 2, undefined);
+      seen.push(...batch.pets.map((p) => p.id));
+      after = batch.pets.length === 2 ? batch.next : undefined;
+    } while (after);
+    expect(seen).toEqual(expected);
+  });
+});

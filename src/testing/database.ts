@@ -1,0 +1,66 @@
+/**
+ * A fresh, migrated database per test file: a new PostgreSQL database when DATABASE_URL is set
+ * (created next to the one it names, dropped afterwards), an in-memory PGlite otherwise.
+ */
+import postgres from "postgres";
+import { type Database, openDatabase } from "../db/client.ts";
+import { migrate } from "../db/migrate.ts";
+import { silentLogger } from "../logger.ts";
+
+export interface TestDatabase extends Database {
+  /** The URL of the created database, when on PostgreSQL. */
+  url: string | undefined;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const baseUrl = process.env.DATABASE_URL;
+  if (!baseUrl) {
+    const database = await openDatabase({}, silentLogger);
+    await migrate(database.db, silentLogger);
+    return { ...database, url: undefined };
+  }
+  const name = `petbooks_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  await admin.end();
+  const url = withDatabase(baseUrl, name);
+  const database = await openDatabase({ databaseUrl: url, poolSize: 5 }, silentLogger);
+  await migrate(database.db, silentLogger);
+  return {
+    ...database,
+    url,
+    async close() {
+      await database.close();
+      const cleanup = postgres(baseUrl, { max: 1, onnotice: () => {} });
+      await cleanup.unsafe(`drop database if exists "${name}" with (force)`);
+      await cleanup.end();
+    },
+  };
+}
+
+/** An empty database for tests that run migrations themselves (PostgreSQL only). */
+export async function createEmptyPostgresDatabase(): Promise<{
+  url: string;
+  drop(): Promise<void>;
+}> {
+  const baseUrl = process.env.DATABASE_URL;
+  if (!baseUrl) throw new Error("needs DATABASE_URL");
+  const name = `petbooks_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  await admin.end();
+  return {
+    url: withDatabase(baseUrl, name),
+    async drop() {
+      const cleanup = postgres(baseUrl, { max: 1, onnotice: () => {} });
+      await cleanup.unsafe(`drop database if exists "${name}" with (force)`);
+      await cleanup.end();
+    },
+  };
+}
+
+export function withDatabase(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}

@@ -1,0 +1,6 @@
+/** Loaded before every test file (bunfig.toml): says once which database the suite runs on. */
+const target = process.env.DATABASE_URL ? "PostgreSQL (DATABASE_URL)" : "embedded PGlite";
+if (!(globalThis as { __petbooksAnnounced?: boolean }).__petbooksAnnounced) {
+  (globalThis as { __petbooksAnnounced?: boolean }).__petbooksAnnounced = true;
+  process.stderr.write(`petbooks tests: database = ${target}\n`);
+}
