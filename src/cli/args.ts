@@ -34,10 +34,9 @@ function parseFlags(argv: string[], spec: Record<string, FlagKind>): ParsedArgs 
     const kind = name ? spec[name] : undefined;
     if (!name || !kind) throw new UsageError(`unknown option ${arg}`);
     const value = match?.[2];
-    if (value !== undefined && kind === "switch")
-      throw new UsageError(`${arg}: --${name} takes no value`);
+    if (value !== undefined && kind === "switch") throw new UsageError(`--${name} takes no value`);
     if (value !== undefined && value !== "true" && value !== "false") {
-      throw new UsageError(`${arg}: --${name} must be true or false`);
+      throw new UsageError(`--${name} must be true or false (got "${value}")`);
     }
     flags[name] = value ?? true;
   }

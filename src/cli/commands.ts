@@ -39,30 +39,27 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   });
   const signal = await io.shutdownSignal();
   logger.info("shutting down", { signal });
-  await stopWithin(
-    () => app.stop(),
-    () => app.stop(true),
-    SHUTDOWN_GRACE_MS,
-    logger,
-  );
+  if (app.server) await drain(app.server, SHUTDOWN_GRACE_MS, logger);
   await services.database.close();
   logger.info("stopped");
   return 0;
 }
 
-/** Lets in-flight work finish, but not forever. */
-async function stopWithin(
-  graceful: () => Promise<unknown>,
-  forced: () => Promise<unknown>,
-  graceMs: number,
-  logger: Logger,
-) {
-  const timeout = Symbol("timeout");
-  const outcome = await Promise.race([graceful(), Bun.sleep(graceMs).then(() => timeout)]);
-  if (outcome === timeout) {
-    logger.warn("in-flight requests did not finish in time; closing them", { grace_ms: graceMs });
-    await forced();
+/**
+ * Stops accepting connections, lets in-flight requests finish (for at most `graceMs`), then closes
+ * whatever is left, idle keep-alive connections included, so they cannot hold the process open.
+ */
+async function drain(server: Bun.Server<unknown>, graceMs: number, logger: Logger) {
+  void server.stop(false);
+  const deadline = performance.now() + graceMs;
+  while (server.pendingRequests > 0 && performance.now() < deadline) await Bun.sleep(20);
+  if (server.pendingRequests > 0) {
+    logger.warn("in-flight requests did not finish in time; closing them", {
+      pending: server.pendingRequests,
+      grace_ms: graceMs,
+    });
   }
+  await server.stop(true);
 }
 
 export async function migrateCommand(argv: string[], io: CliIo): Promise<number> {

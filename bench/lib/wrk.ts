@@ -1,0 +1,67 @@
+/** Runs wrk pinned to a core and reads throughput and latency percentiles from its report. */
+
+export interface LoadOptions {
+  seconds: number;
+  connections: number;
+  core: number;
+  headers: Record<string, string>;
+}
+
+export interface LoadResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  /** Non-2xx answers and socket errors: any of them makes the figures meaningless. */
+  failures: number;
+}
+
+const MS_PER_UNIT: Record<string, number> = { us: 0.001, ms: 1, s: 1000 };
+
+function numberAfter(report: string, pattern: RegExp): number {
+  const match = pattern.exec(report);
+  if (!match?.[1]) throw new Error(`unexpected wrk output, no ${pattern}:\n${report}`);
+  return Number(match[1]);
+}
+
+function percentileMs(report: string, percent: number): number {
+  const match = new RegExp(`^\\s+${percent}%\\s+([\\d.]+)(us|ms|s)\\s*$`, "m").exec(report);
+  const unit = match?.[2] ? MS_PER_UNIT[match[2]] : undefined;
+  if (!match?.[1] || unit === undefined) {
+    throw new Error(`unexpected wrk output, no ${percent}th percentile:\n${report}`);
+  }
+  return Number(match[1]) * unit;
+}
+
+function failures(report: string): number {
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(report)?.[1];
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(
+    report,
+  );
+  const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
+  return Number(non2xx ?? 0) + socketErrors;
+}
+
+export function parseWrkReport(report: string): LoadResult {
+  return {
+    rps: numberAfter(report, /Requests\/sec:\s+([\d.]+)/),
+    p50Ms: percentileMs(report, 50),
+    p99Ms: percentileMs(report, 99),
+    requests: numberAfter(report, /(\d+) requests in/),
+    failures: failures(report),
+  };
+}
+
+export async function runWrk(url: string, options: LoadOptions): Promise<LoadResult> {
+  const headers = Object.entries(options.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+  const cmd = ["taskset", "-c", String(options.core), "wrk", "-t1", `-c${options.connections}`];
+  cmd.push(`-d${options.seconds}s`, "--timeout", "10s", "--latency", ...headers, url);
+  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
+  const [code, out, err] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
+  if (code !== 0) throw new Error(`wrk exited with ${code}: ${err}`);
+  return parseWrkReport(out);
+}

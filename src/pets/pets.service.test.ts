@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AppError, NotFoundError } from "../errors.ts";
+import { createLogger } from "../logger.ts";
+import { createLocalPhotoStorage, type PhotoStorage } from "../storage/photo-storage.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { newPet, pngBytes } from "../testing/factories.ts";
+import { createPetsRepository, type PetsRepository } from "./pets.repository.ts";
+import { createPetsService } from "./pets.service.ts";
+
+let database: TestDatabase;
+let dir: string;
+let storage: PhotoStorage;
+let repository: PetsRepository;
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  dir = mkdtempSync(join(tmpdir(), "petbooks-service-"));
+  storage = createLocalPhotoStorage(dir, "http://x");
+  repository = createPetsRepository(database.db);
+});
+afterAll(async () => {
+  await database.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const service = (overrides: Partial<PetsRepository> = {}, store: PhotoStorage = storage) =>
+  createPetsService({
+    repository: { ...repository, ...overrides },
+    storage: store,
+    maxPhotoBytes: 1024,
+    logger: createLogger("debug", (l) => logLines.push(l)),
+  });
+
+const files = () => readdirSync(dir).filter((f) => !f.startsWith("."));
+
+describe("pets service", () => {
+  test("a photo whose row cannot be written leaves no file behind", async () => {
+    const pet = await service().create(newPet());
+    const failing = service({
+      insertPhoto: async () => {
+        throw new Error("connection reset");
+      },
+    });
+    await expect(failing.addPhoto(pet.id, new Blob([pngBytes()]))).rejects.toThrow(
+      "connection reset",
+    );
+    expect(files()).toEqual([]);
+  });
+
+  test("a pet deleted between the check and the insert is 404, with no file left", async () => {
+    const pet = await service().create(newPet());
+    const racing = service({
+      insertPhoto: async (photo) => {
+        await repository.deleteMany([pet.id]);
+        return repository.insertPhoto(photo);
+      },
+    });
+    await expect(racing.addPhoto(pet.id, new Blob([pngBytes()]))).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    expect(files()).toEqual([]);
+  });
+
+  test("photo files are removed only after the delete committed", async () => {
+    const s = service();
+    const pet = await s.create(newPet());
+    await s.addPhoto(pet.id, new Blob([pngBytes()]));
+    expect(files()).toHaveLength(1);
+    const rolledBack = service({
+      deleteMany: async () => {
+        throw new Error("serialization failure");
+      },
+    });
+    await expect(rolledBack.deleteMany([pet.id])).rejects.toThrow("serialization failure");
+    expect(files()).toHaveLength(1);
+    expect(await s.deleteMany([pet.id])).toEqual({ deleted: 1, errors: [] });
+    expect(files()).toEqual([]);
+  });
+
+  test("a file that cannot be removed is logged, and the delete still succeeds", async () => {
+    const s = service();
+    const pet = await s.create(newPet());
+    await s.addPhoto(pet.id, new Blob([pngBytes()]));
+    const stuck: PhotoStorage = {
+      ...storage,
+      remove: async () => {
+        throw new Error("EACCES");
+      },
+    };
+    logLines.length = 0;
+    expect(await service({}, stuck).deleteMany([pet.id])).toEqual({ deleted: 1, errors: [] });
+    expect(logLines.join("")).toContain("could not remove photo file");
+    for (const f of files()) await storage.remove(f);
+  });
+
+  test.each([
+    ["too large", new Uint8Array(1025).fill(0xff), "payload_too_large"],
+    ["not an image", new TextEncoder().encode("hello"), "unsupported_media_type"],
+    ["empty", new Uint8Array(), "validation"],
+  ])("an upload that is %s fails with %s before anything is stored", async (_, bytes, code) => {
+    const pet = await service().create(newPet());
+    const err = await service()
+      .addPhoto(pet.id, new Blob([bytes]))
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).code).toBe(code as never);
+    expect(files()).toEqual([]);
+  });
+
+  test("export batches cover every pet once and map photos to URLs", async () => {
+    const s = service();
+    const created = [];
+    for (let i = 0; i < 5; i++) created.push(await s.create(newPet()));
+    const first = created[0];
+    if (!first) throw new Error("no pet");
+    const photo = await s.addPhoto(first.id, new Blob([pngBytes()]));
+    const batches = [];
+    for await (const batch of s.exportBatches(undefined, 2)) batches.push(batch);
+    const all = batches.flat();
+    expect(batches.every((b) => b.length <= 2)).toBe(true);
+    expect(new Set(all.map((p) => p.id)).size).toBe(all.length);
+    expect(all.find((p) => p.id === first.id)?.photos).toEqual([photo.url]);
+    const withPhotos = [];
+    for await (const batch of s.exportBatches(true)) withPhotos.push(...batch);
+    expect(withPhotos.map((p) => p.id)).toEqual([first.id]);
+  });
+});
