@@ -4,9 +4,12 @@ import { BINARY, childEnv, ROOT } from "./processes.ts";
 export interface ExportRun {
   seconds: number;
   peakRssMb: number;
+  /** Killed at EXPORT_TIMEOUT_S: the figures are then lower bounds. */
+  timedOut: boolean;
 }
 
-const EXPORT_TIMEOUT_MS = 120_000;
+/** Far above the 20 s target, so a slow export is reported rather than waited for. */
+export const EXPORT_TIMEOUT_S = 120;
 const BYTES_PER_MB = 1024 * 1024;
 
 export async function timeExport(databaseUrl: string, dataDir: string): Promise<ExportRun> {
@@ -16,13 +19,18 @@ export async function timeExport(databaseUrl: string, dataDir: string): Promise<
     env: childEnv({ DATABASE_URL: databaseUrl, DATA_DIR: dataDir, LOG_LEVEL: "warn" }),
     stdout: Bun.file("/dev/null"),
     stderr: "pipe",
-    timeout: EXPORT_TIMEOUT_MS,
   });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill("SIGKILL");
+  }, EXPORT_TIMEOUT_S * 1000);
   const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  clearTimeout(timer);
   const seconds = (performance.now() - started) / 1000;
-  if (code !== 0) throw new Error(`export-pets exited with ${code}: ${err}`);
+  if (code !== 0 && !timedOut) throw new Error(`export-pets exited with ${code}: ${err}`);
   // ru_maxrss from wait4(), in bytes: the same figure /usr/bin/time -v reports in kB.
   const maxRss = proc.resourceUsage()?.maxRSS;
   if (maxRss === undefined) throw new Error("no resource usage for export-pets");
-  return { seconds, peakRssMb: maxRss / BYTES_PER_MB };
+  return { seconds, peakRssMb: maxRss / BYTES_PER_MB, timedOut };
 }

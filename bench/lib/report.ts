@@ -1,5 +1,5 @@
 /** Plain-text tables and the verdicts against the issue's targets. */
-import type { ExportRun } from "./export.ts";
+import { EXPORT_TIMEOUT_S, type ExportRun } from "./export.ts";
 import type { LoadResult } from "./wrk.ts";
 
 export const TARGETS = {
@@ -74,12 +74,15 @@ export function exportReport(results: ExportResult[]): string {
   const rows = results.map((e) => [
     e.label,
     String(e.pets),
-    e.run.seconds.toFixed(2),
-    e.run.peakRssMb.toFixed(1),
+    `${e.run.timedOut ? ">" : ""}${e.run.seconds.toFixed(2)}`,
+    `${e.run.timedOut ? ">" : ""}${e.run.peakRssMb.toFixed(1)}`,
   ]);
   const lines = [table(["export-pets > /dev/null", "pets", "seconds", "peak RSS MB"], rows)];
   const small = results.find((e) => e.label === "100k");
   const large = results.find((e) => e.label === "1M");
+  if (results.some((e) => e.run.timedOut)) {
+    lines.push(`(">": killed after ${EXPORT_TIMEOUT_S} s, so the figures are lower bounds)`);
+  }
   if (large) {
     const { seconds, peakRssMb } = large.run;
     lines.push(
