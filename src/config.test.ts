@@ -17,6 +17,14 @@ describe("loadConfig", () => {
       publicUrl: "http://localhost:3000",
       maxPhotoBytes: 10 * 1024 * 1024,
       logLevel: "info",
+      jwtSecret: undefined,
+      jwtTtlSeconds: 3600,
+      redisUrl: undefined,
+      redisTimeoutMs: 50,
+      cacheTtlSeconds: 60,
+      kafkaBrokers: [],
+      kafkaTopic: "petbooks.books",
+      outboxRetentionHours: 24,
     });
   });
 

@@ -12,14 +12,26 @@ export interface Config {
   publicUrl: string;
   maxPhotoBytes: number;
   logLevel: LogLevel;
+  jwtSecret: string | undefined;
+  jwtTtlSeconds: number;
+  redisUrl: string | undefined;
+  redisTimeoutMs: number;
+  cacheTtlSeconds: number;
+  kafkaBrokers: string[];
+  kafkaTopic: string;
+  outboxRetentionHours: number;
 }
 
 export interface ConfigRequirements {
   /** `serve` cannot start without an API key; one-shot commands do not need it. */
   apiKey?: boolean;
+  /** Issuing and checking access tokens needs the signing secret. */
+  jwtSecret?: boolean;
 }
 
 export const MIN_API_KEY_LENGTH = 16;
+/** HS256 wants a key at least as long as the hash: 256 bits. */
+export const MIN_JWT_SECRET_BYTES = 32;
 const DEFAULT_MAX_PHOTO_BYTES = 10 * 1024 * 1024;
 
 type Env = Record<string, string | undefined>;
@@ -53,6 +65,32 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     problems.push("DATABASE_URL must be a postgres:// or postgresql:// URL");
   }
 
+  const jwtSecret = value("JWT_SECRET");
+  if (needs.jwtSecret && jwtSecret === undefined) {
+    problems.push("JWT_SECRET is required (the key that signs access tokens)");
+  } else if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < MIN_JWT_SECRET_BYTES) {
+    problems.push(`JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes long`);
+  }
+
+  const redisUrl = value("REDIS_URL");
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    problems.push("REDIS_URL must be a redis:// or rediss:// URL");
+  }
+
+  const kafkaBrokers = (value("KAFKA_BROKERS") ?? "")
+    .split(",")
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0);
+  for (const broker of kafkaBrokers) {
+    if (!/^[\w.-]+:\d{1,5}$/.test(broker)) {
+      problems.push(`KAFKA_BROKERS must be a comma-separated list of host:port (got "${broker}")`);
+    }
+  }
+  const kafkaTopic = value("KAFKA_TOPIC") ?? "petbooks.books";
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(kafkaTopic)) {
+    problems.push(`KAFKA_TOPIC must be a valid Kafka topic name (got "${kafkaTopic}")`);
+  }
+
   const port = integer("PORT", 3000, 0, 65535);
   const publicUrl = (value("PUBLIC_URL") ?? `http://localhost:${port}`).replace(/\/+$/, "");
   if (!URL.canParse(publicUrl) || !/^https?:$/.test(new URL(publicUrl).protocol)) {
@@ -74,6 +112,14 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     publicUrl,
     maxPhotoBytes: integer("MAX_PHOTO_BYTES", DEFAULT_MAX_PHOTO_BYTES, 1, 1024 * 1024 * 1024),
     logLevel: logLevel as LogLevel,
+    jwtSecret,
+    jwtTtlSeconds: integer("JWT_TTL", 3600, 60, 30 * 24 * 3600),
+    redisUrl,
+    redisTimeoutMs: integer("REDIS_TIMEOUT_MS", 50, 1, 60_000),
+    cacheTtlSeconds: integer("CACHE_TTL", 60, 1, 7 * 24 * 3600),
+    kafkaBrokers,
+    kafkaTopic,
+    outboxRetentionHours: integer("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -1,16 +1,26 @@
-/** Composition root: config → database → storage → repositories → services, once per command. */
+/** Composition root: config → database → cache → events → storage → repositories → services. */
 import { join } from "node:path";
+import { createAuthService } from "./auth/auth.service.ts";
+import { createTokenIssuer } from "./auth/tokens.ts";
+import { createUsersRepository } from "./auth/users.repository.ts";
+import { createBooksService } from "./books/books.service.ts";
+import { type Cache, createMemoryCache } from "./cache/cache.ts";
+import { createRedisCache } from "./cache/redis-cache.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
+import { createInProcessBus, type InProcessBus } from "./events/bus.ts";
+import type { EventTransport } from "./events/events.ts";
+import { createKafkaTransport } from "./events/kafka.ts";
+import { createOutboxRelay } from "./events/relay.ts";
 import type { Logger } from "./logger.ts";
 import { createPetsRepository } from "./pets/pets.repository.ts";
 import { createPetsService } from "./pets/pets.service.ts";
 import { createLocalPhotoStorage } from "./storage/photo-storage.ts";
 
-export type ServiceConfig = Pick<Config, "dataDir" | "publicUrl" | "maxPhotoBytes">;
+export type PetsConfig = Pick<Config, "dataDir" | "publicUrl" | "maxPhotoBytes">;
 
-export function buildServices(database: Database, config: ServiceConfig, logger: Logger) {
+export function buildPets(database: Database, config: PetsConfig, logger: Logger) {
   const storage = createLocalPhotoStorage(join(config.dataDir, "photos"), config.publicUrl);
   const pets = createPetsService({
     repository: createPetsRepository(database.db),
@@ -18,30 +28,114 @@ export function buildServices(database: Database, config: ServiceConfig, logger:
     maxPhotoBytes: config.maxPhotoBytes,
     logger: logger.child({ module: "pets" }),
   });
-  return { database, storage, pets };
+  return { storage, pets };
 }
 
-export type Services = ReturnType<typeof buildServices>;
-
-export interface OpenOptions {
-  /** Apply pending migrations after connecting. */
-  migrate: boolean;
+export interface BooksInfrastructure {
+  database: Database;
+  cache: Cache;
+  transport: EventTransport;
+  jwtSecret: string;
+  jwtTtlSeconds: number;
+  outboxRetentionHours?: number;
 }
 
-export async function openServices(config: Config, logger: Logger, options: OpenOptions) {
+export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
+  const relay = createOutboxRelay({
+    db: infra.database.db,
+    transport: infra.transport,
+    logger: logger.child({ module: "relay" }),
+    retentionHours: infra.outboxRetentionHours,
+  });
+  const auth = createAuthService({
+    users: createUsersRepository(infra.database.db),
+    tokens: createTokenIssuer(infra.jwtSecret, infra.jwtTtlSeconds),
+  });
+  const books = createBooksService({
+    db: infra.database.db,
+    cache: infra.cache,
+    onEventCommitted: () => relay.nudge(),
+  });
+  return { relay, auth, books };
+}
+
+export async function openDatabaseFor(
+  config: Config,
+  logger: Logger,
+  options: { migrate: boolean },
+) {
   const database = await openDatabase(
-    {
-      databaseUrl: config.databaseUrl,
-      dataDir: config.dataDir,
-      poolSize: config.databasePoolSize,
-    },
+    { databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize },
     logger.child({ module: "db" }),
   );
   try {
     if (options.migrate) await migrate(database.db, logger.child({ module: "migrate" }));
-    return buildServices(database, config, logger);
+    return database;
   } catch (err) {
     await database.close();
     throw err;
   }
 }
+
+export async function openCache(config: Config, logger: Logger): Promise<Cache> {
+  if (!config.redisUrl) return createMemoryCache(config.cacheTtlSeconds);
+  return createRedisCache({
+    url: config.redisUrl,
+    ttlSeconds: config.cacheTtlSeconds,
+    timeoutMs: config.redisTimeoutMs,
+    logger: logger.child({ module: "cache" }),
+  });
+}
+
+/** Kafka when KAFKA_BROKERS is set, the in-process bus otherwise. */
+export function eventTransport(config: Config, logger: Logger): EventTransport | InProcessBus {
+  if (config.kafkaBrokers.length === 0) return createInProcessBus(logger.child({ module: "bus" }));
+  return createKafkaTransport({
+    brokers: config.kafkaBrokers,
+    topic: config.kafkaTopic,
+    logger: logger.child({ module: "kafka" }),
+  });
+}
+
+/** Everything `serve` runs on, opened in dependency order and closed in reverse. */
+export async function openServeDeps(config: Config, logger: Logger) {
+  const closers: (() => Promise<unknown>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse())
+      await close().catch((err) => logger.error("close failed", { err }));
+  };
+  try {
+    const database = await openDatabaseFor(config, logger, { migrate: true });
+    closers.push(() => database.close());
+    const cache = await openCache(config, logger);
+    closers.push(() => cache.close());
+    const transport = eventTransport(config, logger);
+    await transport.start();
+    closers.push(() => transport.stop());
+    const books = buildBooks(
+      {
+        database,
+        cache,
+        transport,
+        jwtSecret: config.jwtSecret as string,
+        jwtTtlSeconds: config.jwtTtlSeconds,
+        outboxRetentionHours: config.outboxRetentionHours,
+      },
+      logger,
+    );
+    closers.push(() => books.relay.stop());
+    return {
+      database,
+      cache,
+      transport,
+      ...buildPets(database, config, logger),
+      ...books,
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+export type ServeDeps = Awaited<ReturnType<typeof openServeDeps>>;

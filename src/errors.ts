@@ -39,7 +39,11 @@ export class NotFoundError extends AppError {
 }
 
 export class UnauthorizedError extends AppError {
-  constructor(message = "A valid API key is required in the X-API-KEY header.") {
+  constructor(
+    message = "A valid API key is required in the X-API-KEY header.",
+    /** The WWW-Authenticate challenge to send along, if any. */
+    readonly challenge?: string,
+  ) {
     super("unauthorized", message);
   }
 }

@@ -1,11 +1,19 @@
 import { describe, expect, test } from "bun:test";
-import { NotFoundError } from "./errors.ts";
-import { createLogger } from "./logger.ts";
-import { retry } from "./retry.ts";
+import {
+  AppError,
+  ConflictError,
+  type ErrorCode,
+  NotFoundError,
+  UnauthorizedError,
+  ValidationError,
+} from "./errors.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { type RetryOptions, retry, retryable } from "./retry.ts";
 
 class TransientError extends Error {}
+class OtherError extends Error {}
 
-function failing(failures: number, error: () => Error = () => new TransientError("flaky")) {
+function failing(failures: number, error: () => unknown = () => new TransientError("flaky")) {
   let calls = 0;
   const op = async () => {
     calls += 1;
@@ -15,11 +23,27 @@ function failing(failures: number, error: () => Error = () => new TransientError
   return { op, calls: () => calls };
 }
 
+function recordingSleep() {
+  const delays: number[] = [];
+  const sleep = async (ms: number) => {
+    delays.push(ms);
+  };
+  return { sleep, delays };
+}
+
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("debug", (line) => lines.push(JSON.parse(line)));
+  return { logger, lines };
+}
+
 describe("retry", () => {
   test.each([
+    [0, 1, 1],
     [0, 3, 1],
     [1, 3, 2],
     [2, 3, 3],
+    [4, 5, 5],
   ])("%d failures with times=%d succeeds on attempt %d", async (failures, times, attempt) => {
     const f = failing(failures);
     expect(await retry(f.op, { times, delayMs: 1 })).toBe(attempt);
@@ -27,52 +51,250 @@ describe("retry", () => {
   });
 
   test.each([1, 2, 5])(
-    "makes exactly times=%d attempts, then re-throws the last error",
+    "makes exactly times=%d attempts, then re-throws the last error unchanged",
     async (times) => {
-      let n = 0;
+      const thrown: Error[] = [];
       const op = async () => {
-        n += 1;
-        throw new TransientError(`failure ${n}`);
+        const err = new TransientError(`failure ${thrown.length + 1}`);
+        thrown.push(err);
+        throw err;
       };
-      await expect(retry(op, { times, delayMs: 1 })).rejects.toThrow(`failure ${times}`);
-      expect(n).toBe(times);
+      const caught = await retry(op, { times, delayMs: 1 }).catch((err: unknown) => err);
+      expect(caught).toBe(thrown[times - 1] as Error);
+      expect(thrown).toHaveLength(times);
     },
   );
 
-  test("does not retry errors outside `exceptions`", async () => {
-    const f = failing(5, () => new NotFoundError("gone"));
-    await expect(
-      retry(f.op, { times: 3, delayMs: 1, exceptions: [TransientError] }),
-    ).rejects.toThrow(NotFoundError);
+  test("defaults to 3 attempts", async () => {
+    const { sleep } = recordingSleep();
+    const f = failing(10);
+    await expect(retry(f.op, { sleep })).rejects.toThrow(TransientError);
+    expect(f.calls()).toBe(3);
+  });
+
+  test.each<[string, () => unknown, RetryOptions["exceptions"]]>([
+    ["an error outside `exceptions`", () => new OtherError("nope"), [TransientError]],
+    ["a thrown non-Error with default exceptions", () => "a string", undefined],
+    ["anything when `exceptions` is empty", () => new TransientError("flaky"), []],
+  ])("does not retry %s", async (_, error, exceptions) => {
+    const f = failing(5, error);
+    const caught = await retry(f.op, { times: 3, delayMs: 1, exceptions }).catch((e) => e);
+    expect(caught).toEqual(error());
     expect(f.calls()).toBe(1);
   });
 
-  test("waits between attempts without blocking, growing when exponential", async () => {
+  test.each<[ErrorCode, () => AppError]>([
+    ["validation", () => new ValidationError("bad title")],
+    ["not_found", () => new NotFoundError("gone")],
+    ["unauthorized", () => new UnauthorizedError()],
+    ["conflict", () => new ConflictError("taken")],
+    ["bad_request", () => new AppError("bad_request", "malformed")],
+  ])(
+    "never retries an AppError with code %s, even when `exceptions` lists it",
+    async (code, error) => {
+      const f = failing(5, error);
+      const caught = await retry(f.op, {
+        times: 3,
+        delayMs: 1,
+        exceptions: [AppError, Error],
+      }).catch((e: AppError) => e);
+      expect(caught).toBeInstanceOf(AppError);
+      expect((caught as AppError).code).toBe(code);
+      expect(f.calls()).toBe(1);
+    },
+  );
+
+  test.each<ErrorCode>(["unavailable", "internal"])(
+    "retries an AppError with code %s",
+    async (code) => {
+      const f = failing(2, () => new AppError(code, "try later"));
+      expect(await retry(f.op, { times: 3, delayMs: 1 })).toBe(3);
+    },
+  );
+
+  test.each([
+    [false, 10, 4, [10, 10, 10]],
+    [true, 10, 4, [10, 20, 40]],
+    [true, 0, 3, [0, 0]],
+  ])(
+    "exponential=%p, delayMs=%d, times=%d waits about %p",
+    async (exponential, delayMs, times, bases) => {
+      const { sleep, delays } = recordingSleep();
+      await expect(retry(failing(10).op, { times, delayMs, exponential, sleep })).rejects.toThrow(
+        TransientError,
+      );
+      expect(delays).toHaveLength(bases.length);
+      delays.forEach((delay, i) => {
+        const base = bases[i] as number;
+        expect(delay).toBeGreaterThanOrEqual(base);
+        expect(delay).toBeLessThanOrEqual(exponential ? base * 1.2 : base);
+      });
+    },
+  );
+
+  test("exponential jitter varies the delays", async () => {
+    const { sleep, delays } = recordingSleep();
+    for (let i = 0; i < 5; i++) {
+      await retry(failing(1).op, { times: 2, delayMs: 1000, exponential: true, sleep });
+    }
+    expect(new Set(delays).size).toBeGreaterThan(1);
+  });
+
+  test("waits between attempts without blocking the event loop", async () => {
     const f = failing(2);
     let ticks = 0;
-    const timer = setInterval(() => ticks++, 5);
+    const timer = setInterval(() => ticks++, 2);
     const started = performance.now();
-    await retry(f.op, { times: 3, delayMs: 40, exponential: true });
+    await retry(f.op, { times: 3, delayMs: 15, exponential: true });
     clearInterval(timer);
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(115); // 40 + 80, jitter only adds
+    expect(performance.now() - started).toBeGreaterThanOrEqual(44); // 15 + 30, jitter only adds
     expect(ticks).toBeGreaterThan(5);
   });
 
-  test("logs each failed attempt", async () => {
-    const lines: string[] = [];
+  test("logs each retried attempt with its number, total, delay and error name and message", async () => {
+    const { logger, lines } = capturingLogger();
+    const { sleep } = recordingSleep();
     const f = failing(2);
-    await retry(f.op, {
-      times: 3,
-      delayMs: 1,
-      name: "flaky thing",
-      logger: createLogger("debug", (l) => lines.push(l)),
-    });
-    expect(lines.map((l) => JSON.parse(l).attempt)).toEqual([1, 2]);
-    expect(JSON.parse(lines[0] as string).operation).toBe("flaky thing");
+    await retry(f.op, { times: 3, delayMs: 7, name: "flaky thing", logger, sleep });
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        operation: "flaky thing",
+        attempt: 1,
+        of: 3,
+        retry_in_ms: 7,
+        err: { name: "Error", message: "flaky" },
+      }),
+      expect.objectContaining({ attempt: 2, of: 3 }),
+    ]);
   });
 
-  test("rejects a nonsensical attempt count", async () => {
-    await expect(retry(async () => 1, { times: 0 })).rejects.toThrow(RangeError);
+  test("does not log the final failure it re-throws, nor non-retriable errors", async () => {
+    const { logger, lines } = capturingLogger();
+    await expect(retry(failing(9).op, { times: 1, logger })).rejects.toThrow(TransientError);
+    await expect(
+      retry(failing(9, () => new NotFoundError("gone")).op, { times: 3, delayMs: 1, logger }),
+    ).rejects.toThrow(NotFoundError);
+    expect(lines).toEqual([]);
+  });
+
+  test.each<[string, RetryOptions]>([
+    ["times=0", { times: 0 }],
+    ["times=-1", { times: -1 }],
+    ["times=1.5", { times: 1.5 }],
+    ["times=NaN", { times: Number.NaN }],
+    ["delayMs=-1", { delayMs: -1 }],
+    ["delayMs=Infinity", { delayMs: Number.POSITIVE_INFINITY }],
+  ])("rejects %s with a RangeError before any attempt", async (_, options) => {
+    const f = failing(0);
+    await expect(retry(f.op, options)).rejects.toThrow(RangeError);
+    expect(f.calls()).toBe(0);
+  });
+});
+
+describe("@retryable", () => {
+  class Repository {
+    calls = 0;
+    constructor(
+      readonly logger: Logger,
+      private readonly failures: number,
+    ) {}
+
+    @retryable({ times: 3, delayMs: 1 })
+    async find(id: string, suffix: string): Promise<string> {
+      this.calls += 1;
+      if (this.calls <= this.failures) throw new TransientError(`flaky ${this.calls}`);
+      return `${id}${suffix}`;
+    }
+
+    @retryable({ times: 3, delayMs: 1 })
+    async missing(): Promise<never> {
+      this.calls += 1;
+      throw new NotFoundError("gone");
+    }
+  }
+
+  test.each([0, 1, 2])(
+    "after %d failures keeps `this`, the arguments and the return value",
+    async (failures) => {
+      const repo = new Repository(capturingLogger().logger, failures);
+      expect(await repo.find("book-", "42")).toBe("book-42");
+      expect(repo.calls).toBe(failures + 1);
+    },
+  );
+
+  test("makes exactly `times` attempts and re-throws the last error", async () => {
+    const repo = new Repository(capturingLogger().logger, 10);
+    await expect(repo.find("a", "b")).rejects.toThrow("flaky 3");
+    expect(repo.calls).toBe(3);
+  });
+
+  test("never retries a not-found error", async () => {
+    const repo = new Repository(capturingLogger().logger, 0);
+    await expect(repo.missing()).rejects.toThrow(NotFoundError);
+    expect(repo.calls).toBe(1);
+  });
+
+  test("logs to the instance's `logger`, named Class.method", async () => {
+    const { logger, lines } = capturingLogger();
+    await new Repository(logger, 1).find("a", "b");
+    expect(lines).toEqual([
+      expect.objectContaining({ operation: "Repository.find", attempt: 1, of: 3 }),
+    ]);
+  });
+
+  test("prefers `options.logger` and `options.name`", async () => {
+    const own = capturingLogger();
+    const given = capturingLogger();
+    class Client {
+      logger = own.logger;
+      attempts = 0;
+      @retryable({ times: 2, delayMs: 1, logger: given.logger, name: "ping" })
+      async ping(): Promise<number> {
+        this.attempts += 1;
+        if (this.attempts === 1) throw new TransientError("down");
+        return this.attempts;
+      }
+    }
+    expect(await new Client().ping()).toBe(2);
+    expect(own.lines).toEqual([]);
+    expect(given.lines).toEqual([expect.objectContaining({ operation: "ping", attempt: 1 })]);
+  });
+
+  test("works on static methods, named after the class", async () => {
+    const { logger, lines } = capturingLogger();
+    let attempts = 0;
+    class Health {
+      constructor(readonly status: string) {}
+      @retryable({ times: 2, delayMs: 1, logger })
+      static async check(): Promise<Health> {
+        attempts += 1;
+        if (attempts === 1) throw new TransientError("down");
+        return new Health("ok");
+      }
+    }
+    expect(await Health.check()).toEqual(new Health("ok"));
+    expect(attempts).toBe(2);
+    expect(lines).toEqual([expect.objectContaining({ operation: "Health.check", attempt: 1 })]);
+  });
+
+  test("works without any logger", async () => {
+    class Plain {
+      attempts = 0;
+      @retryable({ times: 2, delayMs: 1 })
+      async run(): Promise<number> {
+        this.attempts += 1;
+        if (this.attempts === 1) throw new TransientError("down");
+        return this.attempts;
+      }
+    }
+    expect(await new Plain().run()).toBe(2);
+  });
+
+  test.each<[string, RetryOptions]>([
+    ["times=0", { times: 0 }],
+    ["delayMs=-5", { delayMs: -5 }],
+  ])("rejects %s with a RangeError when the class is defined", (_, options) => {
+    expect(() => retryable(options)).toThrow(RangeError);
   });
 });

@@ -1,6 +1,6 @@
 /** The subcommands: each parses its flags, builds what it needs, and returns an exit code. */
 import { loadConfig } from "../config.ts";
-import { openServices } from "../deps.ts";
+import { buildPets, openDatabaseFor, openServeDeps } from "../deps.ts";
 import { createApp, serverBodyLimit } from "../http/app.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
@@ -19,28 +19,32 @@ export const SHUTDOWN_GRACE_MS = 10_000;
 
 export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   if (parseArgs(argv, { help: "switch" }, SERVE_USAGE).flags.help) return usage(io, SERVE_USAGE);
-  const config = loadConfig(io.env, { apiKey: true });
+  const config = loadConfig(io.env, { apiKey: true, jwtSecret: true });
   const logger = createLogger(config.logLevel);
-  const services = await openServices(config, logger, { migrate: true });
+  const deps = await openServeDeps(config, logger);
   const app = createApp({
     apiKey: config.apiKey as string,
     maxPhotoBytes: config.maxPhotoBytes,
     logger,
-    ...services,
+    ...deps,
   }).listen({
     hostname: config.host,
     port: config.port,
     maxRequestBodySize: serverBodyLimit(config.maxPhotoBytes),
   });
+  deps.relay.start();
   logger.info("listening", {
     url: `http://${config.host}:${app.server?.port}`,
-    database: services.database.kind,
+    database: deps.database.kind,
+    cache: deps.cache.kind,
+    events: deps.transport.name,
     docs: `${config.publicUrl}/docs`,
   });
   const signal = await io.shutdownSignal();
   logger.info("shutting down", { signal });
   if (app.server) await drain(app.server, SHUTDOWN_GRACE_MS, logger);
-  await services.database.close();
+  logger.debug("http server stopped");
+  await deps.close();
   logger.info("stopped");
   return 0;
 }
@@ -67,8 +71,8 @@ export async function migrateCommand(argv: string[], io: CliIo): Promise<number>
     return usage(io, MIGRATE_USAGE);
   const config = loadConfig(io.env);
   const logger = createLogger(config.logLevel);
-  const services = await openServices(config, logger, { migrate: true });
-  await services.database.close();
+  const database = await openDatabaseFor(config, logger, { migrate: true });
+  await database.close();
   logger.info("database is up to date");
   return 0;
 }
@@ -80,18 +84,19 @@ export async function exportPetsCommand(argv: string[], io: CliIo): Promise<numb
   const logger = createLogger(config.logLevel);
   // The embedded database belongs to this process alone while it runs, so bring it up to date;
   // a shared PostgreSQL is migrated by `serve` or `migrate`, never by a read-only export.
-  const services = await openServices(config, logger, { migrate: !config.databaseUrl });
+  const database = await openDatabaseFor(config, logger, { migrate: !config.databaseUrl });
+  const { pets } = buildPets(database, config, logger);
   const progress = (io.stderr as { isTTY?: boolean }).isTTY
     ? (n: number) => io.stderr.write(`\rexported ${n} pets`)
     : undefined;
   try {
-    const total = await writePetsExport(services.pets, io.stdout, {
+    const total = await writePetsExport(pets, io.stdout, {
       hasPhotos: booleanFlag(flags["has-photos"]),
       onProgress: progress,
     });
     if (progress) io.stderr.write(`\rexported ${total} pets\n`);
   } finally {
-    await services.database.close();
+    await database.close();
   }
   return 0;
 }

@@ -10,6 +10,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import type { Logger } from "../logger.ts";
+import { redactUrl } from "../redact.ts";
 import { retry } from "../retry.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import * as schema from "./schema.ts";
@@ -113,16 +114,5 @@ async function openEmbedded(dataDir: string | undefined, logger: Logger) {
   } catch (err) {
     lock?.release();
     throw err;
-  }
-}
-
-/** Keeps a database URL loggable: the password never leaves the process. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparseable URL)";
   }
 }

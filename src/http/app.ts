@@ -1,6 +1,11 @@
 /** The `serve` HTTP application, assembled from feature plugins. */
 import { Elysia } from "elysia";
 import { apiKeyGuard } from "../auth/api-key.guard.ts";
+import { authRoutes } from "../auth/auth.http.ts";
+import type { AuthService } from "../auth/auth.service.ts";
+import { bearerGuard } from "../auth/bearer.guard.ts";
+import { booksRoutes } from "../books/books.http.ts";
+import type { BooksService } from "../books/books.service.ts";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import { petsRoutes } from "../pets/pets.http.ts";
@@ -23,6 +28,8 @@ export interface AppDeps {
   database: Database;
   storage: PhotoStorage;
   pets: PetsService;
+  auth: AuthService;
+  books: BooksService;
 }
 
 export function maxRequestBytes(maxPhotoBytes: number) {
@@ -51,7 +58,10 @@ export function createApp(deps: AppDeps) {
     .use(healthRoutes(deps.database))
     .use(photoRoutes(deps.storage))
     .use(apiKeyGuard("/pets", deps.apiKey))
-    .use(petsRoutes(deps.pets));
+    .use(petsRoutes(deps.pets))
+    .use(bearerGuard(deps.auth, ["/books", "/auth/me"]))
+    .use(authRoutes(deps.auth))
+    .use(booksRoutes(deps.books));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -49,15 +49,28 @@ export function docs() {
             title: "petbooks",
             version: packageJson.version,
             description:
-              "Pets registry (API key in `X-API-KEY`). Errors are RFC 9457 problem details.",
+              "Pets registry (API key in `X-API-KEY`) and books catalogue (bearer token from " +
+              "`POST /auth/token`; in Swagger UI use Authorize with your username and password). " +
+              "Errors are RFC 9457 problem details.",
           },
           tags: [
             { name: "pets", description: "Dogs and cats, their photos, bulk delete." },
+            {
+              name: "books",
+              description: "The books catalogue; every route needs a bearer token.",
+            },
+            { name: "auth", description: "Users and access tokens." },
             { name: "health", description: "Liveness and readiness probes." },
           ],
           components: {
             securitySchemes: {
               ApiKeyAuth: { type: "apiKey", in: "header", name: "X-API-KEY" },
+              OAuth2Password: {
+                type: "oauth2",
+                description: "Log in with a username and password (OAuth2 password grant).",
+                flows: { password: { tokenUrl: "/auth/token", scopes: {} } },
+              },
+              BearerToken: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
             },
           },
         },

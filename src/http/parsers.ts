@@ -23,3 +23,11 @@ export async function multipartBody({ request }: { request: Request }): Promise<
   });
   return Object.fromEntries(form.entries());
 }
+
+/** JSON or an HTML form (OAuth2 clients send forms): anything else is 415. */
+export async function jsonOrFormBody({ request }: { request: Request }): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/x-www-form-urlencoded\b/i.test(type)) return jsonBody({ request });
+  const form = new URLSearchParams(await request.text());
+  return Object.fromEntries(form.entries());
+}

@@ -3,7 +3,7 @@
  * body-size limit, and the translation of every error into a problem response.
  */
 import { Elysia } from "elysia";
-import { AppError, PayloadTooLargeError } from "../errors.ts";
+import { AppError, PayloadTooLargeError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type Problem, problem, problemFromAppError, problemResponse } from "./problem.ts";
 
@@ -86,7 +86,11 @@ export function requestContext({ logger, maxBodyBytes }: RequestContextOptions) 
         body = problem("internal", `Internal error; quote request id ${state.id}.`, state.id);
       }
       state.status = body.status;
-      return problemResponse(body, { "x-request-id": state.id });
+      const headers: Record<string, string> = { "x-request-id": state.id };
+      if (appError instanceof UnauthorizedError && appError.challenge) {
+        headers["www-authenticate"] = appError.challenge;
+      }
+      return problemResponse(body, headers);
     })
     .onAfterResponse({ as: "global" }, ({ request, set }) => {
       const state = stateOf(request);

@@ -147,6 +147,3 @@ export type HasPhotosFilter = boolean | undefined;
 export function parseHasPhotos(value: "true" | "false" | undefined): HasPhotosFilter {
   return value === undefined ? undefined : value === "true";
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (value: string) => UUID.test(value);

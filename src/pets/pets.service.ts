@@ -9,11 +9,11 @@ import {
 import type { Logger } from "../logger.ts";
 import { detectImageFormat } from "../storage/image-format.ts";
 import type { PhotoStorage } from "../storage/photo-storage.ts";
+import { isUuid } from "../uuid.ts";
 import {
   type DeletePetsResult,
   type ExportedPet,
   type HasPhotosFilter,
-  isUuid,
   NAME_MAX_LENGTH,
   type NewPet,
   PET_NOT_FOUND,

@@ -2,18 +2,25 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildServices } from "../deps.ts";
+import { type Cache, createMemoryCache } from "../cache/cache.ts";
+import { createRedisCache } from "../cache/redis-cache.ts";
+import { buildBooks, buildPets } from "../deps.ts";
+import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { createApp } from "../http/app.ts";
 import { createLogger, type Logger, silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 
 export const TEST_API_KEY = "test-api-key-0123456789";
+export const TEST_JWT_SECRET = "test-jwt-secret-0123456789-0123456789-abcdef";
 export const PUBLIC_URL = "http://petbooks.test";
 
 export interface TestApp {
   app: ReturnType<typeof createApp>;
   database: TestDatabase;
-  services: ReturnType<typeof buildServices>;
+  services: ReturnType<typeof buildPets> &
+    ReturnType<typeof buildBooks> & { database: TestDatabase };
+  cache: Cache;
+  bus: InProcessBus;
   dataDir: string;
   logLines: string[];
   /** Calls the app in-process, with the API key unless `apiKey` says otherwise. */
@@ -21,7 +28,25 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function createTestApp(options: { maxPhotoBytes?: number } = {}): Promise<TestApp> {
+/**
+ * The cache the suite runs on: Redis when REDIS_URL is set (under a key prefix of its own), the
+ * in-memory one otherwise.
+ */
+export async function createTestCache(ttlSeconds = 60): Promise<Cache> {
+  const url = process.env.REDIS_URL;
+  if (!url) return createMemoryCache(ttlSeconds);
+  return createRedisCache({
+    url,
+    ttlSeconds,
+    timeoutMs: 200,
+    logger: silentLogger,
+    prefix: `petbooks-test:${crypto.randomUUID()}:`,
+  });
+}
+
+export async function createTestApp(
+  options: { maxPhotoBytes?: number; jwtTtlSeconds?: number } = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), "petbooks-test-"));
   const logLines: string[] = [];
@@ -31,7 +56,22 @@ export async function createTestApp(options: { maxPhotoBytes?: number } = {}): P
     publicUrl: PUBLIC_URL,
     maxPhotoBytes: options.maxPhotoBytes ?? 1024 * 1024,
   };
-  const services = buildServices(database, config, silentLogger);
+  const cache = await createTestCache();
+  const bus = createInProcessBus(silentLogger);
+  const services = {
+    database,
+    ...buildPets(database, config, silentLogger),
+    ...buildBooks(
+      {
+        database,
+        cache,
+        transport: bus,
+        jwtSecret: TEST_JWT_SECRET,
+        jwtTtlSeconds: options.jwtTtlSeconds ?? 3600,
+      },
+      silentLogger,
+    ),
+  };
   const app = createApp({
     apiKey: TEST_API_KEY,
     maxPhotoBytes: config.maxPhotoBytes,
@@ -42,6 +82,8 @@ export async function createTestApp(options: { maxPhotoBytes?: number } = {}): P
     app,
     database,
     services,
+    cache,
+    bus,
     dataDir,
     logLines,
     request(path, init = {}) {
@@ -51,6 +93,8 @@ export async function createTestApp(options: { maxPhotoBytes?: number } = {}): P
       return app.handle(new Request(`http://localhost${path}`, { ...rest, headers }));
     },
     async close() {
+      await services.relay.stop();
+      await cache.close();
       await database.close();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -1,0 +1,54 @@
+/** All SQL for users. */
+import { eq, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { users } from "./users.table.ts";
+
+export interface UserRow {
+  id: string;
+  username: string;
+  createdAt: string;
+}
+
+const createdAtText = sql<string>`to_char(${users.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
+const publicColumns = { id: users.id, username: users.username, createdAt: createdAtText };
+
+export function createUsersRepository(db: Db) {
+  return {
+    /** Undefined when the username (compared case-insensitively) is taken. */
+    async insert(user: { id: string; username: string; passwordHash: string }) {
+      const [row] = await db
+        .insert(users)
+        .values(user)
+        .onConflictDoNothing()
+        .returning(publicColumns);
+      return row as UserRow | undefined;
+    },
+
+    async findCredentials(username: string) {
+      const [row] = await db
+        .select({ id: users.id, passwordHash: users.passwordHash })
+        .from(users)
+        .where(sql`lower(${users.username}) = lower(${username})`)
+        .prepare("users_find_credentials")
+        .execute();
+      return row;
+    },
+
+    async findById(id: string): Promise<UserRow | undefined> {
+      const [row] = await db
+        .select(publicColumns)
+        .from(users)
+        .where(eq(users.id, id))
+        .prepare("users_find_by_id")
+        .execute();
+      return row;
+    },
+
+    async delete(id: string): Promise<boolean> {
+      const deleted = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+      return deleted.length > 0;
+    },
+  };
+}
+
+export type UsersRepository = ReturnType<typeof createUsersRepository>;

@@ -1,0 +1,102 @@
+/** The books REST routes (all behind a bearer token): parse, call the service, answer. */
+import { Elysia, t } from "elysia";
+import { BEARER_SECURITY } from "../auth/auth.http.ts";
+import { jsonBody } from "../http/parsers.ts";
+import { problemResponses } from "../http/problem.ts";
+import {
+  BookListSchema,
+  BookPatchSchema,
+  BookSchema,
+  LIST_LIMIT_DEFAULT,
+  ListBooksQuerySchema,
+  NewBookSchema,
+} from "./books.model.ts";
+import type { BooksService } from "./books.service.ts";
+
+const IdParams = t.Object({ id: t.String({ description: "The book's id." }) });
+
+/** Trims text fields before validation, so "  " is empty and padding does not count. */
+function trimTextFields({ body }: { body: unknown }) {
+  if (!body || typeof body !== "object") return;
+  const fields = body as Record<string, unknown>;
+  for (const name of ["title", "author"]) {
+    const value = fields[name];
+    if (typeof value === "string") fields[name] = value.trim();
+  }
+}
+
+const doc = (summary: string, description?: string) => ({
+  tags: ["books"],
+  summary,
+  ...(description && { description }),
+  security: BEARER_SECURITY,
+});
+
+export function booksRoutes(books: BooksService) {
+  return new Elysia({ name: "books", prefix: "/books" })
+    .post(
+      "",
+      async ({ body, set }) => {
+        set.status = 201;
+        return books.create(body);
+      },
+      {
+        parse: jsonBody,
+        transform: trimTextFields,
+        body: NewBookSchema,
+        response: { 201: BookSchema, ...problemResponses(400, 401, 413, 415, 422) },
+        detail: doc("Add a book"),
+      },
+    )
+    .get(
+      "",
+      ({ query }) =>
+        books.list({
+          limit: query.limit ?? LIST_LIMIT_DEFAULT,
+          offset: query.offset ?? 0,
+          author: query.author,
+          q: query.q,
+        }),
+      {
+        query: ListBooksQuerySchema,
+        response: { 200: BookListSchema, ...problemResponses(401, 422) },
+        detail: doc(
+          "List books, newest first",
+          "Filter by exact `author`, search titles with `q`.",
+        ),
+      },
+    )
+    .get("/:id", ({ params }) => books.get(params.id), {
+      params: IdParams,
+      response: { 200: BookSchema, ...problemResponses(401, 404) },
+      detail: doc("Get a book"),
+    })
+    .put("/:id", ({ params, body }) => books.replace(params.id, body), {
+      params: IdParams,
+      parse: jsonBody,
+      transform: trimTextFields,
+      body: NewBookSchema,
+      response: { 200: BookSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
+      detail: doc("Replace a book", "Every field is required."),
+    })
+    .patch("/:id", ({ params, body }) => books.patch(params.id, body), {
+      params: IdParams,
+      parse: jsonBody,
+      transform: trimTextFields,
+      body: BookPatchSchema,
+      response: { 200: BookSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
+      detail: doc("Change some fields of a book", "At least one field; an empty body is 422."),
+    })
+    .delete(
+      "/:id",
+      async ({ params, set }) => {
+        await books.delete(params.id);
+        set.status = 204;
+      },
+      {
+        params: IdParams,
+        response: { 204: t.Void({ description: "Deleted." }), ...problemResponses(401, 404) },
+        detail: doc("Delete a book"),
+      },
+    );
+}

@@ -1,0 +1,104 @@
+/** All SQL for books. */
+import { and, desc, eq, type SQL, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import type { BookSnapshot } from "../events/events.ts";
+import type { ListBooksQuery } from "./books.model.ts";
+import { bookStats, books } from "./books.table.ts";
+
+const rfc3339 = (column: typeof books.createdAt | typeof books.updatedAt) =>
+  sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
+
+/** A book as the API and its events show it. */
+const snapshotColumns = {
+  id: books.id,
+  title: books.title,
+  author: books.author,
+  published_on: sql<string>`${books.publishedOn}::text`,
+  created_at: rfc3339(books.createdAt),
+  updated_at: rfc3339(books.updatedAt),
+};
+
+/** Only ever called with integers the request schema already bounded. */
+function integerLiteral(n: number): SQL {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a safe integer: ${n}`);
+  return sql.raw(String(n));
+}
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+function filters(query: Pick<ListBooksQuery, "author" | "q">): SQL | undefined {
+  return and(
+    query.author === undefined ? undefined : eq(books.author, query.author),
+    query.q === undefined ? undefined : sql`${books.title} ilike ${`%${escapeLike(query.q)}%`}`,
+  );
+}
+
+export function createBooksRepository(db: Db) {
+  return {
+    async insert(book: { id: string; title: string; author: string; publishedOn: string }) {
+      const [row] = await db.insert(books).values(book).returning(snapshotColumns);
+      if (!row) throw new Error("insert returned no row");
+      return row as BookSnapshot;
+    },
+
+    async findById(id: string): Promise<BookSnapshot | undefined> {
+      const [row] = await db
+        .select(snapshotColumns)
+        .from(books)
+        .where(eq(books.id, id))
+        .prepare("books_find_by_id")
+        .execute();
+      return row;
+    },
+
+    /** Undefined when there is no such book. */
+    async update(
+      id: string,
+      changes: Partial<{ title: string; author: string; publishedOn: string }>,
+    ) {
+      const [row] = await db
+        .update(books)
+        .set({ ...changes, updatedAt: sql`now()` })
+        .where(eq(books.id, id))
+        .returning(snapshotColumns);
+      return row as BookSnapshot | undefined;
+    },
+
+    /** The deleted book's last state, or undefined when there was none. */
+    async delete(id: string) {
+      const [row] = await db.delete(books).where(eq(books.id, id)).returning(snapshotColumns);
+      return row as BookSnapshot | undefined;
+    },
+
+    /** Newest first; LIMIT/OFFSET as literals, as in the pets repository (one planned query). */
+    async listPage(query: ListBooksQuery): Promise<BookSnapshot[]> {
+      return (
+        db
+          .select(snapshotColumns)
+          .from(books)
+          .where(filters(query))
+          .orderBy(desc(books.createdAt), desc(books.id))
+          // Drizzle inlines an SQL object here; its types only admit numbers (which it would bind).
+          .limit(integerLiteral(query.limit) as unknown as number)
+          .offset(integerLiteral(query.offset) as unknown as number)
+      );
+    },
+
+    /** Exact: the trigger-kept counter when unfiltered, count(*) with the filters otherwise. */
+    async count(query: Pick<ListBooksQuery, "author" | "q">): Promise<number> {
+      const where = filters(query);
+      if (!where) {
+        const [stats] = await db
+          .select({ total: bookStats.total })
+          .from(bookStats)
+          .prepare("book_stats_read")
+          .execute();
+        return Number(stats?.total ?? 0);
+      }
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(books).where(where);
+      return Number(row?.n ?? 0);
+    },
+  };
+}
+
+export type BooksRepository = ReturnType<typeof createBooksRepository>;

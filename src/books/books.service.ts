@@ -1,0 +1,160 @@
+/**
+ * The rules of the books catalogue. Each write and its event commit together (transactional
+ * outbox); the cache is invalidated after the commit and before the caller gets an answer.
+ */
+import type { Cache } from "../cache/cache.ts";
+import type { Db } from "../db/client.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import type { BookEvent, BookEventType, BookSnapshot } from "../events/events.ts";
+import { appendEvent as appendToOutbox } from "../events/outbox.repository.ts";
+import { isUuid } from "../uuid.ts";
+import {
+  AUTHOR_MAX_LENGTH,
+  BOOK_NOT_FOUND,
+  type Book,
+  type BookList,
+  type BookPatch,
+  isCalendarDate,
+  type ListBooksQuery,
+  type NewBook,
+  TITLE_MAX_LENGTH,
+} from "./books.model.ts";
+import { createBooksRepository } from "./books.repository.ts";
+
+export interface BooksServiceDeps {
+  db: Db;
+  cache: Cache;
+  /** Called after every committed write (the relay publishes sooner). */
+  onEventCommitted?: () => void;
+  /** How an event joins the transaction; replaced only by the benchmark's no-outbox variant. */
+  appendEvent?: (tx: Db, event: BookEvent) => Promise<void>;
+}
+
+const LIST_NAMESPACE = "books:list";
+const bookNamespace = (id: string) => `book:${id}`;
+
+function checkedFields(input: BookPatch): {
+  title?: string;
+  author?: string;
+  publishedOn?: string;
+} {
+  const errors = [];
+  const title = input.title?.trim();
+  const author = input.author?.trim();
+  if (title !== undefined && (title.length === 0 || title.length > TITLE_MAX_LENGTH)) {
+    errors.push({
+      path: "/title",
+      message: `must be 1 to ${TITLE_MAX_LENGTH} characters after trimming`,
+    });
+  }
+  if (author !== undefined && (author.length === 0 || author.length > AUTHOR_MAX_LENGTH)) {
+    errors.push({
+      path: "/author",
+      message: `must be 1 to ${AUTHOR_MAX_LENGTH} characters after trimming`,
+    });
+  }
+  if (input.published_on !== undefined && !isCalendarDate(input.published_on)) {
+    errors.push({ path: "/published_on", message: "must be a real date as YYYY-MM-DD" });
+  }
+  if (errors.length > 0) throw new ValidationError("Invalid book.", errors);
+  return {
+    ...(title !== undefined && { title }),
+    ...(author !== undefined && { author }),
+    ...(input.published_on !== undefined && { publishedOn: input.published_on }),
+  };
+}
+
+const event = (type: BookEventType, book: BookSnapshot): BookEvent => ({
+  id: Bun.randomUUIDv7(),
+  type,
+  occurred_at: new Date().toISOString(),
+  book,
+});
+
+export function createBooksService({
+  db,
+  cache,
+  onEventCommitted = () => {},
+  appendEvent = appendToOutbox,
+}: BooksServiceDeps) {
+  const repository = createBooksRepository(db);
+
+  /** Runs `change` and writes its event in one transaction; then invalidates and nudges. */
+  const write = async (
+    type: BookEventType,
+    change: (repo: ReturnType<typeof createBooksRepository>) => Promise<BookSnapshot | undefined>,
+  ): Promise<BookSnapshot> => {
+    const book = await db.transaction(async (tx) => {
+      const changed = await change(createBooksRepository(tx));
+      if (changed) await appendEvent(tx, event(type, changed));
+      return changed;
+    });
+    if (!book) throw new NotFoundError(BOOK_NOT_FOUND);
+    await cache.invalidate(
+      type === "book.created" ? [LIST_NAMESPACE] : [bookNamespace(book.id), LIST_NAMESPACE],
+    );
+    onEventCommitted();
+    return book;
+  };
+
+  /** Read-through: a hit skips the database; a miss fills the cache unless a write intervened. */
+  const cached = async <T>(namespace: string, key: string, load: () => Promise<T | undefined>) => {
+    const hit = await cache.read(namespace, key);
+    if (hit.value !== undefined) return JSON.parse(hit.value) as T;
+    const value = await load();
+    if (value !== undefined) await cache.write(namespace, key, hit.version, JSON.stringify(value));
+    return value;
+  };
+
+  return {
+    create(input: NewBook): Promise<Book> {
+      const fields = checkedFields(input);
+      return write("book.created", (repo) =>
+        repo.insert({ id: Bun.randomUUIDv7(), ...(fields as Required<typeof fields>) }),
+      );
+    },
+
+    async get(id: string): Promise<Book> {
+      if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);
+      const book = await cached(bookNamespace(id.toLowerCase()), "", () => repository.findById(id));
+      if (!book) throw new NotFoundError(BOOK_NOT_FOUND);
+      return book;
+    },
+
+    async list(query: ListBooksQuery): Promise<BookList> {
+      const key = JSON.stringify([
+        query.limit,
+        query.offset,
+        query.author ?? null,
+        query.q ?? null,
+      ]);
+      const page = await cached<BookList>(LIST_NAMESPACE, key, async () => {
+        const [items, count] = await Promise.all([
+          repository.listPage(query),
+          repository.count(query),
+        ]);
+        return { count, items };
+      });
+      return page as BookList;
+    },
+
+    replace(id: string, input: NewBook): Promise<Book> {
+      if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);
+      const fields = checkedFields(input);
+      return write("book.updated", (repo) => repo.update(id, fields));
+    },
+
+    patch(id: string, input: BookPatch): Promise<Book> {
+      if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);
+      const fields = checkedFields(input);
+      return write("book.updated", (repo) => repo.update(id, fields));
+    },
+
+    async delete(id: string): Promise<void> {
+      if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);
+      await write("book.deleted", (repo) => repo.delete(id));
+    },
+  };
+}
+
+export type BooksService = ReturnType<typeof createBooksService>;

@@ -1,0 +1,38 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  check,
+  date,
+  index,
+  pgTable,
+  smallint,
+  timestamp,
+  uuid,
+  varchar,
+} from "drizzle-orm/pg-core";
+
+export const books = pgTable(
+  "books",
+  {
+    id: uuid("id").primaryKey(),
+    title: varchar("title", { length: 300 }).notNull(),
+    author: varchar("author", { length: 200 }).notNull(),
+    publishedOn: date("published_on", { mode: "string" }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+  },
+  (t) => [
+    index("books_newest_first_idx").on(t.createdAt.desc(), t.id.desc()),
+    index("books_author_newest_first_idx").on(t.author, t.createdAt.desc(), t.id.desc()),
+  ],
+);
+
+/** One row of exact counters kept by triggers (drizzle/0003_book_counters.sql). */
+export const bookStats = pgTable(
+  "book_stats",
+  {
+    id: smallint("id").primaryKey(),
+    total: bigint("total", { mode: "number" }).notNull(),
+  },
+  (t) => [check("book_stats_singleton", sql`${t.id} = 1`)],
+);
