@@ -9,6 +9,7 @@ import { type RunningServer, runBinary, startServer, tempDataDir } from "./binar
 setDefaultTimeout(60_000);
 
 const API_KEY = "e2e-api-key-0123456789";
+const JWT_SECRET = "e2e-jwt-secret-0123456789-0123456789-abcdef";
 const onPostgres = Boolean(process.env.DATABASE_URL);
 
 let env: Record<string, string>;
@@ -17,7 +18,7 @@ let server: RunningServer;
 const dataDir = tempDataDir();
 
 beforeAll(async () => {
-  env = { API_KEY, DATA_DIR: dataDir, LOG_LEVEL: "info" };
+  env = { API_KEY, JWT_SECRET, DATA_DIR: dataDir, LOG_LEVEL: "info" };
   if (onPostgres) {
     const database = await createEmptyPostgresDatabase();
     env.DATABASE_URL = database.url;
@@ -139,6 +140,7 @@ describe("petbooks serve (compiled binary)", () => {
     expect(requests.length).toBeGreaterThan(5);
     for (const r of requests) expect(r).toHaveProperty("request_id");
     expect(server.logs()).not.toContain(API_KEY);
+    expect(server.logs()).not.toContain(JWT_SECRET);
   });
 
   test("SIGTERM stops it cleanly", async () => {

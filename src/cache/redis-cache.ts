@@ -65,13 +65,17 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   // A version must outlive every entry written under it, so it can never come back into use.
   const versionTtl = String(ttlSeconds * 2 + 60);
 
+  let connectedOnce = false;
   const client = createClient({
     url: options.url,
     // Fail fast while disconnected instead of queueing commands behind a dead connection.
     disableOfflineQueue: true,
     socket: {
       connectTimeout: 2000,
-      reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000),
+      // Until the first connection, give up at once (the startup retry decides); after it,
+      // reconnect forever in the background while requests are served from the database.
+      reconnectStrategy: (retries, cause) =>
+        connectedOnce ? Math.min(100 * 2 ** retries, 2000) : cause,
     },
   });
   let failingSince: number | undefined;
@@ -134,8 +138,9 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
 
   await retry(
     async () => {
-      await client.connect();
+      if (!client.isOpen) await client.connect();
       await client.ping();
+      connectedOnce = true;
     },
     {
       name: "connect to Redis",
@@ -181,7 +186,9 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
       }
     },
     async close() {
-      if (client.isOpen) await client.quit().catch(() => client.destroy());
+      if (!client.isOpen) return;
+      // QUIT waits for an answer that a dead server never sends.
+      await bounded(client.quit()).catch(() => client.destroy());
     },
   };
 }

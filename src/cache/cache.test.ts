@@ -1,0 +1,235 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "../logger.ts";
+import { type Cache, createMemoryCache, UNAVAILABLE } from "./cache.ts";
+import { createRedisCache } from "./redis-cache.ts";
+
+const redisUrl = process.env.REDIS_URL;
+const caches: Cache[] = [];
+afterAll(async () => {
+  for (const cache of caches) await cache.close();
+});
+
+const implementations: [string, () => Promise<Cache>][] = [
+  ["memory", async () => createMemoryCache(60)],
+  ...(redisUrl
+    ? ([
+        [
+          "redis",
+          () =>
+            createRedisCache({
+              url: redisUrl,
+              ttlSeconds: 60,
+              timeoutMs: 500,
+              logger: createLogger("error", () => {}),
+              prefix: `petbooks-test:${crypto.randomUUID()}:`,
+            }),
+        ],
+      ] as [string, () => Promise<Cache>][])
+    : []),
+];
+
+describe.each(implementations)("%s cache", (_, make) => {
+  const open = async () => {
+    const cache = await make();
+    caches.push(cache);
+    return cache;
+  };
+
+  test("a write after a read is a hit for the next read", async () => {
+    const cache = await open();
+    const miss = await cache.read("book:1", "");
+    expect(miss.value).toBeUndefined();
+    await cache.write("book:1", "", miss.version, "one");
+    expect((await cache.read("book:1", "")).value).toBe("one");
+  });
+
+  test("invalidation hides every key of the namespace, and only that namespace", async () => {
+    const cache = await open();
+    for (const key of ["a", "b"]) {
+      const r = await cache.read("list", key);
+      await cache.write("list", key, r.version, key);
+    }
+    const other = await cache.read("book:2", "");
+    await cache.write("book:2", "", other.version, "kept");
+    await cache.invalidate(["list"]);
+    expect((await cache.read("list", "a")).value).toBeUndefined();
+    expect((await cache.read("list", "b")).value).toBeUndefined();
+    expect((await cache.read("book:2", "")).value).toBe("kept");
+  });
+
+  test("a reader that raced with a write cannot store what it read before the write", async () => {
+    const cache = await open();
+    const before = await cache.read("book:3", ""); // reader starts, reads the database...
+    await cache.invalidate(["book:3"]); // ...meanwhile a write commits and invalidates...
+    await cache.write("book:3", "", before.version, "stale"); // ...then the reader fills the cache
+    expect((await cache.read("book:3", "")).value).toBeUndefined();
+  });
+
+  test("versions never repeat, even across many invalidations", async () => {
+    const cache = await open();
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      await cache.invalidate(["ns"]);
+      seen.add((await cache.read("ns", "k")).version);
+    }
+    expect(seen.size).toBe(20);
+  });
+});
+
+test("the memory cache stays within its size", async () => {
+  const cache = createMemoryCache(60, 3);
+  for (const key of ["a", "b", "c", "d"])
+    await cache.write("ns", key, (await cache.read("ns", key)).version, key);
+  expect((await cache.read("ns", "a")).value).toBeUndefined();
+  expect((await cache.read("ns", "d")).value).toBe("d");
+});
+
+test("Redis that stays unreachable at startup fails with a clear message", async () => {
+  const started = performance.now();
+  const err = await createRedisCache({
+    url: "redis://:hunter2@127.0.0.1:1",
+    ttlSeconds: 60,
+    timeoutMs: 50,
+    logger: createLogger("error", () => {}),
+    connectAttempts: 2,
+  }).catch((e) => e as Error);
+  expect(err).toBeInstanceOf(Error);
+  expect((err as Error).message).toContain("cannot reach Redis at redis://:***@127.0.0.1:1");
+  expect((err as Error).message).not.toContain("hunter2");
+  expect(performance.now() - started).toBeLessThan(10_000);
+});
+
+const redisServer = Bun.which("redis-server");
+
+describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
+  async function freePort() {
+    return new Promise<number>((resolve) => {
+      const server = createServer();
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+  }
+
+  /** With `dir`, data survives a restart (append-only file, fsync on every write). */
+  async function startRedis(port: number, dir?: string) {
+    const persistence = dir
+      ? ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir]
+      : ["--appendonly", "no"];
+    const proc = Bun.spawn(
+      [
+        redisServer as string,
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        ...persistence,
+      ],
+      {
+        stdout: "ignore",
+        stderr: "ignore",
+      },
+    );
+    for (let i = 0; i < 100; i++) {
+      const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })
+        .then((s) => {
+          s.end();
+          return true;
+        })
+        .catch(() => false);
+      if (ok) return proc;
+      await Bun.sleep(20);
+    }
+    throw new Error("redis-server did not start");
+  }
+
+  test("reads fall back, one warning per interval, and caching resumes by itself", async () => {
+    const port = await freePort();
+    let redis = await startRedis(port);
+    const warnings: string[] = [];
+    const cache = await createRedisCache({
+      url: `redis://127.0.0.1:${port}`,
+      ttlSeconds: 60,
+      timeoutMs: 50,
+      warnEveryMs: 60_000,
+      logger: createLogger("info", (line) => warnings.push(line)),
+    });
+    caches.push(cache);
+    try {
+      const first = await cache.read("book:x", "");
+      await cache.write("book:x", "", first.version, "v1");
+      expect((await cache.read("book:x", "")).value).toBe("v1");
+
+      redis.kill("SIGKILL");
+      await redis.exited;
+      const started = performance.now();
+      for (let i = 0; i < 20; i++) {
+        const r = await cache.read("book:x", "");
+        expect(r).toEqual({ value: undefined, version: UNAVAILABLE });
+      }
+      await cache.invalidate(["book:x"]); // lost while Redis is down
+      expect(performance.now() - started).toBeLessThan(20 * 60 + 1000); // bounded by the timeout
+      const warned = warnings.map((l) => JSON.parse(l)).filter((l) => l.level === "warn");
+      expect(warned).toHaveLength(1);
+
+      redis = await startRedis(port);
+      let resumed = false;
+      for (let i = 0; i < 100 && !resumed; i++) {
+        const r = await cache.read("book:x", "");
+        if (r.version !== UNAVAILABLE) {
+          await cache.write("book:x", "", r.version, "v2");
+          resumed = (await cache.read("book:x", "")).value === "v2";
+        }
+        if (!resumed) await Bun.sleep(50);
+      }
+      expect(resumed).toBe(true);
+      expect(warnings.join("")).toContain("redis cache available again");
+    } finally {
+      redis.kill("SIGKILL");
+    }
+  }, 30_000);
+
+  test("an invalidation lost during an outage cannot let a stale entry survive it", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "petbooks-redis-"));
+    let redis = await startRedis(port, dir);
+    const cache = await createRedisCache({
+      url: `redis://127.0.0.1:${port}`,
+      ttlSeconds: 60,
+      timeoutMs: 50,
+      logger: createLogger("error", () => {}),
+    });
+    caches.push(cache);
+    try {
+      const r = await cache.read("book:y", "");
+      await cache.write("book:y", "", r.version, "old");
+      // Freeze Redis, let the invalidation time out, then kill it with the command unread:
+      // it restarts from disk with the old entry, like a partition that healed.
+      redis.kill("SIGSTOP");
+      await cache.invalidate(["book:y"]);
+      redis.kill("SIGKILL");
+      await redis.exited;
+      redis = await startRedis(port, dir);
+      let value: string | undefined = "still unavailable";
+      for (let i = 0; i < 100; i++) {
+        const read = await cache.read("book:y", "");
+        if (read.version !== UNAVAILABLE) {
+          value = read.value;
+          break;
+        }
+        await Bun.sleep(50);
+      }
+      expect(value).toBeUndefined();
+    } finally {
+      redis.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
