@@ -48,6 +48,38 @@ describe("loadConfig", () => {
     expect(config.logLevel).toBe("warn");
   });
 
+  test("reads the books, cache and events variables", () => {
+    const config = loadConfig({
+      JWT_SECRET: "s".repeat(32),
+      JWT_TTL: "900",
+      REDIS_URL: "redis://cache:6379/0",
+      REDIS_TIMEOUT_MS: "100",
+      CACHE_TTL: "30",
+      KAFKA_BROKERS: " kafka-1:9092, kafka-2:9092 ",
+      KAFKA_TOPIC: "books.events",
+      OUTBOX_RETENTION_HOURS: "72",
+    });
+    expect(config).toMatchObject({
+      jwtSecret: "s".repeat(32),
+      jwtTtlSeconds: 900,
+      redisUrl: "redis://cache:6379/0",
+      redisTimeoutMs: 100,
+      cacheTtlSeconds: 30,
+      kafkaBrokers: ["kafka-1:9092", "kafka-2:9092"],
+      kafkaTopic: "books.events",
+      outboxRetentionHours: 72,
+    });
+  });
+
+  test("JWT_SECRET is required where asked, and never echoed", () => {
+    expect(() => loadConfig({}, { jwtSecret: true })).toThrow(/JWT_SECRET is required/);
+    expect(() => loadConfig({ JWT_SECRET: "short-secret" })).not.toThrow(/short-secret/);
+  });
+
+  test("broker credentials given by mistake are not echoed", () => {
+    expect(() => loadConfig({ KAFKA_BROKERS: "user:secret@kafka:9092" })).not.toThrow(/secret/);
+  });
+
   test("the API key is only required where asked", () => {
     expect(loadConfig({}).apiKey).toBeUndefined();
     expect(() => loadConfig({}, { apiKey: true })).toThrow(/API_KEY is required/);
@@ -63,6 +95,13 @@ describe("loadConfig", () => {
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL must be one of debug, info, warn, error"],
     [{ PUBLIC_URL: "ftp://x" }, "PUBLIC_URL must be an http:// or https:// URL"],
     [{ DATABASE_POOL_SIZE: "0" }, "DATABASE_POOL_SIZE must be an integer from 1"],
+    [{ JWT_SECRET: "too-short" }, "JWT_SECRET must be at least 32 bytes"],
+    [{ JWT_TTL: "10" }, "JWT_TTL must be an integer from 60"],
+    [{ REDIS_URL: "http://cache" }, "REDIS_URL must be a redis://"],
+    [{ CACHE_TTL: "0" }, "CACHE_TTL must be an integer from 1"],
+    [{ KAFKA_BROKERS: "kafka:9092,,other" }, "KAFKA_BROKERS: entry 2 is empty"],
+    [{ KAFKA_BROKERS: "user:secret@kafka:9092" }, "is not host:port"],
+    [{ KAFKA_TOPIC: "bad topic" }, "KAFKA_TOPIC must be a valid Kafka topic name"],
   ])("rejects %j", (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

@@ -1,5 +1,6 @@
 /** Environment configuration, parsed and validated once per process. */
 import { ConfigError } from "./errors.ts";
+import { parseKafkaBrokers } from "./events/kafka.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
 
 export interface Config {
@@ -77,13 +78,14 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     problems.push("REDIS_URL must be a redis:// or rediss:// URL");
   }
 
-  const kafkaBrokers = (value("KAFKA_BROKERS") ?? "")
-    .split(",")
-    .map((b) => b.trim())
-    .filter((b) => b.length > 0);
-  for (const broker of kafkaBrokers) {
-    if (!/^[\w.-]+:\d{1,5}$/.test(broker)) {
-      problems.push(`KAFKA_BROKERS must be a comma-separated list of host:port (got "${broker}")`);
+  let kafkaBrokers: string[] = [];
+  const brokers = value("KAFKA_BROKERS");
+  if (brokers !== undefined) {
+    try {
+      kafkaBrokers = parseKafkaBrokers(brokers);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
     }
   }
   const kafkaTopic = value("KAFKA_TOPIC") ?? "petbooks.books";

@@ -1,5 +1,6 @@
 /** Registration, the OAuth2 token endpoint, and the current user. */
 import { Elysia, t } from "elysia";
+import { consumes } from "../http/openapi-tidy.ts";
 import { jsonBody, jsonOrFormBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem.ts";
 import { RegisterSchema, TokenRequestSchema, TokenSchema, UserSchema } from "./auth.model.ts";
@@ -24,7 +25,7 @@ export function authRoutes(auth: AuthService) {
         parse: jsonBody,
         body: RegisterSchema,
         response: { 201: UserSchema, ...problemResponses(400, 409, 413, 415, 422) },
-        detail: { tags: ["auth"], summary: "Create a user" },
+        detail: { tags: ["auth"], summary: "Create a user", ...consumes("application/json") },
       },
     )
     .post(
@@ -37,12 +38,12 @@ export function authRoutes(auth: AuthService) {
       {
         parse: jsonOrFormBody,
         body: TokenRequestSchema,
-        type: "application/x-www-form-urlencoded",
         response: { 200: TokenSchema, ...problemResponses(400, 401, 413, 415, 422) },
         detail: {
           tags: ["auth"],
           summary: "Get an access token (OAuth2 password grant)",
           description: "Form-encoded as OAuth2 specifies; JSON is accepted too.",
+          ...consumes("application/x-www-form-urlencoded", "application/json"),
         },
       },
     )

@@ -1,6 +1,7 @@
 /** The books REST routes (all behind a bearer token): parse, call the service, answer. */
 import { Elysia, t } from "elysia";
 import { BEARER_SECURITY } from "../auth/auth.http.ts";
+import { consumes } from "../http/openapi-tidy.ts";
 import { jsonBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem.ts";
 import {
@@ -25,11 +26,12 @@ function trimTextFields({ body }: { body: unknown }) {
   }
 }
 
-const doc = (summary: string, description?: string) => ({
+const doc = (summary: string, description?: string, withJsonBody = false) => ({
   tags: ["books"],
   summary,
   ...(description && { description }),
   security: BEARER_SECURITY,
+  ...(withJsonBody && consumes("application/json")),
 });
 
 export function booksRoutes(books: BooksService) {
@@ -45,7 +47,7 @@ export function booksRoutes(books: BooksService) {
         transform: trimTextFields,
         body: NewBookSchema,
         response: { 201: BookSchema, ...problemResponses(400, 401, 413, 415, 422) },
-        detail: doc("Add a book"),
+        detail: doc("Add a book", undefined, true),
       },
     )
     .get(
@@ -77,7 +79,7 @@ export function booksRoutes(books: BooksService) {
       transform: trimTextFields,
       body: NewBookSchema,
       response: { 200: BookSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
-      detail: doc("Replace a book", "Every field is required."),
+      detail: doc("Replace a book", "Every field is required.", true),
     })
     .patch("/:id", ({ params, body }) => books.patch(params.id, body), {
       params: IdParams,
@@ -85,7 +87,11 @@ export function booksRoutes(books: BooksService) {
       transform: trimTextFields,
       body: BookPatchSchema,
       response: { 200: BookSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
-      detail: doc("Change some fields of a book", "At least one field; an empty body is 422."),
+      detail: doc(
+        "Change some fields of a book",
+        "At least one field; an empty body is 422.",
+        true,
+      ),
     })
     .delete(
       "/:id",

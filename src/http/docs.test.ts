@@ -33,7 +33,37 @@ describe("OpenAPI document", () => {
     }
   });
 
+  test("books and the current user need a bearer token; Swagger UI can log in", () => {
+    expect(doc.components.securitySchemes.OAuth2Password).toMatchObject({
+      type: "oauth2",
+      flows: { password: { tokenUrl: "/auth/token" } },
+    });
+    expect(doc.components.securitySchemes.BearerToken).toMatchObject({
+      type: "http",
+      scheme: "bearer",
+    });
+    const bearer = [{ OAuth2Password: [] }, { BearerToken: [] }];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      if (!path.startsWith("/books") && path !== "/auth/me") continue;
+      for (const op of Object.values(item as Record<string, { security: unknown }>)) {
+        expect(op.security).toEqual(bearer);
+      }
+    }
+    expect(doc.paths["/auth/token"].post.security).toBeUndefined();
+    expect(Object.keys(doc.paths["/auth/token"].post.requestBody.content)).toContain(
+      "application/x-www-form-urlencoded",
+    );
+  });
+
   test.each([
+    ["/books", "post", ["201", "400", "401", "413", "415", "422"]],
+    ["/books", "get", ["200", "401", "422"]],
+    ["/books/{id}", "get", ["200", "401", "404"]],
+    ["/books/{id}", "put", ["200", "400", "401", "404", "413", "415", "422"]],
+    ["/books/{id}", "patch", ["200", "400", "401", "404", "413", "415", "422"]],
+    ["/books/{id}", "delete", ["204", "401", "404"]],
+    ["/auth/register", "post", ["201", "400", "409", "413", "415", "422"]],
+    ["/auth/token", "post", ["200", "400", "401", "413", "415", "422"]],
     ["/pets", "post", ["201", "400", "401", "413", "415", "422"]],
     ["/pets", "get", ["200", "401", "422"]],
     ["/pets", "delete", ["200", "400", "401", "413", "415", "422"]],
@@ -45,9 +75,35 @@ describe("OpenAPI document", () => {
     expect(Object.keys(op.responses).sort()).toEqual(statuses.sort());
   });
 
+  test("request bodies list exactly the content types each route accepts", () => {
+    const accepted = (path: string, method: string) =>
+      Object.keys(doc.paths[path][method].requestBody.content).sort();
+    expect(accepted("/pets", "post")).toEqual(["application/json"]);
+    expect(accepted("/pets", "delete")).toEqual(["application/json"]);
+    expect(accepted("/books", "post")).toEqual(["application/json"]);
+    expect(accepted("/books/{id}", "patch")).toEqual(["application/json"]);
+    expect(accepted("/auth/token", "post")).toEqual([
+      "application/json",
+      "application/x-www-form-urlencoded",
+    ]);
+    expect(accepted("/pets/{id}/photo", "post")).toEqual(["multipart/form-data"]);
+    expect(JSON.stringify(doc)).not.toContain("x-petbooks");
+  });
+
+  test("the document is the same on every request", async () => {
+    const again = await readJson(t.request("/docs/json", { apiKey: null }));
+    expect(again).toEqual(doc);
+  });
+
+  test("responses are JSON, errors problem+json", () => {
+    const responses = doc.paths["/books/{id}"].get.responses;
+    expect(Object.keys(responses["200"].content)).toEqual(["application/json"]);
+    expect(Object.keys(responses["404"].content)).toEqual(["application/problem+json"]);
+  });
+
   test("the photo upload is documented as multipart with a binary file", () => {
     const content = doc.paths["/pets/{id}/photo"].post.requestBody.content;
-    expect(Object.keys(content)).toContain("multipart/form-data");
+    expect(Object.keys(content)).toEqual(["multipart/form-data"]);
     expect(JSON.stringify(content["multipart/form-data"].schema)).toContain('"binary"');
   });
 

@@ -8,6 +8,7 @@ import swaggerCssPath from "swagger-ui-dist/swagger-ui.css" with { type: "file" 
 import swaggerBundlePath from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
 import packageJson from "../../package.json";
 import { NotFoundError } from "../errors.ts";
+import { tidyOpenApi } from "./openapi-tidy.ts";
 
 export const OPENAPI_PATH = "/docs/json";
 
@@ -34,62 +35,71 @@ const assets: Record<string, { path: string; type: string }> = {
 };
 
 export function docs() {
-  return new Elysia({ name: "docs" })
-    .use(
-      swagger({
-        provider: "swagger-ui",
-        // The plugin's own page loads Swagger UI from a CDN; ours below does not.
-        path: "/docs/cdn",
-        specPath: OPENAPI_PATH,
-        exclude: [/^\/docs/],
-        documentation: {
-          // The schemas use JSON Schema keywords (const, examples) that only OpenAPI 3.1 allows.
-          openapi: "3.1.0",
-          info: {
-            title: "petbooks",
-            version: packageJson.version,
-            description:
-              "Pets registry (API key in `X-API-KEY`) and books catalogue (bearer token from " +
-              "`POST /auth/token`; in Swagger UI use Authorize with your username and password). " +
-              "Errors are RFC 9457 problem details.",
-          },
-          tags: [
-            { name: "pets", description: "Dogs and cats, their photos, bulk delete." },
-            {
-              name: "books",
-              description: "The books catalogue; every route needs a bearer token.",
+  return (
+    new Elysia({ name: "docs" })
+      // The plugin's document, corrected on its way out (see openapi-tidy.ts). Hooks only apply to
+      // routes registered after them, so this comes before the plugin.
+      .onAfterHandle({ as: "global" }, ({ path, response }) =>
+        path === OPENAPI_PATH && response && typeof response === "object"
+          ? tidyOpenApi(response as Parameters<typeof tidyOpenApi>[0])
+          : undefined,
+      )
+      .use(
+        swagger({
+          provider: "swagger-ui",
+          // The plugin's own page loads Swagger UI from a CDN; ours below does not.
+          path: "/docs/cdn",
+          specPath: OPENAPI_PATH,
+          exclude: [/^\/docs/],
+          documentation: {
+            // The schemas use JSON Schema keywords (const, examples) that only OpenAPI 3.1 allows.
+            openapi: "3.1.0",
+            info: {
+              title: "petbooks",
+              version: packageJson.version,
+              description:
+                "Pets registry (API key in `X-API-KEY`) and books catalogue (bearer token from " +
+                "`POST /auth/token`; in Swagger UI use Authorize with your username and password). " +
+                "Errors are RFC 9457 problem details.",
             },
-            { name: "auth", description: "Users and access tokens." },
-            { name: "health", description: "Liveness and readiness probes." },
-          ],
-          components: {
-            securitySchemes: {
-              ApiKeyAuth: { type: "apiKey", in: "header", name: "X-API-KEY" },
-              OAuth2Password: {
-                type: "oauth2",
-                description: "Log in with a username and password (OAuth2 password grant).",
-                flows: { password: { tokenUrl: "/auth/token", scopes: {} } },
+            tags: [
+              { name: "pets", description: "Dogs and cats, their photos, bulk delete." },
+              {
+                name: "books",
+                description: "The books catalogue; every route needs a bearer token.",
               },
-              BearerToken: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+              { name: "auth", description: "Users and access tokens." },
+              { name: "health", description: "Liveness and readiness probes." },
+            ],
+            components: {
+              securitySchemes: {
+                ApiKeyAuth: { type: "apiKey", in: "header", name: "X-API-KEY" },
+                OAuth2Password: {
+                  type: "oauth2",
+                  description: "Log in with a username and password (OAuth2 password grant).",
+                  flows: { password: { tokenUrl: "/auth/token", scopes: {} } },
+                },
+                BearerToken: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+              },
             },
           },
+        }),
+      )
+      .get(
+        "/docs",
+        () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }),
+        { detail: { hide: true } },
+      )
+      .get(
+        "/docs/assets/:name",
+        ({ params, set }) => {
+          const asset = assets[params.name];
+          if (!asset) throw new NotFoundError("No such asset.");
+          set.headers["content-type"] = asset.type;
+          set.headers["cache-control"] = "public, max-age=86400";
+          return Bun.file(asset.path);
         },
-      }),
-    )
-    .get(
-      "/docs",
-      () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }),
-      { detail: { hide: true } },
-    )
-    .get(
-      "/docs/assets/:name",
-      ({ params, set }) => {
-        const asset = assets[params.name];
-        if (!asset) throw new NotFoundError("No such asset.");
-        set.headers["content-type"] = asset.type;
-        set.headers["cache-control"] = "public, max-age=86400";
-        return Bun.file(asset.path);
-      },
-      { detail: { hide: true } },
-    );
+        { detail: { hide: true } },
+      )
+  );
 }

@@ -1,5 +1,6 @@
 /** The pets REST routes: parse, call the service, answer. */
 import { Elysia, t } from "elysia";
+import { consumes } from "../http/openapi-tidy.ts";
 import { jsonBody, multipartBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem.ts";
 import {
@@ -34,7 +35,12 @@ export function petsRoutes(pets: PetsService) {
         },
         body: NewPetSchema,
         response: { 201: PetSchema, ...problemResponses(400, 401, 413, 415, 422) },
-        detail: { tags: ["pets"], summary: "Create a pet", security },
+        detail: {
+          tags: ["pets"],
+          summary: "Create a pet",
+          security,
+          ...consumes("application/json"),
+        },
       },
     )
     .get(
@@ -60,6 +66,7 @@ export function petsRoutes(pets: PetsService) {
         summary: "Delete pets with their photos",
         description: "Ids that match no pet (or are not UUIDs) are listed in `errors`.",
         security,
+        ...consumes("application/json"),
       },
     })
     .post(
@@ -71,10 +78,14 @@ export function petsRoutes(pets: PetsService) {
       {
         params: t.Object({ id: t.String({ description: "The pet's id." }) }),
         parse: multipartBody,
-        type: "multipart/form-data",
         body: PhotoUploadSchema,
         response: { 201: PhotoSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
-        detail: { tags: ["pets"], summary: "Upload a photo of a pet", security },
+        detail: {
+          tags: ["pets"],
+          summary: "Upload a photo of a pet",
+          security,
+          ...consumes("multipart/form-data"),
+        },
       },
     );
 }
