@@ -98,7 +98,7 @@ describe("loadConfig", () => {
     [{ JWT_SECRET: "too-short" }, "JWT_SECRET must be at least 32 bytes"],
     [{ JWT_TTL: "10" }, "JWT_TTL must be an integer from 60"],
     [{ REDIS_URL: "http://cache" }, "REDIS_URL must be a redis://"],
-    [{ CACHE_TTL: "0" }, "CACHE_TTL must be an integer from 1"],
+    [{ CACHE_TTL: "-1" }, "CACHE_TTL must be an integer from 0"],
     [{ KAFKA_BROKERS: "kafka:9092,,other" }, "KAFKA_BROKERS: entry 2 is empty"],
     [{ KAFKA_BROKERS: "user:secret@kafka:9092" }, "is not host:port"],
     [{ KAFKA_TOPIC: "bad topic" }, "KAFKA_TOPIC must be a valid Kafka topic name"],

@@ -118,7 +118,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     jwtTtlSeconds: integer("JWT_TTL", 3600, 60, 30 * 24 * 3600),
     redisUrl,
     redisTimeoutMs: integer("REDIS_TIMEOUT_MS", 50, 1, 60_000),
-    cacheTtlSeconds: integer("CACHE_TTL", 60, 1, 7 * 24 * 3600),
+    cacheTtlSeconds: integer("CACHE_TTL", 60, 0, 7 * 24 * 3600),
     kafkaBrokers,
     kafkaTopic,
     outboxRetentionHours: integer("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365),

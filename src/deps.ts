@@ -4,7 +4,7 @@ import { createAuthService } from "./auth/auth.service.ts";
 import { createTokenIssuer } from "./auth/tokens.ts";
 import { createUsersRepository } from "./auth/users.repository.ts";
 import { createBooksService } from "./books/books.service.ts";
-import { type Cache, createMemoryCache } from "./cache/cache.ts";
+import { type Cache, createMemoryCache, createNoCache } from "./cache/cache.ts";
 import { createRedisCache } from "./cache/redis-cache.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
@@ -78,6 +78,7 @@ export async function openDatabaseFor(
 }
 
 export async function openCache(config: Config, logger: Logger): Promise<Cache> {
+  if (config.cacheTtlSeconds === 0) return createNoCache();
   if (!config.redisUrl) return createMemoryCache(config.cacheTtlSeconds);
   return createRedisCache({
     url: config.redisUrl,

@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../logger.ts";
-import { type Cache, createMemoryCache, UNAVAILABLE } from "./cache.ts";
+import { type Cache, createMemoryCache, createNoCache, UNAVAILABLE } from "./cache.ts";
 import { createRedisCache } from "./redis-cache.ts";
 
 const redisUrl = process.env.REDIS_URL;
@@ -78,6 +78,13 @@ describe.each(implementations)("%s cache", (_, make) => {
     }
     expect(seen.size).toBe(20);
   });
+});
+
+test("with caching off nothing is ever a hit", async () => {
+  const cache = createNoCache();
+  const r = await cache.read("ns", "k");
+  await cache.write("ns", "k", r.version, "v");
+  expect((await cache.read("ns", "k")).value).toBeUndefined();
 });
 
 test("the memory cache stays within its size", async () => {

@@ -10,7 +10,7 @@ export interface CacheRead {
 }
 
 export interface Cache {
-  readonly kind: "redis" | "memory";
+  readonly kind: "redis" | "memory" | "off";
   read(namespace: string, key: string): Promise<CacheRead>;
   write(namespace: string, key: string, version: string, value: string): Promise<void>;
   /** Moves each namespace to a new version; resolves once no reader can see the old entries. */
@@ -62,5 +62,16 @@ export function createMemoryCache(ttlSeconds: number, maxEntries = 10_000): Cach
     async close() {
       entries.clear();
     },
+  };
+}
+
+/** No caching at all (CACHE_TTL=0): every read goes to the database. */
+export function createNoCache(): Cache {
+  return {
+    kind: "off",
+    read: async () => ({ value: undefined, version: UNAVAILABLE }),
+    write: async () => {},
+    invalidate: async () => {},
+    close: async () => {},
   };
 }
