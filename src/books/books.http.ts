@@ -2,13 +2,13 @@
 import { Elysia, t } from "elysia";
 import { BEARER_SECURITY } from "../auth/auth.http.ts";
 import { consumes } from "../http/openapi-tidy.ts";
+import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { jsonBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem.ts";
 import {
   BookListSchema,
   BookPatchSchema,
   BookSchema,
-  LIST_LIMIT_DEFAULT,
   ListBooksQuerySchema,
   NewBookSchema,
 } from "./books.model.ts";

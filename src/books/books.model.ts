@@ -1,12 +1,10 @@
 /** Books: request/response schemas. */
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
+import { paginationQuery } from "../http/pagination.ts";
 
 export const TITLE_MAX_LENGTH = 300;
 export const AUTHOR_MAX_LENGTH = 200;
-export const LIST_LIMIT_DEFAULT = 20;
-export const LIST_LIMIT_MAX = 100;
-export const OFFSET_MAX = 2_147_483_647;
 export const BOOK_NOT_FOUND = "Book with the matching ID was not found.";
 
 const title = t.String({
@@ -63,22 +61,7 @@ export const BookSchema = t.Object(
 export type Book = Static<typeof BookSchema>;
 
 export const ListBooksQuerySchema = t.Object({
-  limit: t.Optional(
-    t.Integer({
-      minimum: 1,
-      maximum: LIST_LIMIT_MAX,
-      default: LIST_LIMIT_DEFAULT,
-      error: `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`,
-    }),
-  ),
-  offset: t.Optional(
-    t.Integer({
-      minimum: 0,
-      maximum: OFFSET_MAX,
-      default: 0,
-      error: `offset must be an integer from 0 to ${OFFSET_MAX}`,
-    }),
-  ),
+  ...paginationQuery,
   author: t.Optional(t.String({ maxLength: AUTHOR_MAX_LENGTH, description: "Exact author name." })),
   q: t.Optional(t.String({ maxLength: 200, description: "Case-insensitive search in titles." })),
 });

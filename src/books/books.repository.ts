@@ -1,6 +1,7 @@
 /** All SQL for books. */
 import { and, desc, eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { integerLiteral } from "../db/sql.ts";
 import type { BookSnapshot } from "../events/events.ts";
 import type { ListBooksQuery } from "./books.model.ts";
 import { bookStats, books } from "./books.table.ts";
@@ -17,12 +18,6 @@ const snapshotColumns = {
   created_at: rfc3339(books.createdAt),
   updated_at: rfc3339(books.updatedAt),
 };
-
-/** Only ever called with integers the request schema already bounded. */
-function integerLiteral(n: number): SQL {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a safe integer: ${n}`);
-  return sql.raw(String(n));
-}
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 

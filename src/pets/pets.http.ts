@@ -1,12 +1,12 @@
 /** The pets REST routes: parse, call the service, answer. */
 import { Elysia, t } from "elysia";
 import { consumes } from "../http/openapi-tidy.ts";
+import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { jsonBody, multipartBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem.ts";
 import {
   DeletePetsResultSchema,
   DeletePetsSchema,
-  LIST_LIMIT_DEFAULT,
   ListPetsQuerySchema,
   NewPetSchema,
   PetListSchema,

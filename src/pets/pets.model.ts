@@ -1,15 +1,13 @@
 /** Pets request/response schemas: one declaration feeds validation and the OpenAPI document. */
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
+import { paginationQuery } from "../http/pagination.ts";
 
 export const PET_TYPES = ["dog", "cat"] as const;
 export type PetType = (typeof PET_TYPES)[number];
 
 export const NAME_MAX_LENGTH = 100;
 export const AGE_MAX = 50;
-export const LIST_LIMIT_DEFAULT = 20;
-export const LIST_LIMIT_MAX = 100;
-export const OFFSET_MAX = 2_147_483_647;
 export const DELETE_IDS_MAX = 1000;
 export const PET_NOT_FOUND = "Pet with the matching ID was not found.";
 
@@ -73,22 +71,7 @@ export const PetSchema = t.Object(
 export type Pet = Static<typeof PetSchema>;
 
 export const ListPetsQuerySchema = t.Object({
-  limit: t.Optional(
-    t.Integer({
-      minimum: 1,
-      maximum: LIST_LIMIT_MAX,
-      default: LIST_LIMIT_DEFAULT,
-      error: `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`,
-    }),
-  ),
-  offset: t.Optional(
-    t.Integer({
-      minimum: 0,
-      maximum: OFFSET_MAX,
-      default: 0,
-      error: `offset must be an integer from 0 to ${OFFSET_MAX}`,
-    }),
-  ),
+  ...paginationQuery,
   // Not t.UnionEnum: Elysia fills an absent optional UnionEnum query value with its first member.
   has_photos: t.Optional(
     t.Union([t.Literal("true"), t.Literal("false")], {

@@ -2,6 +2,7 @@
 import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { rows } from "../db/rows.ts";
+import { integerLiteral } from "../db/sql.ts";
 import type { HasPhotosFilter, PetType } from "./pets.model.ts";
 import { petPhotos, petStats, pets } from "./pets.table.ts";
 
@@ -66,12 +67,6 @@ function toPetRow(raw: RawPetRow): PetRow {
     createdAt: raw.created_at,
     photos: (photos as [string, string][]).map(([id, fileName]) => ({ id, fileName })),
   };
-}
-
-/** Only ever called with integers the request schema already bounded. */
-function integerLiteral(n: number): SQL {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a safe integer: ${n}`);
-  return sql.raw(String(n));
 }
 
 export function createPetsRepository(db: Db) {
