@@ -1,0 +1,269 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
+import { createLogger } from "../logger.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { createEventConsumer } from "./consumer.ts";
+import type { BookEvent } from "./events.ts";
+import { startKafkaConsumer } from "./kafka-consumer.ts";
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.close());
+
+function bookEvent(type: BookEvent["type"] = "book.created", title = "Dune"): BookEvent {
+  return {
+    id: Bun.randomUUIDv7(),
+    type,
+    occurred_at: new Date().toISOString(),
+    book: {
+      id: Bun.randomUUIDv7(),
+      title,
+      author: "Frank Herbert",
+      published_on: "1965-08-01",
+      created_at: "2026-01-01T00:00:00Z",
+      updated_at: "2026-01-01T00:00:00Z",
+    },
+  };
+}
+
+/** A message as kafkajs hands it to eachBatch (record batch format, Kafka 0.11+). */
+function kafkaMessage(value: string | null, offset: number): KafkaMessage {
+  return {
+    key: Buffer.from("key"),
+    value: value === null ? null : Buffer.from(value),
+    timestamp: String(Date.now()),
+    attributes: 0,
+    offset: String(offset),
+    headers: {},
+  };
+}
+
+function recorder() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, logger: createLogger("debug", (l) => lines.push(JSON.parse(l))) };
+}
+
+const asIncoming = (messages: KafkaMessage[], partition = 0) =>
+  messages.map((m) => ({ topic: "petbooks.books", partition, offset: m.offset, value: m.value }));
+
+describe("book event consumer", () => {
+  test.each(["book.created", "book.updated", "book.deleted"] as const)(
+    "logs a %s as one structured line",
+    async (type) => {
+      const { lines, logger } = recorder();
+      const event = bookEvent(type, "The Left Hand of Darkness");
+      await createEventConsumer(database.db, logger).handleBatch(
+        asIncoming([kafkaMessage(JSON.stringify(event), 41)], 2),
+      );
+      expect(lines).toEqual([
+        expect.objectContaining({
+          level: "info",
+          msg: "book event",
+          event_type: type,
+          event_id: event.id,
+          book_id: event.book.id,
+          title: "The Left Hand of Darkness",
+          topic: "petbooks.books",
+          partition: 2,
+          offset: "41",
+        }),
+      ]);
+    },
+  );
+
+  test("a redelivered event is logged as a duplicate, within a batch and across batches", async () => {
+    const { lines, logger } = recorder();
+    const consumer = createEventConsumer(database.db, logger);
+    const event = JSON.stringify(bookEvent());
+    await consumer.handleBatch(asIncoming([kafkaMessage(event, 1), kafkaMessage(event, 2)]));
+    await consumer.handleBatch(asIncoming([kafkaMessage(event, 1)]));
+    // A restarted process (a new consumer object) still knows it.
+    await createEventConsumer(database.db, logger).handleBatch(
+      asIncoming([kafkaMessage(event, 1)]),
+    );
+    expect(lines.map((l) => l.msg)).toEqual([
+      "book event",
+      "duplicate book event ignored",
+      "duplicate book event ignored",
+      "duplicate book event ignored",
+    ]);
+  });
+
+  test.each([
+    ["not JSON", "{not json"],
+    ["an empty message", null],
+    ["JSON that is not a book event", JSON.stringify({ hello: "world" })],
+    ["an unknown event type", JSON.stringify({ ...bookEvent(), type: "book.burned" })],
+  ])("skips %s with an error line, and goes on", async (_, value) => {
+    const { lines, logger } = recorder();
+    const good = bookEvent();
+    await createEventConsumer(database.db, logger).handleBatch(
+      asIncoming([kafkaMessage(value, 7), kafkaMessage(JSON.stringify(good), 8)]),
+    );
+    expect(lines[0]).toMatchObject({ level: "error", msg: "malformed event skipped", offset: "7" });
+    expect(lines[1]).toMatchObject({ msg: "book event", event_id: good.id, offset: "8" });
+  });
+
+  test("keeps the order of the batch", async () => {
+    const { lines, logger } = recorder();
+    const events = ["a", "b", "c", "d"].map((t) => bookEvent("book.updated", t));
+    await createEventConsumer(database.db, logger).handleBatch(
+      asIncoming(events.map((e, i) => kafkaMessage(JSON.stringify(e), i))),
+    );
+    expect(lines.map((l) => l.title)).toEqual(["a", "b", "c", "d"]);
+  });
+});
+
+/** A stand-in for kafkajs's client that records what the consumer wrapper does. */
+function fakeKafka() {
+  const listeners = new Map<string, (e: { payload: { error: Error; restart: boolean } }) => void>();
+  const calls: string[] = [];
+  let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
+  const consumer = {
+    events: { CRASH: "consumer.crash" },
+    on: (event: string, listener: (e: { payload: { error: Error; restart: boolean } }) => void) =>
+      listeners.set(event, listener),
+    connect: async () => calls.push("connect"),
+    subscribe: async (s: { topic: string; fromBeginning: boolean }) =>
+      calls.push(`subscribe ${s.topic} ${s.fromBeginning}`),
+    run: async (config: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
+      eachBatch = config.eachBatch;
+    },
+    disconnect: async () => calls.push("disconnect"),
+  };
+  const kafka = {
+    consumer: (c: { groupId: string }) => {
+      calls.push(`group ${c.groupId}`);
+      return consumer;
+    },
+  } as unknown as Kafka;
+  return {
+    kafka,
+    calls,
+    crash: (restart: boolean) =>
+      listeners.get("consumer.crash")?.({ payload: { error: new Error("gave up"), restart } }),
+    async deliver(messages: KafkaMessage[]) {
+      const resolved: string[] = [];
+      await eachBatch?.({
+        batch: { topic: "petbooks.books", partition: 0, messages },
+        resolveOffset: (offset: string) => resolved.push(offset),
+        heartbeat: async () => {},
+        commitOffsetsIfNecessary: async () => {
+          calls.push(`commit ${resolved.at(-1)}`);
+        },
+        isRunning: () => true,
+      } as unknown as EachBatchPayload);
+      return resolved;
+    },
+  };
+}
+
+describe("kafka consumer wrapper", () => {
+  test("joins the group from the beginning and commits only after handling", async () => {
+    const fake = fakeKafka();
+    const { lines, logger } = recorder();
+    const running = await startKafkaConsumer({
+      brokers: ["127.0.0.1:9092"],
+      topic: "petbooks.books",
+      groupId: "petbooks-grpc",
+      handler: createEventConsumer(database.db, logger),
+      logger,
+      onFatal: () => {},
+      kafka: fake.kafka,
+    });
+    const resolved = await fake.deliver([
+      kafkaMessage(JSON.stringify(bookEvent()), 10),
+      kafkaMessage("{bad", 11),
+    ]);
+    expect(resolved).toEqual(["11"]);
+    expect(fake.calls).toEqual([
+      "group petbooks-grpc",
+      "connect",
+      "subscribe petbooks.books true",
+      "commit 11",
+    ]);
+    expect(lines.some((l) => l.msg === "book event")).toBe(true);
+    await running.stop();
+    expect(fake.calls.at(-1)).toBe("disconnect");
+  });
+
+  test("a failing handler commits nothing, so kafkajs redelivers", async () => {
+    const fake = fakeKafka();
+    const { logger } = recorder();
+    await startKafkaConsumer({
+      brokers: ["127.0.0.1:9092"],
+      topic: "t",
+      groupId: "g",
+      handler: {
+        handleBatch: async () => Promise.reject(new Error("db down")),
+        handleEvent: async () => {},
+      },
+      logger,
+      onFatal: () => {},
+      kafka: fake.kafka,
+    });
+    await expect(fake.deliver([kafkaMessage(JSON.stringify(bookEvent()), 3)])).rejects.toThrow(
+      "db down",
+    );
+    expect(fake.calls.filter((c) => c.startsWith("commit"))).toEqual([]);
+  });
+
+  test.each([
+    [true, 0],
+    [false, 1],
+  ])("a crash with restart=%p calls onFatal %d time(s)", async (restart, expected) => {
+    const fake = fakeKafka();
+    const { logger } = recorder();
+    let fatal = 0;
+    await startKafkaConsumer({
+      brokers: ["127.0.0.1:9092"],
+      topic: "t",
+      groupId: "g",
+      handler: createEventConsumer(database.db, logger),
+      logger,
+      onFatal: () => {
+        fatal += 1;
+      },
+      kafka: fake.kafka,
+    });
+    fake.crash(restart);
+    expect(fatal).toBe(expected);
+  });
+});
+
+// Real kafkajs against a real broker: only where one is configured.
+const brokers = process.env.KAFKA_BROKERS;
+describe.skipIf(!brokers)("kafka consumer round trip (set KAFKA_BROKERS to run)", () => {
+  test("events published by the transport are logged by the consumer", async () => {
+    const { createKafkaTransport } = await import("./kafka.ts");
+    const topic = `petbooks-test-${Date.now()}`;
+    const { lines, logger } = recorder();
+    const transport = createKafkaTransport({
+      brokers: (brokers as string).split(","),
+      topic,
+      logger,
+    });
+    await transport.start();
+    const events = [bookEvent(), bookEvent("book.updated")];
+    await transport.publish(events);
+    const running = await startKafkaConsumer({
+      brokers: (brokers as string).split(","),
+      topic,
+      groupId: `petbooks-test-${Date.now()}`,
+      handler: createEventConsumer(database.db, logger),
+      logger,
+      onFatal: (err) => {
+        throw err;
+      },
+    });
+    for (let i = 0; i < 100 && lines.filter((l) => l.msg === "book event").length < 2; i++)
+      await Bun.sleep(100);
+    await running.stop();
+    await transport.stop();
+    expect(lines.filter((l) => l.msg === "book event").map((l) => l.event_id)).toEqual(
+      events.map((e) => e.id),
+    );
+  }, 60_000);
+});
