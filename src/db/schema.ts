@@ -1,5 +1,6 @@
 /** Every Drizzle table, for drizzle-kit and for the typed database handle. */
 export * from "../auth/users.table.ts";
 export * from "../books/books.table.ts";
+export * from "../events/consumed-events.table.ts";
 export * from "../events/outbox.table.ts";
 export * from "../pets/pets.table.ts";
