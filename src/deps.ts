@@ -10,8 +10,10 @@ import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { createInProcessBus, type InProcessBus } from "./events/bus.ts";
+import { createEventConsumer } from "./events/consumer.ts";
 import type { EventTransport } from "./events/events.ts";
 import { createKafkaTransport } from "./events/kafka.ts";
+import { startKafkaConsumer } from "./events/kafka-consumer.ts";
 import { createOutboxRelay } from "./events/relay.ts";
 import type { Logger } from "./logger.ts";
 import { createPetsRepository } from "./pets/pets.repository.ts";
@@ -140,3 +142,31 @@ export async function openServeDeps(config: Config, logger: Logger) {
 }
 
 export type ServeDeps = Awaited<ReturnType<typeof openServeDeps>>;
+
+export interface ConsumerOptions {
+  database: Database;
+  logger: Logger;
+  /** One-process mode: consume straight from the relay's in-process bus. */
+  bus?: InProcessBus;
+  kafka?: { brokers: string[]; topic: string; groupId: string };
+  /** kafkajs gave up for good: the process should exit non-zero. */
+  onFatal: (err: Error) => void;
+}
+
+/** Starts consuming book events from wherever they are published; `stop` ends it. */
+export async function startEventConsumer(
+  options: ConsumerOptions,
+): Promise<{ stop(): Promise<void> }> {
+  const logger = options.logger.child({ module: "consumer" });
+  const handler = createEventConsumer(options.database.db, logger);
+  if (options.bus) {
+    const unsubscribe = options.bus.subscribe((event) => handler.handleEvent(event));
+    logger.info("consuming book events from the in-process bus");
+    return { stop: async () => void unsubscribe() };
+  }
+  if (options.kafka && options.kafka.brokers.length > 0) {
+    return startKafkaConsumer({ ...options.kafka, handler, logger, onFatal: options.onFatal });
+  }
+  logger.info("KAFKA_BROKERS is not set: book events are not consumed by this process");
+  return { stop: async () => {} };
+}
