@@ -10,7 +10,7 @@ import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { createInProcessBus, type InProcessBus } from "./events/bus.ts";
-import { createEventConsumer } from "./events/consumer.ts";
+import { createEventConsumer, forgetConsumedBefore } from "./events/consumer.ts";
 import type { EventTransport } from "./events/events.ts";
 import { createKafkaTransport } from "./events/kafka.ts";
 import { startKafkaConsumer } from "./events/kafka-consumer.ts";

@@ -109,7 +109,3 @@ function customMessage(schema: unknown): string | undefined {
   const text = (schema as { error?: unknown } | undefined)?.error;
   return typeof text === "string" ? text : undefined;
 }
-
-export function requestIdOf(headers: Record<string, unknown>): string {
-  return String(headers["x-request-id"] ?? "");
-}
