@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
 import type { EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
+import { rows } from "../db/rows.ts";
 import { createLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
-import { createEventConsumer } from "./consumer.ts";
+import { createEventConsumer, forgetConsumedBefore } from "./consumer.ts";
 import type { BookEvent } from "./events.ts";
 import { startKafkaConsumer } from "./kafka-consumer.ts";
 
@@ -114,6 +116,23 @@ describe("book event consumer", () => {
     );
     expect(lines.map((l) => l.title)).toEqual(["a", "b", "c", "d"]);
   });
+});
+
+test("forgetting old ids keeps the recent ones", async () => {
+  const { logger } = recorder();
+  const consumer = createEventConsumer(database.db, logger);
+  const old = bookEvent();
+  const recent = bookEvent();
+  await consumer.handleEvent(old);
+  await consumer.handleEvent(recent);
+  await database.db.execute(sql`update consumed_events set consumed_at = now() - interval '30 days'
+    where event_id = ${old.id}`);
+  await forgetConsumedBefore(database.db, new Date(Date.now() - 7 * 24 * 3_600_000));
+  const left = rows<{ event_id: string }>(
+    await database.db.execute(sql`select event_id from consumed_events`),
+  );
+  expect(left.map((r) => r.event_id)).toContain(recent.id);
+  expect(left.map((r) => r.event_id)).not.toContain(old.id);
 });
 
 /** A stand-in for kafkajs's client that records what the consumer wrapper does. */
