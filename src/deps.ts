@@ -153,19 +153,43 @@ export interface ConsumerOptions {
   onFatal: (err: Error) => void;
 }
 
+/** Handled event ids are kept this long: far longer than any redelivery takes. */
+const CONSUMED_EVENTS_RETENTION_MS = 7 * 24 * 3_600_000;
+
 /** Starts consuming book events from wherever they are published; `stop` ends it. */
 export async function startEventConsumer(
   options: ConsumerOptions,
 ): Promise<{ stop(): Promise<void> }> {
   const logger = options.logger.child({ module: "consumer" });
-  const handler = createEventConsumer(options.database.db, logger);
+  const { db } = options.database;
+  const handler = createEventConsumer(db, logger);
+  const pruneHourly = (stop: () => Promise<void>) => {
+    const timer = setInterval(() => {
+      forgetConsumedBefore(db, new Date(Date.now() - CONSUMED_EVENTS_RETENTION_MS)).catch((err) =>
+        logger.warn("could not prune consumed event ids", { err }),
+      );
+    }, 3_600_000);
+    timer.unref();
+    return {
+      async stop() {
+        clearInterval(timer);
+        await stop();
+      },
+    };
+  };
   if (options.bus) {
     const unsubscribe = options.bus.subscribe((event) => handler.handleEvent(event));
     logger.info("consuming book events from the in-process bus");
-    return { stop: async () => void unsubscribe() };
+    return pruneHourly(async () => void unsubscribe());
   }
   if (options.kafka && options.kafka.brokers.length > 0) {
-    return startKafkaConsumer({ ...options.kafka, handler, logger, onFatal: options.onFatal });
+    const consumer = await startKafkaConsumer({
+      ...options.kafka,
+      handler,
+      logger,
+      onFatal: options.onFatal,
+    });
+    return pruneHourly(() => consumer.stop());
   }
   logger.info("KAFKA_BROKERS is not set: book events are not consumed by this process");
   return { stop: async () => {} };
