@@ -14,6 +14,7 @@ describe("loadConfig", () => {
       dataDir: "./data",
       host: "0.0.0.0",
       port: 3000,
+      grpcPort: 50051,
       publicUrl: "http://localhost:3000",
       maxPhotoBytes: 10 * 1024 * 1024,
       logLevel: "info",
@@ -36,6 +37,7 @@ describe("loadConfig", () => {
       DATA_DIR: "/var/lib/petbooks",
       HOST: "127.0.0.1",
       PORT: "8080",
+      GRPC_PORT: "9090",
       PUBLIC_URL: "https://pets.example.com/",
       MAX_PHOTO_BYTES: "2048",
       LOG_LEVEL: "WARN",
@@ -43,6 +45,7 @@ describe("loadConfig", () => {
     expect(config.databaseUrl).toBe("postgresql://u:p@db:5432/petbooks");
     expect(config.databasePoolSize).toBe(20);
     expect(config.port).toBe(8080);
+    expect(config.grpcPort).toBe(9090);
     expect(config.publicUrl).toBe("https://pets.example.com");
     expect(config.maxPhotoBytes).toBe(2048);
     expect(config.logLevel).toBe("warn");
@@ -90,6 +93,8 @@ describe("loadConfig", () => {
     [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres://"],
     [{ PORT: "70000" }, "PORT must be an integer from 0 to 65535"],
     [{ PORT: "80a" }, "PORT must be an integer"],
+    [{ GRPC_PORT: "65536" }, "GRPC_PORT must be an integer from 0 to 65535"],
+    [{ GRPC_PORT: "-1" }, "GRPC_PORT must be an integer"],
     [{ MAX_PHOTO_BYTES: "0" }, "MAX_PHOTO_BYTES must be an integer from 1"],
     [{ MAX_PHOTO_BYTES: "-5" }, "MAX_PHOTO_BYTES must be an integer"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL must be one of debug, info, warn, error"],

@@ -10,6 +10,7 @@ export interface Config {
   dataDir: string;
   host: string;
   port: number;
+  grpcPort: number;
   publicUrl: string;
   maxPhotoBytes: number;
   logLevel: LogLevel;
@@ -111,6 +112,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     dataDir: value("DATA_DIR") ?? "./data",
     host: value("HOST") ?? "0.0.0.0",
     port,
+    grpcPort: integer("GRPC_PORT", 50051, 0, 65535),
     publicUrl,
     maxPhotoBytes: integer("MAX_PHOTO_BYTES", DEFAULT_MAX_PHOTO_BYTES, 1, 1024 * 1024 * 1024),
     logLevel: logLevel as LogLevel,

@@ -1,11 +1,18 @@
 /** Entry point of the petbooks executable: subcommand dispatch, exit codes, last-resort errors. */
 import packageJson from "../package.json";
-import { type CliIo, exportPetsCommand, migrateCommand, serveCommand } from "./cli/commands.ts";
+import {
+  type CliIo,
+  exportPetsCommand,
+  grpcCommand,
+  migrateCommand,
+  serveCommand,
+} from "./cli/commands.ts";
 import { MAIN_USAGE } from "./cli/usage.ts";
 import { ConfigError, UsageError } from "./errors.ts";
 
 const commands: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   serve: serveCommand,
+  grpc: grpcCommand,
   "export-pets": exportPetsCommand,
   migrate: migrateCommand,
 };

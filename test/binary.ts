@@ -103,3 +103,51 @@ async function freePort(): Promise<number> {
 export function tempDataDir(): string {
   return mkdtempSync(join(tmpdir(), "petbooks-e2e-"));
 }
+
+export interface RunningGrpcServer {
+  /** `http://127.0.0.1:port`, for buf curl and Connect clients. */
+  url: string;
+  /** `127.0.0.1:port`, for grpc-js. */
+  address: string;
+  proc: ReturnType<typeof Bun.spawn>;
+  logs: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/** Starts `petbooks grpc` on a free port and waits until it says it listens. */
+export async function startGrpcServer(env: Record<string, string>): Promise<RunningGrpcServer> {
+  const port = await freePort();
+  const proc = Bun.spawn([await buildBinary(), "grpc"], {
+    env: { PATH: process.env.PATH ?? "", GRPC_PORT: String(port), HOST: "127.0.0.1", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  let logs = "";
+  const decoder = new TextDecoder();
+  const pump = (async () => {
+    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) {
+      logs += decoder.decode(chunk);
+    }
+  })();
+  const deadline = Date.now() + 30_000;
+  while (!logs.includes('"msg":"listening"')) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill();
+      throw new Error(`grpc did not start:\n${logs}`);
+    }
+    await Bun.sleep(50);
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    address: `127.0.0.1:${port}`,
+    proc,
+    logs: () => logs,
+    async stop(signal = "SIGTERM") {
+      proc.kill(signal);
+      const code = await proc.exited;
+      await pump;
+      return code;
+    },
+  };
+}

@@ -93,6 +93,19 @@ export function createBooksRepository(db: Db) {
       const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(books).where(where);
       return Number(row?.n ?? 0);
     },
+    /**
+     * One keyset page, newest first by id (UUIDv7 ids are time-ordered): the books that come after
+     * the id `after` (the last of the previous page) in that order. Walking the pages reaches every
+     * book exactly once, whatever is added meanwhile; the primary key index serves it.
+     */
+    async listAfter(query: { after?: string | undefined; limit: number }): Promise<BookSnapshot[]> {
+      return db
+        .select(snapshotColumns)
+        .from(books)
+        .where(query.after === undefined ? undefined : sql`${books.id} < ${query.after}::uuid`)
+        .orderBy(desc(books.id))
+        .limit(integerLiteral(query.limit) as unknown as number);
+    },
   };
 }
 

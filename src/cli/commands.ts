@@ -1,11 +1,15 @@
 /** The subcommands: each parses its flags, builds what it needs, and returns an exit code. */
+import { createBooksRepository } from "../books/books.repository.ts";
+import { createBooksService } from "../books/books.service.ts";
+import { createNoCache } from "../cache/cache.ts";
 import { loadConfig } from "../config.ts";
-import { buildPets, openDatabaseFor, openServeDeps } from "../deps.ts";
+import { buildPets, openCache, openDatabaseFor, openServeDeps } from "../deps.ts";
+import { startGrpcServer } from "../grpc/server.ts";
 import { createApp, serverBodyLimit } from "../http/app.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
 import { booleanFlag, parseArgs } from "./args.ts";
-import { EXPORT_PETS_USAGE, MIGRATE_USAGE, SERVE_USAGE } from "./usage.ts";
+import { EXPORT_PETS_USAGE, GRPC_USAGE, MIGRATE_USAGE, SERVE_USAGE } from "./usage.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -64,6 +68,41 @@ async function drain(server: Bun.Server<unknown>, graceMs: number, logger: Logge
     });
   }
   await server.stop(true);
+}
+
+export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
+  if (parseArgs(argv, { help: "switch" }, GRPC_USAGE).flags.help) return usage(io, GRPC_USAGE);
+  const config = loadConfig(io.env);
+  const logger = createLogger(config.logLevel);
+  const database = await openDatabaseFor(config, logger, { migrate: true });
+  // Without Redis, `serve` (another process) could not invalidate a cache of ours: read through.
+  let cache = createNoCache();
+  try {
+    if (config.redisUrl) cache = await openCache(config, logger);
+    const server = await startGrpcServer({
+      host: config.host,
+      port: config.grpcPort,
+      books: createBooksService({ db: database.db, cache }),
+      repository: createBooksRepository(database.db),
+      ping: database.ping,
+      logger,
+    });
+    logger.info("listening", {
+      url: server.url,
+      protocols: ["grpc", "grpc-web", "connect"],
+      database: database.kind,
+      cache: cache.kind,
+    });
+    const signal = await io.shutdownSignal();
+    logger.info("shutting down", { signal });
+    await server.close(SHUTDOWN_GRACE_MS);
+    logger.debug("grpc server stopped");
+  } finally {
+    await cache.close().catch((err) => logger.error("close failed", { err }));
+    await database.close();
+  }
+  logger.info("stopped");
+  return 0;
 }
 
 export async function migrateCommand(argv: string[], io: CliIo): Promise<number> {

@@ -4,6 +4,7 @@ Usage: petbooks <command> [options]
 
 Commands:
   serve                   Run the HTTP API (pets) until SIGTERM/SIGINT
+  grpc                    Run the gRPC API (books, health, reflection) until SIGTERM/SIGINT
   export-pets             Write every pet as JSON to stdout
   migrate                 Apply pending database migrations and exit
 
@@ -18,6 +19,14 @@ export const SERVE_USAGE = `Usage: petbooks serve
 Runs the HTTP API on HOST:PORT (default 0.0.0.0:3000). Applies pending migrations first.
 Requires API_KEY. Uses PostgreSQL when DATABASE_URL is set, otherwise the embedded
 database in DATA_DIR (default ./data). Stops gracefully on SIGTERM/SIGINT.`;
+
+export const GRPC_USAGE = `Usage: petbooks grpc
+
+Serves petbooks.v1.BookService (GetBook, ListBooks), grpc.health.v1.Health and server reflection
+on HOST:GRPC_PORT (default 0.0.0.0:50051) over cleartext HTTP/2, to gRPC, gRPC-Web and Connect
+clients. Applies pending migrations first. Uses PostgreSQL when DATABASE_URL is set, otherwise
+the embedded database in DATA_DIR (default ./data), which only one process can open: give
+\`serve\` and \`grpc\` a PostgreSQL to share. Stops gracefully on SIGTERM/SIGINT.`;
 
 export const EXPORT_PETS_USAGE = `Usage: petbooks export-pets [--has-photos | --has-photos=true | --has-photos=false]
 

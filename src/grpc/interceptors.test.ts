@@ -1,0 +1,168 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  AppError,
+  ConflictError,
+  NotFoundError,
+  UnauthorizedError,
+  ValidationError,
+} from "../errors.ts";
+import { Health } from "../gen/grpc/health/v1/health_pb.ts";
+import { BookService } from "../gen/petbooks/v1/books_pb.ts";
+import { codeName } from "./interceptors.ts";
+import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
+
+/** GetBook throws whatever the test put under its id. */
+const failures = new Map<string, unknown>();
+let server: TestGrpcServer;
+
+const id = (n: number) => `0199a7c6-0000-7000-8000-${String(n).padStart(12, "0")}`;
+
+beforeAll(async () => {
+  server = await startTestGrpcServer({
+    books: {
+      get: async (bookId) => {
+        throw failures.get(bookId) ?? new Error("no failure set");
+      },
+    },
+  });
+});
+afterAll(() => server.close(1000));
+
+async function failureOf(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded");
+}
+
+describe("application errors become Connect codes, with their message", () => {
+  test.each([
+    ["not_found", new NotFoundError("Book with the matching ID was not found."), Code.NotFound],
+    [
+      "validation",
+      new ValidationError("Invalid book.", [{ path: "/title", message: "too long" }]),
+      Code.InvalidArgument,
+    ],
+    ["bad_request", new AppError("bad_request", "Cannot parse."), Code.InvalidArgument],
+    ["unauthorized", new UnauthorizedError("A token is required."), Code.Unauthenticated],
+    ["conflict", new ConflictError("Taken."), Code.AlreadyExists],
+    ["payload_too_large", new AppError("payload_too_large", "Too big."), Code.ResourceExhausted],
+    [
+      "unavailable",
+      new AppError("unavailable", "The database is not reachable."),
+      Code.Unavailable,
+    ],
+  ])("%s", async (_, error, code) => {
+    const bookId = id(failures.size + 1);
+    failures.set(bookId, error);
+    const failure = await failureOf(server.client(BookService).getBook({ id: bookId }));
+    expect(failure.code).toBe(code);
+    expect(failure.rawMessage).toStartWith(error.message);
+  });
+
+  test("field errors are spelled out", async () => {
+    failures.set(
+      id(100),
+      new ValidationError("Invalid book.", [{ path: "/title", message: "too long" }]),
+    );
+    const failure = await failureOf(server.client(BookService).getBook({ id: id(100) }));
+    expect(failure.rawMessage).toBe("Invalid book. (/title: too long)");
+  });
+});
+
+describe("anything else is an opaque INTERNAL error", () => {
+  test.each([
+    [
+      "an Error carrying SQL",
+      new Error('duplicate key value violates unique constraint "books_pkey"'),
+    ],
+    ["an internal AppError", new AppError("internal", "select secret from config")],
+    ["a thrown string", "select 1"],
+  ])("%s", async (_, thrown) => {
+    const bookId = id(200 + failures.size);
+    failures.set(bookId, thrown);
+    const failure = await failureOf(server.client(BookService).getBook({ id: bookId }));
+    expect(failure.code).toBe(Code.Internal);
+    expect(failure.rawMessage).toMatch(/^Internal error; quote request id [0-9a-f-]{36}\.$/);
+    expect(failure.rawMessage).not.toMatch(/select|duplicate|constraint/);
+    const requestId = failure.rawMessage.match(/[0-9a-f-]{36}/)?.[0];
+    expect(failure.metadata.get("x-request-id")).toBe(requestId as string);
+    const logged = server.logs.find(
+      (l) => l.msg === "unhandled error" && l.request_id === requestId,
+    );
+    expect(logged).toMatchObject({ level: "error", method: "/petbooks.v1.BookService/GetBook" });
+  });
+});
+
+describe("one log line per call", () => {
+  test("method, protocol, code and duration, with the caller's request id", async () => {
+    failures.set(id(300), new NotFoundError("gone"));
+    await failureOf(
+      server
+        .client(BookService)
+        .getBook({ id: id(300) }, { headers: { "x-request-id": "req-300" } }),
+    );
+    const web = createClient(
+      Health,
+      createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" }),
+    );
+    const answer = await web.check({}, { headers: { "x-request-id": "req-301" } });
+    expect(answer.status).toBeDefined();
+    const lines = server.logs.filter(
+      (l) => l.msg === "rpc" && String(l.request_id).startsWith("req-30"),
+    );
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: "info",
+        module: "grpc",
+        request_id: "req-300",
+        method: "/petbooks.v1.BookService/GetBook",
+        protocol: "grpc",
+        code: "NOT_FOUND",
+        duration_ms: expect.any(Number),
+      }),
+      expect.objectContaining({
+        request_id: "req-301",
+        method: "/grpc.health.v1.Health/Check",
+        protocol: "grpc-web",
+        code: "OK",
+      }),
+    ]);
+  });
+
+  test("an unusable request id is replaced", async () => {
+    failures.set(id(400), new NotFoundError("gone"));
+    const failure = await failureOf(
+      server
+        .client(BookService)
+        .getBook({ id: id(400) }, { headers: { "x-request-id": "bad id\u0007" } }),
+    );
+    expect(failure.metadata.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test("a streaming call is logged when it ends", async () => {
+    const abort = new AbortController();
+    const headers = { "x-request-id": "req-watch" };
+    for await (const _ of server.client(Health).watch({}, { signal: abort.signal, headers })) break;
+    abort.abort();
+    await Bun.sleep(50);
+    expect(server.logs.find((l) => l.request_id === "req-watch")).toMatchObject({
+      method: "/grpc.health.v1.Health/Watch",
+      code: "CANCELED",
+    });
+  });
+});
+
+test.each([
+  [undefined, "OK"],
+  [Code.NotFound, "NOT_FOUND"],
+  [Code.InvalidArgument, "INVALID_ARGUMENT"],
+  [Code.DeadlineExceeded, "DEADLINE_EXCEEDED"],
+  [Code.Unauthenticated, "UNAUTHENTICATED"],
+])("code %p is named %p", (code, name) => {
+  expect(codeName(code)).toBe(name);
+});
