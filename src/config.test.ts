@@ -25,6 +25,7 @@ describe("loadConfig", () => {
       cacheTtlSeconds: 60,
       kafkaBrokers: [],
       kafkaTopic: "petbooks.books",
+      kafkaGroupId: "petbooks-grpc",
       outboxRetentionHours: 24,
     });
   });

@@ -21,6 +21,7 @@ export interface Config {
   cacheTtlSeconds: number;
   kafkaBrokers: string[];
   kafkaTopic: string;
+  kafkaGroupId: string;
   outboxRetentionHours: number;
 }
 
@@ -123,6 +124,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     cacheTtlSeconds: integer("CACHE_TTL", 60, 0, 7 * 24 * 3600),
     kafkaBrokers,
     kafkaTopic,
+    kafkaGroupId: value("KAFKA_GROUP_ID") ?? "petbooks-grpc",
     outboxRetentionHours: integer("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365),
   };
   if (problems.length > 0) throw new ConfigError(problems);

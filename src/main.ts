@@ -2,6 +2,7 @@
 import packageJson from "../package.json";
 import {
   type CliIo,
+  devCommand,
   exportPetsCommand,
   grpcCommand,
   migrateCommand,
@@ -13,6 +14,7 @@ import { ConfigError, UsageError } from "./errors.ts";
 const commands: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   serve: serveCommand,
   grpc: grpcCommand,
+  dev: devCommand,
   "export-pets": exportPetsCommand,
   migrate: migrateCommand,
 };

@@ -254,6 +254,7 @@ describe("events reach the in-process bus through the relay", () => {
     await call(`/books/${book.id}`, "DELETE");
     expect(await t.services.relay.drain()).toBe(3);
     expect(await t.services.relay.drain()).toBe(0);
+    await t.bus.idle();
     unsubscribe();
     expect(seen.map((e) => e.type)).toEqual(["book.created", "book.updated", "book.deleted"]);
     const pending = rows<{ n: number }>(

@@ -1,15 +1,24 @@
 /** The subcommands: each parses its flags, builds what it needs, and returns an exit code. */
 import { createBooksRepository } from "../books/books.repository.ts";
 import { createBooksService } from "../books/books.service.ts";
-import { createNoCache } from "../cache/cache.ts";
-import { loadConfig } from "../config.ts";
-import { buildPets, openCache, openDatabaseFor, openServeDeps } from "../deps.ts";
+import { type Cache, createNoCache } from "../cache/cache.ts";
+import { type Config, loadConfig } from "../config.ts";
+import type { Database } from "../db/client.ts";
+import {
+  buildPets,
+  openCache,
+  openDatabaseFor,
+  openServeDeps,
+  type ServeDeps,
+  startEventConsumer,
+} from "../deps.ts";
+import type { InProcessBus } from "../events/bus.ts";
 import { startGrpcServer } from "../grpc/server.ts";
 import { createApp, serverBodyLimit } from "../http/app.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
 import { booleanFlag, parseArgs } from "./args.ts";
-import { EXPORT_PETS_USAGE, GRPC_USAGE, MIGRATE_USAGE, SERVE_USAGE } from "./usage.ts";
+import { DEV_USAGE, EXPORT_PETS_USAGE, GRPC_USAGE, MIGRATE_USAGE, SERVE_USAGE } from "./usage.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -21,11 +30,8 @@ export interface CliIo {
 
 export const SHUTDOWN_GRACE_MS = 10_000;
 
-export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
-  if (parseArgs(argv, { help: "switch" }, SERVE_USAGE).flags.help) return usage(io, SERVE_USAGE);
-  const config = loadConfig(io.env, { apiKey: true, jwtSecret: true });
-  const logger = createLogger(config.logLevel);
-  const deps = await openServeDeps(config, logger);
+/** The HTTP API on HOST:PORT, with the outbox relay running. */
+function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   const app = createApp({
     apiKey: config.apiKey as string,
     maxPhotoBytes: config.maxPhotoBytes,
@@ -44,11 +50,125 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     events: deps.transport.name,
     docs: `${config.publicUrl}/docs`,
   });
+  return {
+    async stop() {
+      if (app.server) await drain(app.server, SHUTDOWN_GRACE_MS, logger);
+      logger.debug("http server stopped");
+    },
+  };
+}
+
+/** BookService, health and reflection on HOST:GRPC_PORT. */
+async function startGrpc(config: Config, database: Database, cache: Cache, logger: Logger) {
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.grpcPort,
+    books: createBooksService({ db: database.db, cache }),
+    repository: createBooksRepository(database.db),
+    ping: database.ping,
+    logger,
+  });
+  logger.info("listening", {
+    url: server.url,
+    protocols: ["grpc", "grpc-web", "connect"],
+    database: database.kind,
+    cache: cache.kind,
+  });
+  return server;
+}
+
+export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
+  if (parseArgs(argv, { help: "switch" }, SERVE_USAGE).flags.help) return usage(io, SERVE_USAGE);
+  const config = loadConfig(io.env, { apiKey: true, jwtSecret: true });
+  const logger = createLogger(config.logLevel);
+  const deps = await openServeDeps(config, logger);
+  const http = startHttp(config, deps, logger);
   const signal = await io.shutdownSignal();
   logger.info("shutting down", { signal });
-  if (app.server) await drain(app.server, SHUTDOWN_GRACE_MS, logger);
-  logger.debug("http server stopped");
+  await http.stop();
   await deps.close();
+  logger.info("stopped");
+  return 0;
+}
+
+/** Resolves with the signal that asked us to stop, or the fatal error that forces us to. */
+function stopReason(io: CliIo, fatal: Promise<Error>) {
+  return Promise.race([
+    io.shutdownSignal().then((signal) => ({ signal, err: undefined })),
+    fatal.then((err) => ({ signal: undefined, err })),
+  ]);
+}
+
+export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
+  if (parseArgs(argv, { help: "switch" }, GRPC_USAGE).flags.help) return usage(io, GRPC_USAGE);
+  const config = loadConfig(io.env);
+  const logger = createLogger(config.logLevel);
+  const database = await openDatabaseFor(config, logger, { migrate: true });
+  // Without Redis, `serve` (another process) could not invalidate a cache of ours: read through.
+  let cache = createNoCache();
+  let onFatal: (err: Error) => void = () => {};
+  const fatal = new Promise<Error>((resolve) => {
+    onFatal = resolve;
+  });
+  let exitCode = 0;
+  try {
+    if (config.redisUrl) cache = await openCache(config, logger);
+    const server = await startGrpc(config, database, cache, logger);
+    const consumer = await startEventConsumer({
+      database,
+      logger,
+      kafka: {
+        brokers: config.kafkaBrokers,
+        topic: config.kafkaTopic,
+        groupId: config.kafkaGroupId,
+      },
+      onFatal,
+    });
+    const reason = await stopReason(io, fatal);
+    if (reason.err) {
+      logger.error("the Kafka consumer gave up; exiting so a supervisor restarts us", {
+        err: reason.err,
+      });
+      exitCode = 1;
+    } else {
+      logger.info("shutting down", { signal: reason.signal });
+    }
+    await consumer.stop().catch((err) => logger.error("consumer stop failed", { err }));
+    await server.close(SHUTDOWN_GRACE_MS);
+    logger.debug("grpc server stopped");
+  } finally {
+    await cache.close().catch((err) => logger.error("close failed", { err }));
+    await database.close();
+  }
+  logger.info("stopped");
+  return exitCode;
+}
+
+/**
+ * One process for local use: the HTTP API, the gRPC server and the event consumer, wired to the
+ * in-process bus, so a book created over REST shows up over gRPC and its event in the log.
+ */
+export async function devCommand(argv: string[], io: CliIo): Promise<number> {
+  if (parseArgs(argv, { help: "switch" }, DEV_USAGE).flags.help) return usage(io, DEV_USAGE);
+  const config = { ...loadConfig(io.env, { apiKey: true, jwtSecret: true }), kafkaBrokers: [] };
+  const logger = createLogger(config.logLevel);
+  const deps = await openServeDeps(config, logger);
+  try {
+    const http = startHttp(config, deps, logger);
+    const grpc = await startGrpc(config, deps.database, deps.cache, logger);
+    const consumer = await startEventConsumer({
+      database: deps.database,
+      logger,
+      bus: deps.transport as InProcessBus,
+      onFatal: () => {},
+    });
+    const signal = await io.shutdownSignal();
+    logger.info("shutting down", { signal });
+    await Promise.all([http.stop(), grpc.close(SHUTDOWN_GRACE_MS)]);
+    await consumer.stop();
+  } finally {
+    await deps.close();
+  }
   logger.info("stopped");
   return 0;
 }
@@ -68,41 +188,6 @@ async function drain(server: Bun.Server<unknown>, graceMs: number, logger: Logge
     });
   }
   await server.stop(true);
-}
-
-export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
-  if (parseArgs(argv, { help: "switch" }, GRPC_USAGE).flags.help) return usage(io, GRPC_USAGE);
-  const config = loadConfig(io.env);
-  const logger = createLogger(config.logLevel);
-  const database = await openDatabaseFor(config, logger, { migrate: true });
-  // Without Redis, `serve` (another process) could not invalidate a cache of ours: read through.
-  let cache = createNoCache();
-  try {
-    if (config.redisUrl) cache = await openCache(config, logger);
-    const server = await startGrpcServer({
-      host: config.host,
-      port: config.grpcPort,
-      books: createBooksService({ db: database.db, cache }),
-      repository: createBooksRepository(database.db),
-      ping: database.ping,
-      logger,
-    });
-    logger.info("listening", {
-      url: server.url,
-      protocols: ["grpc", "grpc-web", "connect"],
-      database: database.kind,
-      cache: cache.kind,
-    });
-    const signal = await io.shutdownSignal();
-    logger.info("shutting down", { signal });
-    await server.close(SHUTDOWN_GRACE_MS);
-    logger.debug("grpc server stopped");
-  } finally {
-    await cache.close().catch((err) => logger.error("close failed", { err }));
-    await database.close();
-  }
-  logger.info("stopped");
-  return 0;
 }
 
 export async function migrateCommand(argv: string[], io: CliIo): Promise<number> {

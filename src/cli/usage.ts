@@ -3,8 +3,9 @@ export const MAIN_USAGE = `petbooks: a pets registry and books catalogue
 Usage: petbooks <command> [options]
 
 Commands:
-  serve                   Run the HTTP API (pets) until SIGTERM/SIGINT
-  grpc                    Run the gRPC API (books, health, reflection) until SIGTERM/SIGINT
+  serve                   Run the HTTP API (pets, books) until SIGTERM/SIGINT
+  grpc                    Run the gRPC API (books, health, reflection) and the event consumer
+  dev                     serve + grpc + consumer in one process, for local use
   export-pets             Write every pet as JSON to stdout
   migrate                 Apply pending database migrations and exit
 
@@ -27,6 +28,14 @@ on HOST:GRPC_PORT (default 0.0.0.0:50051) over cleartext HTTP/2, to gRPC, gRPC-W
 clients. Applies pending migrations first. Uses PostgreSQL when DATABASE_URL is set, otherwise
 the embedded database in DATA_DIR (default ./data), which only one process can open: give
 \`serve\` and \`grpc\` a PostgreSQL to share. Stops gracefully on SIGTERM/SIGINT.`;
+
+export const DEV_USAGE = `Usage: petbooks dev
+
+Runs everything in one process for local use: the HTTP API on PORT, the gRPC server on
+GRPC_PORT and the book event consumer, connected by the in-process bus (KAFKA_BROKERS is
+ignored). Needs API_KEY and JWT_SECRET; uses the embedded defaults unless DATABASE_URL or
+REDIS_URL say otherwise. A book created over REST is then readable over gRPC, and its event is
+logged by the consumer.`;
 
 export const EXPORT_PETS_USAGE = `Usage: petbooks export-pets [--has-photos | --has-photos=true | --has-photos=false]
 
