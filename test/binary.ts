@@ -43,24 +43,23 @@ export async function runBinary(args: string[], env: Record<string, string>): Pr
   return { code, stdout, stderr };
 }
 
-export interface RunningServer {
-  url: string;
+export interface RunningCommand {
   proc: ReturnType<typeof Bun.spawn>;
   logs: () => string;
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-/** Starts `petbooks serve` on a free port and waits until it says it listens. */
-export async function startServer(env: Record<string, string>): Promise<RunningServer> {
-  const port = await freePort();
-  const proc = Bun.spawn([await buildBinary(), "serve"], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
-      ...env,
-    },
+/**
+ * Starts a long-running subcommand and waits until it has logged `listening` `listeners` times
+ * (one per server it runs), failing with its logs if it exits or takes too long.
+ */
+async function startCommand(
+  command: string,
+  env: Record<string, string>,
+  listeners = 1,
+): Promise<RunningCommand> {
+  const proc = Bun.spawn([await buildBinary(), command], {
+    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", ...env },
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
@@ -73,15 +72,14 @@ export async function startServer(env: Record<string, string>): Promise<RunningS
     }
   })();
   const deadline = Date.now() + 30_000;
-  while (!logs.includes('"msg":"listening"')) {
+  while (logs.split('"msg":"listening"').length - 1 < listeners) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill();
-      throw new Error(`serve did not start:\n${logs}`);
+      throw new Error(`${command} did not start:\n${logs}`);
     }
     await Bun.sleep(50);
   }
   return {
-    url: `http://127.0.0.1:${port}`,
     proc,
     logs: () => logs,
     async stop(signal = "SIGTERM") {
@@ -93,7 +91,18 @@ export async function startServer(env: Record<string, string>): Promise<RunningS
   };
 }
 
-async function freePort(): Promise<number> {
+export interface RunningServer extends RunningCommand {
+  url: string;
+}
+
+/** Starts `petbooks serve` on a free port and waits until it says it listens. */
+export async function startServer(env: Record<string, string>): Promise<RunningServer> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  return { url, ...(await startCommand("serve", { PORT: String(port), PUBLIC_URL: url, ...env })) };
+}
+
+export async function freePort(): Promise<number> {
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
   const port = server.port as number;
   await server.stop(true);
@@ -104,50 +113,33 @@ export function tempDataDir(): string {
   return mkdtempSync(join(tmpdir(), "petbooks-e2e-"));
 }
 
-export interface RunningGrpcServer {
+export interface RunningGrpcServer extends RunningCommand {
   /** `http://127.0.0.1:port`, for buf curl and Connect clients. */
   url: string;
   /** `127.0.0.1:port`, for grpc-js. */
   address: string;
-  proc: ReturnType<typeof Bun.spawn>;
-  logs: () => string;
-  stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
 /** Starts `petbooks grpc` on a free port and waits until it says it listens. */
 export async function startGrpcServer(env: Record<string, string>): Promise<RunningGrpcServer> {
   const port = await freePort();
-  const proc = Bun.spawn([await buildBinary(), "grpc"], {
-    env: { PATH: process.env.PATH ?? "", GRPC_PORT: String(port), HOST: "127.0.0.1", ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
-  });
-  let logs = "";
-  const decoder = new TextDecoder();
-  const pump = (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) {
-      logs += decoder.decode(chunk);
-    }
-  })();
-  const deadline = Date.now() + 30_000;
-  while (!logs.includes('"msg":"listening"')) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill();
-      throw new Error(`grpc did not start:\n${logs}`);
-    }
-    await Bun.sleep(50);
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    address: `127.0.0.1:${port}`,
-    proc,
-    logs: () => logs,
-    async stop(signal = "SIGTERM") {
-      proc.kill(signal);
-      const code = await proc.exited;
-      await pump;
-      return code;
-    },
-  };
+  const running = await startCommand("grpc", { GRPC_PORT: String(port), ...env });
+  return { url: `http://127.0.0.1:${port}`, address: `127.0.0.1:${port}`, ...running };
+}
+
+export interface RunningDev extends RunningCommand {
+  httpUrl: string;
+  grpcUrl: string;
+}
+
+/** Starts `petbooks dev` (HTTP and gRPC on free ports) and waits until both listen. */
+export async function startDev(env: Record<string, string>): Promise<RunningDev> {
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const httpUrl = `http://127.0.0.1:${httpPort}`;
+  const running = await startCommand(
+    "dev",
+    { PORT: String(httpPort), GRPC_PORT: String(grpcPort), PUBLIC_URL: httpUrl, ...env },
+    2,
+  );
+  return { httpUrl, grpcUrl: `http://127.0.0.1:${grpcPort}`, ...running };
 }

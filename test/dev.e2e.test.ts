@@ -1,0 +1,92 @@
+/** `petbooks dev`: the whole system in one process, as a newcomer would first run it. */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { bufCurl } from "../src/grpc/test-server.ts";
+import { type RunningDev, startDev, tempDataDir } from "./binary.ts";
+
+setDefaultTimeout(60_000);
+
+const dataDir = tempDataDir();
+let dev: RunningDev;
+
+beforeAll(async () => {
+  dev = await startDev({
+    API_KEY: "dev-e2e-api-key-0123456789",
+    JWT_SECRET: "dev-e2e-jwt-secret-0123456789-0123456789",
+    DATA_DIR: dataDir,
+    LOG_LEVEL: "info",
+    // Ignored by `dev`, which always uses the in-process bus.
+    KAFKA_BROKERS: "127.0.0.1:1",
+  });
+});
+
+afterAll(async () => {
+  if (dev.proc.exitCode === null) await dev.stop("SIGKILL");
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const json = (body: unknown, headers: Record<string, string> = {}) => ({
+  method: "POST",
+  headers: { "content-type": "application/json", ...headers },
+  body: JSON.stringify(body),
+});
+
+describe("petbooks dev (compiled binary)", () => {
+  test("a book created over REST is read over gRPC and its event is logged", async () => {
+    await fetch(
+      `${dev.httpUrl}/auth/register`,
+      json({ username: "newcomer", password: "long password" }),
+    );
+    const token = await (
+      await fetch(
+        `${dev.httpUrl}/auth/token`,
+        json({ username: "newcomer", password: "long password" }),
+      )
+    ).json();
+    const created = await fetch(
+      `${dev.httpUrl}/books`,
+      json(
+        { title: "Dune", author: "Frank Herbert", published_on: "1965-08-01" },
+        {
+          authorization: `Bearer ${(token as { access_token: string }).access_token}`,
+        },
+      ),
+    );
+    expect(created.status).toBe(201);
+    const book = (await created.json()) as { id: string };
+
+    const viaGrpc = await bufCurl(`${dev.grpcUrl}/petbooks.v1.BookService/GetBook`, [
+      "-d",
+      JSON.stringify({ id: book.id }),
+    ]);
+    expect(viaGrpc.code).toBe(0);
+    expect(JSON.parse(viaGrpc.stdout)).toMatchObject({
+      id: book.id,
+      title: "Dune",
+      publishedOn: "1965-08-01",
+    });
+
+    let logged: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && !logged; i++) {
+      logged = dev
+        .logs()
+        .split("\n")
+        .filter((l) => l.includes('"book event"'))
+        .map((l) => JSON.parse(l))
+        .find((l) => l.book_id === book.id);
+      if (!logged) await Bun.sleep(50);
+    }
+    expect(logged).toMatchObject({
+      event_type: "book.created",
+      title: "Dune",
+      topic: "in-process",
+    });
+  });
+
+  test("SIGTERM stops all three cleanly", async () => {
+    expect(await dev.stop("SIGTERM")).toBe(0);
+    expect(dev.logs()).toContain('"msg":"stopped"');
+    expect(dev.logs()).not.toContain("dev-e2e-api-key-0123456789");
+    expect(dev.logs()).not.toContain("dev-e2e-jwt-secret");
+  });
+});
