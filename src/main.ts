@@ -5,6 +5,7 @@ import {
   devCommand,
   exportPetsCommand,
   grpcCommand,
+  healthcheckCommand,
   migrateCommand,
   serveCommand,
 } from "./cli/commands.ts";
@@ -17,6 +18,7 @@ const commands: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   dev: devCommand,
   "export-pets": exportPetsCommand,
   migrate: migrateCommand,
+  healthcheck: healthcheckCommand,
 };
 
 export async function run(argv: string[], io: CliIo): Promise<number> {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { bufCurl } from "../src/grpc/test-server.ts";
-import { type RunningDev, startDev, tempDataDir } from "./binary.ts";
+import { type RunningDev, runBinary, startDev, tempDataDir } from "./binary.ts";
 
 setDefaultTimeout(60_000);
 
@@ -83,8 +83,20 @@ describe("petbooks dev (compiled binary)", () => {
     });
   });
 
-  test("SIGTERM stops all three cleanly", async () => {
+  test("healthcheck reports both servers ready", async () => {
+    const ports = { PORT: new URL(dev.httpUrl).port, GRPC_PORT: new URL(dev.grpcUrl).port };
+    expect((await runBinary(["healthcheck"], ports)).code).toBe(0);
+    expect((await runBinary(["healthcheck", "--grpc"], ports)).code).toBe(0);
+  });
+
+  test("SIGTERM stops all three cleanly, and healthcheck then fails", async () => {
     expect(await dev.stop("SIGTERM")).toBe(0);
+    const ports = { PORT: new URL(dev.httpUrl).port, GRPC_PORT: new URL(dev.grpcUrl).port };
+    for (const args of [["healthcheck"], ["healthcheck", "--grpc"]]) {
+      const result = await runBinary(args, ports);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toStartWith("petbooks: unhealthy: no answer on port");
+    }
     expect(dev.logs()).toContain('"msg":"stopped"');
     expect(dev.logs()).not.toContain("dev-e2e-api-key-0123456789");
     expect(dev.logs()).not.toContain("dev-e2e-jwt-secret");

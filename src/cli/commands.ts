@@ -18,7 +18,15 @@ import { createApp, serverBodyLimit } from "../http/app.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
 import { booleanFlag, parseArgs } from "./args.ts";
-import { DEV_USAGE, EXPORT_PETS_USAGE, GRPC_USAGE, MIGRATE_USAGE, SERVE_USAGE } from "./usage.ts";
+import { checkGrpc, checkHttp } from "./healthcheck.ts";
+import {
+  DEV_USAGE,
+  EXPORT_PETS_USAGE,
+  GRPC_USAGE,
+  HEALTHCHECK_USAGE,
+  MIGRATE_USAGE,
+  SERVE_USAGE,
+} from "./usage.ts";
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -221,6 +229,18 @@ export async function exportPetsCommand(argv: string[], io: CliIo): Promise<numb
     if (progress) io.stderr.write(`\rexported ${total} pets\n`);
   } finally {
     await database.close();
+  }
+  return 0;
+}
+
+export async function healthcheckCommand(argv: string[], io: CliIo): Promise<number> {
+  const { flags } = parseArgs(argv, { help: "switch", grpc: "switch" }, HEALTHCHECK_USAGE);
+  if (flags.help) return usage(io, HEALTHCHECK_USAGE);
+  const config = loadConfig(io.env);
+  const problem = flags.grpc ? await checkGrpc(config) : await checkHttp(config);
+  if (problem) {
+    io.stderr.write(`petbooks: unhealthy: ${problem}\n`);
+    return 1;
   }
   return 0;
 }

@@ -8,6 +8,7 @@ Commands:
   dev                     serve + grpc + consumer in one process, for local use
   export-pets             Write every pet as JSON to stdout
   migrate                 Apply pending database migrations and exit
+  healthcheck             Exit 0 if the local serve (or, with --grpc, grpc) is ready
 
 Options:
   -h, --help              Show help (also: petbooks <command> --help)
@@ -46,3 +47,9 @@ Writes {"pets":[...]} to stdout, newest first; photos are listed as URLs.
 export const MIGRATE_USAGE = `Usage: petbooks migrate
 
 Applies pending database migrations and exits. Safe to run while other instances start.`;
+
+export const HEALTHCHECK_USAGE = `Usage: petbooks healthcheck [--grpc]
+
+Exits 0 when the petbooks on this machine is ready, 1 otherwise (for container HEALTHCHECKs):
+  (default)  GET http://127.0.0.1:PORT/readyz of \`serve\`
+  --grpc     grpc.health.v1.Health/Check on 127.0.0.1:GRPC_PORT of \`grpc\``;
