@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# One image for every petbooks subcommand: the compose services pick serve, grpc, migrate or seed.
+
+FROM oven/bun:1.4 AS build
+WORKDIR /src
+COPY package.json bun.lock ./
+RUN bun install --frozen-lockfile
+COPY . .
+RUN bun run build && ./petbooks --version
+
+FROM debian:bookworm-slim AS runtime
+# The compiled binary needs only glibc; ca-certificates for TLS to managed services.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home petbooks \
+ && mkdir -p /data \
+ && chown petbooks:petbooks /data
+COPY --from=build /src/petbooks /usr/local/bin/petbooks
+USER petbooks:petbooks
+WORKDIR /data
+ENV DATA_DIR=/data HOST=0.0.0.0 PORT=3000 GRPC_PORT=50051
+EXPOSE 3000 50051
+VOLUME ["/data"]
+# serve's readiness; the grpc service overrides it with `petbooks healthcheck --grpc`.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["petbooks", "healthcheck"]
+ENTRYPOINT ["petbooks"]
+CMD ["serve"]
