@@ -7,6 +7,7 @@ import {
   grpcCommand,
   healthcheckCommand,
   migrateCommand,
+  seedCommand,
   serveCommand,
 } from "./cli/commands.ts";
 import { MAIN_USAGE } from "./cli/usage.ts";
@@ -18,6 +19,7 @@ const commands: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   dev: devCommand,
   "export-pets": exportPetsCommand,
   migrate: migrateCommand,
+  seed: seedCommand,
   healthcheck: healthcheckCommand,
 };
 

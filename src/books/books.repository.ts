@@ -36,6 +36,11 @@ export function createBooksRepository(db: Db) {
       return row as BookSnapshot;
     },
 
+    async insertMany(rows: { id: string; title: string; author: string; publishedOn: string }[]) {
+      if (rows.length === 0) return [];
+      return (await db.insert(books).values(rows).returning(snapshotColumns)) as BookSnapshot[];
+    },
+
     async findById(id: string): Promise<BookSnapshot | undefined> {
       const [row] = await db
         .select(snapshotColumns)

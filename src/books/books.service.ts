@@ -6,7 +6,7 @@ import type { Cache } from "../cache/cache.ts";
 import type { Db } from "../db/client.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { BookEvent, BookEventType, BookSnapshot } from "../events/events.ts";
-import { appendEvent as appendToOutbox } from "../events/outbox.repository.ts";
+import { appendEvents, appendEvent as appendToOutbox } from "../events/outbox.repository.ts";
 import { isUuid } from "../uuid.ts";
 import {
   AUTHOR_MAX_LENGTH,
@@ -112,6 +112,25 @@ export function createBooksService({
       return write("book.created", (repo) =>
         repo.insert({ id: Bun.randomUUIDv7(), ...(fields as Required<typeof fields>) }),
       );
+    },
+
+    /** Many books in one transaction, each with its book.created event (seeding). */
+    async createMany(inputs: NewBook[]): Promise<number> {
+      const rows = inputs.map((input) => ({
+        id: Bun.randomUUIDv7(),
+        ...(checkedFields(input) as Required<ReturnType<typeof checkedFields>>),
+      }));
+      const created = await db.transaction(async (tx) => {
+        const inserted = await createBooksRepository(tx).insertMany(rows);
+        await appendEvents(
+          tx,
+          inserted.map((book) => event("book.created", book)),
+        );
+        return inserted.length;
+      });
+      await cache.invalidate([LIST_NAMESPACE]);
+      onEventCommitted();
+      return created;
     },
 
     async get(id: string): Promise<Book> {

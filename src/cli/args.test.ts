@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { UsageError } from "../errors.ts";
-import { booleanFlag, parseArgs } from "./args.ts";
+import { booleanFlag, integerFlag, parseArgs } from "./args.ts";
 
 const spec = { help: "switch", "has-photos": "boolean" } as const;
 
@@ -30,6 +30,21 @@ describe("parseArgs", () => {
       expect((err as UsageError).usage).toBe("USAGE");
     }
   });
+
+  test.each([
+    [["--pets", "500"], 500],
+    [["--pets=0"], 0],
+    [[], 200],
+  ])("integer flag %j gives %d", (argv, expected) => {
+    expect(integerFlag(parseArgs(argv, { pets: "integer" }).flags.pets, 200)).toBe(expected);
+  });
+
+  test.each([[["--pets"]], [["--pets", "many"]], [["--pets=-3"]], [["--pets", "1.5"]]])(
+    "%j is a usage error",
+    (argv) => {
+      expect(() => parseArgs(argv, { pets: "integer" })).toThrow("--pets needs a whole number");
+    },
+  );
 
   test("-h is --help", () => {
     expect(parseArgs(["-h"], spec).flags.help).toBe(true);

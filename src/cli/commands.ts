@@ -5,6 +5,7 @@ import { type Cache, createNoCache } from "../cache/cache.ts";
 import { type Config, loadConfig } from "../config.ts";
 import type { Database } from "../db/client.ts";
 import {
+  buildBooks,
   buildPets,
   openCache,
   openDatabaseFor,
@@ -12,19 +13,22 @@ import {
   type ServeDeps,
   startEventConsumer,
 } from "../deps.ts";
-import type { InProcessBus } from "../events/bus.ts";
+import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { startGrpcServer } from "../grpc/server.ts";
 import { createApp, serverBodyLimit } from "../http/app.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
-import { booleanFlag, parseArgs } from "./args.ts";
+import { createPetsRepository } from "../pets/pets.repository.ts";
+import { booleanFlag, integerFlag, parseArgs } from "./args.ts";
 import { checkGrpc, checkHttp } from "./healthcheck.ts";
+import { DEMO_USER, progressBar, seed } from "./seed.ts";
 import {
   DEV_USAGE,
   EXPORT_PETS_USAGE,
   GRPC_USAGE,
   HEALTHCHECK_USAGE,
   MIGRATE_USAGE,
+  SEED_USAGE,
   SERVE_USAGE,
 } from "./usage.ts";
 
@@ -228,6 +232,64 @@ export async function exportPetsCommand(argv: string[], io: CliIo): Promise<numb
     });
     if (progress) io.stderr.write(`\rexported ${total} pets\n`);
   } finally {
+    await database.close();
+  }
+  return 0;
+}
+
+export async function seedCommand(argv: string[], io: CliIo): Promise<number> {
+  const { flags } = parseArgs(
+    argv,
+    { help: "switch", pets: "integer", books: "integer" },
+    SEED_USAGE,
+  );
+  if (flags.help) return usage(io, SEED_USAGE);
+  const config = loadConfig(io.env);
+  const logger = createLogger(config.logLevel);
+  const database = await openDatabaseFor(config, logger, { migrate: true });
+  // Open the real cache so the API's cached list pages are invalidated by what we add.
+  const cache = await openCache(config, logger).catch(async (err) => {
+    await database.close();
+    throw err;
+  });
+  try {
+    const { auth, books } = buildBooks(
+      {
+        database,
+        cache,
+        // The events go to the outbox; the relay of `serve` publishes them.
+        transport: createInProcessBus(logger),
+        // No token is issued here; the issuer only needs some key.
+        jwtSecret: config.jwtSecret ?? crypto.randomUUID().repeat(2),
+        jwtTtlSeconds: config.jwtTtlSeconds,
+      },
+      logger,
+    );
+    const { pets } = buildPets(database, config, logger);
+    const started = performance.now();
+    const result = await seed(
+      {
+        pets,
+        books,
+        auth,
+        countPets: () => createPetsRepository(database.db).count(undefined),
+        countBooks: () => createBooksRepository(database.db).count({}),
+        progress: (io.stderr as { isTTY?: boolean }).isTTY
+          ? progressBar((text) => io.stderr.write(text))
+          : undefined,
+      },
+      { pets: integerFlag(flags.pets, 200), books: integerFlag(flags.books, 200) },
+    );
+    logger.info("seeded", {
+      pets_added: result.petsAdded,
+      photos_added: result.photosAdded,
+      books_added: result.booksAdded,
+      demo_user: DEMO_USER.username,
+      demo_user_created: result.demoUserCreated,
+      seconds: Math.round((performance.now() - started) / 100) / 10,
+    });
+  } finally {
+    await cache.close();
     await database.close();
   }
   return 0;

@@ -8,6 +8,7 @@ Commands:
   dev                     serve + grpc + consumer in one process, for local use
   export-pets             Write every pet as JSON to stdout
   migrate                 Apply pending database migrations and exit
+  seed                    Add demo data (a demo user, pets with photos, books), idempotently
   healthcheck             Exit 0 if the local serve (or, with --grpc, grpc) is ready
 
 Options:
@@ -53,3 +54,10 @@ export const HEALTHCHECK_USAGE = `Usage: petbooks healthcheck [--grpc]
 Exits 0 when the petbooks on this machine is ready, 1 otherwise (for container HEALTHCHECKs):
   (default)  GET http://127.0.0.1:PORT/readyz of \`serve\`
   --grpc     grpc.health.v1.Health/Check on 127.0.0.1:GRPC_PORT of \`grpc\``;
+
+export const SEED_USAGE = `Usage: petbooks seed [--pets N] [--books N]
+
+Adds demo data through the same services the API uses: the user "demo" (password
+"demo-password"), pets of both kinds (a quarter with a small generated photo) and books with
+real-looking titles, authors and dates. Idempotent: it tops up to N pets and N books (default 200
+each) and creates the demo user only once. A progress bar shows on a terminal.`;

@@ -10,14 +10,21 @@ export interface PendingEvent {
   payload: BookEvent;
 }
 
+const outboxRow = (event: BookEvent) => ({
+  eventId: event.id,
+  aggregateId: event.book.id,
+  type: event.type,
+  payload: event,
+});
+
 /** Runs inside the caller's transaction, next to the change the event describes. */
 export async function appendEvent(tx: Db, event: BookEvent): Promise<void> {
-  await tx.insert(outbox).values({
-    eventId: event.id,
-    aggregateId: event.book.id,
-    type: event.type,
-    payload: event,
-  });
+  await tx.insert(outbox).values(outboxRow(event));
+}
+
+/** Many events in one statement, in the caller's transaction (bulk writes). */
+export async function appendEvents(tx: Db, events: BookEvent[]): Promise<void> {
+  if (events.length > 0) await tx.insert(outbox).values(events.map(outboxRow));
 }
 
 /**

@@ -88,6 +88,15 @@ export function createPetsRepository(db: Db) {
       return { ...row, photos: [] };
     },
 
+    /** Many pets in one statement (seeding); returns their ids. */
+    async insertMany(
+      rows: { id: string; name: string; age: number; type: PetType }[],
+    ): Promise<string[]> {
+      if (rows.length === 0) return [];
+      const inserted = await db.insert(pets).values(rows).returning({ id: pets.id });
+      return inserted.map((r) => r.id);
+    },
+
     async exists(id: string): Promise<boolean> {
       const found = await db
         .select({ id: pets.id })
