@@ -12,8 +12,13 @@ export interface TokenIssuer {
   verify(token: string): Promise<string | undefined>;
 }
 
+/** Verified tokens remembered, so a client's every request does not redo the HMAC. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export function createTokenIssuer(secret: string, ttlSeconds: number): TokenIssuer {
   const { jwt: signer } = jwt({ name: "jwt", secret, alg: "HS256" }).decorator;
+  // Only tokens that passed full verification go in; each hit still checks `exp`.
+  const verified = new Map<string, { sub: string; exp: number }>();
   return {
     async issue(userId) {
       const token = await signer.sign({
@@ -23,12 +28,23 @@ export function createTokenIssuer(secret: string, ttlSeconds: number): TokenIssu
       return { token, expiresIn: ttlSeconds };
     },
     async verify(token) {
+      const known = verified.get(token);
+      if (known) {
+        if (known.exp * 1000 > Date.now()) return known.sub;
+        verified.delete(token);
+        return undefined;
+      }
       // Pinning the algorithm refuses `none` and any algorithm switch, whatever the header says.
       const payload = await signer.verify(token, {
         algorithms: ["HS256"],
         requiredClaims: ["sub", "exp", "iat"],
       });
-      return payload && typeof payload.sub === "string" ? payload.sub : undefined;
+      if (!payload || typeof payload.sub !== "string" || typeof payload.exp !== "number") {
+        return undefined;
+      }
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
+      verified.set(token, { sub: payload.sub, exp: payload.exp });
+      return payload.sub;
     },
   };
 }

@@ -30,8 +30,15 @@ function filters(query: Pick<ListBooksQuery, "author" | "q">): SQL | undefined {
 
 export function createBooksRepository(db: Db) {
   return {
-    async insert(book: { id: string; title: string; author: string; publishedOn: string }) {
-      const [row] = await db.insert(books).values(book).returning(snapshotColumns);
+    async insert(book: {
+      id: string;
+      title: string;
+      author: string;
+      publishedOn: string;
+      createdAt?: Date;
+    }) {
+      const values = book.createdAt ? { ...book, updatedAt: book.createdAt } : book;
+      const [row] = await db.insert(books).values(values).returning(snapshotColumns);
       if (!row) throw new Error("insert returned no row");
       return row as BookSnapshot;
     },

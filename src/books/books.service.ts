@@ -79,7 +79,7 @@ export function createBooksService({
 }: BooksServiceDeps) {
   const repository = createBooksRepository(db);
 
-  /** Runs `change` and writes its event in one transaction; then invalidates and nudges. */
+  /** Updates and deletes: `change` and its event in one transaction; then invalidate, nudge. */
   const write = async (
     type: BookEventType,
     change: (repo: ReturnType<typeof createBooksRepository>) => Promise<BookSnapshot | undefined>,
@@ -90,9 +90,7 @@ export function createBooksService({
       return changed;
     });
     if (!book) throw new NotFoundError(BOOK_NOT_FOUND);
-    await cache.invalidate(
-      type === "book.created" ? [LIST_NAMESPACE] : [bookNamespace(book.id), LIST_NAMESPACE],
-    );
+    await cache.invalidate([bookNamespace(book.id), LIST_NAMESPACE]);
     onEventCommitted();
     return book;
   };
@@ -107,11 +105,27 @@ export function createBooksService({
   };
 
   return {
-    create(input: NewBook): Promise<Book> {
-      const fields = checkedFields(input);
-      return write("book.created", (repo) =>
-        repo.insert({ id: Bun.randomUUIDv7(), ...(fields as Required<typeof fields>) }),
-      );
+    async create(input: NewBook): Promise<Book> {
+      const fields = checkedFields(input) as Required<ReturnType<typeof checkedFields>>;
+      const now = new Date();
+      const rfc3339 = `${now.toISOString().slice(0, 19)}Z`;
+      const book: BookSnapshot = {
+        id: Bun.randomUUIDv7(),
+        title: fields.title,
+        author: fields.author,
+        published_on: fields.publishedOn,
+        created_at: rfc3339,
+        updated_at: rfc3339,
+      };
+      // The event goes first: inserting the book locks the book_stats counter row (trigger) until
+      // commit, and every concurrent create waits for that lock, so nothing should follow it.
+      const created = await db.transaction(async (tx) => {
+        await appendEvent(tx, event("book.created", book));
+        return createBooksRepository(tx).insert({ id: book.id, ...fields, createdAt: now });
+      });
+      await cache.invalidate([LIST_NAMESPACE]);
+      onEventCommitted();
+      return created;
     },
 
     /** Many books in one transaction, each with its book.created event (seeding). */

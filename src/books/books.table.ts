@@ -22,8 +22,13 @@ export const books = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
   },
   (t) => [
-    index("books_newest_first_idx").on(t.createdAt.desc(), t.id.desc()),
-    index("books_author_newest_first_idx").on(t.author, t.createdAt.desc(), t.id.desc()),
+    // NULLS FIRST is what a plain `order by … desc` means: only then can the list use the index.
+    index("books_newest_first_idx").on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index("books_author_newest_first_idx").on(
+      t.author,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
   ],
 );
 

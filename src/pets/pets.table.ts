@@ -27,7 +27,8 @@ export const pets = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
   },
   (t) => [
-    index("pets_newest_first_idx").on(t.createdAt.desc(), t.id.desc()),
+    // NULLS FIRST is what a plain `order by … desc` means: only then can the list use the index.
+    index("pets_newest_first_idx").on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     check("pets_age_range", sql`${t.age} between 0 and 50`),
     check("pets_photo_count_not_negative", sql`${t.photoCount} >= 0`),
   ],
