@@ -5,17 +5,15 @@
 import { Elysia } from "elysia";
 import { UnauthorizedError } from "../errors.ts";
 import { pathOf } from "../http/request-context.ts";
-import { apiKeyMatches } from "./api-key.ts";
+import { apiKeyChecker } from "./api-key.ts";
 
 export const API_KEY_HEADER = "x-api-key";
 
 export function apiKeyGuard(prefix: string, apiKey: string) {
   const covers = (path: string) => path === prefix || path.startsWith(`${prefix}/`);
+  const matches = apiKeyChecker(apiKey);
   return new Elysia({ name: "api-key-guard", seed: prefix }).onRequest(({ request }) => {
-    if (
-      covers(pathOf(request.url)) &&
-      !apiKeyMatches(request.headers.get(API_KEY_HEADER), apiKey)
-    ) {
+    if (covers(pathOf(request.url)) && !matches(request.headers.get(API_KEY_HEADER))) {
       throw new UnauthorizedError();
     }
   });

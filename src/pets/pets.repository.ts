@@ -42,6 +42,10 @@ const createdAtText = (column: SQL | typeof pets.createdAt) =>
 const hasPhotosCondition = (hasPhotos: HasPhotosFilter) =>
   hasPhotos === undefined ? sql`true` : hasPhotos ? sql`photo_count > 0` : sql`photo_count = 0`;
 
+/** The counter that matches a filter, as a column of pet_stats. */
+const countColumn = (hasPhotos: HasPhotosFilter) =>
+  hasPhotos === undefined ? sql`total` : hasPhotos ? sql`with_photos` : sql`total - with_photos`;
+
 /** Photos of the pet aliased `p`, oldest first, as `[[id, file_name], ...]`. */
 const photosOfP = sql`coalesce((
   select json_agg(json_build_array(ph.id, ph.file_name) order by ph.created_at, ph.id)
@@ -116,11 +120,16 @@ export function createPetsRepository(db: Db) {
      * parameters: one round trip, and PostgreSQL plans for the actual numbers), and photos are
      * aggregated only for the rows of the page, never for the rows OFFSET skips.
      */
+    /**
+     * One page, newest first, and the exact count of matching pets, in one round trip: the count
+     * rides along as a column read from the counters. An empty page has no row to carry it, so
+     * it is `undefined` then (ask `count`).
+     */
     async listPage(page: { limit: number; offset: number; hasPhotos: HasPhotosFilter }) {
       const photos = page.hasPhotos === false ? sql`'[]'::json` : photosOfP;
       const result = await db.execute(sql`
         select p.id, p.name, p.age, p.type, ${createdAtText(sql`p.created_at`)} as created_at,
-          ${photos} as photos
+          ${photos} as photos, (select ${countColumn(page.hasPhotos)} from ${petStats}) as total
         from (
           select ${pets.id}, ${pets.name}, ${pets.age}, ${pets.type}, ${pets.createdAt}
           from ${pets}
@@ -129,7 +138,11 @@ export function createPetsRepository(db: Db) {
           limit ${integerLiteral(page.limit)} offset ${integerLiteral(page.offset)}
         ) p
         order by p.created_at desc, p.id desc`);
-      return rows<RawPetRow>(result).map(toPetRow);
+      const raw = rows<RawPetRow & { total: string | number }>(result);
+      return {
+        pets: raw.map(toPetRow),
+        total: raw[0] === undefined ? undefined : Number(raw[0].total),
+      };
     },
 
     /** Exact, from the trigger-maintained counters: no scan of the pets table. */

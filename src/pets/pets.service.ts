@@ -65,11 +65,9 @@ export function createPetsService({ repository, storage, maxPhotoBytes, logger }
       offset: number;
       hasPhotos: HasPhotosFilter;
     }): Promise<PetList> {
-      const [rows, count] = await Promise.all([
-        repository.listPage(query),
-        repository.count(query.hasPhotos),
-      ]);
-      return { count, items: rows.map(toPet) };
+      const page = await repository.listPage(query);
+      const count = page.total ?? (await repository.count(query.hasPhotos));
+      return { count, items: page.pets.map(toPet) };
     },
 
     /**
