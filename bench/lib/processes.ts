@@ -1,5 +1,5 @@
 /** Building the binary and running the servers under test, each pinned to its own core. */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
@@ -54,6 +54,16 @@ export async function ensureBinary(): Promise<boolean> {
 }
 
 /** Distinct free ports, all found before any is released. */
+/**
+ * Runs are made from a private copy, so a rebuild of ./petbooks during the bench (someone else
+ * running `bun run build`) can neither crash the servers nor change what is measured.
+ */
+export function stageBinary(dir: string): string {
+  const copy = join(dir, "petbooks");
+  copyFileSync(BINARY, copy);
+  return copy;
+}
+
 export async function freePorts(count: number): Promise<number[]> {
   const probes = Array.from({ length: count }, () =>
     Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() }),
@@ -69,25 +79,37 @@ export async function freePorts(count: number): Promise<number[]> {
 export interface RunningServer {
   name: string;
   baseUrl: string;
+  /** Why it is no longer running, or undefined while it is. */
+  exitReason(): string | undefined;
   stop(): Promise<void>;
 }
 
-async function waitReady(proc: Subprocess, name: string, readyUrl: string): Promise<void> {
+function exitReason(proc: Subprocess): string | undefined {
+  if (proc.signalCode) return `killed by ${proc.signalCode}`;
+  return proc.exitCode === null ? undefined : `exited with ${proc.exitCode}`;
+}
+
+async function waitReady(proc: Subprocess, spec: ServerSpec, baseUrl: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}`);
-    const ok = await fetch(readyUrl, { signal: AbortSignal.timeout(1000) }).then(
+    const exited = exitReason(proc);
+    if (exited) throw new Error(`${spec.name} ${exited} before it was ready`);
+    const ready = spec.ready ?? { path: "/readyz", headers: {} };
+    const ok = await fetch(`${baseUrl}${ready.path}`, {
+      headers: ready.headers,
+      signal: AbortSignal.timeout(1000),
+    }).then(
       (res) => res.ok,
       () => false,
     );
     if (ok) return;
     await Bun.sleep(100);
   }
-  throw new Error(`${name} was not ready within ${READY_TIMEOUT_MS} ms`);
+  throw new Error(`${spec.name} was not ready within ${READY_TIMEOUT_MS} ms`);
 }
 
 async function stopProcess(proc: Subprocess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  if (exitReason(proc)) return;
   proc.kill("SIGTERM");
   const stopped = await Promise.race([proc.exited.then(() => true), Bun.sleep(STOP_GRACE_MS)]);
   if (stopped !== true) {
@@ -102,6 +124,12 @@ export interface ServerSpec {
   env: Env;
   port: number;
   core: number;
+  /**
+   * What to poll until it answers 2xx; GET /readyz when omitted. Best a request only this server
+   * answers (it needs our credentials), so that another process which grabbed the same free port
+   * cannot pass for ours.
+   */
+  ready?: { path: string; headers: Record<string, string> };
 }
 
 /** Starts a server under `taskset` (which execs it, so the pid is the server's own). */
@@ -113,9 +141,14 @@ export async function startPinnedServer(spec: ServerSpec): Promise<RunningServer
     stderr: "inherit",
   });
   const baseUrl = `http://127.0.0.1:${spec.port}`;
-  const server = { name: spec.name, baseUrl, stop: () => stopProcess(proc) };
+  const server = {
+    name: spec.name,
+    baseUrl,
+    exitReason: () => exitReason(proc),
+    stop: () => stopProcess(proc),
+  };
   try {
-    await waitReady(proc, spec.name, `${baseUrl}/readyz`);
+    await waitReady(proc, spec, baseUrl);
   } catch (err) {
     await server.stop();
     throw err;
