@@ -58,13 +58,13 @@ export async function seedBooks(sql: postgres.Sql, n: number): Promise<void> {
 export async function resetBooks(sql: postgres.Sql, n: number): Promise<void> {
   await sql.unsafe("truncate books, outbox restart identity");
   // TRUNCATE fires no row or statement delete triggers: the counter is reset by hand.
-  await sql.unsafe("update book_stats set total = 0 where id = 1");
+  await sql.unsafe("update book_stats set total = 0");
   await seedBooks(sql, n);
   await sql.unsafe("vacuum analyze outbox");
 }
 
 export async function bookCount(sql: postgres.Sql): Promise<number> {
-  const [row] = await sql<{ total: string }[]>`select total from book_stats where id = 1`;
+  const [row] = await sql<{ total: string }[]>`select sum(total) as total from book_stats`;
   return Number(row?.total ?? 0);
 }
 

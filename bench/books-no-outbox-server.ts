@@ -20,7 +20,7 @@ const books = createBooksService({
   db: deps.database.db,
   cache: deps.cache,
   onEventCommitted: () => deps.relay.nudge(),
-  appendEvent: async () => {},
+  recordEvents: false,
 });
 const app = createApp({
   apiKey: config.apiKey as string,

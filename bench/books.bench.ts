@@ -102,9 +102,11 @@ export const TARGETS = {
 interface Options {
   seconds: number;
   poolSize: number;
+  /** Only the POST /books comparison (to try a change to the write path quickly). */
+  postOnly: boolean;
 }
 
-const USAGE = "usage: bun bench/books.bench.ts [--duration SECONDS] [--pool SIZE]";
+const USAGE = "usage: bun bench/books.bench.ts [--duration SECONDS] [--pool SIZE] [--only post]";
 
 function positiveInteger(raw: string, name: string): number {
   const n = Number(raw);
@@ -118,13 +120,18 @@ function parseOptions(argv: string[]): Options | undefined {
     options: {
       duration: { type: "string", default: "10" },
       pool: { type: "string", default: "10" },
+      only: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) return undefined;
+  if (values.only !== undefined && values.only !== "post") {
+    throw new Error('--only accepts "post" (the POST /books comparison)');
+  }
   return {
     seconds: positiveInteger(values.duration, "duration"),
     poolSize: positiveInteger(values.pool, "pool"),
+    postOnly: values.only === "post",
   };
 }
 
@@ -516,7 +523,7 @@ function getSection({ cached, off }: Results, wrkLine: string): string[] {
   ];
 }
 
-function postSection({ posts }: Results, wrkLine: string): string[] {
+function postSection(posts: PostRun[], wrkLine: string): string[] {
   const header = [...LOAD_HEADER, "books added", "outbox pending at end", "published"];
   const rows = posts.map((p, i) => [
     ...loadRow(`#${i + 1} ${p.variant}`, p.result),
@@ -573,15 +580,33 @@ function tokenSection(results: Results): string[] {
   ];
 }
 
+/** The summary row of the POST /books comparison: mean req/s with the outbox over without. */
+function postRow(posts: PostRun[]): string[] {
+  const meanRps = (variant: PostRun["variant"]) =>
+    mean(posts.filter((p) => p.variant === variant).map((p) => p.result.rps));
+  const outboxRps = meanRps("outbox");
+  const noOutboxRps = meanRps("no outbox");
+  const ratio = outboxRps / noOutboxRps;
+  return [
+    "POST /books req/s outbox/no outbox (means)",
+    `${rps(outboxRps)}/${rps(noOutboxRps)} = ${times(ratio)}`,
+    `>= ${times(TARGETS.outboxRatio)}`,
+    verdict(
+      ratio >= TARGETS.outboxRatio,
+      posts.map((p) => p.result),
+    ),
+  ];
+}
+
+const SUMMARY_HEADER = ["measure", "value", "target", "verdict"];
+const OTHER_TRIES_NOTE =
+  `"other/tries": cores' worth of CPU other processes used during the measurement, and the ` +
+  `runs made; "(disturbed)" marks a verdict resting on a run with ${DISTURBED_CORES} or more.`;
+
 function summary(results: Results): string[] {
   const { cached, off, posts, relay, tokens } = results;
-  const postRuns = (variant: PostRun["variant"]) =>
-    posts.filter((p) => p.variant === variant).map((p) => p.result);
-  const outboxRps = mean(postRuns("outbox").map((r) => r.rps));
-  const noOutboxRps = mean(postRuns("no outbox").map((r) => r.rps));
   const listRatio = cached.list.rps / off.list.rps;
   const singleRatio = cached.single.rps / off.single.rps;
-  const outboxRatio = outboxRps / noOutboxRps;
   const relayRate = relay.events / relay.seconds;
   const { saturated, latency } = requestTimes(results);
   const authShare = Math.max(tokens.authenticateUs / saturated, tokens.authenticateUs / latency);
@@ -611,15 +636,7 @@ function summary(results: Results): string[] {
       `< ${TARGETS.maxP99Ms} ms`,
       verdict(cached.single.p99Ms < TARGETS.maxP99Ms, [cached.single]),
     ],
-    [
-      "POST /books req/s outbox/no outbox (means)",
-      `${rps(outboxRps)}/${rps(noOutboxRps)} = ${times(outboxRatio)}`,
-      `>= ${times(TARGETS.outboxRatio)}`,
-      verdict(
-        outboxRatio >= TARGETS.outboxRatio,
-        posts.map((p) => p.result),
-      ),
-    ],
+    postRow(posts),
     [
       "outbox relay to the in-process bus",
       `${rps(relayRate)} events/s`,
@@ -633,23 +650,28 @@ function summary(results: Results): string[] {
       verdict(authShare < TARGETS.maxAuthShare, [tokens, cached.single, cached.singleC1]),
     ],
   ];
+  return ["", "== Summary", table(SUMMARY_HEADER, rows), OTHER_TRIES_NOTE];
+}
+
+const wrkLine = (options: Options) =>
+  `wrk -t1 -c${CONNECTIONS} -d${options.seconds}s --latency after a ${WARMUP_SECONDS} s ` +
+  `warm-up; server on core ${SERVER_CORE}, wrk on core ${WRK_CORE}, PostgreSQL and Redis ` +
+  `unpinned; DATABASE_POOL_SIZE=${options.poolSize}`;
+
+function postReport(posts: PostRun[], options: Options): string {
   return [
+    ...postSection(posts, wrkLine(options)),
     "",
     "== Summary",
-    table(["measure", "value", "target", "verdict"], rows),
-    `"other/tries": cores' worth of CPU other processes used during the measurement, and the ` +
-      `runs made; "(disturbed)" marks a verdict resting on a run with ${DISTURBED_CORES} or more.`,
-  ];
+    table(SUMMARY_HEADER, [postRow(posts)]),
+    OTHER_TRIES_NOTE,
+  ].join("\n");
 }
 
 function report(results: Results, options: Options): string {
-  const wrkLine =
-    `wrk -t1 -c${CONNECTIONS} -d${options.seconds}s --latency after a ${WARMUP_SECONDS} s ` +
-    `warm-up; server on core ${SERVER_CORE}, wrk on core ${WRK_CORE}, PostgreSQL and Redis ` +
-    `unpinned; DATABASE_POOL_SIZE=${options.poolSize}`;
   return [
-    ...getSection(results, wrkLine),
-    ...postSection(results, wrkLine),
+    ...getSection(results, wrkLine(options)),
+    ...postSection(results.posts, wrkLine(options)),
     ...relaySection(results),
     ...tokenSection(results),
     ...summary(results),
@@ -699,13 +721,22 @@ async function bench(options: Options, cleanup: Cleanup): Promise<void> {
     ids: writeScript(dir, "books-ids.lua", cycleIdsScript(ids, token)),
     post: writeScript(dir, "books-post.lua", createBookScript(token)),
   };
+  const benchPosts = async () => {
+    // A B B A, so neither variant gains from going first or last.
+    const posts: PostRun[] = [];
+    for (const variant of ["outbox", "no outbox", "no outbox", "outbox"] as const) {
+      posts.push(await benchPost(b, scripts, variant));
+    }
+    return posts;
+  };
+  if (options.postOnly) {
+    console.log(postReport(await benchPosts(), options));
+    console.log(`loadavg(1m) at the end: ${loadAverage()}`);
+    return;
+  }
   const cached = await benchGets(b, scripts, token, ids, { name: "cached", cacheTtl: 600 });
   const off = await benchGets(b, scripts, token, ids, { name: "cache off", cacheTtl: 0 });
-  // A B B A, so neither variant gains from going first or last.
-  const posts: PostRun[] = [];
-  for (const variant of ["outbox", "no outbox", "no outbox", "outbox"] as const) {
-    posts.push(await benchPost(b, scripts, variant));
-  }
+  const posts = await benchPosts();
   // The in-process phases run where the server ran, as they would inside `serve`.
   await runChecked(["taskset", "-a", "-cp", String(SERVER_CORE), String(process.pid)]);
   const tokens = await benchTokens(b, token);

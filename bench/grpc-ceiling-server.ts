@@ -38,8 +38,8 @@ const FIND_BY_ID = `${COLUMNS} where "books"."id" = $1`;
 const listFirst = (limit: number) => `${COLUMNS} order by "books"."id" desc limit ${limit}`;
 const listAfter = (limit: number) =>
   `${COLUMNS} where "books"."id" < $1::uuid order by "books"."id" desc limit ${limit}`;
-/** count({}) without filters: the trigger-kept counter. */
-const COUNT = `select "total" from "book_stats"`;
+/** count({}) without filters: the trigger-kept counter shards. */
+const COUNT = `select sum("total") as "total" from "book_stats"`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PAGE_SIZE_DEFAULT = 50;

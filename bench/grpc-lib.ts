@@ -54,7 +54,7 @@ export async function seed(url: string, n: number): Promise<number> {
   const sql = connect(url);
   try {
     await seedBooks(sql, n);
-    const [row] = await sql<{ total: string }[]>`select total from book_stats where id = 1`;
+    const [row] = await sql<{ total: string }[]>`select sum(total) as total from book_stats`;
     return Number(row?.total ?? 0);
   } finally {
     await sql.end({ timeout: 5 });

@@ -85,7 +85,8 @@ export interface SeedSummary {
 
 export async function seedSummary(sql: postgres.Sql): Promise<SeedSummary> {
   const [row] = await sql<{ pets: string; with_photos: string; photos: string }[]>`
-    select total as pets, with_photos, (select count(*) from pet_photos) as photos
+    select sum(total) as pets, sum(with_photos) as with_photos,
+      (select count(*) from pet_photos) as photos
     from pet_stats`;
   if (!row) throw new Error("pet_stats has no row: was the database migrated?");
   return {

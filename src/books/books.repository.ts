@@ -2,7 +2,8 @@
 import { and, desc, eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { integerLiteral } from "../db/sql.ts";
-import type { BookSnapshot } from "../events/events.ts";
+import type { BookEvent, BookSnapshot } from "../events/events.ts";
+import { appendingEvent } from "../events/outbox.repository.ts";
 import type { ListBooksQuery } from "./books.model.ts";
 import { bookStats, books } from "./books.table.ts";
 
@@ -30,15 +31,14 @@ function filters(query: Pick<ListBooksQuery, "author" | "q">): SQL | undefined {
 
 export function createBooksRepository(db: Db) {
   return {
-    async insert(book: {
-      id: string;
-      title: string;
-      author: string;
-      publishedOn: string;
-      createdAt?: Date;
-    }) {
+    /** With `event`, the book and its event are written by one statement. */
+    async insert(
+      book: { id: string; title: string; author: string; publishedOn: string; createdAt?: Date },
+      event?: BookEvent,
+    ) {
       const values = book.createdAt ? { ...book, updatedAt: book.createdAt } : book;
-      const [row] = await db.insert(books).values(values).returning(snapshotColumns);
+      const writer = event ? db.with(appendingEvent(db, event)) : db;
+      const [row] = await writer.insert(books).values(values).returning(snapshotColumns);
       if (!row) throw new Error("insert returned no row");
       return row as BookSnapshot;
     },
@@ -96,7 +96,7 @@ export function createBooksRepository(db: Db) {
       const where = filters(query);
       if (!where) {
         const [stats] = await db
-          .select({ total: bookStats.total })
+          .select({ total: sql<string>`coalesce(sum(${bookStats.total}), 0)` })
           .from(bookStats)
           .prepare("book_stats_read")
           .execute();

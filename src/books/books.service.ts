@@ -6,7 +6,7 @@ import type { Cache } from "../cache/cache.ts";
 import type { Db } from "../db/client.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { BookEvent, BookEventType, BookSnapshot } from "../events/events.ts";
-import { appendEvents, appendEvent as appendToOutbox } from "../events/outbox.repository.ts";
+import { appendEvent, appendEvents } from "../events/outbox.repository.ts";
 import { isUuid } from "../uuid.ts";
 import {
   AUTHOR_MAX_LENGTH,
@@ -26,8 +26,11 @@ export interface BooksServiceDeps {
   cache: Cache;
   /** Called after every committed write (the relay publishes sooner). */
   onEventCommitted?: () => void;
-  /** How an event joins the transaction; replaced only by the benchmark's no-outbox variant. */
-  appendEvent?: (tx: Db, event: BookEvent) => Promise<void>;
+  /**
+   * False only in the benchmark's variant without the outbox (bench/books-no-outbox-server.ts),
+   * which measures what the events cost: writes then record none.
+   */
+  recordEvents?: boolean;
 }
 
 const LIST_NAMESPACE = "books:list";
@@ -75,7 +78,7 @@ export function createBooksService({
   db,
   cache,
   onEventCommitted = () => {},
-  appendEvent = appendToOutbox,
+  recordEvents = true,
 }: BooksServiceDeps) {
   const repository = createBooksRepository(db);
 
@@ -86,7 +89,7 @@ export function createBooksService({
   ): Promise<BookSnapshot> => {
     const book = await db.transaction(async (tx) => {
       const changed = await change(createBooksRepository(tx));
-      if (changed) await appendEvent(tx, event(type, changed));
+      if (changed && recordEvents) await appendEvent(tx, event(type, changed));
       return changed;
     });
     if (!book) throw new NotFoundError(BOOK_NOT_FOUND);
@@ -117,12 +120,13 @@ export function createBooksService({
         created_at: rfc3339,
         updated_at: rfc3339,
       };
-      // The event goes first: inserting the book locks the book_stats counter row (trigger) until
-      // commit, and every concurrent create waits for that lock, so nothing should follow it.
-      const created = await db.transaction(async (tx) => {
-        await appendEvent(tx, event("book.created", book));
-        return createBooksRepository(tx).insert({ id: book.id, ...fields, createdAt: now });
-      });
+      // One autocommitted statement writes the book and its event: the insert locks the
+      // book_stats counter row (trigger) until commit, so every round trip after it would make
+      // each concurrent create wait longer.
+      const created = await repository.insert(
+        { id: book.id, ...fields, createdAt: now },
+        recordEvents ? event("book.created", book) : undefined,
+      );
       await cache.invalidate([LIST_NAMESPACE]);
       onEventCommitted();
       return created;
@@ -136,10 +140,12 @@ export function createBooksService({
       }));
       const created = await db.transaction(async (tx) => {
         const inserted = await createBooksRepository(tx).insertMany(rows);
-        await appendEvents(
-          tx,
-          inserted.map((book) => event("book.created", book)),
-        );
+        if (recordEvents) {
+          await appendEvents(
+            tx,
+            inserted.map((book) => event("book.created", book)),
+          );
+        }
         return inserted.length;
       });
       await cache.invalidate([LIST_NAMESPACE]);

@@ -37,11 +37,16 @@ describe("migrate", () => {
     expect(await migrate(database.db, silentLogger)).toEqual([]);
   });
 
-  test("creates the tables and seeds the counters", async () => {
-    const stats = rows<{ total: string | number }>(
-      await database.db.execute(sql`select total from pet_stats where id = 1`),
-    );
-    expect(Number(stats[0]?.total)).toBe(0);
+  test("creates the tables and seeds the counter shards", async () => {
+    for (const table of ["pet_stats", "book_stats"]) {
+      const stats = rows<{ shards: number; total: string | number }>(
+        await database.db.execute(
+          sql.raw(`select count(*)::int as shards, sum(total) as total from ${table}`),
+        ),
+      );
+      expect(stats[0]).toMatchObject({ shards: 16 });
+      expect(Number(stats[0]?.total)).toBe(0);
+    }
   });
 });
 

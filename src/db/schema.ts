@@ -1,4 +1,4 @@
-/** Every Drizzle table, for drizzle-kit and for the typed database handle. */
+/** Every Drizzle table, for drizzle-kit. */
 export * from "../auth/users.table.ts";
 export * from "../books/books.table.ts";
 export * from "../events/consumed-events.table.ts";

@@ -1,6 +1,8 @@
 /** All SQL for the transactional outbox. */
-import { and, asc, inArray, isNull, lt, notInArray, sql } from "drizzle-orm";
+import { isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { rows } from "../db/rows.ts";
+import { integerLiteral } from "../db/sql.ts";
 import type { BookEvent } from "./events.ts";
 import { outbox } from "./outbox.table.ts";
 
@@ -22,45 +24,60 @@ export async function appendEvent(tx: Db, event: BookEvent): Promise<void> {
   await tx.insert(outbox).values(outboxRow(event));
 }
 
+/**
+ * The event's insert as a common table expression, so that the change it describes can write it
+ * in the same statement: one round trip, atomic without an explicit transaction.
+ */
+export function appendingEvent(db: Db, event: BookEvent) {
+  return db
+    .$with("appended_event")
+    .as(db.insert(outbox).values(outboxRow(event)).returning({ id: outbox.id }));
+}
+
 /** Many events in one statement, in the caller's transaction (bulk writes). */
 export async function appendEvents(tx: Db, events: BookEvent[]): Promise<void> {
   if (events.length > 0) await tx.insert(outbox).values(events.map(outboxRow));
 }
 
 /**
- * Locks up to `limit` pending events, oldest first, skipping rows other relays hold. An event
- * whose book has an older pending event held by another relay is left out of this batch, so one
- * book's events are never published out of order, whatever the number of relays.
+ * Claims the next batch in one statement: locks up to `limit` pending events, oldest first,
+ * skipping rows other relays hold; leaves out every event whose book has an older pending event
+ * outside the batch (held by another relay), so one book's events are never published out of
+ * order whatever the number of relays; and marks the rest published, in `id` order. The marks
+ * count only if the caller's transaction commits, that is after the events were published.
  */
-export async function claimPending(tx: Db, limit: number): Promise<PendingEvent[]> {
-  const claimed = await tx
-    .select({ id: outbox.id, aggregateId: outbox.aggregateId, payload: outbox.payload })
-    .from(outbox)
-    .where(isNull(outbox.publishedAt))
-    .orderBy(asc(outbox.id))
-    .limit(limit)
-    .for("update", { skipLocked: true });
-  if (claimed.length === 0) return [];
-  const claimedIds = claimed.map((e) => e.id);
-  const blocked = await tx
-    .selectDistinct({ aggregateId: outbox.aggregateId })
-    .from(outbox)
-    .where(
-      and(
-        isNull(outbox.publishedAt),
-        inArray(outbox.aggregateId, [...new Set(claimed.map((e) => e.aggregateId))]),
-        lt(outbox.id, Math.max(...claimedIds)),
-        notInArray(outbox.id, claimedIds),
-      ),
-    );
-  if (blocked.length === 0) return claimed;
-  const blockedIds = new Set(blocked.map((b) => b.aggregateId));
-  return claimed.filter((e) => !blockedIds.has(e.aggregateId));
-}
-
-export async function markPublished(tx: Db, ids: number[]): Promise<void> {
-  if (ids.length === 0) return;
-  await tx.update(outbox).set({ publishedAt: sql`now()` }).where(inArray(outbox.id, ids));
+export async function claimBatch(tx: Db, limit: number): Promise<PendingEvent[]> {
+  // A plain index scan of the pending rows, never a bitmap scan: it marks the index entries of
+  // rows published since the last vacuum as dead the first time it meets them, so later claims
+  // skip them. A bitmap scan marks nothing, and would revisit every one of them each time.
+  await tx.execute(
+    sql`select set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`,
+  );
+  const claimed = rows<{ id: number | string; aggregate_id: string; payload: BookEvent }>(
+    await tx.execute(sql`
+      with batch as (
+        select ${outbox.id} as id, ${outbox.aggregateId} as aggregate_id
+        from ${outbox}
+        where ${outbox.publishedAt} is null
+        order by ${outbox.id}
+        limit ${integerLiteral(limit)}
+        for update skip locked
+      ), publishable as (
+        select b.id from batch b
+        where not exists (
+          select 1 from ${outbox} earlier
+          where earlier.aggregate_id = b.aggregate_id
+            and earlier.published_at is null
+            and earlier.id < b.id
+            and earlier.id not in (select id from batch))
+      )
+      update ${outbox} set published_at = now()
+      from publishable where ${outbox.id} = publishable.id
+      returning ${outbox.id} as id, ${outbox.aggregateId} as aggregate_id, ${outbox.payload} as payload`),
+  );
+  return claimed
+    .map((e) => ({ id: Number(e.id), aggregateId: e.aggregate_id, payload: e.payload }))
+    .sort((a, b) => a.id - b.id);
 }
 
 export async function countPending(db: Db): Promise<number> {
@@ -71,20 +88,23 @@ export async function countPending(db: Db): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-/** Deletes published events older than the retention, a bounded batch at a time. */
-export async function deletePublishedBefore(db: Db, cutoff: Date, limit = 10_000): Promise<number> {
-  const deleted = await db
-    .delete(outbox)
-    .where(
-      inArray(
-        outbox.id,
-        db
-          .select({ id: outbox.id })
-          .from(outbox)
-          .where(lt(outbox.publishedAt, cutoff))
-          .limit(limit),
-      ),
-    )
-    .returning({ id: outbox.id });
-  return deleted.length;
+/**
+ * Deletes the events published before `cutoff` among the `window` oldest rows, and says how many
+ * went. Ids grow with time, so the oldest rows lead the primary key: no index on `published_at` is
+ * needed, and a table whose oldest rows are still recent costs one bounded scan.
+ */
+export async function deletePublishedBefore(
+  db: Db,
+  cutoff: Date,
+  window = 10_000,
+): Promise<number> {
+  const deleted = await db.execute(sql`
+    delete from ${outbox} where ${outbox.id} in (
+      select id from (
+        select ${outbox.id} as id, ${outbox.publishedAt} as published_at
+        from ${outbox} order by ${outbox.id} limit ${integerLiteral(window)}
+      ) oldest
+      where published_at < ${cutoff.toISOString()}::timestamptz)
+    returning ${outbox.id}`);
+  return rows(deleted).length;
 }

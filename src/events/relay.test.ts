@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
+import { createBooksRepository } from "../books/books.repository.ts";
 import { createBooksService } from "../books/books.service.ts";
 import { createMemoryCache } from "../cache/cache.ts";
 import { openDatabase } from "../db/client.ts";
@@ -55,6 +56,24 @@ function testTransport(options: { delayMs?: number; timeline?: string[] } = {}) 
 
 const books = () => createBooksService({ db: database.db, cache: createMemoryCache(60) });
 
+/** The database's own message for a failed query (Drizzle wraps it with the SQL). */
+async function failureCause(promise: Promise<unknown>): Promise<string> {
+  const err = await promise.then(
+    () => expect.unreachable("the write should have failed"),
+    (e: Error) => e,
+  );
+  return String((err.cause as Error | undefined)?.message ?? err.message);
+}
+
+const bookTitles = async () =>
+  rows<{ title: string }>(await database.db.execute(sql`select title from books`)).map(
+    (r) => r.title,
+  );
+const outboxTypes = async () =>
+  rows<{ type: string }>(await database.db.execute(sql`select type from outbox order by id`)).map(
+    (r) => r.type,
+  );
+
 async function makeChanges(perBook: number, bookCount: number) {
   const service = books();
   for (let b = 0; b < bookCount; b++) {
@@ -103,22 +122,50 @@ describe("outbox relay", () => {
     expect(transport.published.map((e) => e.id)).toEqual(ids.map((r) => r.event_id));
   });
 
-  test("a rolled-back change writes no event", async () => {
-    const failing = createBooksService({
-      db: database.db,
-      cache: createMemoryCache(60),
-      appendEvent: async () => {
-        throw new Error("disk full");
-      },
-    });
-    await expect(
-      failing.create({ title: "t", author: "a", published_on: "2000-01-01" }),
-    ).rejects.toThrow("disk full");
-    const left = rows<{ n: number }>(
-      await database.db.execute(sql`select count(*)::int as n from books`),
-    );
-    expect(left[0]?.n).toBe(0);
-    expect(await countPending(database.db)).toBe(0);
+  test.each(["book.created", "book.updated", "book.deleted"] as const)(
+    "when its %s event cannot be written, the change is rolled back",
+    async (type) => {
+      const service = books();
+      const existing = await service.create({
+        title: "t",
+        author: "a",
+        published_on: "2000-01-01",
+      });
+      // The outbox refuses this one type of event, as a full disk or a dropped connection would.
+      await database.db.execute(
+        sql.raw(
+          `alter table outbox add constraint refuse_event check (type <> '${type}') not valid`,
+        ),
+      );
+      try {
+        const change =
+          type === "book.created"
+            ? service.create({ title: "new", author: "a", published_on: "2000-01-01" })
+            : type === "book.updated"
+              ? service.patch(existing.id, { title: "changed" })
+              : service.delete(existing.id);
+        expect(await failureCause(change)).toContain('constraint "refuse_event"');
+      } finally {
+        await database.db.execute(sql`alter table outbox drop constraint refuse_event`);
+      }
+      expect(await bookTitles()).toEqual(["t"]);
+      expect(await outboxTypes()).toEqual(["book.created"]);
+    },
+  );
+
+  test("a book insert that fails writes no event", async () => {
+    const existing = await books().create({ title: "t", author: "a", published_on: "2000-01-01" });
+    const duplicate = { id: existing.id, title: "again", author: "a", publishedOn: "2000-01-01" };
+    const event: BookEvent = {
+      id: Bun.randomUUIDv7(),
+      type: "book.created",
+      occurred_at: new Date().toISOString(),
+      book: { ...existing, title: "again" },
+    };
+    const insert = createBooksRepository(database.db).insert(duplicate, event);
+    expect(await failureCause(insert)).toContain('unique constraint "books_pkey"');
+    expect(await bookTitles()).toEqual(["t"]);
+    expect(await outboxTypes()).toEqual(["book.created"]);
   });
 
   test("the loop keeps trying with backoff while the broker is down, then catches up", async () => {
@@ -187,6 +234,32 @@ describe("outbox relay", () => {
       await database.db.execute(sql`select count(*)::int as n from outbox`),
     );
     expect(left[0]?.n).toBe(1);
+  });
+
+  test("a cleanup keeps deleting batches until the expired events are gone", async () => {
+    await makeChanges(1, 25);
+    await createOutboxRelay({
+      db: database.db,
+      transport: testTransport(),
+      logger: silentLogger,
+    }).drain();
+    // The 22 oldest expired, the 3 newest are within the retention: six batches of 4 to go.
+    await database.db.execute(sql`update outbox set published_at = now() - interval '2 days'
+      where id <= (select min(id) + 21 from outbox)`);
+    const cleaner = createOutboxRelay({
+      db: database.db,
+      transport: testTransport(),
+      logger: silentLogger,
+      retentionHours: 24,
+      cleanupEveryMs: 0,
+      cleanupBatchSize: 4,
+      idleMs: 60_000,
+    });
+    cleaner.start();
+    for (let i = 0; i < 100 && (await outboxTypes()).length > 3; i++) await Bun.sleep(10);
+    await cleaner.stop();
+    expect(await bookTitles()).toHaveLength(25);
+    expect(await outboxTypes()).toHaveLength(3);
   });
 });
 

@@ -1,13 +1,13 @@
 /**
- * The outbox relay: publishes pending events through a transport and marks them published in the
- * same transaction that locked them. While the transport fails it backs off and tries again;
+ * The outbox relay: claims pending events, marking them published in a transaction that commits
+ * only after the transport took them. While the transport fails it backs off and tries again;
  * events stay pending, so none is lost and writes never wait for the broker.
  */
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import { retry } from "../retry.ts";
 import type { EventTransport } from "./events.ts";
-import { claimPending, deletePublishedBefore, markPublished } from "./outbox.repository.ts";
+import { claimBatch, deletePublishedBefore } from "./outbox.repository.ts";
 
 export interface RelayOptions {
   db: Db;
@@ -16,10 +16,17 @@ export interface RelayOptions {
   batchSize?: number;
   /** How long to wait for new events when there are none (a nudge wakes it sooner). */
   idleMs?: number;
+  /**
+   * After a nudge, how long to let further writes commit before claiming, so that under load one
+   * relay transaction publishes many events instead of one per write (Kafka's linger.ms).
+   */
+  lingerMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   retentionHours?: number;
   cleanupEveryMs?: number;
+  /** Rows a cleanup statement looks at; a cleanup repeats while whole batches go. */
+  cleanupBatchSize?: number;
 }
 
 export interface OutboxRelay {
@@ -37,14 +44,17 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const { db, transport, logger } = options;
   const batchSize = options.batchSize ?? 500;
   const idleMs = options.idleMs ?? 500;
+  const lingerMs = options.lingerMs ?? 5;
   const initialBackoffMs = options.initialBackoffMs ?? 200;
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
   const retentionMs = (options.retentionHours ?? 24) * 3_600_000;
   const cleanupEveryMs = options.cleanupEveryMs ?? 60_000;
+  const cleanupBatchSize = options.cleanupBatchSize ?? 10_000;
 
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
+  let nudged = false;
   let lastCleanup = 0;
 
   const sleep = (ms: number) =>
@@ -60,7 +70,7 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
 
   const runOnce = () =>
     db.transaction(async (tx) => {
-      const events = await claimPending(tx, batchSize);
+      const events = await claimBatch(tx, batchSize);
       if (events.length === 0) return 0;
       await retry(() => transport.publish(events.map((e) => e.payload)), {
         name: `publish to ${transport.name}`,
@@ -69,10 +79,6 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
         exponential: true,
         logger,
       });
-      await markPublished(
-        tx,
-        events.map((e) => e.id),
-      );
       return events.length;
     });
 
@@ -85,7 +91,12 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const cleanUp = async () => {
     if (Date.now() - lastCleanup < cleanupEveryMs) return;
     lastCleanup = Date.now();
-    const deleted = await deletePublishedBefore(db, new Date(Date.now() - retentionMs));
+    const cutoff = new Date(Date.now() - retentionMs);
+    let deleted = 0;
+    for (let batch = cleanupBatchSize; batch === cleanupBatchSize && running; ) {
+      batch = await deletePublishedBefore(db, cutoff, cleanupBatchSize);
+      deleted += batch;
+    }
     if (deleted > 0) logger.info("published events cleaned up", { deleted });
   };
 
@@ -98,7 +109,11 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
         if (published > 0)
           logger.debug("events published", { count: published, transport: transport.name });
         await cleanUp();
-        if (published < batchSize && running) await sleep(idleMs);
+        if (published < batchSize && running) {
+          if (!nudged) await sleep(idleMs);
+          if (nudged && running && lingerMs > 0) await Bun.sleep(lingerMs);
+          nudged = false;
+        }
       } catch (err) {
         logger.warn("event relay failed; events stay pending", {
           transport: transport.name,
@@ -118,6 +133,7 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
       loop = run();
     },
     nudge() {
+      nudged = true;
       wake?.();
     },
     runOnce,

@@ -42,9 +42,13 @@ const createdAtText = (column: SQL | typeof pets.createdAt) =>
 const hasPhotosCondition = (hasPhotos: HasPhotosFilter) =>
   hasPhotos === undefined ? sql`true` : hasPhotos ? sql`photo_count > 0` : sql`photo_count = 0`;
 
-/** The counter that matches a filter, as a column of pet_stats. */
+/** The count that matches a filter, summed over the pet_stats shards. */
 const countColumn = (hasPhotos: HasPhotosFilter) =>
-  hasPhotos === undefined ? sql`total` : hasPhotos ? sql`with_photos` : sql`total - with_photos`;
+  hasPhotos === undefined
+    ? sql`sum(total)`
+    : hasPhotos
+      ? sql`sum(with_photos)`
+      : sql`sum(total - with_photos)`;
 
 /** Photos of the pet aliased `p`, oldest first, as `[[id, file_name], ...]`. */
 const photosOfP = sql`coalesce((
@@ -116,14 +120,11 @@ export function createPetsRepository(db: Db) {
     },
 
     /**
-     * One page, newest first. LIMIT and OFFSET go in as literals (the query then has no
-     * parameters: one round trip, and PostgreSQL plans for the actual numbers), and photos are
-     * aggregated only for the rows of the page, never for the rows OFFSET skips.
-     */
-    /**
      * One page, newest first, and the exact count of matching pets, in one round trip: the count
      * rides along as a column read from the counters. An empty page has no row to carry it, so
-     * it is `undefined` then (ask `count`).
+     * it is `undefined` then (ask `count`). LIMIT and OFFSET go in as literals (no parameters:
+     * PostgreSQL plans for the actual numbers), and photos are aggregated only for the rows of the
+     * page, never for the rows OFFSET skips.
      */
     async listPage(page: { limit: number; offset: number; hasPhotos: HasPhotosFilter }) {
       const photos = page.hasPhotos === false ? sql`'[]'::json` : photosOfP;
@@ -148,7 +149,10 @@ export function createPetsRepository(db: Db) {
     /** Exact, from the trigger-maintained counters: no scan of the pets table. */
     async count(hasPhotos: HasPhotosFilter): Promise<number> {
       const [stats] = await db
-        .select({ total: petStats.total, withPhotos: petStats.withPhotos })
+        .select({
+          total: sql<string>`coalesce(sum(${petStats.total}), 0)`,
+          withPhotos: sql<string>`coalesce(sum(${petStats.withPhotos}), 0)`,
+        })
         .from(petStats)
         .prepare("pet_stats_read")
         .execute();
