@@ -1,5 +1,6 @@
 /** All SQL for the transactional outbox. */
 import { isNull, sql } from "drizzle-orm";
+import type { PgInsertValue } from "drizzle-orm/pg-core";
 import type { Db } from "../db/client.ts";
 import { rows } from "../db/rows.ts";
 import { integerLiteral } from "../db/sql.ts";
@@ -25,13 +26,12 @@ export async function appendEvent(tx: Db, event: BookEvent): Promise<void> {
 }
 
 /**
- * The event's insert as a common table expression, so that the change it describes can write it
- * in the same statement: one round trip, atomic without an explicit transaction.
+ * An event's insert as a common table expression, so that the change it describes can write it in
+ * the same statement: one round trip, atomic without an explicit transaction. Takes the row's
+ * values (or placeholders for a prepared statement).
  */
-export function appendingEvent(db: Db, event: BookEvent) {
-  return db
-    .$with("appended_event")
-    .as(db.insert(outbox).values(outboxRow(event)).returning({ id: outbox.id }));
+export function appendingEvent(db: Db, row: PgInsertValue<typeof outbox>) {
+  return db.$with("appended_event").as(db.insert(outbox).values(row));
 }
 
 /** Many events in one statement, in the caller's transaction (bulk writes). */
