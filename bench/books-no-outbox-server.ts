@@ -11,11 +11,14 @@ import { createBooksService } from "../src/books/books.service.ts";
 import { loadConfig } from "../src/config.ts";
 import { openServeDeps } from "../src/deps.ts";
 import { createApp, serverBodyLimit } from "../src/http/app.ts";
+import { drain } from "../src/http/drain.ts";
+import { InFlight } from "../src/http/in-flight.ts";
 import { createLogger } from "../src/logger.ts";
 
 const config = loadConfig(process.env, { apiKey: true, jwtSecret: true });
 const logger = createLogger(config.logLevel);
 const deps = await openServeDeps(config, logger);
+const inFlight = new InFlight();
 const books = createBooksService({
   db: deps.database.db,
   cache: deps.cache,
@@ -26,6 +29,7 @@ const app = createApp({
   apiKey: config.apiKey as string,
   maxPhotoBytes: config.maxPhotoBytes,
   logger,
+  inFlight,
   ...deps,
   books,
 }).listen({
@@ -40,6 +44,6 @@ const signal = await new Promise<string>((resolve) => {
   for (const name of ["SIGTERM", "SIGINT"] as const) process.once(name, () => resolve(name));
 });
 logger.info("shutting down", { signal });
-await app.server?.stop(true);
+if (app.server) await drain(app.server, inFlight, 10_000, logger);
 await deps.close();
 process.exit(0);

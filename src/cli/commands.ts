@@ -16,6 +16,8 @@ import {
 import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { startGrpcServer } from "../grpc/server.ts";
 import { createApp, serverBodyLimit } from "../http/app.ts";
+import { drain } from "../http/drain.ts";
+import { InFlight } from "../http/in-flight.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
 import { createPetsRepository } from "../pets/pets.repository.ts";
@@ -44,10 +46,12 @@ export const SHUTDOWN_GRACE_MS = 10_000;
 
 /** The HTTP API on HOST:PORT, with the outbox relay running. */
 function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
+  const inFlight = new InFlight();
   const app = createApp({
     apiKey: config.apiKey as string,
     maxPhotoBytes: config.maxPhotoBytes,
     logger,
+    inFlight,
     ...deps,
   }).listen({
     hostname: config.host,
@@ -64,7 +68,7 @@ function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   });
   return {
     async stop() {
-      if (app.server) await drain(app.server, SHUTDOWN_GRACE_MS, logger);
+      if (app.server) await drain(app.server, inFlight, SHUTDOWN_GRACE_MS, logger);
       logger.debug("http server stopped");
     },
   };
@@ -183,23 +187,6 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
   }
   logger.info("stopped");
   return 0;
-}
-
-/**
- * Stops accepting connections, lets in-flight requests finish (for at most `graceMs`), then closes
- * whatever is left, idle keep-alive connections included, so they cannot hold the process open.
- */
-async function drain(server: Bun.Server<unknown>, graceMs: number, logger: Logger) {
-  void server.stop(false);
-  const deadline = performance.now() + graceMs;
-  while (server.pendingRequests > 0 && performance.now() < deadline) await Bun.sleep(20);
-  if (server.pendingRequests > 0) {
-    logger.warn("in-flight requests did not finish in time; closing them", {
-      pending: server.pendingRequests,
-      grace_ms: graceMs,
-    });
-  }
-  await server.stop(true);
 }
 
 export async function migrateCommand(argv: string[], io: CliIo): Promise<number> {

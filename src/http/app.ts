@@ -14,6 +14,7 @@ import type { PhotoStorage } from "../storage/photo-storage.ts";
 import { photoRoutes } from "../storage/photos.http.ts";
 import { docs } from "./docs.ts";
 import { healthRoutes } from "./health.http.ts";
+import { InFlight } from "./in-flight.ts";
 import { requestContext } from "./request-context.ts";
 
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
@@ -30,6 +31,8 @@ export interface AppDeps {
   pets: PetsService;
   auth: AuthService;
   books: BooksService;
+  /** Counts the requests being handled, for a graceful shutdown (see drain.ts). */
+  inFlight?: InFlight;
 }
 
 export function maxRequestBytes(maxPhotoBytes: number) {
@@ -49,6 +52,7 @@ export function createApp(deps: AppDeps) {
     .use(
       requestContext({
         logger: deps.logger.child({ module: "http" }),
+        inFlight: deps.inFlight ?? new InFlight(),
         maxBodyBytes: (path) =>
           // Matched on the raw path, like the router: a photo upload may carry the photo.
           PHOTO_UPLOAD_PATH.test(path) ? maxRequestBytes(deps.maxPhotoBytes) : MAX_JSON_BODY_BYTES,

@@ -5,6 +5,7 @@
 import { Elysia } from "elysia";
 import { AppError, PayloadTooLargeError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { InFlight } from "./in-flight.ts";
 import { type Problem, problem, problemFromAppError, problemResponse } from "./problem.ts";
 
 interface RequestState {
@@ -27,9 +28,10 @@ export interface RequestContextOptions {
   logger: Logger;
   /** Largest accepted body, by path; checked from Content-Length before anything is read. */
   maxBodyBytes: (path: string) => number;
+  inFlight: InFlight;
 }
 
-export function requestContext({ logger, maxBodyBytes }: RequestContextOptions) {
+export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContextOptions) {
   const states = new WeakMap<Request, RequestState>();
   const stateOf = (request: Request): RequestState => {
     let state = states.get(request);
@@ -42,6 +44,7 @@ export function requestContext({ logger, maxBodyBytes }: RequestContextOptions) 
 
   return new Elysia({ name: "request-context" })
     .onRequest(({ request, set }) => {
+      inFlight.started();
       const incoming = request.headers.get("x-request-id");
       const state: RequestState = {
         id: incoming && INCOMING_ID.test(incoming) ? incoming : crypto.randomUUID(),
@@ -93,6 +96,7 @@ export function requestContext({ logger, maxBodyBytes }: RequestContextOptions) 
       return problemResponse(body, headers);
     })
     .onAfterResponse({ as: "global" }, ({ request, set }) => {
+      inFlight.finished();
       const state = stateOf(request);
       logger.info("request", {
         request_id: state.id,
