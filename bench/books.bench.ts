@@ -6,7 +6,7 @@
  *   - outbox relay throughput to the in-process bus;
  *   - the per-request cost of checking a bearer token, against a cached GET /books/{id}.
  *
- *   bun bench/books.bench.ts [--duration 10] [--pool 10]
+ *   bun bench/books.bench.ts [--duration 10] [--pool 10] [--post-rounds 2] [--only post]
  *
  * Servers run pinned to core 0, wrk to core 1 (PostgreSQL and Redis unpinned). Needs PostgreSQL
  * at 127.0.0.1:5432 (or BENCH_POSTGRES_URL), Redis at 127.0.0.1:6379, wrk and taskset. Creates
@@ -102,11 +102,14 @@ export const TARGETS = {
 interface Options {
   seconds: number;
   poolSize: number;
+  /** Rounds of the POST comparison, each A B B A: the machine's noise averages out over more. */
+  postRounds: number;
   /** Only the POST /books comparison (to try a change to the write path quickly). */
   postOnly: boolean;
 }
 
-const USAGE = "usage: bun bench/books.bench.ts [--duration SECONDS] [--pool SIZE] [--only post]";
+const USAGE =
+  "usage: bun bench/books.bench.ts [--duration SECONDS] [--pool SIZE] [--post-rounds N] [--only post]";
 
 function positiveInteger(raw: string, name: string): number {
   const n = Number(raw);
@@ -120,6 +123,7 @@ function parseOptions(argv: string[]): Options | undefined {
     options: {
       duration: { type: "string", default: "10" },
       pool: { type: "string", default: "10" },
+      "post-rounds": { type: "string", default: "2" },
       only: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -131,6 +135,7 @@ function parseOptions(argv: string[]): Options | undefined {
   return {
     seconds: positiveInteger(values.duration, "duration"),
     poolSize: positiveInteger(values.pool, "pool"),
+    postRounds: positiveInteger(values["post-rounds"], "post-rounds"),
     postOnly: values.only === "post",
   };
 }
@@ -533,7 +538,7 @@ function postSection(posts: PostRun[], wrkLine: string): string[] {
   ]);
   return [
     "",
-    `== POST /books with the outbox vs without (order A B B A); ${wrkLine}`,
+    `== POST /books with the outbox vs without (rounds of A B B A); ${wrkLine}`,
     `Each run starts from ${BOOKS} books and an empty outbox, CACHE_TTL=600. "outbox" is the ` +
       "real `serve`: its relay publishes to the in-process bus while the load runs; " +
       '"no outbox" is bench/books-no-outbox-server.ts (same app, no outbox row).',
@@ -724,8 +729,10 @@ async function bench(options: Options, cleanup: Cleanup): Promise<void> {
   const benchPosts = async () => {
     // A B B A, so neither variant gains from going first or last.
     const posts: PostRun[] = [];
-    for (const variant of ["outbox", "no outbox", "no outbox", "outbox"] as const) {
-      posts.push(await benchPost(b, scripts, variant));
+    for (let round = 0; round < options.postRounds; round++) {
+      for (const variant of ["outbox", "no outbox", "no outbox", "outbox"] as const) {
+        posts.push(await benchPost(b, scripts, variant));
+      }
     }
     return posts;
   };
