@@ -4,7 +4,8 @@ import { createTokenIssuer } from "./tokens.ts";
 const SECRET = "tokens-test-secret-0123456789-0123456789";
 
 test("a remembered token still expires on time", async () => {
-  const issuer = createTokenIssuer(SECRET, 1);
+  // exp is in whole seconds (iat + TTL, iat rounded down): a 2 s TTL leaves at least 1 s.
+  const issuer = createTokenIssuer(SECRET, 2);
   const { token } = await issuer.issue("user-1");
   expect(await issuer.verify(token)).toBe("user-1");
   expect(await issuer.verify(token)).toBe("user-1"); // from the verified cache
