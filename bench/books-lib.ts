@@ -1,6 +1,6 @@
 /**
  * Helpers of the books benchmark (bench/books.bench.ts): its own database and Redis index, set-based
- * seeding, wrk driven by Lua scripts, and the builds of the two servers under test.
+ * seeding, the Lua scripts wrk runs, and the builds of the two servers under test.
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -8,7 +8,6 @@ import { join } from "node:path";
 import type postgres from "postgres";
 import { connect, databaseUrl } from "./lib/database.ts";
 import { ROOT, runChecked } from "./lib/processes.ts";
-import { type LoadResult, parseWrkReport } from "./lib/wrk.ts";
 
 export const BOOKS_DATABASE = "petbooks_bench_books";
 export const booksDatabaseUrl = databaseUrl(BOOKS_DATABASE);
@@ -192,47 +191,6 @@ export function writeScript(dir: string, name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
-}
-
-export interface WrkRun {
-  /** Base URL; the Lua script sets the path. */
-  url: string;
-  script: string;
-  seconds: number;
-  connections: number;
-  core: number;
-}
-
-export async function wrk(run: WrkRun): Promise<LoadResult> {
-  const cmd = ["taskset", "-c", String(run.core), "wrk", "-t1", `-c${run.connections}`];
-  cmd.push(`-d${run.seconds}s`, "--timeout", "10s", "--latency", "-s", run.script, run.url);
-  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
-  const [code, out, err] = await Promise.all([
-    proc.exited,
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-  ]);
-  if (code !== 0) throw new Error(`wrk exited with ${code}: ${err}`);
-  return parseWrkReport(out);
-}
-
-/** Undo steps, run last-first whether the bench finished, failed or was interrupted. */
-export class Cleanup {
-  private steps: (() => unknown)[] = [];
-
-  defer(step: () => unknown) {
-    this.steps.push(step);
-  }
-
-  async run() {
-    for (let step = this.steps.pop(); step; step = this.steps.pop()) {
-      try {
-        await step();
-      } catch (err) {
-        console.error("cleanup step failed:", err);
-      }
-    }
-  }
 }
 
 /** Runs `work` and measures its wall-clock time. */

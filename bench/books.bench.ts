@@ -29,7 +29,6 @@ import {
   BOOKS_DATABASE,
   bookCount,
   booksDatabaseUrl,
-  Cleanup,
   compile,
   createBookScript,
   cycleIdsScript,
@@ -48,9 +47,10 @@ import {
   sampleBookIds,
   seedBooks,
   writeScript,
-  wrk,
 } from "./books-lib.ts";
+import { Cleanup } from "./lib/cleanup.ts";
 import { connect } from "./lib/database.ts";
+import { integerOption } from "./lib/options.ts";
 import {
   childEnv,
   freePorts,
@@ -59,7 +59,7 @@ import {
   startPinnedServer,
 } from "./lib/processes.ts";
 import { table } from "./lib/report.ts";
-import type { LoadResult } from "./lib/wrk.ts";
+import { type LoadResult, runWrk } from "./lib/wrk.ts";
 
 const SERVER_CORE = 0;
 const WRK_CORE = 1;
@@ -111,12 +111,6 @@ interface Options {
 const USAGE =
   "usage: bun bench/books.bench.ts [--duration SECONDS] [--pool SIZE] [--post-rounds N] [--only post]";
 
-function positiveInteger(raw: string, name: string): number {
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
-
 function parseOptions(argv: string[]): Options | undefined {
   const { values } = parseArgs({
     args: argv,
@@ -133,9 +127,9 @@ function parseOptions(argv: string[]): Options | undefined {
     throw new Error('--only accepts "post" (the POST /books comparison)');
   }
   return {
-    seconds: positiveInteger(values.duration, "duration"),
-    poolSize: positiveInteger(values.pool, "pool"),
-    postRounds: positiveInteger(values["post-rounds"], "post-rounds"),
+    seconds: integerOption(values.duration, "duration"),
+    poolSize: integerOption(values.pool, "pool"),
+    postRounds: integerOption(values["post-rounds"], "post-rounds"),
     postOnly: values.only === "post",
   };
 }
@@ -278,11 +272,11 @@ async function load(
   script: string,
   run: { seconds: number; connections: number; warmup: boolean },
 ): Promise<LoadResult & { foreignCores: number }> {
-  const base = { url: server.baseUrl, script, connections: run.connections, core: WRK_CORE };
+  const base = { script, connections: run.connections, core: WRK_CORE };
   try {
-    if (run.warmup) await wrk({ ...base, seconds: WARMUP_SECONDS });
+    if (run.warmup) await runWrk(server.baseUrl, { ...base, seconds: WARMUP_SECONDS });
     const { value, foreignCores } = await bench.foreign.measure(() =>
-      wrk({ ...base, seconds: run.seconds }),
+      runWrk(server.baseUrl, { ...base, seconds: run.seconds }),
     );
     return { ...value, foreignCores };
   } catch (err) {

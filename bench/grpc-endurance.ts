@@ -39,7 +39,6 @@ import {
   ListBooksRequestSchema,
 } from "../src/gen/petbooks/v1/books_pb.ts";
 import { PROTO_DIR } from "../src/grpc/test-server.ts";
-import { Cleanup } from "./books-lib.ts";
 import {
   buildPetbooks,
   dropDatabase,
@@ -58,6 +57,8 @@ import {
   startPinnedServer,
   withSql,
 } from "./grpc-lib.ts";
+import { Cleanup } from "./lib/cleanup.ts";
+import { integerOption } from "./lib/options.ts";
 import { childEnv, freePorts } from "./lib/processes.ts";
 import { table } from "./lib/report.ts";
 
@@ -90,16 +91,11 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const int = (raw: string, name: string) => {
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-    return n;
-  };
   return {
-    calls: int(values.calls, "calls"),
-    books: int(values.books, "books"),
-    lanes: int(values.lanes, "lanes"),
-    pool: int(values.pool, "pool"),
+    calls: integerOption(values.calls, "calls"),
+    books: integerOption(values.books, "books"),
+    lanes: integerOption(values.lanes, "lanes"),
+    pool: integerOption(values.pool, "pool"),
   };
 }
 

@@ -9,11 +9,10 @@ import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import type { Subprocess } from "bun";
 import type postgres from "postgres";
 import { compile, seedBooks } from "./books-lib.ts";
 import { connect, databaseUrl } from "./lib/database.ts";
-import { childEnv, ROOT, runChecked } from "./lib/processes.ts";
+import { childEnv, exitReason, ROOT, runChecked, stopProcess } from "./lib/processes.ts";
 
 export const SERVER_CORE = 0;
 export const LOAD_CORE = 1;
@@ -114,21 +113,6 @@ export interface PinnedServerSpec {
   readyTimeoutMs?: number;
 }
 
-function exitReason(proc: Subprocess): string | undefined {
-  if (proc.signalCode) return `killed by ${proc.signalCode}`;
-  return proc.exitCode === null ? undefined : `exited with ${proc.exitCode}`;
-}
-
-async function stopProcess(proc: Subprocess, graceMs = 15_000): Promise<void> {
-  if (exitReason(proc)) return;
-  proc.kill("SIGTERM");
-  const stopped = await Promise.race([proc.exited.then(() => true), Bun.sleep(graceMs)]);
-  if (stopped !== true) {
-    proc.kill("SIGKILL");
-    await proc.exited;
-  }
-}
-
 /** Starts a server under `taskset` (which execs it: the pid is the server's own). */
 export async function startPinnedServer(spec: PinnedServerSpec): Promise<PinnedServer> {
   const proc = Bun.spawn(["taskset", "-c", String(spec.core), ...spec.cmd], {
@@ -144,7 +128,8 @@ export async function startPinnedServer(spec: PinnedServerSpec): Promise<PinnedS
     url,
     logFile: spec.logFile,
     exitReason: () => exitReason(proc),
-    stop: () => stopProcess(proc),
+    // gRPC drains its streams for up to 10 s on SIGTERM.
+    stop: () => stopProcess(proc, 15_000),
   };
   const deadline = Date.now() + (spec.readyTimeoutMs ?? 30_000);
   try {

@@ -31,7 +31,6 @@ import {
   ListBooksResponseSchema,
 } from "../src/gen/petbooks/v1/books_pb.ts";
 import { bufCurl } from "../src/grpc/test-server.ts";
-import { Cleanup } from "./books-lib.ts";
 import {
   buildBinaries,
   dropDatabase,
@@ -52,6 +51,8 @@ import {
   waitForQuietMachine,
   withSql,
 } from "./grpc-lib.ts";
+import { Cleanup } from "./lib/cleanup.ts";
+import { integerOption } from "./lib/options.ts";
 import { childEnv, freePorts } from "./lib/processes.ts";
 import { table } from "./lib/report.ts";
 
@@ -98,21 +99,15 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const int = (raw: string, name: string, min = 1) => {
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new Error(`--${name} must be an integer >= ${min}`);
-    return n;
-  };
   return {
-    seconds: int(values.duration, "duration"),
-    warmup: int(values.warmup, "warmup", 0),
-    clients: int(values.clients, "clients"),
-    streams: int(values.streams, "streams"),
-    pool: int(values.pool, "pool"),
-    rounds: int(values.rounds, "rounds"),
-    books: int(values.books, "books"),
-    quietWait: int(values["quiet-wait"], "quiet-wait", 0),
+    seconds: integerOption(values.duration, "duration"),
+    warmup: integerOption(values.warmup, "warmup", 0),
+    clients: integerOption(values.clients, "clients"),
+    streams: integerOption(values.streams, "streams"),
+    pool: integerOption(values.pool, "pool"),
+    rounds: integerOption(values.rounds, "rounds"),
+    books: integerOption(values.books, "books"),
+    quietWait: integerOption(values["quiet-wait"], "quiet-wait", 0),
   };
 }
 

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type postgres from "postgres";
+import { Cleanup } from "./lib/cleanup.ts";
 import {
   benchDatabaseUrl,
   connect,
@@ -24,6 +25,7 @@ import {
   seedSummary,
 } from "./lib/database.ts";
 import { timeExport } from "./lib/export.ts";
+import { integerOption } from "./lib/options.ts";
 import {
   childEnv,
   ensureBinary,
@@ -76,12 +78,6 @@ interface Options {
 const USAGE =
   "usage: bun bench/pets-list.bench.ts [--duration SECONDS] [--rounds N] [--pool SIZE] [--skip-1m]";
 
-function positiveInteger(raw: string, name: string): number {
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
-
 function parseOptions(argv: string[]): Options | undefined {
   const { values } = parseArgs({
     args: argv,
@@ -95,30 +91,11 @@ function parseOptions(argv: string[]): Options | undefined {
   });
   if (values.help) return undefined;
   return {
-    seconds: positiveInteger(values.duration, "duration"),
-    rounds: positiveInteger(values.rounds, "rounds"),
-    poolSize: positiveInteger(values.pool, "pool"),
+    seconds: integerOption(values.duration, "duration"),
+    rounds: integerOption(values.rounds, "rounds"),
+    poolSize: integerOption(values.pool, "pool"),
     skip1m: values["skip-1m"],
   };
-}
-
-/** Undo steps, run last-first whether the bench finished, failed or was interrupted. */
-class Cleanup {
-  private steps: (() => unknown)[] = [];
-
-  defer(step: () => unknown) {
-    this.steps.push(step);
-  }
-
-  async run() {
-    for (let step = this.steps.pop(); step; step = this.steps.pop()) {
-      try {
-        await step();
-      } catch (err) {
-        console.error("cleanup step failed:", err);
-      }
-    }
-  }
 }
 
 const progress = (message: string) => console.error(`· ${message}`);

@@ -84,7 +84,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-function exitReason(proc: Subprocess): string | undefined {
+export function exitReason(proc: Subprocess): string | undefined {
   if (proc.signalCode) return `killed by ${proc.signalCode}`;
   return proc.exitCode === null ? undefined : `exited with ${proc.exitCode}`;
 }
@@ -108,10 +108,11 @@ async function waitReady(proc: Subprocess, spec: ServerSpec, baseUrl: string): P
   throw new Error(`${spec.name} was not ready within ${READY_TIMEOUT_MS} ms`);
 }
 
-async function stopProcess(proc: Subprocess): Promise<void> {
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+export async function stopProcess(proc: Subprocess, graceMs = STOP_GRACE_MS): Promise<void> {
   if (exitReason(proc)) return;
   proc.kill("SIGTERM");
-  const stopped = await Promise.race([proc.exited.then(() => true), Bun.sleep(STOP_GRACE_MS)]);
+  const stopped = await Promise.race([proc.exited.then(() => true), Bun.sleep(graceMs)]);
   if (stopped !== true) {
     proc.kill("SIGKILL");
     await proc.exited;

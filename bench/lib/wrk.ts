@@ -4,7 +4,9 @@ export interface LoadOptions {
   seconds: number;
   connections: number;
   core: number;
-  headers: Record<string, string>;
+  headers?: Record<string, string>;
+  /** A wrk Lua script (it may set the method, path, body and headers). */
+  script?: string;
 }
 
 export interface LoadResult {
@@ -53,9 +55,10 @@ export function parseWrkReport(report: string): LoadResult {
 }
 
 export async function runWrk(url: string, options: LoadOptions): Promise<LoadResult> {
-  const headers = Object.entries(options.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+  const headers = Object.entries(options.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+  const script = options.script ? ["-s", options.script] : [];
   const cmd = ["taskset", "-c", String(options.core), "wrk", "-t1", `-c${options.connections}`];
-  cmd.push(`-d${options.seconds}s`, "--timeout", "10s", "--latency", ...headers, url);
+  cmd.push(`-d${options.seconds}s`, "--timeout", "10s", "--latency", ...headers, ...script, url);
   const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
   const [code, out, err] = await Promise.all([
     proc.exited,

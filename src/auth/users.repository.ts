@@ -1,6 +1,7 @@
 /** All SQL for users. */
 import { eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { preparedOnce } from "../db/prepared.ts";
 import { users } from "./users.table.ts";
 
 export interface UserRow {
@@ -13,6 +14,21 @@ const createdAtText = sql<string>`to_char(${users.createdAt} at time zone 'UTC',
 const publicColumns = { id: users.id, username: users.username, createdAt: createdAtText };
 
 export function createUsersRepository(db: Db) {
+  const findCredentials = preparedOnce(() =>
+    db
+      .select({ id: users.id, passwordHash: users.passwordHash })
+      .from(users)
+      .where(sql`lower(${users.username}) = lower(${sql.placeholder("username")})`)
+      .prepare("users_find_credentials"),
+  );
+  const findById = preparedOnce(() =>
+    db
+      .select(publicColumns)
+      .from(users)
+      .where(eq(users.id, sql.placeholder("id")))
+      .prepare("users_find_by_id"),
+  );
+
   return {
     /** Undefined when the username (compared case-insensitively) is taken. */
     async insert(user: { id: string; username: string; passwordHash: string }) {
@@ -25,22 +41,12 @@ export function createUsersRepository(db: Db) {
     },
 
     async findCredentials(username: string) {
-      const [row] = await db
-        .select({ id: users.id, passwordHash: users.passwordHash })
-        .from(users)
-        .where(sql`lower(${users.username}) = lower(${username})`)
-        .prepare("users_find_credentials")
-        .execute();
+      const [row] = await findCredentials().execute({ username });
       return row;
     },
 
     async findById(id: string): Promise<UserRow | undefined> {
-      const [row] = await db
-        .select(publicColumns)
-        .from(users)
-        .where(eq(users.id, id))
-        .prepare("users_find_by_id")
-        .execute();
+      const [row] = await findById().execute({ id });
       return row;
     },
 

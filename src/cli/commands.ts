@@ -44,8 +44,8 @@ export interface CliIo {
 
 export const SHUTDOWN_GRACE_MS = 10_000;
 
-/** The HTTP API on HOST:PORT, with the outbox relay running. */
-function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
+/** The HTTP API on HOST:PORT, with the outbox relay running (also the bench's no-outbox server). */
+export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   const inFlight = new InFlight();
   const app = createApp({
     apiKey: config.apiKey as string,

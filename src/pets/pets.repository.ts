@@ -1,6 +1,7 @@
 /** All SQL for pets and their photos. */
 import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { preparedOnce } from "../db/prepared.ts";
 import { rows } from "../db/rows.ts";
 import { integerLiteral } from "../db/sql.ts";
 import type { HasPhotosFilter, PetType } from "./pets.model.ts";
@@ -78,20 +79,57 @@ function toPetRow(raw: RawPetRow): PetRow {
 }
 
 export function createPetsRepository(db: Db) {
+  const placeholder = sql.placeholder;
+  const insertPet = preparedOnce(() =>
+    db
+      .insert(pets)
+      .values({
+        id: placeholder("id"),
+        name: placeholder("name"),
+        age: placeholder("age"),
+        type: placeholder("type"),
+      })
+      .returning({
+        id: pets.id,
+        name: pets.name,
+        age: pets.age,
+        type: pets.type,
+        createdAt: createdAtText(pets.createdAt),
+      })
+      .prepare("pets_insert"),
+  );
+  const findId = preparedOnce(() =>
+    db
+      .select({ id: pets.id })
+      .from(pets)
+      .where(eq(pets.id, placeholder("id")))
+      .prepare("pets_exists"),
+  );
+  const insertPhoto = preparedOnce(() =>
+    db
+      .insert(petPhotos)
+      .values({
+        id: placeholder("id"),
+        petId: placeholder("petId"),
+        fileName: placeholder("fileName"),
+        contentType: placeholder("contentType"),
+        sizeBytes: placeholder("sizeBytes"),
+      })
+      .prepare("pet_photos_insert"),
+  );
+  const readStats = preparedOnce(() =>
+    db
+      .select({
+        total: sql<string>`coalesce(sum(${petStats.total}), 0)`,
+        withPhotos: sql<string>`coalesce(sum(${petStats.withPhotos}), 0)`,
+      })
+      .from(petStats)
+      .prepare("pet_stats_read"),
+  );
+
   return {
     async insert(pet: { id: string; name: string; age: number; type: PetType }): Promise<PetRow> {
-      const [row] = await db
-        .insert(pets)
-        .values(pet)
-        .returning({
-          id: pets.id,
-          name: pets.name,
-          age: pets.age,
-          type: pets.type,
-          createdAt: createdAtText(pets.createdAt),
-        })
-        .prepare("pets_insert")
-        .execute();
+      const [row] = await insertPet().execute(pet);
       if (!row) throw new Error("insert returned no row");
       return { ...row, photos: [] };
     },
@@ -106,17 +144,12 @@ export function createPetsRepository(db: Db) {
     },
 
     async exists(id: string): Promise<boolean> {
-      const found = await db
-        .select({ id: pets.id })
-        .from(pets)
-        .where(eq(pets.id, id))
-        .prepare("pets_exists")
-        .execute();
+      const found = await findId().execute({ id });
       return found.length > 0;
     },
 
     async insertPhoto(photo: NewPhotoRow): Promise<void> {
-      await db.insert(petPhotos).values(photo).prepare("pet_photos_insert").execute();
+      await insertPhoto().execute({ ...photo });
     },
 
     /**
@@ -148,14 +181,7 @@ export function createPetsRepository(db: Db) {
 
     /** Exact, from the trigger-maintained counters: no scan of the pets table. */
     async count(hasPhotos: HasPhotosFilter): Promise<number> {
-      const [stats] = await db
-        .select({
-          total: sql<string>`coalesce(sum(${petStats.total}), 0)`,
-          withPhotos: sql<string>`coalesce(sum(${petStats.withPhotos}), 0)`,
-        })
-        .from(petStats)
-        .prepare("pet_stats_read")
-        .execute();
+      const [stats] = await readStats().execute();
       if (!stats) return 0;
       const total = Number(stats.total);
       const withPhotos = Number(stats.withPhotos);
