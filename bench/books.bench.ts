@@ -48,7 +48,7 @@ import {
   seedBooks,
   writeScript,
 } from "./books-lib.ts";
-import { Cleanup } from "./lib/cleanup.ts";
+import { type Cleanup, runBench } from "./lib/cleanup.ts";
 import { connect } from "./lib/database.ts";
 import { integerOption } from "./lib/options.ts";
 import {
@@ -746,26 +746,9 @@ async function bench(options: Options, cleanup: Cleanup): Promise<void> {
   console.log(`loadavg(1m) at the end: ${loadAverage()}`);
 }
 
-async function main(): Promise<number> {
-  const options = parseOptions(Bun.argv.slice(2));
-  if (!options) {
-    console.log(USAGE);
-    return 0;
-  }
-  const cleanup = new Cleanup();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => void cleanup.run().finally(() => process.exit(130)));
-  }
-  try {
-    await bench(options, cleanup);
-    return 0;
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : err);
-    return 1;
-  } finally {
-    progress("cleaning up");
-    await cleanup.run();
-  }
-}
-
-process.exit(await main());
+await runBench({
+  usage: USAGE,
+  parseOptions,
+  run: bench,
+  beforeCleanup: () => progress("cleaning up"),
+});

@@ -57,7 +57,7 @@ import {
   startPinnedServer,
   withSql,
 } from "./grpc-lib.ts";
-import { Cleanup } from "./lib/cleanup.ts";
+import { type Cleanup, runBench } from "./lib/cleanup.ts";
 import { integerOption } from "./lib/options.ts";
 import { childEnv, freePorts } from "./lib/processes.ts";
 import { table } from "./lib/report.ts";
@@ -71,6 +71,8 @@ const WARMUP_SHARE = 0.1;
 const MAX_RSS_GROWTH = 1.25;
 const GRPC_JS_CLIENTS = 4;
 const CONNECT_CLIENTS = 4;
+
+const USAGE = "usage: bun bench/grpc-endurance.ts [--calls N] [--books N] [--lanes N] [--pool N]";
 
 interface Options {
   calls: number;
@@ -402,236 +404,216 @@ function pinSelf(core: number): string {
   return res.exitCode === 0 ? `core ${core}` : "unpinned (taskset failed)";
 }
 
-async function main(): Promise<number> {
-  const options = parseOptions(Bun.argv.slice(2));
-  if (!options) {
-    console.log(
-      "usage: bun bench/grpc-endurance.ts [--calls N] [--books N] [--lanes N] [--pool N]",
-    );
-    return 0;
-  }
+async function run(options: Options, cleanup: Cleanup): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "petbooks-grpc-endurance-"));
-  const cleanup = new Cleanup();
   cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
-  const onSignal = () => {
-    void cleanup.run().finally(() => process.exit(130));
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
   // The driver must survive whatever its own dropped sessions raise; count it instead.
   let driverUncaught = 0;
   process.on("uncaughtException", (err) => {
     driverUncaught++;
     if (driverUncaught <= 3) console.error("driver uncaught exception:", err);
   });
-  try {
-    progress("building petbooks (bun build --compile --minify --sourcemap)");
-    const petbooks = await buildPetbooks(dir);
-    const url = await recreateDatabase(DATABASE);
-    cleanup.defer(() => dropDatabase(DATABASE));
-    await migrate(petbooks, url);
-    await seed(url, options.books);
-    const ids = await withSql(url, async (sql) =>
-      (await sql<{ id: string }[]>`select id from books`).map((r) => r.id),
-    );
-    const [port] = (await freePorts(1)) as [number];
-    const server = await startPinnedServer({
-      name: "petbooks grpc",
-      cmd: [petbooks, "grpc"],
-      env: childEnv({
-        DATABASE_URL: url,
-        DATABASE_POOL_SIZE: String(options.pool),
-        HOST: "127.0.0.1",
-        GRPC_PORT: String(port),
-        LOG_LEVEL: "warn",
-      }),
-      port,
-      core: SERVER_CORE,
-      logFile: join(dir, "petbooks.log"),
-      ready: async (base) =>
-        (await healthy({ url: base } as PinnedServer, ids[0] ?? "")).health === "SERVING",
-    });
-    cleanup.defer(server.stop);
-    const pinned = pinSelf(LOAD_CORE);
+  progress("building petbooks (bun build --compile --minify --sourcemap)");
+  const petbooks = await buildPetbooks(dir);
+  const url = await recreateDatabase(DATABASE);
+  cleanup.defer(() => dropDatabase(DATABASE));
+  await migrate(petbooks, url);
+  await seed(url, options.books);
+  const ids = await withSql(url, async (sql) =>
+    (await sql<{ id: string }[]>`select id from books`).map((r) => r.id),
+  );
+  const [port] = (await freePorts(1)) as [number];
+  const server = await startPinnedServer({
+    name: "petbooks grpc",
+    cmd: [petbooks, "grpc"],
+    env: childEnv({
+      DATABASE_URL: url,
+      DATABASE_POOL_SIZE: String(options.pool),
+      HOST: "127.0.0.1",
+      GRPC_PORT: String(port),
+      LOG_LEVEL: "warn",
+    }),
+    port,
+    core: SERVER_CORE,
+    logFile: join(dir, "petbooks.log"),
+    ready: async (base) =>
+      (await healthy({ url: base } as PinnedServer, ids[0] ?? "")).health === "SERVING",
+  });
+  cleanup.defer(server.stop);
+  const pinned = pinSelf(LOAD_CORE);
 
-    const address = `127.0.0.1:${port}`;
-    const grpcJs = Array.from({ length: GRPC_JS_CLIENTS }, () => newGrpcJsClient(address));
-    const connect = Array.from({ length: CONNECT_CLIENTS }, () =>
-      grpcClient(server.url, BookService),
-    );
-    const health = grpcClient(server.url, Health);
-    cleanup.defer(() => {
-      for (const c of grpcJs) c.close();
-      for (const c of connect) c.close();
-      health.close();
-    });
-    const tally = new Tally();
-    const w: World = { ids, url: server.url, address, tally, grpcJs, connect, health };
-
-    const samples: Sample[] = [];
-    const started = performance.now();
-    const baseline = { rssMb: rssMb(server.pid) ?? 0, fds: openFds(server.pid) ?? 0 };
-    const sample = () => {
-      const rss = rssMb(server.pid);
-      const fds = openFds(server.pid);
-      if (rss !== undefined && fds !== undefined) {
-        samples.push({ atMs: performance.now() - started, calls: tally.calls, rssMb: rss, fds });
-      }
-    };
-    sample();
-    const sampler = setInterval(sample, SAMPLE_EVERY_MS);
-    let lastProgress = { at: started, calls: 0 };
-    const reporter = setInterval(() => {
-      const now = performance.now();
-      const rate = ((tally.calls - lastProgress.calls) * 1000) / (now - lastProgress.at);
-      lastProgress = { at: now, calls: tally.calls };
-      const last = samples.at(-1);
-      progress(
-        `${tally.calls} / ${options.calls} calls, ${rate.toFixed(0)} calls/s, server RSS ` +
-          `${last?.rssMb.toFixed(1) ?? "?"} MB, fds ${last?.fds ?? "?"}, unexpected ` +
-          `${tally.unexpectedTotal}, server ${server.exitReason() ?? "running"}`,
-      );
-    }, PROGRESS_EVERY_MS);
-    progress(
-      `driving ${options.calls} calls, ${options.lanes} lanes, ${GRPC_JS_CLIENTS} grpc-js + ` +
-        `${CONNECT_CLIENTS} Connect clients + raw http2 sessions; driver on ${pinned}`,
-    );
-    try {
-      await Promise.all(Array.from({ length: options.lanes }, () => lane(w, options.calls)));
-    } finally {
-      clearInterval(sampler);
-      clearInterval(reporter);
-    }
-    const seconds = (performance.now() - started) / 1000;
-    sample();
-    const endRun = samples.at(-1);
-    // Let the connections of the run close, then look again.
+  const address = `127.0.0.1:${port}`;
+  const grpcJs = Array.from({ length: GRPC_JS_CLIENTS }, () => newGrpcJsClient(address));
+  const connect = Array.from({ length: CONNECT_CLIENTS }, () =>
+    grpcClient(server.url, BookService),
+  );
+  const health = grpcClient(server.url, Health);
+  cleanup.defer(() => {
     for (const c of grpcJs) c.close();
     for (const c of connect) c.close();
-    await Bun.sleep(3000);
-    const exit = server.exitReason();
-    const check = exit
-      ? { health: "not tried", getBook: "not tried" }
-      : await healthy(server, ids[0] ?? "");
-    const idle = { rssMb: rssMb(server.pid), fds: openFds(server.pid) };
+    health.close();
+  });
+  const tally = new Tally();
+  const w: World = { ids, url: server.url, address, tally, grpcJs, connect, health };
 
-    const warmCalls = options.calls * WARMUP_SHARE;
-    const afterWarmup = samples.find((s) => s.calls >= warmCalls) ?? samples[0];
-    const measured = samples.filter((s) => s.calls >= warmCalls);
-    const peak = Math.max(...samples.map((s) => s.rssMb));
-    // Least-squares slope of RSS over calls after warm-up, in MB per 100,000 calls.
-    const slope = (() => {
-      if (measured.length < 3) return Number.NaN;
-      const mx = measured.reduce((a, s) => a + s.calls, 0) / measured.length;
-      const my = measured.reduce((a, s) => a + s.rssMb, 0) / measured.length;
-      let num = 0;
-      let den = 0;
-      for (const s of measured) {
-        num += (s.calls - mx) * (s.rssMb - my);
-        den += (s.calls - mx) ** 2;
-      }
-      return (num / den) * 100_000;
-    })();
-    const thirds = (() => {
-      const n = measured.length;
-      const avg = (xs: Sample[]) => xs.reduce((a, s) => a + s.rssMb, 0) / Math.max(1, xs.length);
-      return {
-        first: avg(measured.slice(0, Math.ceil(n / 3))),
-        last: avg(measured.slice(n - Math.ceil(n / 3))),
-      };
-    })();
-    const logLines = readFileSync(server.logFile, "utf8")
-      .split("\n")
-      .filter((l) => l.trim() !== "");
-    const byMsg = new Map<string, number>();
-    for (const line of logLines) {
-      let key = line.slice(0, 80);
-      try {
-        const entry = JSON.parse(line) as { level?: string; msg?: string };
-        key = `${entry.level}: ${entry.msg}`;
-      } catch {
-        // Not a JSON line (a crash trace would be one).
-      }
-      byMsg.set(key, (byMsg.get(key) ?? 0) + 1);
+  const samples: Sample[] = [];
+  const started = performance.now();
+  const baseline = { rssMb: rssMb(server.pid) ?? 0, fds: openFds(server.pid) ?? 0 };
+  const sample = () => {
+    const rss = rssMb(server.pid);
+    const fds = openFds(server.pid);
+    if (rss !== undefined && fds !== undefined) {
+      samples.push({ atMs: performance.now() - started, calls: tally.calls, rssMb: rss, fds });
     }
-
-    const rssEnd = endRun?.rssMb ?? Number.NaN;
-    const rssWarm = afterWarmup?.rssMb ?? Number.NaN;
-    const alive = exit === undefined;
-    const serving = check.health === "SERVING" && check.getBook === "OK";
-    const noLeak = rssEnd <= rssWarm * MAX_RSS_GROWTH;
-    const noUnexpected = tally.unexpectedTotal === 0;
-
-    console.log("\n== petbooks gRPC endurance: cancelled and dropped calls ==");
-    console.log(`machine: ${machineFacts()}`);
-    console.log(
-      `server: petbooks grpc on core ${SERVER_CORE}, LOG_LEVEL=warn, pool ${options.pool}, ` +
-        `${options.books} books; driver on ${pinned}, ${options.lanes} lanes`,
+  };
+  sample();
+  const sampler = setInterval(sample, SAMPLE_EVERY_MS);
+  let lastProgress = { at: started, calls: 0 };
+  const reporter = setInterval(() => {
+    const now = performance.now();
+    const rate = ((tally.calls - lastProgress.calls) * 1000) / (now - lastProgress.at);
+    lastProgress = { at: now, calls: tally.calls };
+    const last = samples.at(-1);
+    progress(
+      `${tally.calls} / ${options.calls} calls, ${rate.toFixed(0)} calls/s, server RSS ` +
+        `${last?.rssMb.toFixed(1) ?? "?"} MB, fds ${last?.fds ?? "?"}, unexpected ` +
+        `${tally.unexpectedTotal}, server ${server.exitReason() ?? "running"}`,
     );
-    console.log(
-      `calls: ${tally.calls} in ${seconds.toFixed(1)} s (${(tally.calls / seconds).toFixed(0)} calls/s)`,
-    );
-    const rows = [...tally.counts.entries()].sort().map(([k, v]) => [k, String(v)]);
-    console.log(`\noutcomes:\n${table(["kind: outcome", "calls"], rows)}`);
-    if (tally.unexpected.size > 0) {
-      const bad = [...tally.unexpected.entries()].map(([k, v]) => [
-        k,
-        String(v),
-        tally.examples.get(k) ?? "",
-      ]);
-      console.log(`\nUNEXPECTED outcomes:\n${table(["kind: outcome", "calls", "example"], bad)}`);
-    } else {
-      console.log("unexpected outcomes: none");
-    }
-    console.log(`driver uncaught exceptions: ${driverUncaught}`);
-    const every = Math.max(1, Math.floor(samples.length / 12));
-    const shown = samples.filter((_, i) => i % every === 0 || i === samples.length - 1);
-    console.log(
-      `\nserver RSS and open fds (sampled every ${SAMPLE_EVERY_MS / 1000} s; ${samples.length} samples, every ${every}. shown):`,
-    );
-    console.log(
-      table(
-        ["t s", "calls", "RSS MB", "fds"],
-        shown.map((s) => [
-          (s.atMs / 1000).toFixed(0),
-          String(s.calls),
-          s.rssMb.toFixed(1),
-          String(s.fds),
-        ]),
-      ),
-    );
-    console.log(
-      `RSS: before load ${baseline.rssMb.toFixed(1)} MB; after warm-up (${afterWarmup?.calls ?? 0} calls) ` +
-        `${rssWarm.toFixed(1)} MB; at the end ${rssEnd.toFixed(1)} MB (x${(rssEnd / rssWarm).toFixed(2)}); ` +
-        `peak ${peak.toFixed(1)} MB; 3 s after the clients left ${idle.rssMb?.toFixed(1) ?? "?"} MB`,
-    );
-    console.log(
-      `RSS trend after warm-up: ${slope.toFixed(2)} MB per 100k calls; mean of first third ` +
-        `${thirds.first.toFixed(1)} MB, of last third ${thirds.last.toFixed(1)} MB`,
-    );
-    console.log(
-      `open fds: before load ${baseline.fds}, at the end of the load ${endRun?.fds ?? "?"}, ` +
-        `3 s after the clients left ${idle.fds ?? "?"}`,
-    );
-    console.log(
-      `server log lines at warn and above: ${logLines.length}` +
-        (byMsg.size ? ` (${[...byMsg.entries()].map(([k, v]) => `${k} x${v}`).join("; ")})` : ""),
-    );
-    console.log(`\nserver alive at the end: ${alive ? "yes" : `NO (${exit})`}`);
-    console.log(`health check: ${check.health}; GetBook: ${check.getBook}`);
-    console.log(
-      `RSS did not keep growing (end <= ${MAX_RSS_GROWTH} x after warm-up): ${noLeak ? "yes" : "NO"}`,
-    );
-    console.log(`no unexpected errors: ${noUnexpected ? "yes" : "NO"}`);
-    const pass = alive && serving && noLeak && noUnexpected && driverUncaught === 0;
-    console.log(`verdict: ${pass ? "PASS" : "FAIL"}`);
-    return pass ? 0 : 1;
+  }, PROGRESS_EVERY_MS);
+  progress(
+    `driving ${options.calls} calls, ${options.lanes} lanes, ${GRPC_JS_CLIENTS} grpc-js + ` +
+      `${CONNECT_CLIENTS} Connect clients + raw http2 sessions; driver on ${pinned}`,
+  );
+  try {
+    await Promise.all(Array.from({ length: options.lanes }, () => lane(w, options.calls)));
   } finally {
-    await cleanup.run();
+    clearInterval(sampler);
+    clearInterval(reporter);
   }
+  const seconds = (performance.now() - started) / 1000;
+  sample();
+  const endRun = samples.at(-1);
+  // Let the connections of the run close, then look again.
+  for (const c of grpcJs) c.close();
+  for (const c of connect) c.close();
+  await Bun.sleep(3000);
+  const exit = server.exitReason();
+  const check = exit
+    ? { health: "not tried", getBook: "not tried" }
+    : await healthy(server, ids[0] ?? "");
+  const idle = { rssMb: rssMb(server.pid), fds: openFds(server.pid) };
+
+  const warmCalls = options.calls * WARMUP_SHARE;
+  const afterWarmup = samples.find((s) => s.calls >= warmCalls) ?? samples[0];
+  const measured = samples.filter((s) => s.calls >= warmCalls);
+  const peak = Math.max(...samples.map((s) => s.rssMb));
+  // Least-squares slope of RSS over calls after warm-up, in MB per 100,000 calls.
+  const slope = (() => {
+    if (measured.length < 3) return Number.NaN;
+    const mx = measured.reduce((a, s) => a + s.calls, 0) / measured.length;
+    const my = measured.reduce((a, s) => a + s.rssMb, 0) / measured.length;
+    let num = 0;
+    let den = 0;
+    for (const s of measured) {
+      num += (s.calls - mx) * (s.rssMb - my);
+      den += (s.calls - mx) ** 2;
+    }
+    return (num / den) * 100_000;
+  })();
+  const thirds = (() => {
+    const n = measured.length;
+    const avg = (xs: Sample[]) => xs.reduce((a, s) => a + s.rssMb, 0) / Math.max(1, xs.length);
+    return {
+      first: avg(measured.slice(0, Math.ceil(n / 3))),
+      last: avg(measured.slice(n - Math.ceil(n / 3))),
+    };
+  })();
+  const logLines = readFileSync(server.logFile, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
+  const byMsg = new Map<string, number>();
+  for (const line of logLines) {
+    let key = line.slice(0, 80);
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      key = `${entry.level}: ${entry.msg}`;
+    } catch {
+      // Not a JSON line (a crash trace would be one).
+    }
+    byMsg.set(key, (byMsg.get(key) ?? 0) + 1);
+  }
+
+  const rssEnd = endRun?.rssMb ?? Number.NaN;
+  const rssWarm = afterWarmup?.rssMb ?? Number.NaN;
+  const alive = exit === undefined;
+  const serving = check.health === "SERVING" && check.getBook === "OK";
+  const noLeak = rssEnd <= rssWarm * MAX_RSS_GROWTH;
+  const noUnexpected = tally.unexpectedTotal === 0;
+
+  console.log("\n== petbooks gRPC endurance: cancelled and dropped calls ==");
+  console.log(`machine: ${machineFacts()}`);
+  console.log(
+    `server: petbooks grpc on core ${SERVER_CORE}, LOG_LEVEL=warn, pool ${options.pool}, ` +
+      `${options.books} books; driver on ${pinned}, ${options.lanes} lanes`,
+  );
+  console.log(
+    `calls: ${tally.calls} in ${seconds.toFixed(1)} s (${(tally.calls / seconds).toFixed(0)} calls/s)`,
+  );
+  const rows = [...tally.counts.entries()].sort().map(([k, v]) => [k, String(v)]);
+  console.log(`\noutcomes:\n${table(["kind: outcome", "calls"], rows)}`);
+  if (tally.unexpected.size > 0) {
+    const bad = [...tally.unexpected.entries()].map(([k, v]) => [
+      k,
+      String(v),
+      tally.examples.get(k) ?? "",
+    ]);
+    console.log(`\nUNEXPECTED outcomes:\n${table(["kind: outcome", "calls", "example"], bad)}`);
+  } else {
+    console.log("unexpected outcomes: none");
+  }
+  console.log(`driver uncaught exceptions: ${driverUncaught}`);
+  const every = Math.max(1, Math.floor(samples.length / 12));
+  const shown = samples.filter((_, i) => i % every === 0 || i === samples.length - 1);
+  console.log(
+    `\nserver RSS and open fds (sampled every ${SAMPLE_EVERY_MS / 1000} s; ${samples.length} samples, every ${every}. shown):`,
+  );
+  console.log(
+    table(
+      ["t s", "calls", "RSS MB", "fds"],
+      shown.map((s) => [
+        (s.atMs / 1000).toFixed(0),
+        String(s.calls),
+        s.rssMb.toFixed(1),
+        String(s.fds),
+      ]),
+    ),
+  );
+  console.log(
+    `RSS: before load ${baseline.rssMb.toFixed(1)} MB; after warm-up (${afterWarmup?.calls ?? 0} calls) ` +
+      `${rssWarm.toFixed(1)} MB; at the end ${rssEnd.toFixed(1)} MB (x${(rssEnd / rssWarm).toFixed(2)}); ` +
+      `peak ${peak.toFixed(1)} MB; 3 s after the clients left ${idle.rssMb?.toFixed(1) ?? "?"} MB`,
+  );
+  console.log(
+    `RSS trend after warm-up: ${slope.toFixed(2)} MB per 100k calls; mean of first third ` +
+      `${thirds.first.toFixed(1)} MB, of last third ${thirds.last.toFixed(1)} MB`,
+  );
+  console.log(
+    `open fds: before load ${baseline.fds}, at the end of the load ${endRun?.fds ?? "?"}, ` +
+      `3 s after the clients left ${idle.fds ?? "?"}`,
+  );
+  console.log(
+    `server log lines at warn and above: ${logLines.length}` +
+      (byMsg.size ? ` (${[...byMsg.entries()].map(([k, v]) => `${k} x${v}`).join("; ")})` : ""),
+  );
+  console.log(`\nserver alive at the end: ${alive ? "yes" : `NO (${exit})`}`);
+  console.log(`health check: ${check.health}; GetBook: ${check.getBook}`);
+  console.log(
+    `RSS did not keep growing (end <= ${MAX_RSS_GROWTH} x after warm-up): ${noLeak ? "yes" : "NO"}`,
+  );
+  console.log(`no unexpected errors: ${noUnexpected ? "yes" : "NO"}`);
+  const pass = alive && serving && noLeak && noUnexpected && driverUncaught === 0;
+  console.log(`verdict: ${pass ? "PASS" : "FAIL"}`);
+  return pass ? 0 : 1;
 }
 
-process.exitCode = await main().catch((err) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  return 2;
-});
+await runBench({ usage: USAGE, parseOptions, run });

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type postgres from "postgres";
-import { Cleanup } from "./lib/cleanup.ts";
+import { type Cleanup, runBench } from "./lib/cleanup.ts";
 import {
   benchDatabaseUrl,
   connect,
@@ -265,32 +265,9 @@ async function bench(options: Options, cleanup: Cleanup): Promise<void> {
   console.log(exportReport(exports));
 }
 
-async function main(): Promise<number> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(Bun.argv.slice(2));
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (!options) {
-    console.log(USAGE);
-    return 0;
-  }
-  const cleanup = new Cleanup();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => void cleanup.run().finally(() => process.exit(130)));
-  }
-  try {
-    await bench(options, cleanup);
-    return 0;
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : err);
-    return 1;
-  } finally {
-    progress("cleaning up");
-    await cleanup.run();
-  }
-}
-
-process.exit(await main());
+await runBench({
+  usage: USAGE,
+  parseOptions,
+  run: bench,
+  beforeCleanup: () => progress("cleaning up"),
+});
