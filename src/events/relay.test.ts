@@ -9,7 +9,7 @@ import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import type { BookEvent, EventTransport } from "./events.ts";
 import { countPending } from "./outbox.repository.ts";
-import { createOutboxRelay } from "./relay.ts";
+import { createOutboxRelay, type RelayOptions } from "./relay.ts";
 
 let database: TestDatabase;
 
@@ -65,6 +65,9 @@ async function failureCause(promise: Promise<unknown>): Promise<string> {
   return String((err.cause as Error | undefined)?.message ?? err.message);
 }
 
+const relayWith = (transport: EventTransport, options: Partial<RelayOptions> = {}) =>
+  createOutboxRelay({ db: database.db, transport, logger: silentLogger, ...options });
+
 const bookTitles = async () =>
   rows<{ title: string }>(await database.db.execute(sql`select title from books`)).map(
     (r) => r.title,
@@ -86,7 +89,7 @@ describe("outbox relay", () => {
   test("a failed publish leaves every event pending; the next run publishes them once", async () => {
     await makeChanges(2, 3);
     const transport = testTransport();
-    const relay = createOutboxRelay({ db: database.db, transport, logger: silentLogger });
+    const relay = relayWith(transport);
     transport.failNext(3); // the relay's own retry makes 3 attempts per run
     await expect(relay.runOnce()).rejects.toThrow("broker unavailable");
     expect(transport.published).toEqual([]);
@@ -100,7 +103,7 @@ describe("outbox relay", () => {
     await makeChanges(1, 2);
     const transport = testTransport();
     transport.failNext(2);
-    const relay = createOutboxRelay({ db: database.db, transport, logger: silentLogger });
+    const relay = relayWith(transport);
     expect(await relay.runOnce()).toBe(2);
     expect(transport.attempts()).toBe(3);
   });
@@ -108,10 +111,7 @@ describe("outbox relay", () => {
   test("publishes in commit order, in batches", async () => {
     await makeChanges(3, 4);
     const transport = testTransport();
-    const relay = createOutboxRelay({
-      db: database.db,
-      transport,
-      logger: silentLogger,
+    const relay = relayWith(transport, {
       batchSize: 5,
     });
     expect(await relay.runOnce()).toBe(5);
@@ -170,10 +170,7 @@ describe("outbox relay", () => {
 
   test("the loop keeps trying with backoff while the broker is down, then catches up", async () => {
     const transport = testTransport();
-    const relay = createOutboxRelay({
-      db: database.db,
-      transport,
-      logger: silentLogger,
+    const relay = relayWith(transport, {
       idleMs: 20,
       initialBackoffMs: 10,
       maxBackoffMs: 40,
@@ -194,10 +191,7 @@ describe("outbox relay", () => {
 
   test("a nudge publishes without waiting for the poll interval", async () => {
     const transport = testTransport();
-    const relay = createOutboxRelay({
-      db: database.db,
-      transport,
-      logger: silentLogger,
+    const relay = relayWith(transport, {
       idleMs: 60_000,
     });
     relay.start();
@@ -211,18 +205,11 @@ describe("outbox relay", () => {
 
   test("published events are deleted after the retention period", async () => {
     await makeChanges(1, 2);
-    const relay = createOutboxRelay({
-      db: database.db,
-      transport: testTransport(),
-      logger: silentLogger,
-    });
+    const relay = relayWith(testTransport());
     await relay.drain();
     await database.db.execute(sql`update outbox set published_at = now() - interval '2 days'
       where id = (select min(id) from outbox)`);
-    const cleaner = createOutboxRelay({
-      db: database.db,
-      transport: testTransport(),
-      logger: silentLogger,
+    const cleaner = relayWith(testTransport(), {
       retentionHours: 24,
       cleanupEveryMs: 0,
       idleMs: 10,
@@ -238,18 +225,11 @@ describe("outbox relay", () => {
 
   test("a cleanup keeps deleting batches until the expired events are gone", async () => {
     await makeChanges(1, 25);
-    await createOutboxRelay({
-      db: database.db,
-      transport: testTransport(),
-      logger: silentLogger,
-    }).drain();
+    await relayWith(testTransport()).drain();
     // The 22 oldest expired, the 3 newest are within the retention: six batches of 4 to go.
     await database.db.execute(sql`update outbox set published_at = now() - interval '2 days'
       where id <= (select min(id) + 21 from outbox)`);
-    const cleaner = createOutboxRelay({
-      db: database.db,
-      transport: testTransport(),
-      logger: silentLogger,
+    const cleaner = relayWith(testTransport(), {
       retentionHours: 24,
       cleanupEveryMs: 0,
       cleanupBatchSize: 4,
