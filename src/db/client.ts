@@ -1,4 +1,5 @@
 /** The database handle: postgres.js against PostgreSQL, or PGlite embedded in the process. */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
@@ -13,6 +14,7 @@ import type { Logger } from "../logger.ts";
 import { redactUrl } from "../redact.ts";
 import { retry } from "../retry.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
+import { bundledSnapshot } from "./embedded-snapshot.ts";
 /**
  * Drizzle without its relational query API (`db.query`, unused here): given a schema it builds a
  * query builder per table for every transaction, which cost about 8% of a write's CPU.
@@ -33,12 +35,17 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Attempts to reach PostgreSQL at startup before giving up. */
   connectAttempts?: number;
+  /**
+   * What a new embedded database starts from: a migrated data directory (see
+   * embedded-snapshot.ts), or `null` for initdb. Omitted: the snapshot built into the executable.
+   */
+  snapshot?: Blob | null;
 }
 
 export async function openDatabase(options: DatabaseOptions, logger: Logger): Promise<Database> {
   return options.databaseUrl
     ? openPostgres(options.databaseUrl, options, logger)
-    : openEmbedded(options.dataDir, logger);
+    : openEmbedded(options, logger);
 }
 
 async function openPostgres(url: string, options: DatabaseOptions, logger: Logger) {
@@ -87,14 +94,26 @@ function compiledWasm() {
   return wasmModules;
 }
 
-async function openEmbedded(dataDir: string | undefined, logger: Logger) {
+async function openEmbedded(options: DatabaseOptions, logger: Logger) {
+  const { dataDir } = options;
   const lock = dataDir ? lockDataDir(dataDir) : undefined;
   try {
+    const pgdata = dataDir ? join(dataDir, "pgdata") : undefined;
+    const snapshot = options.snapshot === undefined ? bundledSnapshot() : options.snapshot;
+    const isNew = !pgdata || !existsSync(join(pgdata, "PG_VERSION"));
+    if (isNew && pgdata) {
+      // Said before the wait: without a snapshot this takes seconds, more on a busy machine.
+      logger.info("creating the embedded database", {
+        data_dir: pgdata,
+        from: snapshot ? "snapshot" : "initdb",
+      });
+    }
     const [pgliteWasmModule, initdbWasmModule] = await compiledWasm();
-    const client = await PGlite.create(dataDir ? join(dataDir, "pgdata") : undefined, {
+    const client = await PGlite.create(pgdata, {
       pgliteWasmModule,
       initdbWasmModule,
       fsBundle: Bun.file(pgliteDataPath),
+      ...(isNew && snapshot ? { loadDataDir: snapshot } : {}),
     });
     const db = drizzlePglite({ client }) as unknown as Db;
     logger.debug("embedded database opened", { data_dir: dataDir ?? "memory" });

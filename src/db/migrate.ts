@@ -31,6 +31,9 @@ export async function migrate(
     );
     const applied = new Set(done.map((r) => Number(r.created_at)));
     const pending = migrations.filter((m) => !applied.has(m.createdAt));
+    if (pending.length > 0) {
+      logger.info("migrating the database", { pending: pending.map((m) => m.tag) });
+    }
     for (const migration of pending) {
       for (const statement of migration.statements) await tx.execute(sql.raw(statement));
       await tx.execute(sql`insert into drizzle.__drizzle_migrations (hash, created_at)
