@@ -2,12 +2,13 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { bufCurl } from "../src/grpc/test-server.ts";
+import { SETUP_TIMEOUT_MS } from "../src/testing/database.ts";
 import { type RunningDev, runBinary, startDev, tempDataDir } from "./binary.ts";
 
 setDefaultTimeout(60_000);
 
 const dataDir = tempDataDir();
-let dev: RunningDev;
+let dev: RunningDev | undefined;
 
 beforeAll(async () => {
   dev = await startDev({
@@ -18,12 +19,18 @@ beforeAll(async () => {
     // Ignored by `dev`, which always uses the in-process bus.
     KAFKA_BROKERS: "127.0.0.1:1",
   });
-});
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
-  if (dev.proc.exitCode === null) await dev.stop("SIGKILL");
+  // Also when beforeAll failed: then there is no process to stop, only the folder to remove.
+  if (dev && dev.proc.exitCode === null) await dev.stop("SIGKILL");
   rmSync(dataDir, { recursive: true, force: true });
-});
+}, SETUP_TIMEOUT_MS);
+
+function running(): RunningDev {
+  if (!dev) throw new Error("petbooks dev did not start (see beforeAll)");
+  return dev;
+}
 
 const json = (body: unknown, headers: Record<string, string> = {}) => ({
   method: "POST",
@@ -34,17 +41,17 @@ const json = (body: unknown, headers: Record<string, string> = {}) => ({
 describe("petbooks dev (compiled binary)", () => {
   test("a book created over REST is read over gRPC and its event is logged", async () => {
     await fetch(
-      `${dev.httpUrl}/auth/register`,
+      `${running().httpUrl}/auth/register`,
       json({ username: "newcomer", password: "long password" }),
     );
     const token = await (
       await fetch(
-        `${dev.httpUrl}/auth/token`,
-        json({ username: "newcomer", password: "long password" }),
+        `${running().httpUrl}/auth/token`,
+        json({ grant_type: "password", username: "newcomer", password: "long password" }),
       )
     ).json();
     const created = await fetch(
-      `${dev.httpUrl}/books`,
+      `${running().httpUrl}/books`,
       json(
         { title: "Dune", author: "Frank Herbert", published_on: "1965-08-01" },
         {
@@ -55,7 +62,7 @@ describe("petbooks dev (compiled binary)", () => {
     expect(created.status).toBe(201);
     const book = (await created.json()) as { id: string };
 
-    const viaGrpc = await bufCurl(`${dev.grpcUrl}/petbooks.v1.BookService/GetBook`, [
+    const viaGrpc = await bufCurl(`${running().grpcUrl}/petbooks.v1.BookService/GetBook`, [
       "-d",
       JSON.stringify({ id: book.id }),
     ]);
@@ -67,8 +74,10 @@ describe("petbooks dev (compiled binary)", () => {
     });
 
     let logged: Record<string, unknown> | undefined;
-    for (let i = 0; i < 100 && !logged; i++) {
-      logged = dev
+    // Polled until it shows up; only a generous deadline, no speed assumed.
+    const deadline = Date.now() + 60_000;
+    while (!logged && Date.now() < deadline) {
+      logged = running()
         .logs()
         .split("\n")
         .filter((l) => l.includes('"book event"'))
@@ -84,21 +93,27 @@ describe("petbooks dev (compiled binary)", () => {
   });
 
   test("healthcheck reports both servers ready", async () => {
-    const ports = { PORT: new URL(dev.httpUrl).port, GRPC_PORT: new URL(dev.grpcUrl).port };
+    const ports = {
+      PORT: new URL(running().httpUrl).port,
+      GRPC_PORT: new URL(running().grpcUrl).port,
+    };
     expect((await runBinary(["healthcheck"], ports)).code).toBe(0);
     expect((await runBinary(["healthcheck", "--grpc"], ports)).code).toBe(0);
   });
 
   test("SIGTERM stops all three cleanly, and healthcheck then fails", async () => {
-    expect(await dev.stop("SIGTERM")).toBe(0);
-    const ports = { PORT: new URL(dev.httpUrl).port, GRPC_PORT: new URL(dev.grpcUrl).port };
+    expect(await running().stop("SIGTERM")).toBe(0);
+    const ports = {
+      PORT: new URL(running().httpUrl).port,
+      GRPC_PORT: new URL(running().grpcUrl).port,
+    };
     for (const args of [["healthcheck"], ["healthcheck", "--grpc"]]) {
       const result = await runBinary(args, ports);
       expect(result.code).toBe(1);
       expect(result.stderr).toStartWith("petbooks: unhealthy: no answer on port");
     }
-    expect(dev.logs()).toContain('"msg":"stopped"');
-    expect(dev.logs()).not.toContain("dev-e2e-api-key-0123456789");
-    expect(dev.logs()).not.toContain("dev-e2e-jwt-secret");
+    expect(running().logs()).toContain('"msg":"stopped"');
+    expect(running().logs()).not.toContain("dev-e2e-api-key-0123456789");
+    expect(running().logs()).not.toContain("dev-e2e-jwt-secret");
   });
 });

@@ -8,7 +8,7 @@ import { openDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { bufCurl, grpcJsCall, grpcJsClient } from "../src/grpc/test-server.ts";
 import { silentLogger } from "../src/logger.ts";
-import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
+import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../src/testing/database.ts";
 import { type RunningGrpcServer, runBinary, startGrpcServer, tempDataDir } from "./binary.ts";
 
 // These start the compiled binary (built on first use): more than the default 5 s on a busy machine.
@@ -54,7 +54,7 @@ afterAll(async () => {
   if (server && server.proc.exitCode === null) await server.stop("SIGKILL");
   await dropDatabase();
   rmSync(dataDir, { recursive: true, force: true });
-});
+}, SETUP_TIMEOUT_MS);
 
 const call = (method: string, body: unknown, options: { schema?: boolean } = {}) =>
   bufCurl(`${server.url}/${method}`, ["-d", JSON.stringify(body)], options);

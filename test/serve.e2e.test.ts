@@ -1,7 +1,7 @@
 /** The compiled binary, end to end: serve over HTTP, then export what it stored. */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
+import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../src/testing/database.ts";
 import { pngBytes } from "../src/testing/factories.ts";
 import { type RunningServer, runBinary, startServer, tempDataDir } from "./binary.ts";
 
@@ -14,7 +14,7 @@ const onPostgres = Boolean(process.env.DATABASE_URL);
 
 let env: Record<string, string>;
 let dropDatabase = async () => {};
-let server: RunningServer;
+let server: RunningServer | undefined;
 const dataDir = tempDataDir();
 
 beforeAll(async () => {
@@ -25,16 +25,21 @@ beforeAll(async () => {
     dropDatabase = database.drop;
   }
   server = await startServer(env);
-}, 60_000);
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
-  if (server.proc.exitCode === null) await server.stop("SIGKILL");
+  if (server && server.proc.exitCode === null) await server.stop("SIGKILL");
   await dropDatabase();
   rmSync(dataDir, { recursive: true, force: true });
-});
+}, SETUP_TIMEOUT_MS);
+
+function running(): RunningServer {
+  if (!server) throw new Error("petbooks serve did not start (see beforeAll)");
+  return server;
+}
 
 const api = (path: string, init: RequestInit = {}) =>
-  fetch(`${server.url}${path}`, {
+  fetch(`${running().url}${path}`, {
     ...init,
     headers: { "x-api-key": API_KEY, ...(init.headers as Record<string, string>) },
   });
@@ -53,8 +58,8 @@ describe("petbooks serve (compiled binary)", () => {
   let photoUrl = "";
 
   test("probes answer without a key", async () => {
-    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
-    expect(await body(await fetch(`${server.url}/readyz`))).toEqual({ status: "ok" });
+    expect((await fetch(`${running().url}/healthz`)).status).toBe(200);
+    expect(await body(await fetch(`${running().url}/readyz`))).toEqual({ status: "ok" });
   });
 
   test("creates pets, uploads a photo and serves it", async () => {
@@ -73,7 +78,7 @@ describe("petbooks serve (compiled binary)", () => {
     const upload = await api(`/pets/${girl.id}/photo`, { method: "POST", body: form });
     expect(upload.status).toBe(201);
     photoUrl = (await body(upload)).url;
-    expect(photoUrl).toStartWith(`${server.url}/photos/`);
+    expect(photoUrl).toStartWith(`${running().url}/photos/`);
     const photo = await fetch(photoUrl);
     expect(photo.status).toBe(200);
     expect(photo.headers.get("content-type")).toBe("image/png");
@@ -101,7 +106,7 @@ describe("petbooks serve (compiled binary)", () => {
   });
 
   test("rejects a wrong key and bad input without a 500", async () => {
-    const noKey = await fetch(`${server.url}/pets`);
+    const noKey = await fetch(`${running().url}/pets`);
     expect(noKey.status).toBe(401);
     const bad = await api("/pets", {
       method: "POST",
@@ -131,7 +136,7 @@ describe("petbooks serve (compiled binary)", () => {
   );
 
   test("logs JSON lines with request ids and never the key", () => {
-    const lines = server
+    const lines = running()
       .logs()
       .trim()
       .split("\n")
@@ -139,20 +144,20 @@ describe("petbooks serve (compiled binary)", () => {
     const requests = lines.filter((l) => l.msg === "request");
     expect(requests.length).toBeGreaterThan(5);
     for (const r of requests) expect(r).toHaveProperty("request_id");
-    expect(server.logs()).not.toContain(API_KEY);
-    expect(server.logs()).not.toContain(JWT_SECRET);
+    expect(running().logs()).not.toContain(API_KEY);
+    expect(running().logs()).not.toContain(JWT_SECRET);
   });
 
   test("SIGTERM stops it cleanly", async () => {
     const started = performance.now();
-    expect(await server.stop("SIGTERM")).toBe(0);
+    expect(await running().stop("SIGTERM")).toBe(0);
     // Idle keep-alive connections from this test's fetch must not hold the shutdown open.
     expect(performance.now() - started).toBeLessThan(3_000);
-    expect(server.logs()).toContain('"msg":"stopped"');
+    expect(running().logs()).toContain('"msg":"stopped"');
   });
 
   test("export-pets writes exactly the stored pets as JSON to stdout", async () => {
-    const exportEnv = { ...env, PUBLIC_URL: server.url };
+    const exportEnv = { ...env, PUBLIC_URL: running().url };
     const all = await runBinary(["export-pets"], exportEnv);
     expect(all.code).toBe(0);
     const exported = JSON.parse(all.stdout);

@@ -107,8 +107,9 @@ test("Redis that stays unreachable at startup fails with a clear message", async
   expect(err).toBeInstanceOf(Error);
   expect((err as Error).message).toContain("cannot reach Redis at redis://:***@127.0.0.1:1");
   expect((err as Error).message).not.toContain("hunter2");
-  expect(performance.now() - started).toBeLessThan(10_000);
-});
+  // It gives up instead of hanging; the margin is wide so a busy machine cannot fail it.
+  expect(performance.now() - started).toBeLessThan(30_000);
+}, 60_000);
 
 const redisServer = Bun.which("redis-server");
 
@@ -144,7 +145,9 @@ describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
         stderr: "ignore",
       },
     );
-    for (let i = 0; i < 100; i++) {
+    // Polls until it accepts connections; the deadline is generous for a busy machine.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && proc.exitCode === null) {
       const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })
         .then((s) => {
           s.end();
@@ -154,6 +157,7 @@ describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
       if (ok) return proc;
       await Bun.sleep(20);
     }
+    proc.kill();
     throw new Error("redis-server did not start");
   }
 
@@ -182,13 +186,16 @@ describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
         expect(r).toEqual({ value: undefined, version: UNAVAILABLE });
       }
       await cache.invalidate(["book:x"]); // lost while Redis is down
-      expect(performance.now() - started).toBeLessThan(20 * 60 + 1000); // bounded by the timeout
+      // Each call is bounded by the 50 ms timeout instead of waiting for a reconnect; the margin
+      // (1 s a call) is wide so only a hang, not a busy machine, can fail it.
+      expect(performance.now() - started).toBeLessThan(21 * 1000);
       const warned = warnings.map((l) => JSON.parse(l)).filter((l) => l.level === "warn");
       expect(warned).toHaveLength(1);
 
       redis = await startRedis(port);
       let resumed = false;
-      for (let i = 0; i < 100 && !resumed; i++) {
+      const deadline = Date.now() + 30_000; // generous: no speed assumed
+      while (!resumed && Date.now() < deadline) {
         const r = await cache.read("book:x", "");
         if (r.version !== UNAVAILABLE) {
           await cache.write("book:x", "", r.version, "v2");
@@ -201,7 +208,7 @@ describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
     } finally {
       redis.kill("SIGKILL");
     }
-  }, 30_000);
+  }, 60_000);
 
   test("an invalidation lost during an outage cannot let a stale entry survive it", async () => {
     const port = await freePort();
@@ -225,7 +232,8 @@ describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
       await redis.exited;
       redis = await startRedis(port, dir);
       let value: string | undefined = "still unavailable";
-      for (let i = 0; i < 100; i++) {
+      const deadline = Date.now() + 30_000; // generous: no speed assumed
+      while (Date.now() < deadline) {
         const read = await cache.read("book:y", "");
         if (read.version !== UNAVAILABLE) {
           value = read.value;
@@ -238,5 +246,5 @@ describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
       redis.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 60_000);
 });

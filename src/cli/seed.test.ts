@@ -3,13 +3,14 @@ import { createBooksRepository } from "../books/books.repository.ts";
 import { createPetsRepository } from "../pets/pets.repository.ts";
 import { detectImageFormat } from "../storage/image-format.ts";
 import { createTestApp, jsonRequest, readJson, type TestApp } from "../testing/app.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/database.ts";
 import { DEMO_USER, seed } from "./seed.ts";
 
 let t: TestApp;
 beforeAll(async () => {
   t = await createTestApp();
-});
-afterAll(() => t.close());
+}, SETUP_TIMEOUT_MS);
+afterAll(() => t.close(), SETUP_TIMEOUT_MS);
 
 const run = (targets: { pets: number; books: number }) =>
   seed(

@@ -2,12 +2,14 @@
 import type { PGlite } from "@electric-sql/pglite";
 import { silentLogger } from "../logger.ts";
 import { openDatabase } from "./client.ts";
-import { migrate } from "./migrate.ts";
+import { MIGRATIONS, migrate } from "./migrate.ts";
+import type { EmbeddedMigration } from "./migrations.macro.ts";
 
-export async function createSnapshot(): Promise<Blob> {
+/** `migrations` is for tests that need a snapshot made by an older version. */
+export async function createSnapshot(migrations: EmbeddedMigration[] = MIGRATIONS): Promise<Blob> {
   const database = await openDatabase({ snapshot: null }, silentLogger);
   try {
-    await migrate(database.db, silentLogger);
+    await migrate(database.db, silentLogger, migrations);
     const client = (database.db as unknown as { $client: PGlite }).$client;
     return await client.dumpDataDir("gzip");
   } finally {

@@ -4,6 +4,7 @@ import { silentLogger } from "../logger.ts";
 import {
   createEmptyPostgresDatabase,
   createTestDatabase,
+  SETUP_TIMEOUT_MS,
   type TestDatabase,
 } from "../testing/database.ts";
 import { openDatabase } from "./client.ts";
@@ -26,8 +27,8 @@ describe("migrate", () => {
   let database: TestDatabase;
   beforeAll(async () => {
     database = await createTestDatabase();
-  });
-  afterAll(() => database.close());
+  }, SETUP_TIMEOUT_MS);
+  afterAll(() => database.close(), SETUP_TIMEOUT_MS);
 
   test("records every migration and applies nothing the second time", async () => {
     const applied = rows<{ n: number }>(
