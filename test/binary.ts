@@ -2,19 +2,15 @@
  * Builds the real executable once per test run, exactly as `bun run build` does (the same
  * minification and embedded snapshot: what ships is what is tested), and runs it like a user.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildExecutable } from "../scripts/build.ts";
+import { makeTempDir } from "../src/testing/temp.ts";
 
 let built: Promise<string> | undefined;
 
 export function buildBinary(): Promise<string> {
   built ??= (async () => {
-    const dir = mkdtempSync(join(tmpdir(), "petbooks-bin-"));
-    // 130 MB per run: removed when the test process exits, whichever way it ends.
-    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-    const out = join(dir, "petbooks");
+    const out = join(makeTempDir("petbooks-bin-"), "petbooks");
     await buildExecutable(out);
     return out;
   })();
@@ -110,7 +106,7 @@ export async function freePort(): Promise<number> {
 }
 
 export function tempDataDir(): string {
-  return mkdtempSync(join(tmpdir(), "petbooks-e2e-"));
+  return makeTempDir("petbooks-e2e-");
 }
 
 export interface RunningGrpcServer extends RunningCommand {
