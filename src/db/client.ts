@@ -15,6 +15,7 @@ import { redactUrl } from "../redact.ts";
 import { retry } from "../retry.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { bundledSnapshot } from "./embedded-snapshot.ts";
+import { permanentRefusal } from "./errors.ts";
 /**
  * Drizzle without its relational query API (`db.query`, unused here): given a schema it builds a
  * query builder per table for every transaction, which cost about 8% of a write's CPU.
@@ -36,6 +37,11 @@ export interface DatabaseOptions {
   /** Attempts to reach PostgreSQL at startup before giving up. */
   connectAttempts?: number;
   /**
+   * Longest wait for a PostgreSQL connection and for one statement (DATABASE_TIMEOUT_MS), so a
+   * request fails fast with 503 while the database is unreachable instead of hanging.
+   */
+  timeoutMs?: number;
+  /**
    * What a new embedded database starts from: a migrated data directory (see
    * embedded-snapshot.ts), or `null` for initdb. Omitted: the snapshot built into the executable.
    */
@@ -48,28 +54,54 @@ export async function openDatabase(options: DatabaseOptions, logger: Logger): Pr
     : openEmbedded(options, logger);
 }
 
+export const DEFAULT_DATABASE_TIMEOUT_MS = 5_000;
+
+/** PostgreSQL refused the connection for a reason no retry fixes (see permanentRefusal). */
+class DatabaseRefusedError extends Error {
+  override name = "DatabaseRefusedError";
+}
+
+/** PostgreSQL could not be reached (yet): worth another attempt. */
+class DatabaseUnreachableError extends Error {
+  override name = "DatabaseUnreachableError";
+}
+
 async function openPostgres(url: string, options: DatabaseOptions, logger: Logger) {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS;
   const client = postgres(url, {
     max: options.poolSize ?? 10,
-    connect_timeout: 10,
+    connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
     onnotice: () => {},
-    connection: { application_name: "petbooks" },
+    connection: { application_name: "petbooks", statement_timeout: timeoutMs },
   });
   const db = drizzlePostgres({ client }) as unknown as Db;
   const ping = async () => {
     await client`select 1`;
   };
+  const connect = () =>
+    ping().catch((err) => {
+      const refusal = permanentRefusal(err);
+      throw refusal
+        ? new DatabaseRefusedError(`${refusal}: ${(err as Error).message}`)
+        : new DatabaseUnreachableError((err as Error).message, { cause: err });
+    });
   try {
-    await retry(ping, {
+    await retry(connect, {
       name: "connect to PostgreSQL",
       times: options.connectAttempts ?? 5,
       delayMs: 500,
       exponential: true,
       logger,
+      exceptions: [DatabaseUnreachableError],
     });
   } catch (err) {
     await client.end({ timeout: 1 });
-    throw new Error(`cannot reach PostgreSQL at ${redactUrl(url)}: ${(err as Error).message}`);
+    const where = redactUrl(url);
+    throw new Error(
+      err instanceof DatabaseRefusedError
+        ? `PostgreSQL at ${where} refused the connection: ${err.message}`
+        : `cannot reach PostgreSQL at ${where}: ${(err as Error).message}`,
+    );
   }
   return {
     db,

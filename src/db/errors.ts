@@ -1,15 +1,67 @@
-/** PostgreSQL error codes we act on; drivers and Drizzle wrap them differently. */
-export const PG_FOREIGN_KEY_VIOLATION = "23503";
-export const PG_UNIQUE_VIOLATION = "23505";
+/**
+ * What a database error means for the caller: the database is unreachable or overloaded for now
+ * (answer 503 and retry later), or it refused us for good (wrong password, no such database),
+ * which no retry can fix.
+ */
 
-export function pgErrorCode(err: unknown): string | undefined {
-  for (
-    let e: unknown = err, depth = 0;
-    e && depth < 5;
-    e = (e as { cause?: unknown }).cause, depth++
-  ) {
+/** Node socket errors and postgres.js's own connection error codes. */
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+]);
+
+/** SQLSTATEs of a server that is going away, starting, full, or that cancelled a slow statement. */
+const UNAVAILABLE_SQLSTATES = new Set([
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now (starting up or shutting down)
+  "53300", // too_many_connections
+  "57014", // query_canceled: statement_timeout (DATABASE_TIMEOUT_MS)
+  "55P03", // lock_not_available
+]);
+
+/** Connection refusals that stay the same however often they are retried. */
+const PERMANENT_SQLSTATES: Record<string, string> = {
+  "28P01": "wrong password",
+  "28000": "the role may not log in here (pg_hba.conf)",
+  "3D000": "the database does not exist",
+  "42501": "the role lacks a privilege it needs",
+  "3F000": "the schema does not exist",
+};
+
+function codesOf(err: unknown): string[] {
+  const codes: string[] = [];
+  // Drizzle wraps the driver's error in its own, with the original as `cause`.
+  for (let e = err, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+    if (typeof code === "string") codes.push(code);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return codes;
+}
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  return codesOf(err).some(
+    (code) =>
+      UNREACHABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08"),
+  );
+}
+
+/** Why the server refused us for good, or undefined when a retry may help. */
+export function permanentRefusal(err: unknown): string | undefined {
+  for (const code of codesOf(err)) {
+    const reason = PERMANENT_SQLSTATES[code];
+    if (reason) return `${reason} (${code})`;
   }
   return undefined;
 }

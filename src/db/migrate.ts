@@ -23,6 +23,8 @@ export async function migrate(
 ): Promise<string[]> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+    // A migration may rewrite a large table: DATABASE_TIMEOUT_MS is for requests, not for this.
+    await tx.execute(sql`set local statement_timeout = 0`);
     await tx.execute(sql`create schema if not exists drizzle`);
     await tx.execute(sql`create table if not exists drizzle.__drizzle_migrations (
       id serial primary key, hash text not null, created_at bigint)`);

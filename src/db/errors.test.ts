@@ -1,0 +1,56 @@
+import { describe, expect, test } from "bun:test";
+import { createLogger } from "../logger.ts";
+import { withDatabase } from "../testing/database.ts";
+import { openDatabase } from "./client.ts";
+import { isDatabaseUnavailable, permanentRefusal } from "./errors.ts";
+
+const withCode = (code: string, cause?: unknown) =>
+  Object.assign(new Error(`failed: ${code}`), { code }, cause ? { cause } : {});
+
+describe("isDatabaseUnavailable", () => {
+  test.each([
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "CONNECT_TIMEOUT",
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "08006",
+    "57P01",
+    "57P03",
+    "53300",
+    "57014",
+  ])("%s means try again later", (code) => {
+    expect(isDatabaseUnavailable(withCode(code))).toBe(true);
+    // As Drizzle throws it: its own error, the driver's as the cause.
+    expect(isDatabaseUnavailable(new Error("Failed query", { cause: withCode(code) }))).toBe(true);
+  });
+
+  test.each(["23505", "22P02", "28P01", "42P01"])("%s does not", (code) => {
+    expect(isDatabaseUnavailable(withCode(code))).toBe(false);
+  });
+
+  test("nor does an error without a code", () => {
+    expect(isDatabaseUnavailable(new Error("boom"))).toBe(false);
+    expect(isDatabaseUnavailable("boom")).toBe(false);
+  });
+});
+
+test("permanent refusals are named, transient ones are not", () => {
+  expect(permanentRefusal(withCode("28P01"))).toBe("wrong password (28P01)");
+  expect(permanentRefusal(withCode("3D000"))).toBe("the database does not exist (3D000)");
+  expect(permanentRefusal(withCode("ECONNREFUSED"))).toBeUndefined();
+});
+
+describe.skipIf(!process.env.DATABASE_URL)("connecting to PostgreSQL", () => {
+  test("an unknown database fails at once with its own reason, and is not retried", async () => {
+    const url = withDatabase(process.env.DATABASE_URL as string, `petbooks_missing_${Date.now()}`);
+    const lines: string[] = [];
+    const logger = createLogger("debug", (line) => lines.push(line));
+    const err = await openDatabase({ databaseUrl: url, connectAttempts: 5 }, logger).catch(
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain("refused the connection: the database does not exist");
+    expect(lines.join("")).not.toContain("retrying");
+  }, 60_000);
+});
