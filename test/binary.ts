@@ -8,7 +8,13 @@ import { makeTempDir } from "../src/testing/temp.ts";
 
 let built: Promise<string> | undefined;
 
+/**
+ * PETBOOKS_TEST_BINARY runs the black-box suites against an executable built elsewhere (an older
+ * release, to show which contract cases it fails); by default the tree's own build is tested.
+ */
 export function buildBinary(): Promise<string> {
+  const given = process.env.PETBOOKS_TEST_BINARY;
+  if (given) return Promise.resolve(given);
   built ??= (async () => {
     const out = join(makeTempDir("petbooks-bin-"), "petbooks");
     await buildExecutable(out);
