@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { createLogger } from "../logger.ts";
 import { withDatabase } from "../testing/database.ts";
 import { openDatabase } from "./client.ts";
-import { isDatabaseUnavailable, permanentRefusal } from "./errors.ts";
+import { isDatabaseUnavailable, isForeignKeyViolation, permanentRefusal } from "./errors.ts";
 
 const withCode = (code: string, cause?: unknown) =>
   Object.assign(new Error(`failed: ${code}`), { code }, cause ? { cause } : {});
@@ -53,4 +53,9 @@ describe.skipIf(!process.env.DATABASE_URL)("connecting to PostgreSQL", () => {
     expect((err as Error).message).toContain("refused the connection: the database does not exist");
     expect(lines.join("")).not.toContain("retrying");
   }, 60_000);
+});
+
+test("a foreign key violation is recognised under Drizzle's wrapper", () => {
+  expect(isForeignKeyViolation(new Error("Failed query", { cause: withCode("23503") }))).toBe(true);
+  expect(isForeignKeyViolation(withCode("23505"))).toBe(false);
 });

@@ -65,3 +65,8 @@ export function permanentRefusal(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** A row referenced another that is not there (foreign_key_violation), e.g. a deleted pet. */
+export function isForeignKeyViolation(err: unknown): boolean {
+  return codesOf(err).includes("23503");
+}
