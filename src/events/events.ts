@@ -30,6 +30,13 @@ export interface EventTransport {
   start(): Promise<void>;
   publish(events: BookEvent[]): Promise<void>;
   stop(): Promise<void>;
+  /** Counters for health checks and metrics; transports without any leave it out. */
+  stats?(): TransportStats;
+}
+
+export interface TransportStats {
+  /** Producers replaced because the broker stopped accepting the old one's sequence numbers. */
+  producerRecreations: number;
 }
 
 export function isBookEvent(value: unknown): value is BookEvent {

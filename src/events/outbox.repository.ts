@@ -89,6 +89,20 @@ export async function countPending(db: Db): Promise<number> {
 }
 
 /**
+ * How long the oldest unpublished event has waited, in seconds (both times from the database's
+ * clock); null when nothing is pending. Reads one entry of the pending-rows index.
+ */
+export async function oldestPendingAgeSeconds(db: Db): Promise<number | null> {
+  const [row] = rows<{ age: number | string }>(
+    await db.execute(sql`
+      select extract(epoch from now() - ${outbox.createdAt})::float8 as age
+      from ${outbox} where ${outbox.publishedAt} is null
+      order by ${outbox.id} limit 1`),
+  );
+  return row ? Math.max(0, Number(row.age)) : null;
+}
+
+/**
  * Deletes the events published before `cutoff` among the `window` oldest rows, and says how many
  * went. Ids grow with time, so the oldest rows lead the primary key: no index on `published_at` is
  * needed, and a table whose oldest rows are still recent costs one bounded scan.

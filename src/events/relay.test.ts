@@ -1,29 +1,45 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from "bun:test";
 import { sql } from "drizzle-orm";
 import { createBooksRepository } from "../books/books.repository.ts";
 import { createBooksService } from "../books/books.service.ts";
 import { createMemoryCache } from "../cache/cache.ts";
 import { openDatabase } from "../db/client.ts";
 import { rows } from "../db/rows.ts";
-import { silentLogger } from "../logger.ts";
-import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { createLogger, silentLogger } from "../logger.ts";
+import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
+import { createManualClock, type ManualClock } from "./clock.ts";
 import type { BookEvent, EventTransport } from "./events.ts";
+import { createFakeKafka } from "./fake-kafka.ts";
+import { createKafkaTransport } from "./kafka.ts";
 import { countPending } from "./outbox.repository.ts";
 import { createOutboxRelay, type RelayOptions } from "./relay.ts";
+
+// Every test works on a real database: room for a busy machine. Nothing here waits on real time.
+setDefaultTimeout(60_000);
 
 let database: TestDatabase;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-});
-afterAll(() => database.close());
+}, SETUP_TIMEOUT_MS);
+afterAll(() => database.close(), SETUP_TIMEOUT_MS);
 beforeEach(async () => {
   await database.db.execute(sql`delete from books`);
   await database.db.execute(sql`delete from outbox`);
 });
 
 /** Records what it is given; fails the next `failures` publishes on demand. */
-function testTransport(options: { delayMs?: number; timeline?: string[] } = {}) {
+function testTransport(
+  options: { delayMs?: number; timeline?: string[]; hang?: Promise<void> } = {},
+) {
   const published: BookEvent[] = [];
   let failures = 0;
   let attempts = 0;
@@ -43,6 +59,7 @@ function testTransport(options: { delayMs?: number; timeline?: string[] } = {}) 
     async publish(events) {
       attempts += 1;
       if (options.delayMs) await Bun.sleep(options.delayMs);
+      if (options.hang) await options.hang;
       if (failures > 0) {
         failures -= 1;
         throw new Error("broker unavailable");
@@ -65,8 +82,40 @@ async function failureCause(promise: Promise<unknown>): Promise<string> {
   return String((err.cause as Error | undefined)?.message ?? err.message);
 }
 
+/**
+ * By default the relay's waits (publish retries) pass at once on a clock of their own, and its
+ * stall check runs once at start and then waits on a clock nobody moves. Tests of the loop give
+ * it a clock they step through.
+ */
 const relayWith = (transport: EventTransport, options: Partial<RelayOptions> = {}) =>
-  createOutboxRelay({ db: database.db, transport, logger: silentLogger, ...options });
+  createOutboxRelay({
+    db: database.db,
+    transport,
+    logger: silentLogger,
+    clock: createManualClock(0, { auto: true }),
+    monitorClock: createManualClock(),
+    ...options,
+  });
+
+/** Steps the relay's clock until `done`; fails after `maxTicks` steps rather than spinning. */
+async function tickUntil(
+  clock: ManualClock,
+  done: () => boolean | Promise<boolean>,
+  maxTicks = 200,
+): Promise<void> {
+  for (let i = 0; i < maxTicks; i++) {
+    if (await done()) return;
+    await clock.tick();
+  }
+  if (!(await done())) throw new Error(`still not done after ${maxTicks} ticks`);
+}
+
+const nothingPending = async () => (await countPending(database.db)) === 0;
+
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, logger: createLogger("debug", (line) => lines.push(JSON.parse(line))) };
+}
 
 const bookTitles = async () =>
   rows<{ title: string }>(await database.db.execute(sql`select title from books`)).map(
@@ -168,39 +217,70 @@ describe("outbox relay", () => {
     expect(await outboxTypes()).toEqual(["book.created"]);
   });
 
-  test("the loop keeps trying with backoff while the broker is down, then catches up", async () => {
+  test("while the broker is down the loop backs off, doubling up to the cap, then catches up", async () => {
+    const clock = createManualClock();
+    const { logger, lines } = capturingLogger();
     const transport = testTransport();
     const relay = relayWith(transport, {
-      idleMs: 20,
-      initialBackoffMs: 10,
-      maxBackoffMs: 40,
+      clock,
+      logger,
+      idleMs: 500,
+      initialBackoffMs: 1_000,
+      maxBackoffMs: 4_000,
     });
     transport.failNext(1_000_000);
     relay.start();
     await makeChanges(1, 3); // writes succeed while the broker is down
-    await Bun.sleep(300);
-    const attemptsWhileDown = transport.attempts();
-    expect(attemptsWhileDown).toBeGreaterThan(3);
-    expect(attemptsWhileDown).toBeLessThan(100); // backing off, not spinning
+    // Four failed runs of three attempts each.
+    await tickUntil(clock, () => transport.attempts() >= 12);
+    // The publish retries wait 50-120 ms; the runs' backoffs are the long waits.
+    expect(clock.requested.filter((ms) => ms >= 1_000)).toEqual([1_000, 2_000, 4_000, 4_000]);
     expect(await countPending(database.db)).toBe(3);
+    expect(relay.health()).toMatchObject({ consecutiveFailures: 4 });
+
     transport.failNext(0);
-    for (let i = 0; i < 50 && (await countPending(database.db)) > 0; i++) await Bun.sleep(20);
+    await tickUntil(clock, nothingPending);
     await relay.stop();
     expect(transport.published).toHaveLength(3);
+    expect(relay.health()).toMatchObject({ consecutiveFailures: 0 });
+    // One warning when the outage began, one line when it ended; the rest at debug.
+    const relayLines = lines.filter((l) => String(l.msg).startsWith("event relay"));
+    expect(relayLines.filter((l) => l.level !== "debug")).toEqual([
+      expect.objectContaining({ level: "warn", msg: "event relay failed; events stay pending" }),
+      expect.objectContaining({ level: "info", msg: "event relay recovered", failed_runs: 4 }),
+    ]);
+    expect(lines.filter((l) => l.level === "error")).toEqual([]);
   });
 
   test("a nudge publishes without waiting for the poll interval", async () => {
+    const clock = createManualClock();
     const transport = testTransport();
-    const relay = relayWith(transport, {
-      idleMs: 60_000,
-    });
+    const relay = relayWith(transport, { clock, idleMs: 60_000 });
     relay.start();
-    await Bun.sleep(50);
+    await clock.sleeping();
+    expect(clock.pending()).toEqual([60_000]); // nothing to do: polling again in a minute
     await makeChanges(1, 1);
     relay.nudge();
-    for (let i = 0; i < 50 && transport.published.length === 0; i++) await Bun.sleep(10);
+    await clock.sleeping();
+    expect(clock.pending()).toEqual([5]); // woken at once, lingering for more writes
+    await clock.tick();
     await relay.stop();
     expect(transport.published).toHaveLength(1);
+    expect(clock.now()).toBe(5);
+  });
+
+  test("a nudge does not cut a backoff short", async () => {
+    const clock = createManualClock();
+    const transport = testTransport();
+    const relay = relayWith(transport, { clock, initialBackoffMs: 1_000, idleMs: 60_000 });
+    transport.failNext(3);
+    await makeChanges(1, 1);
+    relay.start();
+    await tickUntil(clock, () => transport.attempts() >= 3);
+    expect(clock.pending()).toEqual([1_000]);
+    relay.nudge(); // a write during the outage
+    expect(clock.pending()).toEqual([1_000]);
+    await relay.stop();
   });
 
   test("published events are deleted after the retention period", async () => {
@@ -209,13 +289,15 @@ describe("outbox relay", () => {
     await relay.drain();
     await database.db.execute(sql`update outbox set published_at = now() - interval '2 days'
       where id = (select min(id) from outbox)`);
+    const clock = createManualClock();
     const cleaner = relayWith(testTransport(), {
+      clock,
       retentionHours: 24,
       cleanupEveryMs: 0,
       idleMs: 10,
     });
     cleaner.start();
-    await Bun.sleep(100);
+    await clock.sleeping(); // a run, then the cleanup, then the idle wait
     await cleaner.stop();
     const left = rows<{ n: number }>(
       await database.db.execute(sql`select count(*)::int as n from outbox`),
@@ -229,21 +311,217 @@ describe("outbox relay", () => {
     // The 22 oldest expired, the 3 newest are within the retention: six batches of 4 to go.
     await database.db.execute(sql`update outbox set published_at = now() - interval '2 days'
       where id <= (select min(id) + 21 from outbox)`);
+    const clock = createManualClock();
     const cleaner = relayWith(testTransport(), {
+      clock,
       retentionHours: 24,
       cleanupEveryMs: 0,
       cleanupBatchSize: 4,
       idleMs: 60_000,
     });
     cleaner.start();
-    for (let i = 0; i < 100 && (await outboxTypes()).length > 3; i++) await Bun.sleep(10);
+    await clock.sleeping();
     await cleaner.stop();
     expect(await bookTitles()).toHaveLength(25);
     expect(await outboxTypes()).toHaveLength(3);
   });
 });
 
+describe("outbox stall check", () => {
+  /** The pending events were written `minutes` ago (the check reads the database's clock). */
+  const age = (minutes: number) =>
+    database.db.execute(
+      sql`update outbox set created_at = now() - make_interval(mins => ${minutes})
+        where published_at is null`,
+    );
+  const stallLines = (lines: Record<string, unknown>[]) =>
+    lines.filter((l) => l.msg === "outbox stalled: events are not being published");
+
+  test("one error line per stalled interval, however often the relay retries", async () => {
+    const clock = createManualClock();
+    const monitorClock = createManualClock();
+    const { logger, lines } = capturingLogger();
+    const transport = testTransport();
+    transport.failNext(1_000_000);
+    await makeChanges(1, 2);
+    await age(2);
+    const relay = relayWith(transport, {
+      clock,
+      monitorClock,
+      logger,
+      stallSeconds: 60,
+      stallCheckMs: 10_000,
+      initialBackoffMs: 100,
+      maxBackoffMs: 100,
+    });
+    relay.start();
+    await monitorClock.sleeping(); // the first check is done
+    expect(relay.health()).toMatchObject({ status: "stalled", stallSeconds: 60 });
+    expect(relay.health().oldestPendingSeconds).toBeGreaterThanOrEqual(120);
+
+    // 150 s of checks every 10 s, and 20 failed runs of the relay in between.
+    for (let i = 0; i < 15; i++) {
+      await monitorClock.tick();
+      await tickUntil(clock, () => transport.attempts() >= 4 * (i + 1));
+    }
+    expect(transport.attempts()).toBeGreaterThanOrEqual(60);
+    // At 0 s, 60 s and 120 s; nothing else at error level.
+    expect(stallLines(lines)).toHaveLength(3);
+    expect(lines.filter((l) => l.level === "error")).toEqual(stallLines(lines));
+    expect(stallLines(lines)[0]).toMatchObject({
+      level: "error",
+      stall_seconds: 60,
+      transport: "test",
+      producer_recreations: 0,
+    });
+    expect(Number(stallLines(lines)[0]?.oldest_pending_seconds)).toBeGreaterThanOrEqual(120);
+    expect(lines.filter((l) => l.level === "warn")).toHaveLength(1);
+
+    transport.failNext(0);
+    await tickUntil(clock, nothingPending);
+    await monitorClock.tick();
+    expect(relay.health()).toMatchObject({ status: "ok", oldestPendingSeconds: null });
+    expect(lines.filter((l) => l.msg === "outbox no longer stalled")).toEqual([
+      expect.objectContaining({ level: "info", stalled_for_seconds: 160 }),
+    ]);
+    await relay.stop();
+    expect(stallLines(lines)).toHaveLength(3);
+  });
+
+  test("young pending events are not a stall", async () => {
+    const monitorClock = createManualClock();
+    const { logger, lines } = capturingLogger();
+    const transport = testTransport();
+    transport.failNext(1_000_000);
+    await makeChanges(1, 1);
+    const relay = relayWith(transport, {
+      clock: createManualClock(),
+      monitorClock,
+      logger,
+      stallSeconds: 3_600,
+    });
+    relay.start();
+    await monitorClock.sleeping();
+    expect(relay.health().status).toBe("ok");
+    expect(relay.health().oldestPendingSeconds).toBeLessThan(3_600);
+    await relay.stop();
+    expect(stallLines(lines)).toEqual([]);
+  });
+
+  test("a lost ack: a new producer gets every event through, each book's in order", async () => {
+    const fake = createFakeKafka({ partitions: 3 });
+    const { logger, lines } = capturingLogger();
+    const transport = createKafkaTransport({
+      brokers: ["kafka:9092"],
+      topic: "petbooks.books",
+      logger,
+      kafka: fake.kafka,
+      startAttempts: 1,
+    });
+    await transport.start();
+    const clock = createManualClock();
+    const monitorClock = createManualClock();
+    const relay = relayWith(transport, {
+      clock,
+      monitorClock,
+      logger,
+      stallSeconds: 60,
+      stallCheckMs: 10_000,
+      initialBackoffMs: 1_000,
+      maxBackoffMs: 1_000,
+    });
+    const service = books();
+    const dune = await service.create({ title: "Dune", author: "a", published_on: "1965-08-01" });
+    const emma = await service.create({ title: "Emma", author: "b", published_on: "1815-12-23" });
+    await service.patch(dune.id, { title: "Dune I" });
+
+    // The broker stores the first batch, its ack is lost, and it stays away.
+    fake.loseNextAck();
+    relay.start();
+    const failedRuns = () =>
+      lines.filter((l) => l.msg === "event relay failed; events stay pending").length;
+    await tickUntil(clock, () => failedRuns() >= 3);
+    expect(fake.records()).toHaveLength(3); // stored, although the relay could not know
+    // Writes go on: the next batch will be larger than the stored one.
+    await service.patch(dune.id, { title: "Dune II" });
+    await service.delete(emma.id);
+    const hermes = await service.create({
+      title: "Hermes",
+      author: "c",
+      published_on: "2000-01-01",
+    });
+    await age(2);
+    for (let i = 0; i < 7; i++) await monitorClock.tick(); // 70 s: stalled at 10 s and 70 s
+    await tickUntil(clock, () => failedRuns() >= 6);
+
+    fake.setAvailable(true);
+    await tickUntil(clock, nothingPending);
+    await monitorClock.tick();
+    await relay.stop();
+    await transport.stop();
+
+    // The old producer's resend was refused once; the new one's first send got through.
+    expect(fake.journal.filter((j) => j.includes("OUT_OF_ORDER"))).toHaveLength(1);
+    expect(fake.journal.filter((j) => j.includes("connect pid"))).toEqual([
+      "producer#1 connect pid=1000",
+      "producer#2 connect pid=1001",
+    ]);
+    expect(transport.stats().producerRecreations).toBe(1);
+    expect(relay.health()).toMatchObject({ status: "ok", producerRecreations: 1 });
+
+    // Every event, each book's in the order written, whatever the copies of the stored batch.
+    const written = rows<{ event_id: string; aggregate_id: string }>(
+      await database.db.execute(sql`select event_id, aggregate_id from outbox order by id`),
+    );
+    expect(written).toHaveLength(6);
+    const delivered = fake.firstDeliveriesByKey();
+    for (const book of [dune.id, emma.id, hermes.id]) {
+      expect(delivered.get(book)).toEqual(
+        written.filter((w) => w.aggregate_id === book).map((w) => w.event_id),
+      );
+    }
+    expect(fake.records().length).toBeGreaterThan(6); // the copies consumers drop
+
+    // Two stall intervals, two error lines; kafkajs noise and retries stay below error.
+    expect(lines.filter((l) => l.level === "error")).toEqual([
+      expect.objectContaining({ msg: "outbox stalled: events are not being published" }),
+      expect.objectContaining({ msg: "outbox stalled: events are not being published" }),
+    ]);
+    expect(lines.filter((l) => l.msg === "outbox no longer stalled")).toHaveLength(1);
+    expect(lines.filter((l) => String(l.msg).startsWith("Kafka producer replaced"))).toEqual([
+      expect.objectContaining({ reason: "OUT_OF_ORDER_SEQUENCE_NUMBER", producer_recreations: 1 }),
+    ]);
+  });
+});
+
 describe.skipIf(!process.env.DATABASE_URL)("several relays on PostgreSQL", () => {
+  // The embedded database runs one statement at a time, so there the check waits for the
+  // relay's transaction; PostgreSQL answers it while the publish hangs.
+  test("a publish that hangs does not silence the stall check", async () => {
+    const release = Promise.withResolvers<void>();
+    const transport = testTransport({ hang: release.promise });
+    const monitorClock = createManualClock();
+    const { logger, lines } = capturingLogger();
+    await makeChanges(1, 1);
+    await database.db.execute(sql`update outbox set created_at = now() - interval '5 minutes'`);
+    const relay = relayWith(transport, {
+      clock: createManualClock(),
+      monitorClock,
+      logger,
+      stallSeconds: 60,
+      stallCheckMs: 10_000,
+    });
+    relay.start();
+    await monitorClock.sleeping();
+    for (let i = 0; i < 12; i++) await monitorClock.tick();
+    expect(transport.attempts()).toBe(1); // still in its first publish
+    expect(lines.filter((l) => l.level === "error")).toHaveLength(3); // at 0, 60 and 120 s
+    expect(relay.health().status).toBe("stalled");
+    release.resolve();
+    await tickUntil(monitorClock, nothingPending);
+    await relay.stop();
+  });
+
   test("each event is published once, and each book's events in order", async () => {
     await makeChanges(8, 20);
     const url = database.url as string;
@@ -262,11 +540,11 @@ describe.skipIf(!process.env.DATABASE_URL)("several relays on PostgreSQL", () =>
       }),
     );
     try {
-      // Each relay keeps claiming until everything is out (a fully blocked batch claims nothing).
-      const deadline = Date.now() + 20_000;
+      // Each relay keeps claiming until everything is out (a fully blocked batch claims nothing);
+      // the test's timeout bounds it.
       await Promise.all(
         relays.map(async (relay) => {
-          while (timeline.length < 160 && Date.now() < deadline) {
+          while (timeline.length < 160) {
             if ((await relay.runOnce()) === 0) await Bun.sleep(1);
           }
         }),

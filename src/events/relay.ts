@@ -1,13 +1,16 @@
 /**
  * The outbox relay: claims pending events, marking them published in a transaction that commits
  * only after the transport took them. While the transport fails it backs off and tries again;
- * events stay pending, so none is lost and writes never wait for the broker.
+ * events stay pending, so none is lost and writes never wait for the broker. A stall check, on its
+ * own timer so that a publish hanging for minutes cannot silence it, says when the oldest pending
+ * event has waited longer than `stallSeconds`.
  */
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import { retry } from "../retry.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import type { EventTransport } from "./events.ts";
-import { claimBatch, deletePublishedBefore } from "./outbox.repository.ts";
+import { claimBatch, deletePublishedBefore, oldestPendingAgeSeconds } from "./outbox.repository.ts";
 
 export interface RelayOptions {
   db: Db;
@@ -27,6 +30,29 @@ export interface RelayOptions {
   cleanupEveryMs?: number;
   /** Rows a cleanup statement looks at; a cleanup repeats while whole batches go. */
   cleanupBatchSize?: number;
+  /**
+   * The outbox is stalled while its oldest pending event is older than this: one error line per
+   * this many seconds while it lasts, and `health()` says so. Default 60.
+   */
+  stallSeconds?: number;
+  /** How often the stall check reads the oldest pending event. Default: stallSeconds/2, ≤ 10 s. */
+  stallCheckMs?: number;
+  /** Time for the loop: polls, linger, backoff and the publish retries. Default: the real one. */
+  clock?: Clock;
+  /** Time for the stall check; `clock` when absent (tests step the two separately). */
+  monitorClock?: Clock;
+}
+
+export interface OutboxHealth {
+  /** `stalled` while the oldest pending event is older than `stallSeconds`. */
+  status: "ok" | "stalled";
+  /** At the last check; null when nothing was pending (or before the first check). */
+  oldestPendingSeconds: number | null;
+  stallSeconds: number;
+  /** Relay runs failed in a row (0 once one succeeds). */
+  consecutiveFailures: number;
+  /** Producers the transport replaced since it started (Kafka only, else 0). */
+  producerRecreations: number;
 }
 
 export interface OutboxRelay {
@@ -38,6 +64,7 @@ export interface OutboxRelay {
   /** Publishes until nothing is pending (or a failure); the count published. */
   drain(): Promise<number>;
   stop(): Promise<void>;
+  health(): OutboxHealth;
 }
 
 export function createOutboxRelay(options: RelayOptions): OutboxRelay {
@@ -50,37 +77,61 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const retentionMs = (options.retentionHours ?? 24) * 3_600_000;
   const cleanupEveryMs = options.cleanupEveryMs ?? 60_000;
   const cleanupBatchSize = options.cleanupBatchSize ?? 10_000;
+  const stallSeconds = options.stallSeconds ?? 60;
+  const stallCheckMs = options.stallCheckMs ?? Math.min(10_000, (stallSeconds * 1000) / 2);
+  const clock = options.clock ?? systemClock;
+  const monitorClock = options.monitorClock ?? clock;
+  // Each attempt of a run is worth a debug line; the run's failure gets the warning.
+  const retryLogger: Logger = { ...logger, warn: (msg, fields) => logger.debug(msg, fields) };
+  const producerRecreations = () => transport.stats?.().producerRecreations ?? 0;
 
   let running = false;
-  let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
+  let loops: Promise<void>[] = [];
+  let stopper = new AbortController();
+  let wake: AbortController | undefined;
   let nudged = false;
-  let lastCleanup = 0;
+  let lastCleanup = Number.NEGATIVE_INFINITY;
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
+  let failures = 0;
+  let oldestPendingSeconds: number | null = null;
+  let stalledSince: number | undefined;
+  let lastStallLine: number | undefined;
 
-  const runOnce = () =>
+  /** An idle wait that a nudge (or stop) ends early. */
+  const idle = async (ms: number) => {
+    const controller = new AbortController();
+    wake = controller;
+    await clock.sleep(ms, AbortSignal.any([controller.signal, stopper.signal]));
+    if (wake === controller) wake = undefined;
+  };
+
+  const claimAndPublish = () =>
     db.transaction(async (tx) => {
       const events = await claimBatch(tx, batchSize);
       if (events.length === 0) return 0;
-      await retry(() => transport.publish(events.map((e) => e.payload)), {
-        name: `publish to ${transport.name}`,
-        times: 3,
-        delayMs: 50,
-        exponential: true,
-        logger,
-      });
+      await transport.publish(events.map((e) => e.payload));
       return events.length;
     });
+
+  /**
+   * Each attempt claims again: no transaction (on the embedded database, no connection) is held
+   * while waiting between attempts, and a retried batch takes in the events written meanwhile.
+   * `stopping` ends the waits, and the run with them.
+   */
+  const publishBatch = (stopping?: AbortSignal) =>
+    retry(claimAndPublish, {
+      name: `publish to ${transport.name}`,
+      times: 3,
+      delayMs: 50,
+      exponential: true,
+      logger: retryLogger,
+      sleep: async (ms) => {
+        await clock.sleep(ms, stopping);
+        if (stopping?.aborted) throw new Error("the relay is stopping");
+      },
+    });
+
+  const runOnce = () => publishBatch();
 
   const drain = async () => {
     let total = 0;
@@ -89,8 +140,8 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   };
 
   const cleanUp = async () => {
-    if (Date.now() - lastCleanup < cleanupEveryMs) return;
-    lastCleanup = Date.now();
+    if (clock.now() - lastCleanup < cleanupEveryMs) return;
+    lastCleanup = clock.now();
     const cutoff = new Date(Date.now() - retentionMs);
     let deleted = 0;
     for (let batch = cleanupBatchSize; batch === cleanupBatchSize && running; ) {
@@ -104,25 +155,80 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
     let backoff = initialBackoffMs;
     while (running) {
       try {
-        const published = await runOnce();
+        const published = await publishBatch(stopper.signal);
+        if (failures > 0) {
+          logger.info("event relay recovered", {
+            transport: transport.name,
+            failed_runs: failures,
+            producer_recreations: producerRecreations(),
+          });
+        }
+        failures = 0;
         backoff = initialBackoffMs;
         if (published > 0)
           logger.debug("events published", { count: published, transport: transport.name });
         await cleanUp();
         if (published < batchSize && running) {
-          if (!nudged) await sleep(idleMs);
-          if (nudged && running && lingerMs > 0) await Bun.sleep(lingerMs);
+          if (!nudged) await idle(idleMs);
+          if (nudged && running && lingerMs > 0) await clock.sleep(lingerMs, stopper.signal);
           nudged = false;
         }
       } catch (err) {
-        logger.warn("event relay failed; events stay pending", {
+        if (!running) break;
+        failures += 1;
+        const fields = {
           transport: transport.name,
           retry_in_ms: backoff,
+          consecutive_failures: failures,
           err,
-        });
-        if (running) await sleep(backoff);
+        };
+        // One warning when an outage starts; the stall check's error line says when it lasts.
+        if (failures === 1) logger.warn("event relay failed; events stay pending", fields);
+        else logger.debug("event relay failed; events stay pending", fields);
+        // Not cut short by nudges: every write during an outage would otherwise retry at once.
+        if (running) await clock.sleep(backoff, stopper.signal);
         backoff = Math.min(backoff * 2, maxBackoffMs);
       }
+    }
+  };
+
+  const checkStall = async () => {
+    let age: number | null;
+    try {
+      age = await oldestPendingAgeSeconds(db);
+    } catch (err) {
+      // The database is down: /readyz says so on its own.
+      logger.debug("outbox stall check failed", { err });
+      return;
+    }
+    oldestPendingSeconds = age;
+    const now = monitorClock.now();
+    if (age !== null && age >= stallSeconds) {
+      stalledSince ??= now;
+      if (lastStallLine === undefined || now - lastStallLine >= stallSeconds * 1000) {
+        lastStallLine = now;
+        logger.error("outbox stalled: events are not being published", {
+          transport: transport.name,
+          oldest_pending_seconds: Math.round(age),
+          stall_seconds: stallSeconds,
+          consecutive_failures: failures,
+          producer_recreations: producerRecreations(),
+        });
+      }
+    } else if (stalledSince !== undefined) {
+      logger.info("outbox no longer stalled", {
+        transport: transport.name,
+        stalled_for_seconds: Math.round((now - stalledSince) / 1000),
+      });
+      stalledSince = undefined;
+      lastStallLine = undefined;
+    }
+  };
+
+  const monitor = async () => {
+    while (running) {
+      await checkStall();
+      if (running) await monitorClock.sleep(stallCheckMs, stopper.signal);
     }
   };
 
@@ -130,18 +236,26 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
     start() {
       if (running) return;
       running = true;
-      loop = run();
+      stopper = new AbortController();
+      loops = [run(), monitor()];
     },
     nudge() {
       nudged = true;
-      wake?.();
+      wake?.abort();
     },
     runOnce,
     drain,
     async stop() {
       running = false;
-      wake?.();
-      await loop;
+      stopper.abort();
+      await Promise.all(loops);
     },
+    health: () => ({
+      status: stalledSince === undefined ? "ok" : "stalled",
+      oldestPendingSeconds,
+      stallSeconds,
+      consecutiveFailures: failures,
+      producerRecreations: producerRecreations(),
+    }),
   };
 }
