@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { loadConfig } from "./config.ts";
+import { loadConfig, publicUrlFor } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 
 const KEY = "k".repeat(16);
@@ -16,6 +16,7 @@ describe("loadConfig", () => {
       port: 3000,
       grpcPort: 50051,
       publicUrl: "http://localhost:3000",
+      publicUrlGiven: false,
       maxPhotoBytes: 10 * 1024 * 1024,
       logLevel: "info",
       jwtSecret: undefined,
@@ -27,6 +28,7 @@ describe("loadConfig", () => {
       kafkaTopic: "petbooks.books",
       kafkaGroupId: "petbooks-grpc",
       outboxRetentionHours: 24,
+      outboxStallSeconds: 60,
     });
   });
 
@@ -48,8 +50,19 @@ describe("loadConfig", () => {
     expect(config.port).toBe(8080);
     expect(config.grpcPort).toBe(9090);
     expect(config.publicUrl).toBe("https://pets.example.com");
+    expect(config.publicUrlGiven).toBe(true);
     expect(config.maxPhotoBytes).toBe(2048);
     expect(config.logLevel).toBe("warn");
+  });
+
+  test("links follow the bound port unless PUBLIC_URL is set (PORT=0 binds a random one)", () => {
+    const derived = loadConfig({ PORT: "0" });
+    expect(derived.publicUrlGiven).toBe(false);
+    expect(publicUrlFor(derived, 41234)).toBe("http://localhost:41234");
+    const blank = loadConfig({ PORT: "0", PUBLIC_URL: "  " });
+    expect(publicUrlFor(blank, 41234)).toBe("http://localhost:41234");
+    const given = loadConfig({ PORT: "0", PUBLIC_URL: "https://pets.example.com/" });
+    expect(publicUrlFor(given, 41234)).toBe("https://pets.example.com");
   });
 
   test("reads the books, cache and events variables", () => {
@@ -62,6 +75,7 @@ describe("loadConfig", () => {
       KAFKA_BROKERS: " kafka-1:9092, kafka-2:9092 ",
       KAFKA_TOPIC: "books.events",
       OUTBOX_RETENTION_HOURS: "72",
+      OUTBOX_STALL_SECONDS: "120",
     });
     expect(config).toMatchObject({
       jwtSecret: "s".repeat(32),
@@ -72,6 +86,7 @@ describe("loadConfig", () => {
       kafkaBrokers: ["kafka-1:9092", "kafka-2:9092"],
       kafkaTopic: "books.events",
       outboxRetentionHours: 72,
+      outboxStallSeconds: 120,
     });
   });
 
@@ -108,6 +123,7 @@ describe("loadConfig", () => {
     [{ KAFKA_BROKERS: "kafka:9092,,other" }, "KAFKA_BROKERS: entry 2 is empty"],
     [{ KAFKA_BROKERS: "user:secret@kafka:9092" }, "is not host:port"],
     [{ KAFKA_TOPIC: "bad topic" }, "KAFKA_TOPIC must be a valid Kafka topic name"],
+    [{ OUTBOX_STALL_SECONDS: "0" }, "OUTBOX_STALL_SECONDS must be an integer from 1 to 86400"],
   ])("rejects %j", (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

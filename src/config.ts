@@ -11,7 +11,10 @@ export interface Config {
   host: string;
   port: number;
   grpcPort: number;
+  /** PUBLIC_URL, or `http://localhost:PORT` when it is unset (see `publicUrlFor`). */
   publicUrl: string;
+  /** Whether PUBLIC_URL was set; unset, links follow the port the server really binds. */
+  publicUrlGiven: boolean;
   maxPhotoBytes: number;
   logLevel: LogLevel;
   jwtSecret: string | undefined;
@@ -23,6 +26,7 @@ export interface Config {
   kafkaTopic: string;
   kafkaGroupId: string;
   outboxRetentionHours: number;
+  outboxStallSeconds: number;
 }
 
 export interface ConfigRequirements {
@@ -35,7 +39,7 @@ export interface ConfigRequirements {
 export const MIN_API_KEY_LENGTH = 16;
 /** HS256 wants a key at least as long as the hash: 256 bits. */
 export const MIN_JWT_SECRET_BYTES = 32;
-const DEFAULT_MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_MAX_PHOTO_BYTES = 10 * 1024 * 1024;
 
 type Env = Record<string, string | undefined>;
 
@@ -96,7 +100,8 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
   }
 
   const port = integer("PORT", 3000, 0, 65535);
-  const publicUrl = (value("PUBLIC_URL") ?? `http://localhost:${port}`).replace(/\/+$/, "");
+  const publicUrlGiven = value("PUBLIC_URL") !== undefined;
+  const publicUrl = (value("PUBLIC_URL") ?? defaultPublicUrl(port)).replace(/\/+$/, "");
   if (!URL.canParse(publicUrl) || !/^https?:$/.test(new URL(publicUrl).protocol)) {
     problems.push(`PUBLIC_URL must be an http:// or https:// URL (got "${publicUrl}")`);
   }
@@ -115,6 +120,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     port,
     grpcPort: integer("GRPC_PORT", 50051, 0, 65535),
     publicUrl,
+    publicUrlGiven,
     maxPhotoBytes: integer("MAX_PHOTO_BYTES", DEFAULT_MAX_PHOTO_BYTES, 1, 1024 * 1024 * 1024),
     logLevel: logLevel as LogLevel,
     jwtSecret,
@@ -126,7 +132,21 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     kafkaTopic,
     kafkaGroupId: value("KAFKA_GROUP_ID") ?? "petbooks-grpc",
     outboxRetentionHours: integer("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365),
+    outboxStallSeconds: integer("OUTBOX_STALL_SECONDS", 60, 1, 24 * 3600),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+const defaultPublicUrl = (port: number) => `http://localhost:${port}`;
+
+/**
+ * The base of the links the server hands out, once it listens on `boundPort`: PUBLIC_URL when
+ * set, otherwise localhost on the bound port, which differs from PORT when PORT is 0.
+ */
+export function publicUrlFor(
+  config: Pick<Config, "publicUrl" | "publicUrlGiven">,
+  boundPort: number,
+): string {
+  return config.publicUrlGiven ? config.publicUrl : defaultPublicUrl(boundPort);
 }

@@ -40,6 +40,7 @@ export interface BooksInfrastructure {
   jwtSecret: string;
   jwtTtlSeconds: number;
   outboxRetentionHours?: number;
+  outboxStallSeconds?: number;
 }
 
 export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
@@ -48,6 +49,7 @@ export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
     transport: infra.transport,
     logger: logger.child({ module: "relay" }),
     retentionHours: infra.outboxRetentionHours,
+    stallSeconds: infra.outboxStallSeconds,
   });
   const auth = createAuthService({
     users: createUsersRepository(infra.database.db),
@@ -123,6 +125,7 @@ export async function openServeDeps(config: Config, logger: Logger) {
         jwtSecret: config.jwtSecret as string,
         jwtTtlSeconds: config.jwtTtlSeconds,
         outboxRetentionHours: config.outboxRetentionHours,
+        outboxStallSeconds: config.outboxStallSeconds,
       },
       logger,
     );

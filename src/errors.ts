@@ -7,6 +7,7 @@ export type ErrorCode =
   | "conflict"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "too_many_requests"
   | "unavailable"
   | "internal";
 
@@ -38,9 +39,11 @@ export class NotFoundError extends AppError {
   }
 }
 
+export const API_KEY_REQUIRED = "A valid API key is required in the X-API-KEY header.";
+
 export class UnauthorizedError extends AppError {
   constructor(
-    message = "A valid API key is required in the X-API-KEY header.",
+    message = API_KEY_REQUIRED,
     /** The WWW-Authenticate challenge to send along, if any. */
     readonly challenge?: string,
   ) {
@@ -63,6 +66,26 @@ export class UnsupportedMediaTypeError extends AppError {
 export class ConflictError extends AppError {
   constructor(message: string) {
     super("conflict", message);
+  }
+}
+
+/**
+ * A refusal the client may retry after `retryAfterSeconds` (sent as `Retry-After`): too many
+ * attempts, or a server too busy for the request right now.
+ */
+export class RetryLaterError extends AppError {
+  constructor(
+    code: "too_many_requests" | "unavailable",
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(code, message);
+  }
+}
+
+export class TooManyRequestsError extends RetryLaterError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super("too_many_requests", message, retryAfterSeconds);
   }
 }
 

@@ -4,7 +4,9 @@ import { BEARER_SECURITY } from "../auth/auth.http.ts";
 import { consumes } from "../http/openapi-tidy.ts";
 import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { jsonBody } from "../http/parsers.ts";
-import { problemResponses } from "../http/problem.ts";
+import { problemResponses } from "../http/problem-responses.ts";
+import { singleValuedQuery } from "../http/query.ts";
+import { trimFields } from "../http/text-field.ts";
 import {
   BookListSchema,
   BookPatchSchema,
@@ -17,14 +19,7 @@ import type { BooksService } from "./books.service.ts";
 const IdParams = t.Object({ id: t.String({ description: "The book's id." }) });
 
 /** Trims text fields before validation, so "  " is empty and padding does not count. */
-function trimTextFields({ body }: { body: unknown }) {
-  if (!body || typeof body !== "object") return;
-  const fields = body as Record<string, unknown>;
-  for (const name of ["title", "author"]) {
-    const value = fields[name];
-    if (typeof value === "string") fields[name] = value.trim();
-  }
-}
+const trimTextFields = trimFields("title", "author");
 
 const doc = (summary: string, description?: string, withJsonBody = false) => ({
   tags: ["books"],
@@ -46,7 +41,17 @@ export function booksRoutes(books: BooksService) {
         parse: jsonBody,
         transform: trimTextFields,
         body: NewBookSchema,
-        response: { 201: BookSchema, ...problemResponses(400, 401, 413, 415, 422) },
+        response: {
+          201: BookSchema,
+          ...problemResponses(
+            { auth: "bearer", parser: "json", body: NewBookSchema },
+            400,
+            401,
+            413,
+            415,
+            422,
+          ),
+        },
         detail: doc("Add a book", undefined, true),
       },
     )
@@ -60,8 +65,12 @@ export function booksRoutes(books: BooksService) {
           q: query.q,
         }),
       {
+        transform: singleValuedQuery,
         query: ListBooksQuerySchema,
-        response: { 200: BookListSchema, ...problemResponses(401, 422) },
+        response: {
+          200: BookListSchema,
+          ...problemResponses({ auth: "bearer", query: ListBooksQuerySchema }, 401, 422),
+        },
         detail: doc(
           "List books, newest first",
           "Filter by exact `author`, search titles with `q`.",
@@ -70,7 +79,10 @@ export function booksRoutes(books: BooksService) {
     )
     .get("/:id", ({ params }) => books.get(params.id), {
       params: IdParams,
-      response: { 200: BookSchema, ...problemResponses(401, 404) },
+      response: {
+        200: BookSchema,
+        ...problemResponses({ auth: "bearer", resource: "book" }, 401, 404),
+      },
       detail: doc("Get a book"),
     })
     .put("/:id", ({ params, body }) => books.replace(params.id, body), {
@@ -78,7 +90,18 @@ export function booksRoutes(books: BooksService) {
       parse: jsonBody,
       transform: trimTextFields,
       body: NewBookSchema,
-      response: { 200: BookSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
+      response: {
+        200: BookSchema,
+        ...problemResponses(
+          { auth: "bearer", resource: "book", parser: "json", body: NewBookSchema },
+          400,
+          401,
+          404,
+          413,
+          415,
+          422,
+        ),
+      },
       detail: doc("Replace a book", "Every field is required.", true),
     })
     .patch("/:id", ({ params, body }) => books.patch(params.id, body), {
@@ -86,7 +109,18 @@ export function booksRoutes(books: BooksService) {
       parse: jsonBody,
       transform: trimTextFields,
       body: BookPatchSchema,
-      response: { 200: BookSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
+      response: {
+        200: BookSchema,
+        ...problemResponses(
+          { auth: "bearer", resource: "book", parser: "json", body: BookPatchSchema },
+          400,
+          401,
+          404,
+          413,
+          415,
+          422,
+        ),
+      },
       detail: doc(
         "Change some fields of a book",
         "At least one field; an empty body is 422.",
@@ -101,7 +135,10 @@ export function booksRoutes(books: BooksService) {
       },
       {
         params: IdParams,
-        response: { 204: t.Void({ description: "Deleted." }), ...problemResponses(401, 404) },
+        response: {
+          204: t.Void({ description: "Deleted." }),
+          ...problemResponses({ auth: "bearer", resource: "book" }, 401, 404),
+        },
         detail: doc("Delete a book"),
       },
     );

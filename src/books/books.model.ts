@@ -2,24 +2,24 @@
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
 import { paginationQuery } from "../http/pagination.ts";
+import { TextField } from "../http/text-field.ts";
 
 export const TITLE_MAX_LENGTH = 300;
 export const AUTHOR_MAX_LENGTH = 200;
+export const SEARCH_MAX_LENGTH = 200;
 export const BOOK_NOT_FOUND = "Book with the matching ID was not found.";
 
-const title = t.String({
+const title = TextField("title", {
   minLength: 1,
   maxLength: TITLE_MAX_LENGTH,
-  description: "Trimmed before validation.",
+  description: "Trimmed before validation; lengths count characters (code points).",
   examples: ["The Left Hand of Darkness"],
-  error: `title must be a string of 1 to ${TITLE_MAX_LENGTH} characters`,
 });
-const author = t.String({
+const author = TextField("author", {
   minLength: 1,
   maxLength: AUTHOR_MAX_LENGTH,
-  description: "Trimmed before validation.",
+  description: "Trimmed before validation; lengths count characters (code points).",
   examples: ["Ursula K. Le Guin"],
-  error: `author must be a string of 1 to ${AUTHOR_MAX_LENGTH} characters`,
 });
 const publishedOn = t.String({
   pattern: "^\\d{4}-\\d{2}-\\d{2}$",
@@ -62,8 +62,15 @@ export type Book = Static<typeof BookSchema>;
 
 export const ListBooksQuerySchema = t.Object({
   ...paginationQuery,
-  author: t.Optional(t.String({ maxLength: AUTHOR_MAX_LENGTH, description: "Exact author name." })),
-  q: t.Optional(t.String({ maxLength: 200, description: "Case-insensitive search in titles." })),
+  author: t.Optional(
+    TextField("author", { maxLength: AUTHOR_MAX_LENGTH, description: "Exact author name." }),
+  ),
+  q: t.Optional(
+    TextField("q", {
+      maxLength: SEARCH_MAX_LENGTH,
+      description: "Case-insensitive search in titles.",
+    }),
+  ),
 });
 
 export interface ListBooksQuery {

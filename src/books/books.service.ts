@@ -4,9 +4,10 @@
  */
 import type { Cache } from "../cache/cache.ts";
 import type { Db } from "../db/client.ts";
-import { NotFoundError, ValidationError } from "../errors.ts";
+import { type FieldError, NotFoundError, ValidationError } from "../errors.ts";
 import type { BookEvent, BookEventType, BookSnapshot } from "../events/events.ts";
 import { appendEvent, appendEvents } from "../events/outbox.repository.ts";
+import { textProblem } from "../text.ts";
 import { isUuid } from "../uuid.ts";
 import {
   AUTHOR_MAX_LENGTH,
@@ -41,21 +42,15 @@ function checkedFields(input: BookPatch): {
   author?: string;
   publishedOn?: string;
 } {
-  const errors = [];
-  const title = input.title?.trim();
-  const author = input.author?.trim();
-  if (title !== undefined && (title.length === 0 || title.length > TITLE_MAX_LENGTH)) {
-    errors.push({
-      path: "/title",
-      message: `must be 1 to ${TITLE_MAX_LENGTH} characters after trimming`,
-    });
-  }
-  if (author !== undefined && (author.length === 0 || author.length > AUTHOR_MAX_LENGTH)) {
-    errors.push({
-      path: "/author",
-      message: `must be 1 to ${AUTHOR_MAX_LENGTH} characters after trimming`,
-    });
-  }
+  const errors: FieldError[] = [];
+  const trimmed = (field: string, value: string | undefined, maxLength: number) => {
+    const text = value?.trim();
+    const problem = text === undefined ? undefined : textProblem(text, { minLength: 1, maxLength });
+    if (problem) errors.push({ path: `/${field}`, message: `${field} ${problem}` });
+    return text;
+  };
+  const title = trimmed("title", input.title, TITLE_MAX_LENGTH);
+  const author = trimmed("author", input.author, AUTHOR_MAX_LENGTH);
   if (input.published_on !== undefined && !isCalendarDate(input.published_on)) {
     errors.push({ path: "/published_on", message: "must be a real date as YYYY-MM-DD" });
   }

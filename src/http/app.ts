@@ -13,11 +13,13 @@ import type { PetsService } from "../pets/pets.service.ts";
 import type { PhotoStorage } from "../storage/photo-storage.ts";
 import { photoRoutes } from "../storage/photos.http.ts";
 import { docs } from "./docs.ts";
-import { healthRoutes } from "./health.http.ts";
+import { healthRoutes, type OutboxProbe } from "./health.http.ts";
 import { InFlight } from "./in-flight.ts";
+import { MAX_JSON_BODY_BYTES } from "./limits.ts";
 import { requestContext } from "./request-context.ts";
 
-export const MAX_JSON_BODY_BYTES = 1024 * 1024;
+export { MAX_JSON_BODY_BYTES };
+
 /** Room for the multipart envelope around the largest accepted photo. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 const PHOTO_UPLOAD_PATH = /^\/pets\/[^/]+\/photo\/?$/;
@@ -33,6 +35,8 @@ export interface AppDeps {
   books: BooksService;
   /** Counts the requests being handled, for a graceful shutdown (see drain.ts). */
   inFlight?: InFlight;
+  /** The outbox relay, for `/readyz?verbose`. */
+  relay?: OutboxProbe;
 }
 
 export function maxRequestBytes(maxPhotoBytes: number) {
@@ -40,12 +44,12 @@ export function maxRequestBytes(maxPhotoBytes: number) {
 }
 
 /**
- * Bun's own cap, above the app's limits: a body whose Content-Length is too large gets the app's
- * 413 problem response; only a chunked body that runs past this gets Bun's bare 413.
+ * Bun's own cap (maxRequestBodySize), out of the way: Bun answers a bare 413 with no problem
+ * document, and before the app runs, so before the auth guards' 401. The app enforces every
+ * limit itself, on the bytes as they arrive (see parsers.ts); Bun does not buffer a body that
+ * nobody reads, so a route that takes none costs nothing whatever is sent to it.
  */
-export function serverBodyLimit(maxPhotoBytes: number) {
-  return maxRequestBytes(maxPhotoBytes) + MAX_JSON_BODY_BYTES;
-}
+export const SERVER_BODY_LIMIT_BYTES = Number.MAX_SAFE_INTEGER;
 
 export function createApp(deps: AppDeps) {
   return new Elysia({ normalize: false })
@@ -59,7 +63,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(docs())
-    .use(healthRoutes(deps.database))
+    .use(healthRoutes(deps.database, deps.relay))
     .use(photoRoutes(deps.storage))
     .use(apiKeyGuard("/pets", deps.apiKey))
     .use(petsRoutes(deps.pets))

@@ -1,33 +1,208 @@
-/** Body parsers that insist on the declared content type: a wrong one is 415, bad JSON is 400. */
-import { AppError, UnsupportedMediaTypeError } from "../errors.ts";
+/**
+ * Body parsers that insist on the declared content type (a wrong one is 415), read the body
+ * within the request's size limit as it streams in (413), and refuse bodies that cannot be
+ * parsed (400) or that name a field twice or name `__proto__` (422).
+ */
+import {
+  AppError,
+  type FieldError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from "../errors.ts";
+import { MAX_JSON_BODY_BYTES } from "./limits.ts";
 
-export async function jsonBody({ request }: { request: Request }): Promise<unknown> {
-  const type = request.headers.get("content-type") ?? "";
-  if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
-    throw new UnsupportedMediaTypeError("Send the body as application/json.");
-  }
+export const JSON_REQUIRED = "Send the body as application/json.";
+export const INVALID_JSON = "The request body is not valid JSON.";
+export const MULTIPART_REQUIRED = "Send the photo as multipart/form-data in field `file`.";
+export const INVALID_MULTIPART = "The multipart body could not be parsed.";
+export const bodyTooLarge = (limit: number) => `The request body is larger than ${limit} bytes.`;
+
+const bodyLimits = new WeakMap<Request, number>();
+
+/**
+ * Notes the body-size limit of a request (request-context.ts does, by path, for every request);
+ * the parsers enforce it. Unnoted, the JSON limit applies.
+ */
+export function setBodyLimit(request: Request, limit: number): void {
+  bodyLimits.set(request, limit);
+}
+
+const JSON_TYPE = /^application\/([\w.+-]+\+)?json\b/i;
+const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
+const MULTIPART_TYPE = /^multipart\/form-data\b/i;
+
+const contentType = (request: Request) => request.headers.get("content-type") ?? "";
+
+const tooLarge = (limit: number) => new PayloadTooLargeError(bodyTooLarge(limit));
+
+/**
+ * The body's bytes, at most `limit` of them: a declared Content-Length over the limit is refused
+ * before anything is read, and a body without one (chunked) is counted as it arrives and refused
+ * as soon as it passes the limit, so an oversized body is never held in memory.
+ */
+export async function readBody(
+  request: Request,
+  limit = bodyLimits.get(request) ?? MAX_JSON_BODY_BYTES,
+): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
+  if (declared > limit) throw tooLarge(limit);
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
   try {
-    return await request.json();
+    for (;;) {
+      const chunk = await reader.read().catch(() => {
+        throw new AppError("bad_request", "The request body could not be read.");
+      });
+      if (chunk.done) break;
+      size += chunk.value.byteLength;
+      if (size > limit) {
+        // Stop the upload: what is still on its way is never read.
+        reader.cancel().catch(() => {});
+        throw tooLarge(limit);
+      }
+      chunks.push(chunk.value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+async function readText(request: Request): Promise<string> {
+  const bytes = await readBody(request);
+  try {
+    return utf8.decode(bytes);
   } catch {
-    throw new AppError("bad_request", "The request body is not valid JSON.");
+    throw new AppError("bad_request", "The request body is not valid UTF-8.");
   }
 }
 
-export async function multipartBody({ request }: { request: Request }): Promise<unknown> {
-  const type = request.headers.get("content-type") ?? "";
-  if (!/^multipart\/form-data\b/i.test(type)) {
-    throw new UnsupportedMediaTypeError("Send the photo as multipart/form-data in field `file`.");
+export async function jsonBody({ request }: { request: Request }): Promise<unknown> {
+  if (!JSON_TYPE.test(contentType(request))) {
+    throw new UnsupportedMediaTypeError(JSON_REQUIRED);
   }
-  const form = await request.formData().catch(() => {
-    throw new AppError("bad_request", "The multipart body could not be parsed.");
-  });
-  return Object.fromEntries(form.entries());
+  const text = await readText(request);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new AppError("bad_request", INVALID_JSON);
+  }
+  const bad = badJsonKey(text);
+  if (bad) throw new ValidationError("Invalid body.", [bad]);
+  return value;
+}
+
+export async function multipartBody({ request }: { request: Request }): Promise<unknown> {
+  const type = contentType(request);
+  if (!MULTIPART_TYPE.test(type)) {
+    throw new UnsupportedMediaTypeError(MULTIPART_REQUIRED);
+  }
+  const bytes = await readBody(request);
+  // The bytes are already within the limit; Bun's parser reads them with their boundary.
+  const form = await new Response(bytes, { headers: { "content-type": type } })
+    .formData()
+    .catch(() => {
+      throw new AppError("bad_request", INVALID_MULTIPART);
+    });
+  return fieldsOf(form.entries());
 }
 
 /** JSON or an HTML form (OAuth2 clients send forms): anything else is 415. */
 export async function jsonOrFormBody({ request }: { request: Request }): Promise<unknown> {
-  const type = request.headers.get("content-type") ?? "";
-  if (!/^application\/x-www-form-urlencoded\b/i.test(type)) return jsonBody({ request });
-  const form = new URLSearchParams(await request.text());
-  return Object.fromEntries(form.entries());
+  if (!FORM_TYPE.test(contentType(request))) return jsonBody({ request });
+  return fieldsOf(new URLSearchParams(await readText(request)).entries());
+}
+
+/** Form fields as an object; a field given twice, or named `__proto__`, is refused. */
+function fieldsOf<V>(entries: Iterable<[string, V]>): Record<string, V> {
+  const fields: Record<string, V> = {};
+  for (const [name, value] of entries) {
+    const bad = keyProblem(name, Object.hasOwn(fields, name), `/${pointerToken(name)}`);
+    if (bad) throw new ValidationError("Invalid body.", [bad]);
+    fields[name] = value; // never `__proto__` here, so always an own property
+  }
+  return fields;
+}
+
+function keyProblem(key: string, repeated: boolean, path: string): FieldError | undefined {
+  // JSON.parse and Object.fromEntries make `__proto__` an own property; copied onto another
+  // object it would set that object's prototype instead, so it is no field anyone may send.
+  if (key === "__proto__") return { path, message: "Property '__proto__' should not be provided" };
+  if (repeated) return { path, message: "is given more than once" };
+  return undefined;
+}
+
+/** A key as a JSON Pointer (RFC 6901) reference token. */
+const pointerToken = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+
+interface Frame {
+  object: boolean;
+  keys: Set<string>;
+  /** The current key (objects) or index (arrays). */
+  at: string;
+  index: number;
+  expectKey: boolean;
+}
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+
+/**
+ * The first object key in `text` (valid JSON) that repeats within its object, where JSON.parse
+ * would silently keep the last, or that is `__proto__`. One pass, no recursion: nesting depth
+ * costs nothing but the stack array.
+ */
+export function badJsonKey(text: string): FieldError | undefined {
+  const stack: Frame[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      let end = i + 1;
+      let escaped = false;
+      for (; end < text.length; end++) {
+        const d = text.charCodeAt(end);
+        if (escaped) escaped = false;
+        else if (d === BACKSLASH) escaped = true;
+        else if (d === QUOTE) break;
+      }
+      const top = stack.at(-1);
+      if (top?.object && top.expectKey) {
+        const raw = text.slice(i, end + 1);
+        const key = raw.includes("\\") ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+        const bad = keyProblem(key, top.keys.has(key), "");
+        if (bad) {
+          const parents = stack.slice(0, -1).map((f) => `/${pointerToken(f.at)}`);
+          return { ...bad, path: `${parents.join("")}/${pointerToken(key)}` };
+        }
+        top.keys.add(key);
+        top.at = key;
+        top.expectKey = false;
+      }
+      i = end;
+    } else if (c === 123 /* { */) {
+      stack.push({ object: true, keys: new Set(), at: "", index: 0, expectKey: true });
+    } else if (c === 91 /* [ */) {
+      stack.push({ object: false, keys: new Set(), at: "0", index: 0, expectKey: false });
+    } else if (c === 125 /* } */ || c === 93 /* ] */) {
+      stack.pop();
+    } else if (c === 44 /* , */) {
+      const top = stack.at(-1);
+      if (top?.object) top.expectKey = true;
+      else if (top) top.at = String(++top.index);
+    }
+  }
+  return undefined;
 }

@@ -1,12 +1,20 @@
 /**
- * Cross-cutting HTTP concerns, registered before every route: request ids, access logs, the
- * body-size limit, and the translation of every error into a problem response.
+ * Cross-cutting HTTP concerns, registered before every route: request ids, access logs, each
+ * request's body-size limit, and the translation of every error into a problem response.
  */
 import { Elysia } from "elysia";
-import { AppError, PayloadTooLargeError, UnauthorizedError } from "../errors.ts";
+import { AppError, type FieldError, RetryLaterError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { InFlight } from "./in-flight.ts";
-import { type Problem, problem, problemFromAppError, problemResponse } from "./problem.ts";
+import { setBodyLimit } from "./parsers.ts";
+import {
+  invalidInput,
+  type Problem,
+  problem,
+  problemFromAppError,
+  problemResponse,
+} from "./problem.ts";
+import { VALUE_MESSAGE } from "./text-field.ts";
 
 interface RequestState {
   id: string;
@@ -26,7 +34,10 @@ export function pathOf(url: string): string {
 
 export interface RequestContextOptions {
   logger: Logger;
-  /** Largest accepted body, by path; checked from Content-Length before anything is read. */
+  /**
+   * Largest accepted body, by path. The body parsers enforce it (see parsers.ts), so it applies
+   * after the auth guards and to the bytes that arrive, declared or chunked.
+   */
   maxBodyBytes: (path: string) => number;
   inFlight: InFlight;
 }
@@ -52,11 +63,8 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
       };
       states.set(request, state);
       set.headers["x-request-id"] = state.id;
-      const length = Number(request.headers.get("content-length") ?? 0);
-      const limit = maxBodyBytes(pathOf(request.url));
-      if (length > limit) {
-        throw new PayloadTooLargeError(`The request body is larger than ${limit} bytes.`);
-      }
+      // Only noted here: checked now, a 413 would come before the auth guards' 401.
+      setBodyLimit(request, maxBodyBytes(pathOf(request.url)));
     })
     .onError({ as: "global" }, ({ code, error, request }) => {
       const state = stateOf(request);
@@ -71,11 +79,15 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
       if (appError) {
         body = problemFromAppError(appError, state.id);
       } else if (code === "VALIDATION") {
-        const fieldErrors = error.all.map((e) => ({
-          path: e.path || "/",
-          message: customMessage(e.schema) ?? ("summary" in e && e.summary ? e.summary : e.message),
-        }));
-        body = problem("validation", `Invalid ${error.type}.`, state.id, fieldErrors);
+        const fieldErrors = uniqueFieldErrors(
+          error.all.map((e) => ({
+            path: e.path || "/",
+            message:
+              customMessage(e.schema, e.value) ??
+              ("summary" in e && e.summary ? e.summary : e.message),
+          })),
+        );
+        body = problem("validation", invalidInput(error.type), state.id, fieldErrors);
       } else if (code === "PARSE") {
         body = problem("bad_request", "The request body could not be parsed.", state.id);
       } else if (code === "NOT_FOUND") {
@@ -93,6 +105,9 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
       if (appError instanceof UnauthorizedError && appError.challenge) {
         headers["www-authenticate"] = appError.challenge;
       }
+      if (appError instanceof RetryLaterError) {
+        headers["retry-after"] = String(appError.retryAfterSeconds);
+      }
       return problemResponse(body, headers);
     })
     .onAfterResponse({ as: "global" }, ({ request, set }) => {
@@ -108,8 +123,27 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
     });
 }
 
-/** Schemas may carry a readable `error` text (see pets.model.ts). */
-function customMessage(schema: unknown): string | undefined {
-  const text = (schema as { error?: unknown } | undefined)?.error;
-  return typeof text === "string" ? text : undefined;
+/** Schemas may carry a readable `error` text (see pets.model.ts), or a function of the value. */
+function customMessage(schema: unknown, value: unknown): string | undefined {
+  const s = schema as { error?: unknown; [VALUE_MESSAGE]?: unknown } | undefined;
+  const fromValue = s?.[VALUE_MESSAGE];
+  if (typeof fromValue === "function") {
+    const text = fromValue(value);
+    if (typeof text === "string") return text;
+  }
+  return typeof s?.error === "string" ? s.error : undefined;
+}
+
+/**
+ * TypeBox reports a missing field twice (required, then wrong type), which with a field's own
+ * message reads as the same line twice: each (path, message) once.
+ */
+function uniqueFieldErrors(errors: FieldError[]): FieldError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = `${e.path}\u0000${e.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

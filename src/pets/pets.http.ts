@@ -3,7 +3,9 @@ import { Elysia, t } from "elysia";
 import { consumes } from "../http/openapi-tidy.ts";
 import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { jsonBody, multipartBody } from "../http/parsers.ts";
-import { problemResponses } from "../http/problem.ts";
+import { problemResponses } from "../http/problem-responses.ts";
+import { singleValuedQuery } from "../http/query.ts";
+import { trimFields } from "../http/text-field.ts";
 import {
   DeletePetsResultSchema,
   DeletePetsSchema,
@@ -29,12 +31,19 @@ export function petsRoutes(pets: PetsService) {
       },
       {
         parse: jsonBody,
-        transform({ body }) {
-          const b = body as { name?: unknown } | null;
-          if (b && typeof b === "object" && typeof b.name === "string") b.name = b.name.trim();
-        },
+        transform: trimFields("name"),
         body: NewPetSchema,
-        response: { 201: PetSchema, ...problemResponses(400, 401, 413, 415, 422) },
+        response: {
+          201: PetSchema,
+          ...problemResponses(
+            { auth: "api-key", parser: "json", body: NewPetSchema },
+            400,
+            401,
+            413,
+            415,
+            422,
+          ),
+        },
         detail: {
           tags: ["pets"],
           summary: "Create a pet",
@@ -52,15 +61,29 @@ export function petsRoutes(pets: PetsService) {
           hasPhotos: parseHasPhotos(query.has_photos),
         }),
       {
+        transform: singleValuedQuery,
         query: ListPetsQuerySchema,
-        response: { 200: PetListSchema, ...problemResponses(401, 422) },
+        response: {
+          200: PetListSchema,
+          ...problemResponses({ auth: "api-key", query: ListPetsQuerySchema }, 401, 422),
+        },
         detail: { tags: ["pets"], summary: "List pets, newest first", security },
       },
     )
     .delete("", ({ body }) => pets.deleteMany(body.ids), {
       parse: jsonBody,
       body: DeletePetsSchema,
-      response: { 200: DeletePetsResultSchema, ...problemResponses(400, 401, 413, 415, 422) },
+      response: {
+        200: DeletePetsResultSchema,
+        ...problemResponses(
+          { auth: "api-key", parser: "json", body: DeletePetsSchema },
+          400,
+          401,
+          413,
+          415,
+          422,
+        ),
+      },
       detail: {
         tags: ["pets"],
         summary: "Delete pets with their photos",
@@ -79,7 +102,18 @@ export function petsRoutes(pets: PetsService) {
         params: t.Object({ id: t.String({ description: "The pet's id." }) }),
         parse: multipartBody,
         body: PhotoUploadSchema,
-        response: { 201: PhotoSchema, ...problemResponses(400, 401, 404, 413, 415, 422) },
+        response: {
+          201: PhotoSchema,
+          ...problemResponses(
+            { auth: "api-key", resource: "pet", parser: "photo", body: PhotoUploadSchema },
+            400,
+            401,
+            404,
+            413,
+            415,
+            422,
+          ),
+        },
         detail: {
           tags: ["pets"],
           summary: "Upload a photo of a pet",

@@ -2,6 +2,7 @@
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
 import { paginationQuery } from "../http/pagination.ts";
+import { TextField } from "../http/text-field.ts";
 
 export const PET_TYPES = ["dog", "cat"] as const;
 export type PetType = (typeof PET_TYPES)[number];
@@ -13,18 +14,30 @@ export const PET_NOT_FOUND = "Pet with the matching ID was not found.";
 
 const uuidExample = "0193a8f2-6d1e-7c3a-9b1e-5f2d8c4a7e10";
 
-export const PetTypeSchema = t.UnionEnum(PET_TYPES, {
-  description: "`dog` or `cat`",
-  error: "type must be dog or cat",
-});
+/**
+ * The schema without its `default`. Elysia fills every default of a body schema in before
+ * validation, so a required field with one can never be missing: t.UnionEnum defaults to its
+ * first member, and an absent `type` became "dog".
+ */
+export function withoutDefault<T extends object>(schema: T): T {
+  const copy = { ...schema }; // keeps TypeBox's symbol keys (Kind)
+  delete (copy as { default?: unknown }).default;
+  return copy;
+}
+
+export const PetTypeSchema = withoutDefault(
+  t.UnionEnum(PET_TYPES, {
+    description: "`dog` or `cat`",
+    error: "type must be dog or cat",
+  }),
+);
 
 export const NewPetSchema = t.Object(
   {
-    name: t.String({
+    name: TextField("name", {
       minLength: 1,
       maxLength: NAME_MAX_LENGTH,
-      description: "Trimmed before validation.",
-      error: `name must be a string of 1 to ${NAME_MAX_LENGTH} characters`,
+      description: "Trimmed before validation; lengths count characters (code points).",
       examples: ["boy"],
     }),
     // TypeBox's Integer, here and in responses: Elysia's t.Integer also accepts strings like "7"
@@ -114,10 +127,13 @@ export const DeletePetsResultSchema = t.Object(
 export type DeletePetsResult = Static<typeof DeletePetsResultSchema>;
 
 export const PhotoUploadSchema = t.Object({
-  file: t.File({
-    description: "A JPEG, PNG, WebP or GIF image.",
-    error: "file must be an uploaded image file",
-  }),
+  // Elysia's t.File carries `default: "File"`, a marker it strips again: no default at all.
+  file: withoutDefault(
+    t.File({
+      description: "A JPEG, PNG, WebP or GIF image.",
+      error: "file must be an uploaded image file",
+    }),
+  ),
 });
 
 /** The CLI export's shape: photos as plain URLs. */

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { AppError, NotFoundError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { createLocalPhotoStorage, type PhotoStorage } from "../storage/photo-storage.ts";
-import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
 import { newPet, pngBytes } from "../testing/factories.ts";
 import { createPetsRepository, type PetsRepository } from "./pets.repository.ts";
 import { createPetsService } from "./pets.service.ts";
@@ -21,11 +21,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "petbooks-service-"));
   storage = createLocalPhotoStorage(dir, "http://x");
   repository = createPetsRepository(database.db);
-});
+}, SETUP_TIMEOUT_MS);
 afterAll(async () => {
-  await database.close();
+  await database?.close();
   rmSync(dir, { recursive: true, force: true });
-});
+}, SETUP_TIMEOUT_MS);
 
 const service = (overrides: Partial<PetsRepository> = {}, store: PhotoStorage = storage) =>
   createPetsService({
@@ -38,6 +38,24 @@ const service = (overrides: Partial<PetsRepository> = {}, store: PhotoStorage = 
 const files = () => readdirSync(dir).filter((f) => !f.startsWith("."));
 
 describe("pets service", () => {
+  test("names are checked as PostgreSQL stores them, also for callers that skip HTTP", async () => {
+    const [id] = await service().createMany([newPet({ name: ` ${"🐈".repeat(100)} ` })]);
+    expect(id).toBeDefined();
+    const refused: [name: string, message: string][] = [
+      [`${"🐈".repeat(100)}a`, "name must be 1 to 100 characters long"],
+      ["   ", "name must be 1 to 100 characters long"],
+      ["a\u0000b", "name must not contain the NUL character (U+0000)"],
+      ["a\ud800", "name must be valid Unicode (it has an unpaired surrogate)"],
+    ];
+    for (const [name, message] of refused) {
+      const err = await service()
+        .create(newPet({ name }))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AppError);
+      expect((err as AppError).fieldErrors).toEqual([{ path: "/name", message }]);
+    }
+  });
+
   test("a photo whose row cannot be written leaves no file behind", async () => {
     const pet = await service().create(newPet());
     const failing = service({

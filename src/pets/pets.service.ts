@@ -1,5 +1,6 @@
 /** The rules of the pets registry: validation, photo handling, bulk delete bookkeeping. */
-import { PG_FOREIGN_KEY_VIOLATION, pgErrorCode } from "../db/errors.ts";
+
+import { isForeignKeyViolation } from "../db/errors.ts";
 import {
   NotFoundError,
   PayloadTooLargeError,
@@ -9,6 +10,7 @@ import {
 import type { Logger } from "../logger.ts";
 import { detectImageFormat } from "../storage/image-format.ts";
 import type { PhotoStorage } from "../storage/photo-storage.ts";
+import { textProblem } from "../text.ts";
 import { isUuid } from "../uuid.ts";
 import {
   type DeletePetsResult,
@@ -23,6 +25,9 @@ import {
 } from "./pets.model.ts";
 import type { ExportCursor, PetRow, PetsRepository } from "./pets.repository.ts";
 
+export const PHOTO_TYPE_UNSUPPORTED = "The photo must be a JPEG, PNG, WebP or GIF image.";
+export const photoTooLarge = (maxBytes: number) => `The photo is larger than ${maxBytes} bytes.`;
+
 export interface PetsServiceDeps {
   repository: PetsRepository;
   storage: PhotoStorage;
@@ -32,10 +37,9 @@ export interface PetsServiceDeps {
 
 function checkedPet(input: NewPet) {
   const name = input.name.trim();
-  if (name.length === 0 || name.length > NAME_MAX_LENGTH) {
-    throw new ValidationError("Invalid pet.", [
-      { path: "/name", message: `must be 1 to ${NAME_MAX_LENGTH} characters after trimming` },
-    ]);
+  const problem = textProblem(name, { minLength: 1, maxLength: NAME_MAX_LENGTH });
+  if (problem) {
+    throw new ValidationError("Invalid pet.", [{ path: "/name", message: `name ${problem}` }]);
   }
   return { id: Bun.randomUUIDv7(), name, age: input.age, type: input.type };
 }
@@ -81,12 +85,12 @@ export function createPetsService({ repository, storage, maxPhotoBytes, logger }
         throw new ValidationError("The photo is empty.", [{ path: "/file", message: "is empty" }]);
       }
       if (file.size > maxPhotoBytes) {
-        throw new PayloadTooLargeError(`The photo is larger than ${maxPhotoBytes} bytes.`);
+        throw new PayloadTooLargeError(photoTooLarge(maxPhotoBytes));
       }
       const bytes = new Uint8Array(await file.arrayBuffer());
       const format = detectImageFormat(bytes);
       if (!format) {
-        throw new UnsupportedMediaTypeError("The photo must be a JPEG, PNG, WebP or GIF image.");
+        throw new UnsupportedMediaTypeError(PHOTO_TYPE_UNSUPPORTED);
       }
       const photo = { id: Bun.randomUUIDv7(), fileName: storage.newFileName(format) };
       await storage.save(photo.fileName, bytes);
@@ -105,7 +109,7 @@ export function createPetsService({ repository, storage, maxPhotoBytes, logger }
           }),
         );
         // The pet was deleted between the check and the insert.
-        if (pgErrorCode(err) === PG_FOREIGN_KEY_VIOLATION) throw new NotFoundError(PET_NOT_FOUND);
+        if (isForeignKeyViolation(err)) throw new NotFoundError(PET_NOT_FOUND);
         throw err;
       }
       return { id: photo.id, url: storage.url(photo.fileName) };

@@ -17,6 +17,11 @@ export interface PhotoStorage {
   remove(fileName: string): Promise<void>;
   open(fileName: string): Promise<StoredPhoto | undefined>;
   url(fileName: string): string;
+  /**
+   * Changes the base of the URLs `url` makes: the server calls it once it listens, when the
+   * base depends on the port it got (PORT=0 and no PUBLIC_URL).
+   */
+  setPublicUrl(publicUrl: string): void;
 }
 
 export const PHOTO_ROUTE_PREFIX = "/photos/";
@@ -24,6 +29,7 @@ const FILE_NAME = /^[A-Za-z0-9_-]{22}\.(jpg|png|webp|gif)$/;
 
 export function createLocalPhotoStorage(dir: string, publicUrl: string): PhotoStorage {
   const ready = mkdir(dir, { recursive: true });
+  let base = publicUrl;
   return {
     newFileName: (format) => `${randomBytes(16).toString("base64url")}.${format.extension}`,
     async save(fileName, bytes) {
@@ -48,6 +54,9 @@ export function createLocalPhotoStorage(dir: string, publicUrl: string): PhotoSt
       const extension = match[1] as ImageFormat["extension"];
       return { body: file, contentType: CONTENT_TYPE_BY_EXTENSION[extension] };
     },
-    url: (fileName) => `${publicUrl}${PHOTO_ROUTE_PREFIX}${fileName}`,
+    url: (fileName) => `${base}${PHOTO_ROUTE_PREFIX}${fileName}`,
+    setPublicUrl(url) {
+      base = url;
+    },
   };
 }

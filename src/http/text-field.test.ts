@@ -1,0 +1,91 @@
+import { describe, expect, test } from "bun:test";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { Elysia, t } from "elysia";
+import { silentLogger } from "../logger.ts";
+import { InFlight } from "./in-flight.ts";
+import { requestContext } from "./request-context.ts";
+import { TextField, trimFields } from "./text-field.ts";
+
+const name = TextField("name", { minLength: 1, maxLength: 3, description: "A name." });
+
+describe("TextField", () => {
+  const check = TypeCompiler.Compile(t.Object({ name }));
+
+  test.each([["a"], ["abc"], ["🐈🐈🐈"], ["é"]])("accepts %j", (value) => {
+    expect(check.Check({ name: value })).toBe(true);
+  });
+
+  test.each([[""], ["abcd"], ["🐈🐈🐈🐈"], ["a\u0000"], ["\ud800"], [3], [null], [["a"]]])(
+    "refuses %j",
+    (value) => {
+      expect(check.Check({ name: value })).toBe(false);
+    },
+  );
+
+  test("documents itself as a plain string with its bounds", () => {
+    expect(JSON.parse(JSON.stringify(name))).toEqual({
+      type: "string",
+      minLength: 1,
+      maxLength: 3,
+      description: "A name.",
+      error: "name must be a string of 1 to 3 characters, without NUL characters",
+    });
+    // What the OpenAPI document is made of survives structuredClone (see openapi-tidy.ts).
+    expect(() => structuredClone(name)).not.toThrow();
+  });
+
+  test("errors say what is wrong with the value", async () => {
+    const app = new Elysia()
+      .use(
+        requestContext({
+          logger: silentLogger,
+          maxBodyBytes: () => 1024,
+          inFlight: new InFlight(),
+        }),
+      )
+      .post("/", ({ body }) => body, {
+        transform: trimFields("name"),
+        body: t.Object({ name }, { additionalProperties: false }),
+      });
+    const send = async (body: unknown) => {
+      const res = await app.handle(
+        new Request("http://localhost/", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        }),
+      );
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    expect(await send({ name: " ab " })).toEqual({ status: 200, body: { name: "ab" } });
+    expect((await send({ name: "a\u0000" })).body.errors).toEqual([
+      { path: "/name", message: "name must not contain the NUL character (U+0000)" },
+    ]);
+    expect((await send({ name: "🐈🐈🐈🐈" })).body.errors).toEqual([
+      { path: "/name", message: "name must be 1 to 3 characters long" },
+    ]);
+    expect((await send({ name: 5 })).body.errors).toEqual([
+      {
+        path: "/name",
+        message: "name must be a string of 1 to 3 characters, without NUL characters",
+      },
+    ]);
+    expect((await send({})).body.errors).toEqual([
+      {
+        path: "/name",
+        message: "name must be a string of 1 to 3 characters, without NUL characters",
+      },
+    ]);
+  });
+});
+
+describe("trimFields", () => {
+  test("trims only the named string fields, and leaves other bodies alone", () => {
+    const body = { name: "  a ", other: " b ", n: 1 };
+    trimFields("name", "n")({ body });
+    expect(body).toEqual({ name: "a", other: " b ", n: 1 });
+    for (const other of [null, "  x ", [" a "], 3]) {
+      expect(() => trimFields("name")({ body: other })).not.toThrow();
+    }
+  });
+});
