@@ -1,23 +1,34 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { createTestApp, readJson, type TestApp } from "../testing/app.ts";
+import {
+  CODE_BY_STATUS,
+  errorResponses,
+  invalidExamples,
+  keywordUses,
+  nonStandardKeywords,
+  problemContent,
+} from "../testing/openapi-checks.ts";
+import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX } from "./pagination.ts";
 
 let t: TestApp;
 // biome-ignore lint/suspicious/noExplicitAny: an OpenAPI document is walked dynamically here
 let doc: any;
 
+// A migrated database and the whole app: generous, no speed assumed on a busy machine.
 beforeAll(async () => {
   t = await createTestApp();
   doc = await readJson(t.request("/docs/json", { apiKey: null }));
-});
-afterAll(() => t.close());
+}, 120_000);
+afterAll(() => t?.close(), 60_000);
 
 describe("OpenAPI document", () => {
+  // Compiles the whole OpenAPI 3.1 meta-schema: seconds on a busy machine.
   test("passes an independent OpenAPI validator", async () => {
     const result = await new Validator().validate(doc);
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
-  });
+  }, 60_000);
 
   test("declares the API-key scheme on every pets operation", () => {
     expect(doc.components.securitySchemes.ApiKeyAuth).toEqual({
@@ -63,7 +74,7 @@ describe("OpenAPI document", () => {
     ["/books/{id}", "patch", ["200", "400", "401", "404", "413", "415", "422"]],
     ["/books/{id}", "delete", ["204", "401", "404"]],
     ["/auth/register", "post", ["201", "400", "409", "413", "415", "422"]],
-    ["/auth/token", "post", ["200", "400", "401", "413", "415", "422"]],
+    ["/auth/token", "post", ["200", "400", "401", "413", "415"]],
     ["/pets", "post", ["201", "400", "401", "413", "415", "422"]],
     ["/pets", "get", ["200", "401", "422"]],
     ["/pets", "delete", ["200", "400", "401", "413", "415", "422"]],
@@ -105,6 +116,128 @@ describe("OpenAPI document", () => {
     const content = doc.paths["/pets/{id}/photo"].post.requestBody.content;
     expect(Object.keys(content)).toEqual(["multipart/form-data"]);
     expect(JSON.stringify(content["multipart/form-data"].schema)).toContain('"binary"');
+  });
+
+  test("every error response is a problem document, but the token endpoint's OAuth2 400", () => {
+    const other = errorResponses(doc)
+      .filter((r) => r.types.join() !== "application/problem+json")
+      .map((r) => [r.method, r.path, r.status, r.types]);
+    expect(other).toEqual([["post", "/auth/token", 400, ["application/json"]]]);
+  });
+
+  test("every problem response has one example of its own status, code and route", () => {
+    const responses = errorResponses(doc).filter((r) =>
+      r.types.includes("application/problem+json"),
+    );
+    expect(responses.length).toBeGreaterThan(40);
+    for (const { path, method, status, examples } of responses) {
+      const where = `${method} ${path} ${status}`;
+      expect([where, examples.length]).toEqual([where, 1]);
+      expect([where, structuredClone(examples[0])]).toMatchObject([
+        where,
+        { type: "about:blank", status, code: CODE_BY_STATUS[status] },
+      ]);
+    }
+    // A text belongs to one status: no two responses of different statuses share an example.
+    const statusOf = new Map<string, number>();
+    for (const { path, method, status, examples } of responses) {
+      const content = JSON.stringify({ ...problemContent(examples[0]), status: undefined });
+      const seen = statusOf.get(content) ?? status;
+      expect([`${method} ${path}`, content, seen]).toEqual([`${method} ${path}`, content, status]);
+      statusOf.set(content, status);
+    }
+  });
+
+  test.each([
+    ["/books/{id}", "get", 404, { detail: "Book with the matching ID was not found." }],
+    ["/pets/{id}/photo", "post", 404, { detail: "Pet with the matching ID was not found." }],
+    ["/pets", "post", 401, { detail: "A valid API key is required in the X-API-KEY header." }],
+    ["/books", "get", 401, { detail: expect.stringContaining("bearer token") }],
+    ["/auth/token", "post", 401, { detail: "Wrong username or password." }],
+    ["/pets", "post", 413, { detail: "The request body is larger than 1048576 bytes." }],
+    ["/pets", "post", 415, { detail: "Send the body as application/json." }],
+    ["/pets", "post", 400, { detail: "The request body is not valid JSON." }],
+    ["/pets/{id}/photo", "post", 400, { detail: "The multipart body could not be parsed." }],
+    [
+      "/pets",
+      "post",
+      422,
+      { detail: "Invalid body.", errors: [{ path: "/name", message: expect.any(String) }] },
+    ],
+    [
+      "/books",
+      "get",
+      422,
+      { detail: "Invalid query.", errors: [{ path: "/limit", message: expect.any(String) }] },
+    ],
+  ] as const)("%s %s %i shows what that route answers", (path, method, status, expected) => {
+    const example =
+      doc.paths[path][method].responses[status].content["application/problem+json"].schema
+        .examples[0];
+    // A copy: Bun's toMatchObject writes its asymmetric matchers into the object it is given.
+    expect(structuredClone(example)).toMatchObject(expected);
+  });
+
+  test("401s of bearer routes document the challenge they send", () => {
+    for (const [path, method] of [
+      ["/books", "get"],
+      ["/auth/me", "get"],
+      ["/auth/token", "post"],
+    ] as const) {
+      expect(doc.paths[path][method].responses["401"].headers).toEqual({
+        "WWW-Authenticate": { schema: { type: "string" }, example: 'Bearer realm="petbooks"' },
+      });
+    }
+    expect(doc.paths["/pets"].get.responses["401"].headers).toBeUndefined();
+  });
+
+  test("every example is valid against its schema", () => {
+    expect(invalidExamples(doc)).toEqual([]);
+  });
+
+  test("limit and offset are plain integers with their bounds and defaults", () => {
+    for (const path of ["/pets", "/books"]) {
+      const schemaOf = (name: string) =>
+        doc.paths[path].get.parameters.find((p: { name: string }) => p.name === name).schema;
+      expect(schemaOf("limit")).toEqual({
+        type: "integer",
+        minimum: 1,
+        maximum: LIST_LIMIT_MAX,
+        default: LIST_LIMIT_DEFAULT,
+      });
+      expect(schemaOf("offset")).toEqual({
+        type: "integer",
+        minimum: 0,
+        maximum: OFFSET_MAX,
+        default: 0,
+      });
+    }
+  });
+
+  test("schemas use only JSON Schema and OpenAPI keywords: no `error`, no string-or-number", () => {
+    expect(keywordUses(doc, "error")).toEqual([]);
+    expect(nonStandardKeywords(doc)).toEqual([]);
+    expect(keywordUses(doc, "format").filter((use) => /"(integer|numeric)"/.test(use))).toEqual([]);
+    // Elysia's t.File documents a default "File"; t.UnionEnum its first member, in responses too.
+    expect(keywordUses(doc, "default").filter((use) => use.endsWith('"File"'))).toEqual([]);
+    expect(JSON.stringify(doc.paths["/pets"].get.responses["200"])).not.toContain('"default"');
+    const token = doc.paths["/auth/token"].post.responses["200"].content["application/json"];
+    expect(structuredClone(token.schema.properties.expires_in)).toEqual({
+      type: "integer",
+      description: expect.any(String),
+    });
+  });
+
+  test("responses carry only OpenAPI's response fields", () => {
+    for (const item of Object.values<Record<string, { responses: object }>>(doc.paths)) {
+      for (const op of Object.values(item)) {
+        for (const response of Object.values(op.responses)) {
+          for (const key of Object.keys(response)) {
+            expect(["description", "headers", "content", "links"]).toContain(key);
+          }
+        }
+      }
+    }
   });
 
   test("hides the docs' own routes", () => {

@@ -2,6 +2,7 @@
 import { Type } from "@sinclair/typebox";
 import { t } from "elysia";
 import { AppError, type ErrorCode, type FieldError } from "../errors.ts";
+import { mediaType, responseHeader } from "./openapi-tidy.ts";
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -11,6 +12,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  too_many_requests: 429,
   unavailable: 503,
   internal: 500,
 };
@@ -24,18 +26,25 @@ const TITLES: Record<number, string> = {
   413: "Content Too Large",
   415: "Unsupported Media Type",
   422: "Unprocessable Content",
+  429: "Too Many Requests",
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
 
+/** The detail of a failed validation; `part` is where it failed: Elysia's `body`, `query`… */
+export const invalidInput = (part: string) => `Invalid ${part}.`;
+/** What the readiness probe answers when the database does not (see health.http.ts). */
+export const DATABASE_UNAVAILABLE = "The database is not reachable.";
+
+// No examples here: each error response gets a whole example of its own (problemResponses).
 export const ProblemSchema = t.Object(
   {
-    type: t.String({ examples: ["about:blank"] }),
-    title: t.String({ examples: ["Not Found"] }),
-    status: Type.Integer({ examples: [404] }),
-    detail: t.String({ examples: ["Pet with the matching ID was not found."] }),
-    code: t.String({ description: "Stable machine-readable error code.", examples: ["not_found"] }),
-    request_id: t.String(),
+    type: t.String({ description: "Always `about:blank`: the status says what went wrong." }),
+    title: t.String({ description: "The status' reason phrase." }),
+    status: Type.Integer({ description: "The HTTP status code." }),
+    detail: t.String({ description: "What went wrong, for a human." }),
+    code: t.String({ description: "Stable machine-readable error code." }),
+    request_id: t.String({ description: "Also in the `X-Request-Id` header and the logs." }),
     errors: t.Optional(
       t.Array(t.Object({ path: t.String(), message: t.String() }), {
         description: "Per-field problems, for validation errors.",
@@ -92,19 +101,43 @@ const RESPONSE_DESCRIPTIONS: Record<number, string> = {
   413: "The body or the file is too large.",
   415: "Unsupported content type or file type.",
   422: "The request failed validation; `errors` lists each problem.",
+  429: "Too many attempts: wait the `Retry-After` seconds before trying again.",
   503: "A dependency (the database) is unavailable.",
 };
 
-/** The OpenAPI `response` entries for the given error statuses, each with its own description. */
-export function problemResponses<S extends number>(...statuses: S[]) {
-  return Object.fromEntries(
-    statuses.map((s) => [
-      s,
-      t.Object(ProblemSchema.properties, {
-        description: RESPONSE_DESCRIPTIONS[s] ?? TITLES[s] ?? "Error",
-      }),
-    ]),
-  ) as Record<S, typeof ProblemSchema>;
+/** An error response as the OpenAPI document shows it: what it means, and one real example. */
+export interface DocumentedProblem {
+  code: ErrorCode;
+  detail: string;
+  errors?: FieldError[];
+  /** The `WWW-Authenticate` challenge the response carries. */
+  challenge?: string | undefined;
+  /** An example of the `Retry-After` (seconds) the response carries. */
+  retryAfter?: string | undefined;
+}
+
+/** Only an example: the real one is the request's own id. */
+const EXAMPLE_REQUEST_ID = "0193a8f2-6d1e-7c3a-9b1e-5f2d8c4a7e10";
+
+/**
+ * The response schema of one documented error, built as request-context.ts builds the answer.
+ * (Routes use problemResponses in problem-responses.ts, which picks the examples.)
+ */
+export function problemResponseSchema({
+  code,
+  detail,
+  errors,
+  challenge,
+  retryAfter,
+}: DocumentedProblem) {
+  const status = STATUS_BY_CODE[code];
+  return t.Object(ProblemSchema.properties, {
+    description: RESPONSE_DESCRIPTIONS[status] ?? TITLES[status] ?? "Error",
+    examples: [problem(code, detail, EXAMPLE_REQUEST_ID, errors)],
+    ...mediaType("application/problem+json"),
+    ...(challenge && responseHeader("WWW-Authenticate", challenge)),
+    ...(retryAfter && responseHeader("Retry-After", retryAfter)),
+  });
 }
 
 export { AppError };
