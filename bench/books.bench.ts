@@ -212,7 +212,7 @@ async function obtainToken(server: RunningServer): Promise<string> {
     fetch(`${server.baseUrl}/auth/token`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams(USER),
+      body: new URLSearchParams({ grant_type: "password", ...USER }),
     }),
     [200],
     "POST /auth/token",

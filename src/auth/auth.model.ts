@@ -1,5 +1,7 @@
 /** Users and tokens: request/response schemas. */
 import { type Static, t } from "elysia";
+import { PasswordField } from "./password-policy.ts";
+import { TOKEN_PASSWORD_MAX_LENGTH, TOKEN_USERNAME_MAX_LENGTH } from "./token-request.ts";
 
 export const USERNAME_PATTERN = "^[A-Za-z0-9_.-]{3,50}$";
 
@@ -11,12 +13,7 @@ export const RegisterSchema = t.Object(
       examples: ["ada"],
       error: "username must be 3 to 50 characters of A-Z, a-z, 0-9, _, . or -",
     }),
-    password: t.String({
-      minLength: 8,
-      maxLength: 128,
-      examples: ["correct horse battery staple"],
-      error: "password must be 8 to 128 characters",
-    }),
+    password: PasswordField({ examples: ["correct horse battery staple"] }),
   },
   { additionalProperties: false },
 );
@@ -32,15 +29,37 @@ export const UserSchema = t.Object(
 );
 export type User = Static<typeof UserSchema>;
 
-/** OAuth2 password grant, as OAuth2 clients and Swagger UI send it (form or JSON). */
+/**
+ * OAuth2 password grant, as OAuth2 clients and Swagger UI send it (form or JSON). For the
+ * OpenAPI document only: token-request.ts checks the request, so that what it refuses gets
+ * OAuth2's own error answer (TokenErrorSchema) rather than a problem document.
+ */
 export const TokenRequestSchema = t.Object({
-  grant_type: t.Optional(t.UnionEnum(["password"], { error: "grant_type must be password" })),
-  username: t.String({ maxLength: 200, error: "username is required" }),
-  password: t.String({ maxLength: 1000, error: "password is required" }),
-  scope: t.Optional(t.String()),
-  client_id: t.Optional(t.String()),
-  client_secret: t.Optional(t.String()),
+  grant_type: t.Literal("password"),
+  username: t.String({ minLength: 1, maxLength: TOKEN_USERNAME_MAX_LENGTH }),
+  password: t.String({ minLength: 1, maxLength: TOKEN_PASSWORD_MAX_LENGTH }),
+  scope: t.Optional(t.String({ description: "Accepted and ignored." })),
+  client_id: t.Optional(t.String({ description: "Accepted and ignored." })),
+  client_secret: t.Optional(t.String({ description: "Accepted and ignored." })),
 });
+
+/** RFC 6749 §5.2: how the token endpoint refuses a request it cannot take. */
+export const TokenErrorSchema = t.Object(
+  {
+    error: t.UnionEnum(["invalid_request", "unsupported_grant_type"]),
+    error_description: t.String(),
+  },
+  {
+    description:
+      "OAuth2's error answer (RFC 6749 §5.2), `application/json`: a missing, repeated or malformed parameter is `invalid_request`, a grant type other than `password` `unsupported_grant_type`.",
+    examples: [
+      {
+        error: "unsupported_grant_type",
+        error_description: "Only the password grant is supported (grant_type=password).",
+      },
+    ],
+  },
+);
 
 export const TokenSchema = t.Object(
   {

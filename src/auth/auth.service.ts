@@ -1,17 +1,43 @@
 /** Registration, password login and the resolution of a bearer token to its user. */
-import { ConflictError, UnauthorizedError } from "../errors.ts";
+import { ConflictError, UnauthorizedError, ValidationError } from "../errors.ts";
 import type { Registration, User } from "./auth.model.ts";
+import {
+  argon2idHasher,
+  boundedHasher,
+  defaultHashQueueOptions,
+  type PasswordHasher,
+} from "./hash-queue.ts";
+import { passwordProblem } from "./password-policy.ts";
+import { type AuthLimits, createAuthLimits, createMemoryCounterStore } from "./rate-limit.ts";
 import type { TokenIssuer } from "./tokens.ts";
 import type { UserRow, UsersRepository } from "./users.repository.ts";
 
 export const BEARER_CHALLENGE = 'Bearer realm="petbooks"';
+export const BEARER_TOKEN_REQUIRED = "A bearer token is required (Authorization: Bearer <token>).";
+export const WRONG_CREDENTIALS = "Wrong username or password.";
+export const USERNAME_TAKEN = "That username is taken.";
 const INVALID_TOKEN = `${BEARER_CHALLENGE}, error="invalid_token"`;
 
 export interface AuthServiceDeps {
   users: UsersRepository;
   tokens: TokenIssuer;
-  /** How long a token's user is remembered before the database is asked again. */
+  /**
+   * How long a token's user is remembered before the database is asked again: a deleted user's
+   * tokens stop working at once in the process that deleted it, and within this in the others.
+   */
   userCacheMs?: number;
+  /** Hashes and checks passwords; by default argon2id, a few at a time (hash-queue.ts). */
+  passwords?: PasswordHasher;
+  /** Attempts and failures allowed before hashing; by default in memory, with the defaults. */
+  limits?: AuthLimits;
+  /** Milliseconds since the epoch; tests pass a clock of their own. */
+  now?: () => number;
+}
+
+/** Who is asking, as far as the transport knows. */
+export interface AuthClient {
+  /** The client's address (client-address.ts); undefined for in-process calls. */
+  address?: string | undefined;
 }
 
 const toUser = (row: UserRow): User => ({
@@ -20,14 +46,30 @@ const toUser = (row: UserRow): User => ({
   created_at: row.createdAt,
 });
 
-export function createAuthService({ users, tokens, userCacheMs = 5_000 }: AuthServiceDeps) {
-  // Verified against when the user does not exist, so both failures cost one argon2 check.
-  const dummyHash = Bun.password.hash(crypto.randomUUID(), { algorithm: "argon2id" });
+export function createAuthService({
+  users,
+  tokens,
+  userCacheMs = 5_000,
+  passwords = boundedHasher(argon2idHasher, defaultHashQueueOptions()),
+  limits = createAuthLimits(createMemoryCounterStore()),
+  now = Date.now,
+}: AuthServiceDeps) {
+  // Verified against when the user does not exist, so both failures cost one password check.
+  // Made on first use (a process that never logs anyone in never pays for it), by the same
+  // hasher; a failure is not remembered.
+  let dummy: Promise<string> | undefined;
+  const dummyHash = () => {
+    dummy ??= passwords.hash(crypto.randomUUID()).catch((err) => {
+      dummy = undefined;
+      throw err;
+    });
+    return dummy;
+  };
   const knownUsers = new Map<string, { user: User; until: number }>();
 
   const loadUser = async (id: string): Promise<User | undefined> => {
     const cached = knownUsers.get(id);
-    if (cached && cached.until > Date.now()) return cached.user;
+    if (cached && cached.until > now()) return cached.user;
     const row = await users.findById(id);
     if (!row) {
       knownUsers.delete(id);
@@ -35,28 +77,50 @@ export function createAuthService({ users, tokens, userCacheMs = 5_000 }: AuthSe
     }
     const user = toUser(row);
     if (knownUsers.size > 10_000) knownUsers.clear();
-    knownUsers.set(id, { user, until: Date.now() + userCacheMs });
+    knownUsers.set(id, { user, until: now() + userCacheMs });
     return user;
   };
 
   return {
-    async register(input: Registration): Promise<User> {
-      const passwordHash = await Bun.password.hash(input.password, { algorithm: "argon2id" });
+    /** Limited per client address before the password is hashed (rate-limit.ts). */
+    async register(input: Registration, client: AuthClient = {}): Promise<User> {
+      // The HTTP schema checks this first; other callers (seed) meet the same rule here.
+      const problem = passwordProblem(input.password);
+      if (problem) {
+        throw new ValidationError("Invalid body.", [{ path: "/password", message: problem }]);
+      }
+      await limits.admit({ address: client.address });
+      const passwordHash = await passwords.hash(input.password);
       const row = await users.insert({
         id: Bun.randomUUIDv7(),
         username: input.username,
         passwordHash,
       });
-      if (!row) throw new ConflictError("That username is taken.");
+      if (!row) throw new ConflictError(USERNAME_TAKEN);
       return toUser(row);
     },
 
-    async login(username: string, password: string) {
-      const found = await users.findCredentials(username);
-      const valid = await Bun.password.verify(password, found?.passwordHash ?? (await dummyHash));
-      if (!found || !valid) {
-        throw new UnauthorizedError("Wrong username or password.", BEARER_CHALLENGE);
+    /**
+     * Limited per client address and per username before anything else (rate-limit.ts). An
+     * unknown user costs the same one password check as a wrong password, against a dummy hash,
+     * so neither the answer nor its timing tells which usernames exist.
+     */
+    async login(username: string, password: string, client: AuthClient = {}) {
+      const admission = await limits.admit({ address: client.address, username });
+      let found: Awaited<ReturnType<UsersRepository["findCredentials"]>>;
+      let valid: boolean;
+      try {
+        found = await users.findCredentials(username);
+        valid = await passwords.verify(password, found?.passwordHash ?? (await dummyHash()));
+      } catch (err) {
+        // The password was never checked (too busy, no database): no failure of this username.
+        await admission.withdrawn();
+        throw err;
       }
+      if (!found || !valid) {
+        throw new UnauthorizedError(WRONG_CREDENTIALS, BEARER_CHALLENGE);
+      }
+      await admission.succeeded();
       return tokens.issue(found.id);
     },
 
@@ -64,10 +128,7 @@ export function createAuthService({ users, tokens, userCacheMs = 5_000 }: AuthSe
     async authenticate(authorization: string | null): Promise<User> {
       const match = authorization ? /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization) : null;
       if (!match?.[1]) {
-        throw new UnauthorizedError(
-          "A bearer token is required (Authorization: Bearer <token>).",
-          BEARER_CHALLENGE,
-        );
+        throw new UnauthorizedError(BEARER_TOKEN_REQUIRED, BEARER_CHALLENGE);
       }
       const userId = await tokens.verify(match[1]);
       const user = userId ? await loadUser(userId) : undefined;

@@ -1,5 +1,9 @@
-/** Access tokens: HS256 JWTs with `sub`, `iat` and `exp`, signed and checked by @elysiajs/jwt. */
-import { jwt } from "@elysiajs/jwt";
+/**
+ * Access tokens: HS256 JWTs carrying exactly `sub` (the user id), `iat` and `exp`, signed and
+ * checked with jose. A token is only accepted when every claim is what this server issues.
+ */
+import { jwtVerify, SignJWT } from "jose";
+import { isUuid } from "../uuid.ts";
 
 export interface IssuedToken {
   token: string;
@@ -12,39 +16,97 @@ export interface TokenIssuer {
   verify(token: string): Promise<string | undefined>;
 }
 
+export interface TokenIssuerOptions {
+  /** Milliseconds since the epoch; tests pass a clock of their own instead of sleeping. */
+  now?: () => number;
+  /**
+   * How far a token's `iat` may lie ahead of this clock: another replica's clock may run a little
+   * ahead. Anything further is a token no replica issued.
+   */
+  clockSkewSeconds?: number;
+}
+
+export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
+
 /** Verified tokens remembered, so a client's every request does not redo the HMAC. */
 const VERIFIED_CACHE_SIZE = 10_000;
 
-export function createTokenIssuer(secret: string, ttlSeconds: number): TokenIssuer {
-  const { jwt: signer } = jwt({ name: "jwt", secret, alg: "HS256" }).decorator;
+const ISSUED_CLAIMS = ["exp", "iat", "sub"];
+
+/**
+ * Why a verified token's claims are not ones this server issues, or undefined when they are.
+ * `now` is in seconds; `ttlSeconds` is the configured lifetime, the longest `exp - iat` issued.
+ */
+export function claimsProblem(
+  claims: Record<string, unknown>,
+  now: number,
+  ttlSeconds: number,
+  clockSkewSeconds = DEFAULT_CLOCK_SKEW_SECONDS,
+): string | undefined {
+  const names = Object.keys(claims).sort();
+  if (names.join() !== ISSUED_CLAIMS.join()) return `claims must be exactly ${ISSUED_CLAIMS}`;
+  const { sub, iat, exp } = claims;
+  // The user id goes to the database as a uuid: anything else would fail there, not here.
+  if (typeof sub !== "string" || !isUuid(sub) || sub !== sub.toLowerCase()) {
+    return "sub must be a user id (a lowercase UUID)";
+  }
+  if (!Number.isSafeInteger(iat) || (iat as number) < 0) {
+    return "iat must be a whole number of seconds";
+  }
+  if (!Number.isSafeInteger(exp)) return "exp must be a whole number of seconds";
+  const issuedAt = iat as number;
+  const expiresAt = exp as number;
+  if (issuedAt > now + clockSkewSeconds) return "iat is in the future";
+  if (expiresAt <= issuedAt || expiresAt - issuedAt > ttlSeconds) {
+    return "exp must be after iat by at most the token lifetime";
+  }
+  if (expiresAt <= now) return "the token has expired";
+  return undefined;
+}
+
+export function createTokenIssuer(
+  secret: string,
+  ttlSeconds: number,
+  { now = Date.now, clockSkewSeconds = DEFAULT_CLOCK_SKEW_SECONDS }: TokenIssuerOptions = {},
+): TokenIssuer {
+  const key = new TextEncoder().encode(secret);
+  const seconds = () => Math.floor(now() / 1000);
   // Only tokens that passed full verification go in; each hit still checks `exp`.
   const verified = new Map<string, { sub: string; exp: number }>();
   return {
     async issue(userId) {
-      const token = await signer.sign({
-        sub: userId,
-        exp: Math.floor(Date.now() / 1000) + ttlSeconds,
-      });
+      const iat = seconds();
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+        .setSubject(userId)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + ttlSeconds)
+        .sign(key);
       return { token, expiresIn: ttlSeconds };
     },
     async verify(token) {
       const known = verified.get(token);
       if (known) {
-        if (known.exp * 1000 > Date.now()) return known.sub;
+        if (known.exp > seconds()) return known.sub;
         verified.delete(token);
         return undefined;
       }
-      // Pinning the algorithm refuses `none` and any algorithm switch, whatever the header says.
-      const payload = await signer.verify(token, {
-        algorithms: ["HS256"],
-        requiredClaims: ["sub", "exp", "iat"],
-      });
-      if (!payload || typeof payload.sub !== "string" || typeof payload.exp !== "number") {
+      let claims: Record<string, unknown>;
+      try {
+        // Pinning the algorithm refuses `none` and any algorithm switch, whatever the header says.
+        ({ payload: claims } = await jwtVerify(token, key, {
+          algorithms: ["HS256"],
+          typ: "JWT",
+          currentDate: new Date(now()),
+        }));
+      } catch {
         return undefined;
       }
+      if (claimsProblem(claims, seconds(), ttlSeconds, clockSkewSeconds)) return undefined;
+      const { sub, exp } = claims as { sub: string; exp: number };
       if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
-      verified.set(token, { sub: payload.sub, exp: payload.exp });
-      return payload.sub;
+      verified.set(token, { sub, exp });
+      return sub;
     },
   };
 }

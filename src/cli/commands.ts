@@ -2,7 +2,7 @@
 import { createBooksRepository } from "../books/books.repository.ts";
 import { createBooksService } from "../books/books.service.ts";
 import { type Cache, createNoCache } from "../cache/cache.ts";
-import { type Config, loadConfig } from "../config.ts";
+import { type Config, loadConfig, publicUrlFor } from "../config.ts";
 import type { Database } from "../db/client.ts";
 import {
   buildBooks,
@@ -15,7 +15,7 @@ import {
 } from "../deps.ts";
 import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { startGrpcServer } from "../grpc/server.ts";
-import { createApp, serverBodyLimit } from "../http/app.ts";
+import { createApp, SERVER_BODY_LIMIT_BYTES } from "../http/app.ts";
 import { drain } from "../http/drain.ts";
 import { InFlight } from "../http/in-flight.ts";
 import { createLogger, type Logger } from "../logger.ts";
@@ -56,15 +56,19 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   }).listen({
     hostname: config.host,
     port: config.port,
-    maxRequestBodySize: serverBodyLimit(config.maxPhotoBytes),
+    maxRequestBodySize: SERVER_BODY_LIMIT_BYTES,
   });
+  const port = app.server?.port ?? config.port;
+  // Before any request is handled (listen returned on this tick): links name the real port.
+  const publicUrl = publicUrlFor(config, port);
+  deps.storage.setPublicUrl(publicUrl);
   deps.relay.start();
   logger.info("listening", {
-    url: `http://${config.host}:${app.server?.port}`,
+    url: `http://${config.host}:${port}`,
     database: deps.database.kind,
     cache: deps.cache.kind,
     events: deps.transport.name,
-    docs: `${config.publicUrl}/docs`,
+    docs: `${publicUrl}/docs`,
   });
   return {
     async stop() {
@@ -83,6 +87,8 @@ async function startGrpc(config: Config, database: Database, cache: Cache, logge
     repository: createBooksRepository(database.db),
     ping: database.ping,
     logger,
+    // Signs ListBooks page tokens; unset, the server warns and uses a per-process key.
+    pageTokenSecret: config.jwtSecret,
   });
   logger.info("listening", {
     url: server.url,

@@ -46,7 +46,9 @@ test("seeds demo data the API serves, and a second run adds nothing", async () =
   );
   expect((await readJson(t.request("/pets"))).count).toBe(1600);
 
-  const token = await readJson(t.request("/auth/token", jsonRequest("POST", DEMO_USER)));
+  const token = await readJson(
+    t.request("/auth/token", jsonRequest("POST", { grant_type: "password", ...DEMO_USER })),
+  );
   const books = await readJson(
     t.request("/books?limit=3", { headers: { authorization: `Bearer ${token.access_token}` } }),
   );

@@ -1,15 +1,28 @@
 /**
  * Cross-cutting gRPC concerns, applied to every call: a request id, one structured log line per
- * call, and the translation of application errors into Connect codes.
+ * call, and the translation of application errors (and of requests that cannot be decoded) into
+ * Connect codes.
  */
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type ErrorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 
 /** The id of the current call: the caller's `x-request-id` when it is sane, a fresh UUID otherwise. */
 export const REQUEST_ID = createContextKey("", { description: "request id" });
 
+/** Set as a call enters the interceptors; decode-errors.ts translates errors of the others. */
+export const CALL_STARTED = createContextKey(false, {
+  description: "the call reached the interceptors",
+});
+
 const INCOMING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's `x-request-id` when it is sane, a fresh UUID otherwise. */
+export function requestIdFrom(header: Headers): string {
+  const incoming = header.get("x-request-id");
+  return incoming && INCOMING_ID.test(incoming) ? incoming : crypto.randomUUID();
+}
 
 const CODE_BY_APP_ERROR: Record<ErrorCode, Code> = {
   bad_request: Code.InvalidArgument,
@@ -19,6 +32,7 @@ const CODE_BY_APP_ERROR: Record<ErrorCode, Code> = {
   conflict: Code.AlreadyExists,
   payload_too_large: Code.ResourceExhausted,
   unsupported_media_type: Code.InvalidArgument,
+  too_many_requests: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   internal: Code.Internal,
 };
@@ -32,14 +46,13 @@ export function codeName(code: Code | undefined): string {
 function requestIdOf(req: Parameters<Parameters<Interceptor>[0]>[0]): string {
   let id = req.contextValues.get(REQUEST_ID);
   if (id === "") {
-    const incoming = req.header.get("x-request-id");
-    id = incoming && INCOMING_ID.test(incoming) ? incoming : crypto.randomUUID();
+    id = requestIdFrom(req.header);
     req.contextValues.set(REQUEST_ID, id);
   }
   return id;
 }
 
-function protocolOf(contentType: string | null): string {
+export function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect" {
   if (contentType?.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType?.startsWith("application/grpc")) return "grpc";
   return "connect";
@@ -72,9 +85,46 @@ async function* translated<T>(
   }
 }
 
+export const COMPRESSED_WITHOUT_ENCODING =
+  "The request message is flagged as compressed, but the request names no encoding (grpc-encoding).";
+
+export const undecodable = (inputType: string) =>
+  `The request is not a valid ${inputType} message.`;
+
+/**
+ * What to answer instead of an error Connect raised while reading a request of type `inputType`
+ * (it raises a malformed message as INTERNAL, with the parser's text), or undefined to keep it:
+ * its other errors (RESOURCE_EXHAUSTED for a message over the limit, UNIMPLEMENTED for an unknown
+ * encoding, its own "protocol error: …" diagnostics) say nothing of the parser and are right.
+ */
+export function decodeErrorAnswer(
+  code: Code,
+  message: string,
+  inputType: string,
+): ConnectError | undefined {
+  if (code === Code.InvalidArgument && message.startsWith("protocol error")) return undefined;
+  if (code !== Code.Internal && code !== Code.Unknown && code !== Code.InvalidArgument) {
+    return undefined;
+  }
+  const text = /compressed/i.test(message) ? COMPRESSED_WITHOUT_ENCODING : undecodable(inputType);
+  return new ConnectError(text, Code.InvalidArgument);
+}
+
+/** The request stream of a streaming call, with Connect's decoding errors translated. */
+async function* decodedRequests<T>(requests: AsyncIterable<T>, inputType: string) {
+  try {
+    yield* requests;
+  } catch (err) {
+    // Errors of the request stream are Connect's own, from reading and decoding it.
+    const { code, rawMessage } = ConnectError.from(err);
+    throw decodeErrorAnswer(code, rawMessage, inputType) ?? err;
+  }
+}
+
 /** One `rpc` log line per call, when it ends: method, protocol, gRPC code and duration. */
 export function logCalls(logger: Logger): Interceptor {
   return (next) => async (req) => {
+    req.contextValues.set(CALL_STARTED, true);
     const requestId = requestIdOf(req);
     const startedAt = performance.now();
     const log = (err: unknown) => {
@@ -107,26 +157,35 @@ export function logCalls(logger: Logger): Interceptor {
   };
 }
 
+/** What a call that cannot reach the database answers: clients retry UNAVAILABLE. */
+export const DATABASE_UNAVAILABLE = "The database is not reachable; try again shortly.";
+
 /**
  * Application errors become their Connect code with their own message; errors Connect raised
- * itself pass unchanged. Anything else is a bug: it is logged in full and the caller gets an
- * opaque INTERNAL error that quotes the request id, never a message that could carry SQL.
+ * itself pass unchanged, but for those of decoding a streaming call's requests (see
+ * decodedRequests). A database that cannot be reached is UNAVAILABLE, with a message of ours
+ * (the driver's names hosts and ports). Anything else is a bug: it is logged in full and the
+ * caller gets an opaque INTERNAL error that quotes the request id, never a message that could
+ * carry SQL.
  */
 export function mapErrors(logger: Logger): Interceptor {
-  return (next) => async (req) => {
+  return (next) => async (incoming) => {
+    const req = incoming.stream
+      ? { ...incoming, message: decodedRequests(incoming.message, incoming.method.input.typeName) }
+      : incoming;
     const translate = (err: unknown): ConnectError => {
-      if (err instanceof ConnectError) return err;
-      if (err instanceof AppError && err.code !== "internal") {
-        const details = err.fieldErrors.map((e) => `${e.path}: ${e.message}`).join("; ");
-        return new ConnectError(
-          details ? `${err.message} (${details})` : err.message,
-          CODE_BY_APP_ERROR[err.code],
-        );
-      }
+      const known = knownErrorAnswer(err);
       const requestId = requestIdOf(req);
+      const method = `/${req.service.typeName}/${req.method.name}`;
+      if (known) {
+        if (isDatabaseUnavailable(err)) {
+          logger.warn("database unavailable", { request_id: requestId, method, err });
+        }
+        return known;
+      }
       logger.error("unhandled error", {
         request_id: requestId,
-        method: `/${req.service.typeName}/${req.method.name}`,
+        method,
         err,
         stack: err instanceof Error ? err.stack : undefined,
       });
@@ -139,6 +198,23 @@ export function mapErrors(logger: Logger): Interceptor {
       throw translate(err);
     }
   };
+}
+
+/**
+ * The answer to an error this server expects: Connect's own, an application error (its code and
+ * message), or an unreachable database (UNAVAILABLE). Undefined for anything else: a bug.
+ */
+export function knownErrorAnswer(err: unknown): ConnectError | undefined {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof AppError && err.code !== "internal") {
+    const details = err.fieldErrors.map((e) => `${e.path}: ${e.message}`).join("; ");
+    return new ConnectError(
+      details ? `${err.message} (${details})` : err.message,
+      CODE_BY_APP_ERROR[err.code],
+    );
+  }
+  if (isDatabaseUnavailable(err)) return new ConnectError(DATABASE_UNAVAILABLE, Code.Unavailable);
+  return undefined;
 }
 
 /**

@@ -103,6 +103,33 @@ describe("graceful shutdown", () => {
   });
 });
 
+describe("page tokens", () => {
+  test("without a secret, the server warns that its tokens are its own", async () => {
+    const server = await startTestGrpcServer();
+    try {
+      expect(server.logs).toContainEqual(
+        expect.objectContaining({
+          level: "warn",
+          msg: expect.stringContaining("JWT_SECRET is not set"),
+        }),
+      );
+    } finally {
+      await server.close(1_000);
+    }
+  });
+
+  test("with one, it does not", async () => {
+    const server = await startTestGrpcServer({
+      pageTokenSecret: "server-test-secret-0123456789-0123456789",
+    });
+    try {
+      expect(server.logs.filter((l) => l.level === "warn")).toEqual([]);
+    } finally {
+      await server.close(1_000);
+    }
+  });
+});
+
 describe("misbehaving clients", () => {
   test("streams reset before or during a call do not take the server down", async () => {
     const gated = gatedBooks();

@@ -9,9 +9,16 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { BooksRepository } from "../books/books.repository.ts";
 import { bookRpc } from "../books/books.rpc.ts";
 import type { BooksService } from "../books/books.service.ts";
+import {
+  createPageTokens,
+  type PageTokens,
+  pageTokenKey,
+  randomPageTokenKey,
+} from "../books/page-tokens.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
 import type { Logger } from "../logger.ts";
+import { answeringUndecodable } from "./decode-errors.ts";
 import { healthService } from "./health.ts";
 import { endOnAbort, logCalls, mapErrors } from "./interceptors.ts";
 import { registerReflection } from "./reflection.ts";
@@ -29,6 +36,11 @@ export interface GrpcServerOptions {
   healthWatchIntervalMs?: number;
   /** A slower ping makes health NOT_SERVING. */
   healthPingTimeoutMs?: number;
+  /**
+   * The secret ListBooks page tokens are signed with (a key is derived from it): JWT_SECRET, so
+   * every replica shares it. Without one, a random key of this process, with a warning.
+   */
+  pageTokenSecret?: string | undefined;
 }
 
 export interface GrpcServer {
@@ -46,9 +58,13 @@ export interface GrpcServer {
 /** How long calls get to report UNAVAILABLE once the grace period is over. */
 const CUTOFF_MS = 250;
 
-export function grpcRoutes(options: GrpcServerOptions, shutdown: AbortSignal) {
+export function grpcRoutes(
+  options: GrpcServerOptions,
+  shutdown: AbortSignal,
+  pageTokens: PageTokens,
+) {
   return (router: ConnectRouter) => {
-    router.service(BookService, bookRpc(options));
+    router.service(BookService, bookRpc({ ...options, pageTokens }));
     router.service(
       Health,
       healthService({
@@ -69,8 +85,21 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const shutdown = new AbortController();
   /** Aborted when the grace period is over: the calls still running end UNAVAILABLE. */
   const cutoff = new AbortController();
+  if (!options.pageTokenSecret) {
+    logger.warn(
+      "JWT_SECRET is not set: ListBooks page tokens are signed with a random key of this process, so they do not survive a restart or work across replicas",
+    );
+  }
+  const pageTokens = createPageTokens(
+    options.pageTokenSecret ? pageTokenKey(options.pageTokenSecret) : randomPageTokenKey(),
+  );
   const handler = connectNodeAdapter({
-    routes: grpcRoutes(options, shutdown.signal),
+    routes: (router) => {
+      grpcRoutes(options, shutdown.signal, pageTokens)(router);
+      // Unary handlers answer a request they cannot decode themselves (see decode-errors.ts).
+      const handlers = router.handlers.map((h) => answeringUndecodable(h, logger));
+      router.handlers.splice(0, router.handlers.length, ...handlers);
+    },
     // The log line wraps the translation, so it records the code the caller actually got.
     interceptors: [logCalls(logger), mapErrors(logger), endOnAbort],
     shutdownSignal: cutoff.signal,

@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Code } from "@connectrpc/connect";
+import type { Book } from "../books/books.model.ts";
+import { NotFoundError } from "../errors.ts";
+import { callRaw, caseContext, GRPC_ERROR_CASES, INTERNALS } from "./error-cases.ts";
+import { COMPRESSED_WITHOUT_ENCODING, decodeErrorAnswer, undecodable } from "./interceptors.ts";
+import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
+
+/** Five books, newest (highest id) first, served without a database. */
+const books: Book[] = [5, 4, 3, 2, 1].map((n) => ({
+  id: `0199a7c6-0000-7000-8000-00000000000${n}`,
+  title: `Book ${n}`,
+  author: "Someone",
+  published_on: "2001-02-03",
+  created_at: "2026-01-02T03:04:05Z",
+  updated_at: "2026-01-02T03:04:05Z",
+}));
+
+let server: TestGrpcServer;
+
+beforeAll(async () => {
+  server = await startTestGrpcServer({
+    books: {
+      get: async (id) => {
+        const book = books.find((b) => b.id === id);
+        if (!book) throw new NotFoundError("Book with the matching ID was not found.");
+        return book;
+      },
+    },
+    repository: {
+      listAfter: async ({ after, limit }) =>
+        books.filter((b) => after === undefined || b.id < after).slice(0, limit),
+      count: async () => books.length,
+    },
+    pageTokenSecret: "decode-errors-test-secret-0123456789-0123456789",
+  });
+});
+afterAll(() => server.close(1_000));
+
+const matrix = GRPC_ERROR_CASES.flatMap((c) =>
+  c.protocols.map((protocol) => [c.name, protocol, c] as const),
+);
+
+describe("every protocol answers every case with the right status and our own message", () => {
+  test.each(matrix)("%s over %s", async (_, protocol, c) => {
+    const payload = await c.payload(caseContext(server.url));
+    const answer = await callRaw(server.url, protocol, c.method, payload);
+    expect({ code: answer.code, message: answer.message }).toEqual({
+      code: c.code,
+      message: expect.stringMatching(c.message),
+    });
+    if (protocol.startsWith("connect")) {
+      expect(answer.httpStatus).toBe(c.code === "NOT_FOUND" ? 404 : 400);
+    }
+    expect(answer.raw).not.toMatch(INTERNALS);
+  });
+
+  test("the same requests, well-formed, succeed (the cases can fail)", async () => {
+    const ctx = caseContext(server.url);
+    const token = await ctx.pageToken(2);
+    const { create, toBinary } = await import("@bufbuild/protobuf");
+    const { ListBooksRequestSchema } = await import("../gen/petbooks/v1/books_pb.ts");
+    const proto = toBinary(
+      ListBooksRequestSchema,
+      create(ListBooksRequestSchema, { pageSize: 2, pageToken: token }),
+    );
+    for (const protocol of ["grpc", "grpc-web", "connect-proto"] as const) {
+      expect((await callRaw(server.url, protocol, "ListBooks", { proto })).code).toBe("OK");
+    }
+    const json = JSON.stringify({ id: books[0]?.id });
+    expect((await callRaw(server.url, "connect-json", "GetBook", { json })).code).toBe("OK");
+  });
+});
+
+test("calls refused before they start are logged once, with what Connect said", async () => {
+  const before = server.logs.length;
+  await callRaw(server.url, "grpc", "GetBook", {
+    proto: Uint8Array.of(0xff, 0xff, 0xff, 0xff),
+  });
+  const lines = server.logs.slice(before).filter((l) => l.msg === "rpc");
+  expect(lines).toEqual([
+    expect.objectContaining({
+      method: "/petbooks.v1.BookService/GetBook",
+      protocol: "grpc",
+      code: "INVALID_ARGUMENT",
+      reason: expect.stringContaining("premature EOF"),
+    }),
+  ]);
+});
+
+describe("decodeErrorAnswer", () => {
+  test.each([
+    [Code.Internal, "parse binary: premature EOF", undecodable("x.Y")],
+    [
+      Code.Internal,
+      "received compressed envelope, but do not know how to decompress",
+      COMPRESSED_WITHOUT_ENCODING,
+    ],
+    [Code.InvalidArgument, "cannot decode field x.Y.id from JSON: 5", undecodable("x.Y")],
+    [Code.Unknown, "internal error", undecodable("x.Y")],
+  ])("%p %p becomes INVALID_ARGUMENT", (code, message, expected) => {
+    const answer = decodeErrorAnswer(code, message, "x.Y");
+    expect(answer?.code).toBe(Code.InvalidArgument);
+    expect(answer?.rawMessage).toBe(expected);
+  });
+
+  test.each([
+    [Code.InvalidArgument, "protocol error: incomplete envelope"],
+    [Code.ResourceExhausted, "message size 10 is larger than configured readMaxBytes 5"],
+    [Code.Unimplemented, "protocol error: missing input message for unary method"],
+    [Code.Canceled, "operation was aborted"],
+    [Code.DeadlineExceeded, "the operation timed out"],
+  ])("%p %p is kept", (code, message) => {
+    expect(decodeErrorAnswer(code, message, "x.Y")).toBeUndefined();
+  });
+});
