@@ -39,7 +39,7 @@ afterAll(() => t?.close(), SETUP_TIMEOUT_MS);
 beforeEach(async () => {
   await t.database.db.execute(sql`delete from books`);
   await t.database.db.execute(sql`delete from outbox`);
-});
+}, SETUP_TIMEOUT_MS);
 
 /** A request with the bearer token (and a JSON body when given). */
 function call(path: string, method = "GET", body?: unknown) {

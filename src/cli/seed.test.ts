@@ -10,7 +10,7 @@ let t: TestApp;
 beforeAll(async () => {
   t = await createTestApp();
 }, SETUP_TIMEOUT_MS);
-afterAll(() => t.close(), SETUP_TIMEOUT_MS);
+afterAll(() => t?.close(), SETUP_TIMEOUT_MS);
 
 const run = (targets: { pets: number; books: number }) =>
   seed(

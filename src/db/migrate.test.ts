@@ -28,7 +28,7 @@ describe("migrate", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
   }, SETUP_TIMEOUT_MS);
-  afterAll(() => database.close(), SETUP_TIMEOUT_MS);
+  afterAll(() => database?.close(), SETUP_TIMEOUT_MS);
 
   test("records every migration and applies nothing the second time", async () => {
     const applied = rows<{ n: number }>(

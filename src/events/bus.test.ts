@@ -12,7 +12,7 @@ let database: TestDatabase;
 beforeAll(async () => {
   database = await createTestDatabase();
 }, SETUP_TIMEOUT_MS);
-afterAll(() => database.close(), SETUP_TIMEOUT_MS);
+afterAll(() => database?.close(), SETUP_TIMEOUT_MS);
 
 const event = (title: string): BookEvent => ({
   id: Bun.randomUUIDv7(),

@@ -30,11 +30,11 @@ let database: TestDatabase;
 beforeAll(async () => {
   database = await createTestDatabase();
 }, SETUP_TIMEOUT_MS);
-afterAll(() => database.close(), SETUP_TIMEOUT_MS);
+afterAll(() => database?.close(), SETUP_TIMEOUT_MS);
 beforeEach(async () => {
   await database.db.execute(sql`delete from books`);
   await database.db.execute(sql`delete from outbox`);
-});
+}, SETUP_TIMEOUT_MS);
 
 /** Records what it is given; fails the next `failures` publishes on demand. */
 function testTransport(

@@ -35,7 +35,7 @@ beforeEach(async () => {
   await t.database.db.execute(sql`delete from pets`);
   rmSync(join(t.dataDir, "photos"), { recursive: true, force: true });
   mkdirSync(join(t.dataDir, "photos"));
-});
+}, SETUP_TIMEOUT_MS);
 
 async function createPet(overrides: Partial<Pet> = {}): Promise<Pet> {
   const res = await t.request("/pets", jsonRequest("POST", newPet(overrides as never)));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { rows } from "../db/rows.ts";
-import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
 import { newPet } from "../testing/factories.ts";
 import { createPetsRepository, type PetsRepository } from "./pets.repository.ts";
 
@@ -11,11 +11,11 @@ let repo: PetsRepository;
 beforeAll(async () => {
   database = await createTestDatabase();
   repo = createPetsRepository(database.db);
-});
-afterAll(() => database.close());
+}, SETUP_TIMEOUT_MS);
+afterAll(() => database?.close(), SETUP_TIMEOUT_MS);
 beforeEach(async () => {
   await database.db.execute(sql`delete from pets`);
-});
+}, SETUP_TIMEOUT_MS);
 
 async function insertPet(createdAt?: string) {
   const pet = await repo.insert({ id: Bun.randomUUIDv7(), ...newPet() });

@@ -24,7 +24,7 @@ beforeAll(async () => {
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {
   await database?.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }, SETUP_TIMEOUT_MS);
 
 const service = (overrides: Partial<PetsRepository> = {}, store: PhotoStorage = storage) =>
