@@ -11,7 +11,7 @@ import {
   serveCommand,
 } from "./cli/commands.ts";
 import { MAIN_USAGE } from "./cli/usage.ts";
-import { ConfigError, UsageError } from "./errors.ts";
+import { UsageError } from "./errors.ts";
 
 const commands: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   serve: serveCommand,
@@ -44,8 +44,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`petbooks: ${err.message}\n\n${err.usage ?? MAIN_USAGE}\n`);
       return 2;
     }
-    const message = err instanceof ConfigError ? err.message : (err as Error)?.message;
-    io.stderr.write(`petbooks: ${message ?? String(err)}\n`);
+    io.stderr.write(`petbooks: ${(err as Error)?.message ?? String(err)}\n`);
     return 1;
   }
 }
