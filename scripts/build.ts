@@ -6,7 +6,7 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createSnapshot } from "../src/db/create-snapshot.ts";
 import { SNAPSHOT_FILE_NAME } from "../src/db/embedded-snapshot.ts";
 
@@ -35,12 +35,14 @@ export async function buildExecutable(outfile: string): Promise<void> {
         "--sourcemap",
         // Embedded files keep their name, so the app finds the snapshot in Bun.embeddedFiles.
         "--asset-naming=[name].[ext]",
-        "src/main.ts",
+        join(root, "src/main.ts"),
         snapshot,
         "--outfile",
-        outfile,
+        resolve(outfile),
       ],
-      { cwd: root, stdout: "pipe", stderr: "pipe" },
+      // Run in the scratch folder: Bun writes the snapshot's (empty) source map to the working
+      // directory, which must not be the checkout.
+      { cwd: work, stdout: "pipe", stderr: "pipe" },
     );
     const [stdout, stderr, code] = await Promise.all([
       new Response(proc.stdout).text(),
