@@ -6,7 +6,7 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { createSnapshot } from "../src/db/create-snapshot.ts";
 import { SNAPSHOT_FILE_NAME } from "../src/db/embedded-snapshot.ts";
 
@@ -40,8 +40,6 @@ export async function buildExecutable(outfile: string): Promise<void> {
         "--outfile",
         resolve(outfile),
       ],
-      // Run in the scratch folder: Bun writes the snapshot's (empty) source map to the working
-      // directory, which must not be the checkout.
       { cwd: work, stdout: "pipe", stderr: "pipe" },
     );
     const [stdout, stderr, code] = await Promise.all([
@@ -50,6 +48,10 @@ export async function buildExecutable(outfile: string): Promise<void> {
       proc.exited,
     ]);
     if (code !== 0) throw new Error(`bun build failed (${code}):\n${stdout}${stderr}`);
+    // Bun also writes an empty source map for the embedded snapshot next to the executable.
+    rmSync(join(dirname(resolve(outfile)), `${basename(SNAPSHOT_FILE_NAME, ".gz")}.js.map`), {
+      force: true,
+    });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
