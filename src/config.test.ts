@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { loadConfig, publicUrlFor } from "./config.ts";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { loadConfig, parseCorsOrigins, publicUrlFor } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 
 const KEY = "k".repeat(16);
@@ -11,6 +13,7 @@ describe("loadConfig", () => {
       apiKey: KEY,
       databaseUrl: undefined,
       databasePoolSize: 10,
+      databaseTimeoutMs: 5000,
       dataDir: "./data",
       host: "0.0.0.0",
       port: 3000,
@@ -29,6 +32,16 @@ describe("loadConfig", () => {
       kafkaGroupId: "petbooks-grpc",
       outboxRetentionHours: 24,
       outboxStallSeconds: 60,
+      corsOrigins: [],
+      trustedProxies: [],
+      authUsernameFailures: 10,
+      authUsernameWindowSeconds: 900,
+      authAddressAttempts: 100,
+      authAddressWindowSeconds: 60,
+      passwordHashConcurrency: availableParallelism(),
+      passwordHashQueue: 16 * availableParallelism(),
+      passwordHashWaitMs: 5000,
+      grpcAuth: "bearer",
     });
   });
 
@@ -145,5 +158,165 @@ describe("loadConfig", () => {
 
   test("an invalid API key is never echoed", () => {
     expect(() => loadConfig({ API_KEY: "secret-ish" })).not.toThrow(/secret-ish/);
+  });
+});
+
+describe("abuse protection and gRPC authentication", () => {
+  test("reads the limits, the hashing queue, the trusted proxies and GRPC_AUTH", () => {
+    const config = loadConfig({
+      AUTH_USERNAME_FAILURES: "5",
+      AUTH_USERNAME_WINDOW_SECONDS: "600",
+      AUTH_ADDRESS_ATTEMPTS: "50",
+      AUTH_ADDRESS_WINDOW_SECONDS: "30",
+      PASSWORD_HASH_CONCURRENCY: "3",
+      PASSWORD_HASH_WAIT_MS: "1500",
+      TRUSTED_PROXIES: " 10.0.0.0/8, 127.0.0.1 ,::1, fd00::/8 ",
+      GRPC_AUTH: "None",
+    });
+    expect(config).toMatchObject({
+      authUsernameFailures: 5,
+      authUsernameWindowSeconds: 600,
+      authAddressAttempts: 50,
+      authAddressWindowSeconds: 30,
+      passwordHashConcurrency: 3,
+      // The queue follows the concurrency unless it is set.
+      passwordHashQueue: 48,
+      passwordHashWaitMs: 1500,
+      trustedProxies: ["10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8"],
+      grpcAuth: "none",
+    });
+  });
+
+  test("refuses what cannot mean anything, naming each variable", () => {
+    let problems: string[] = [];
+    try {
+      loadConfig({
+        AUTH_USERNAME_FAILURES: "0",
+        PASSWORD_HASH_CONCURRENCY: "none",
+        TRUSTED_PROXIES: "10.0.0.0/33, proxy.internal, 127.0.0.1",
+        GRPC_AUTH: "token",
+      });
+    } catch (err) {
+      problems = (err as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      'GRPC_AUTH must be bearer or none (got "token")',
+      expect.stringMatching(
+        /^TRUSTED_PROXIES must be .*\(not: 10\.0\.0\.0\/33, proxy\.internal\)$/,
+      ),
+      expect.stringMatching(/^PASSWORD_HASH_CONCURRENCY must be an integer/),
+      expect.stringMatching(/^AUTH_USERNAME_FAILURES must be an integer/),
+    ]);
+  });
+
+  test("grpc needs JWT_SECRET to check tokens, unless GRPC_AUTH=none", () => {
+    expect(() => loadConfig({}, { grpc: true })).toThrow(
+      /JWT_SECRET is required by grpc .*GRPC_AUTH=none/,
+    );
+    expect(loadConfig({ GRPC_AUTH: "none" }, { grpc: true }).jwtSecret).toBeUndefined();
+    const secret = "s".repeat(32);
+    expect(loadConfig({ JWT_SECRET: secret }, { grpc: true }).jwtSecret).toBe(secret);
+    // Other commands do not ask for it.
+    expect(() => loadConfig({})).not.toThrow();
+  });
+});
+
+describe("placeholders", () => {
+  // The values .env.example ships, and the README's old quick start ones.
+  const API_KEY_PLACEHOLDERS = ["change-me-to-a-long-random-string", "dev-key-change-me-please"];
+  const JWT_PLACEHOLDERS = [
+    "change-me-to-32-or-more-random-bytes-0000",
+    "dev-jwt-secret-change-me-0123456789ab",
+    "CHANGEME-changeme-changeme-changeme-0000",
+  ];
+
+  test.each(API_KEY_PLACEHOLDERS)(
+    "API_KEY=%s is refused, naming the variable, not the value",
+    (v) => {
+      let message = "";
+      try {
+        loadConfig({ API_KEY: v }, { apiKey: true });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toContain("API_KEY is still a placeholder");
+      expect(message).toContain("openssl rand -hex 32");
+      expect(message).not.toContain(v);
+    },
+  );
+
+  test.each(JWT_PLACEHOLDERS)("JWT_SECRET=%s is refused, by every command", (v) => {
+    expect(() => loadConfig({ JWT_SECRET: v })).toThrow("JWT_SECRET is still a placeholder");
+    expect(() => loadConfig({ JWT_SECRET: v })).not.toThrow(v);
+    expect(() => loadConfig({ JWT_SECRET: v }, { grpc: true })).toThrow(/placeholder/);
+  });
+
+  test("both at once are two problems in one message", () => {
+    try {
+      loadConfig({
+        API_KEY: "change-me-to-a-long-random-string",
+        JWT_SECRET: "change-me-to-32-or-more-random-bytes-0000",
+      });
+      throw new Error("expected a ConfigError");
+    } catch (err) {
+      expect((err as ConfigError).problems).toHaveLength(2);
+    }
+  });
+
+  test("the README's commands run as written: its values are no placeholders", async () => {
+    const readme = await Bun.file(join(import.meta.dir, "..", "README.md")).text();
+    const commands = [...readme.matchAll(/API_KEY=(\S+) JWT_SECRET=(\S+)/g)];
+    expect(commands.length).toBeGreaterThanOrEqual(2);
+    for (const [, API_KEY, JWT_SECRET] of commands) {
+      expect(loadConfig({ API_KEY, JWT_SECRET }, { apiKey: true, jwtSecret: true }).apiKey).toBe(
+        API_KEY as string,
+      );
+    }
+  });
+});
+
+describe("DATABASE_TIMEOUT_MS", () => {
+  test("is read, with bounds", () => {
+    expect(loadConfig({ DATABASE_TIMEOUT_MS: "1000" }).databaseTimeoutMs).toBe(1000);
+    expect(() => loadConfig({ DATABASE_TIMEOUT_MS: "50" })).toThrow(
+      "DATABASE_TIMEOUT_MS must be an integer from 100 to 600000",
+    );
+    expect(() => loadConfig({ DATABASE_TIMEOUT_MS: "5s" })).toThrow("DATABASE_TIMEOUT_MS");
+  });
+});
+
+describe("CORS_ORIGINS", () => {
+  test("is off when unset or blank", () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: " , " }).corsOrigins).toEqual([]);
+  });
+
+  test("keeps origins as browsers send them", () => {
+    expect(
+      parseCorsOrigins(
+        " https://App.Example.com/ ,http://localhost:5173, https://app.example.com:443,https://b.example",
+      ),
+    ).toEqual({
+      origins: ["https://app.example.com", "http://localhost:5173", "https://b.example"],
+      problems: [],
+    });
+  });
+
+  test("`*` alone is any origin", () => {
+    expect(loadConfig({ CORS_ORIGINS: "*" }).corsOrigins).toEqual(["*"]);
+    expect(() => loadConfig({ CORS_ORIGINS: "*, https://a.example" })).toThrow(
+      "list no others with it",
+    );
+  });
+
+  test.each([
+    "app.example.com",
+    "https://app.example.com/path",
+    "https://app.example.com?x",
+    "https://user:pw@app.example.com",
+    "ftp://app.example.com",
+    "null",
+  ])("refuses %s", (entry) => {
+    expect(() => loadConfig({ CORS_ORIGINS: entry })).toThrow("is not an origin");
   });
 });

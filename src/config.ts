@@ -1,4 +1,8 @@
 /** Environment configuration, parsed and validated once per process. */
+import { parseTrustedProxies, TRUSTED_PROXIES_FORMAT } from "./auth/client-address.ts";
+import { defaultHashQueueOptions } from "./auth/hash-queue.ts";
+import { DEFAULT_AUTH_LIMITS } from "./auth/rate-limit.ts";
+import { DEFAULT_DATABASE_TIMEOUT_MS } from "./db/client.ts";
 import { ConfigError } from "./errors.ts";
 import { parseKafkaBrokers } from "./events/kafka.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
@@ -7,6 +11,8 @@ export interface Config {
   apiKey: string | undefined;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** DATABASE_TIMEOUT_MS: longest wait for a PostgreSQL connection or statement (db/client.ts). */
+  databaseTimeoutMs: number;
   dataDir: string;
   host: string;
   port: number;
@@ -27,6 +33,20 @@ export interface Config {
   kafkaGroupId: string;
   outboxRetentionHours: number;
   outboxStallSeconds: number;
+  /** CORS_ORIGINS: browser origins allowed to call the API; `["*"]` is any; empty is off. */
+  corsOrigins: string[];
+  // Abuse protection of the password endpoints (README: Abuse protection).
+  /** TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (auth/client-address.ts). */
+  trustedProxies: string[];
+  authUsernameFailures: number;
+  authUsernameWindowSeconds: number;
+  authAddressAttempts: number;
+  authAddressWindowSeconds: number;
+  passwordHashConcurrency: number;
+  passwordHashQueue: number;
+  passwordHashWaitMs: number;
+  /** GRPC_AUTH: BookService needs a bearer token (`bearer`) or serves anyone (`none`). */
+  grpcAuth: "bearer" | "none";
 }
 
 export interface ConfigRequirements {
@@ -34,12 +54,20 @@ export interface ConfigRequirements {
   apiKey?: boolean;
   /** Issuing and checking access tokens needs the signing secret. */
   jwtSecret?: boolean;
+  /** `grpc` checks access tokens too, unless GRPC_AUTH=none. */
+  grpc?: boolean;
 }
 
 export const MIN_API_KEY_LENGTH = 16;
 /** HS256 wants a key at least as long as the hash: 256 bits. */
 export const MIN_JWT_SECRET_BYTES = 32;
 export const DEFAULT_MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+
+/**
+ * The mark of a value nobody set: `.env.example` ships `change-me-…` placeholders, and a
+ * copied file that still holds one would run with a secret anyone can read.
+ */
+const PLACEHOLDER = /change[-_ ]?me/i;
 
 type Env = Record<string, string | undefined>;
 
@@ -63,6 +91,8 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
   const apiKey = value("API_KEY");
   if (needs.apiKey && apiKey === undefined) {
     problems.push("API_KEY is required (the key clients send in the X-API-KEY header)");
+  } else if (apiKey !== undefined && PLACEHOLDER.test(apiKey)) {
+    problems.push(placeholderProblem("API_KEY"));
   } else if (apiKey !== undefined && apiKey.length < MIN_API_KEY_LENGTH) {
     problems.push(`API_KEY must be at least ${MIN_API_KEY_LENGTH} characters long`);
   }
@@ -72,9 +102,20 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     problems.push("DATABASE_URL must be a postgres:// or postgresql:// URL");
   }
 
+  const grpcAuth = (value("GRPC_AUTH") ?? "bearer").toLowerCase();
+  if (grpcAuth !== "bearer" && grpcAuth !== "none") {
+    problems.push(`GRPC_AUTH must be bearer or none (got "${grpcAuth}")`);
+  }
+
   const jwtSecret = value("JWT_SECRET");
   if (needs.jwtSecret && jwtSecret === undefined) {
     problems.push("JWT_SECRET is required (the key that signs access tokens)");
+  } else if (needs.grpc && grpcAuth === "bearer" && jwtSecret === undefined) {
+    problems.push(
+      "JWT_SECRET is required by grpc to check the bearer tokens BookService calls carry (the same JWT_SECRET as serve); on a trusted private network, GRPC_AUTH=none serves BookService without them",
+    );
+  } else if (jwtSecret !== undefined && PLACEHOLDER.test(jwtSecret)) {
+    problems.push(placeholderProblem("JWT_SECRET"));
   } else if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < MIN_JWT_SECRET_BYTES) {
     problems.push(`JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes long`);
   }
@@ -111,10 +152,29 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "${logLevel}")`);
   }
 
+  const trusted = parseTrustedProxies(value("TRUSTED_PROXIES") ?? "");
+  if (trusted.invalid.length > 0) {
+    problems.push(
+      `TRUSTED_PROXIES must be ${TRUSTED_PROXIES_FORMAT} (not: ${trusted.invalid.join(", ")})`,
+    );
+  }
+  const hashing = defaultHashQueueOptions();
+  const passwordHashConcurrency = integer(
+    "PASSWORD_HASH_CONCURRENCY",
+    hashing.concurrency,
+    1,
+    1024,
+  );
+  const limits = DEFAULT_AUTH_LIMITS;
+
+  const cors = parseCorsOrigins(value("CORS_ORIGINS") ?? "");
+  problems.push(...cors.problems);
+
   const config: Config = {
     apiKey,
     databaseUrl,
     databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 1, 1000),
+    databaseTimeoutMs: integer("DATABASE_TIMEOUT_MS", DEFAULT_DATABASE_TIMEOUT_MS, 100, 600_000),
     dataDir: value("DATA_DIR") ?? "./data",
     host: value("HOST") ?? "0.0.0.0",
     port,
@@ -133,9 +193,86 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     kafkaGroupId: value("KAFKA_GROUP_ID") ?? "petbooks-grpc",
     outboxRetentionHours: integer("OUTBOX_RETENTION_HOURS", 24, 1, 24 * 365),
     outboxStallSeconds: integer("OUTBOX_STALL_SECONDS", 60, 1, 24 * 3600),
+    corsOrigins: cors.origins,
+    trustedProxies: trusted.proxies,
+    authUsernameFailures: integer(
+      "AUTH_USERNAME_FAILURES",
+      limits.usernameFailures.limit,
+      1,
+      1_000_000,
+    ),
+    authUsernameWindowSeconds: integer(
+      "AUTH_USERNAME_WINDOW_SECONDS",
+      limits.usernameFailures.windowSeconds,
+      1,
+      7 * 24 * 3600,
+    ),
+    authAddressAttempts: integer(
+      "AUTH_ADDRESS_ATTEMPTS",
+      limits.addressAttempts.limit,
+      1,
+      1_000_000,
+    ),
+    authAddressWindowSeconds: integer(
+      "AUTH_ADDRESS_WINDOW_SECONDS",
+      limits.addressAttempts.windowSeconds,
+      1,
+      7 * 24 * 3600,
+    ),
+    passwordHashConcurrency,
+    passwordHashQueue: integer("PASSWORD_HASH_QUEUE", 16 * passwordHashConcurrency, 0, 1_000_000),
+    passwordHashWaitMs: integer("PASSWORD_HASH_WAIT_MS", hashing.maxWaitMs, 1, 600_000),
+    grpcAuth: grpcAuth as Config["grpcAuth"],
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** Names the variable and how to make a value; never the value itself, which may be a secret. */
+const placeholderProblem = (name: string) =>
+  `${name} is still a placeholder (it contains "change-me"): set it to a random value of your ` +
+  "own, e.g. the output of `openssl rand -hex 32`";
+
+/**
+ * CORS_ORIGINS: `*`, or origins (`https://app.example.com`, `http://localhost:5173`) separated by
+ * commas. Each is kept as browsers send it in `Origin` (lowercase, no default port, no slash).
+ */
+export function parseCorsOrigins(raw: string): { origins: string[]; problems: string[] } {
+  const entries = raw
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  if (entries.includes("*")) {
+    return entries.length === 1
+      ? { origins: ["*"], problems: [] }
+      : {
+          origins: [],
+          problems: ["CORS_ORIGINS: `*` allows every origin; list no others with it"],
+        };
+  }
+  const origins: string[] = [];
+  const problems: string[] = [];
+  for (const entry of entries) {
+    const url = URL.canParse(entry) ? new URL(entry) : undefined;
+    const bare =
+      url &&
+      /^https?:$/.test(url.protocol) &&
+      url.username === "" &&
+      url.password === "" &&
+      url.pathname === "/" &&
+      url.search === "" &&
+      url.hash === "" &&
+      !entry.endsWith("?") &&
+      !entry.endsWith("#");
+    if (!url || !bare) {
+      problems.push(
+        `CORS_ORIGINS: "${entry}" is not an origin (scheme://host[:port], http or https, no path)`,
+      );
+    } else if (!origins.includes(url.origin)) {
+      origins.push(url.origin);
+    }
+  }
+  return { origins, problems };
 }
 
 const defaultPublicUrl = (port: number) => `http://localhost:${port}`;

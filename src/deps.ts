@@ -1,6 +1,9 @@
 /** Composition root: config → database → cache → events → storage → repositories → services. */
 import { join } from "node:path";
-import { createAuthService } from "./auth/auth.service.ts";
+import { type AuthService, createAuthService } from "./auth/auth.service.ts";
+import type { HashQueue } from "./auth/hash-queue.ts";
+import { openPasswordProtection } from "./auth/protection.ts";
+import type { AuthLimits } from "./auth/rate-limit.ts";
 import { createTokenIssuer } from "./auth/tokens.ts";
 import { createUsersRepository } from "./auth/users.repository.ts";
 import { createBooksService } from "./books/books.service.ts";
@@ -15,6 +18,7 @@ import type { EventTransport } from "./events/events.ts";
 import { createKafkaTransport } from "./events/kafka.ts";
 import { startKafkaConsumer } from "./events/kafka-consumer.ts";
 import { createOutboxRelay } from "./events/relay.ts";
+import type { GrpcAuth } from "./grpc/auth.ts";
 import type { Logger } from "./logger.ts";
 import { createPetsRepository } from "./pets/pets.repository.ts";
 import { createPetsService } from "./pets/pets.service.ts";
@@ -33,6 +37,19 @@ export function buildPets(database: Database, config: PetsConfig, logger: Logger
   return { storage, pets };
 }
 
+/** The pets of a `serve` process: first away with what crashed uploads left (a log says how many). */
+async function buildServedPets(database: Database, config: PetsConfig, logger: Logger) {
+  const built = buildPets(database, config, logger);
+  try {
+    const removed = await built.storage.sweepPartialFiles();
+    if (removed > 0)
+      logger.info("removed partial photo files left by interrupted uploads", { removed });
+  } catch (err) {
+    logger.warn("could not sweep partial photo files", { err });
+  }
+  return built;
+}
+
 export interface BooksInfrastructure {
   database: Database;
   cache: Cache;
@@ -41,6 +58,9 @@ export interface BooksInfrastructure {
   jwtTtlSeconds: number;
   outboxRetentionHours?: number;
   outboxStallSeconds?: number;
+  /** The password endpoints' limits and hashing queue (auth/protection.ts); defaults if unset. */
+  authLimits?: AuthLimits;
+  hashQueue?: HashQueue;
 }
 
 export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
@@ -54,6 +74,8 @@ export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
   const auth = createAuthService({
     users: createUsersRepository(infra.database.db),
     tokens: createTokenIssuer(infra.jwtSecret, infra.jwtTtlSeconds),
+    limits: infra.authLimits,
+    hashQueue: infra.hashQueue,
   });
   const books = createBooksService({
     db: infra.database.db,
@@ -69,7 +91,12 @@ export async function openDatabaseFor(
   options: { migrate: boolean },
 ) {
   const database = await openDatabase(
-    { databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize },
+    {
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
+      timeoutMs: config.databaseTimeoutMs,
+    },
     logger.child({ module: "db" }),
   );
   try {
@@ -117,6 +144,8 @@ export async function openServeDeps(config: Config, logger: Logger) {
     const transport = eventTransport(config, logger);
     await transport.start();
     closers.push(() => transport.stop());
+    const protection = await openPasswordProtection(config, logger);
+    closers.push(() => protection.close());
     const books = buildBooks(
       {
         database,
@@ -126,6 +155,8 @@ export async function openServeDeps(config: Config, logger: Logger) {
         jwtTtlSeconds: config.jwtTtlSeconds,
         outboxRetentionHours: config.outboxRetentionHours,
         outboxStallSeconds: config.outboxStallSeconds,
+        authLimits: protection.limits,
+        hashQueue: protection.hashQueue,
       },
       logger,
     );
@@ -134,7 +165,7 @@ export async function openServeDeps(config: Config, logger: Logger) {
       database,
       cache,
       transport,
-      ...buildPets(database, config, logger),
+      ...(await buildServedPets(database, config, logger)),
       ...books,
       close: closeAll,
     };
@@ -145,6 +176,28 @@ export async function openServeDeps(config: Config, logger: Logger) {
 }
 
 export type ServeDeps = Awaited<ReturnType<typeof openServeDeps>>;
+
+/**
+ * What BookService over gRPC asks of its callers (GRPC_AUTH). With bearer tokens, `auth` is the
+ * process' own AuthService when it has one (`dev`), so a user deleted over REST is refused at
+ * once; `grpc` alone checks tokens with one of its own, which knows of a deletion within its
+ * user cache time (a few seconds), as every other replica does.
+ */
+export function grpcAuthFor(
+  config: Pick<Config, "grpcAuth" | "jwtSecret" | "jwtTtlSeconds">,
+  database: Database,
+  auth?: AuthService,
+): GrpcAuth {
+  if (config.grpcAuth === "none") return { mode: "none" };
+  if (!config.jwtSecret) throw new Error("GRPC_AUTH=bearer needs JWT_SECRET (see loadConfig)");
+  const service =
+    auth ??
+    createAuthService({
+      users: createUsersRepository(database.db),
+      tokens: createTokenIssuer(config.jwtSecret, config.jwtTtlSeconds),
+    });
+  return { mode: "bearer", authenticate: (authorization) => service.authenticate(authorization) };
+}
 
 export interface ConsumerOptions {
   database: Database;

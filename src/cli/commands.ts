@@ -1,4 +1,5 @@
 /** The subcommands: each parses its flags, builds what it needs, and returns an exit code. */
+import type { AuthService } from "../auth/auth.service.ts";
 import { createBooksRepository } from "../books/books.repository.ts";
 import { createBooksService } from "../books/books.service.ts";
 import { type Cache, createNoCache } from "../cache/cache.ts";
@@ -7,6 +8,7 @@ import type { Database } from "../db/client.ts";
 import {
   buildBooks,
   buildPets,
+  grpcAuthFor,
   openCache,
   openDatabaseFor,
   openServeDeps,
@@ -52,6 +54,8 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
     maxPhotoBytes: config.maxPhotoBytes,
     logger,
     inFlight,
+    trustedProxies: config.trustedProxies,
+    corsOrigins: config.corsOrigins,
     ...deps,
   }).listen({
     hostname: config.host,
@@ -78,8 +82,14 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   };
 }
 
-/** BookService, health and reflection on HOST:GRPC_PORT. */
-async function startGrpc(config: Config, database: Database, cache: Cache, logger: Logger) {
+/** BookService, health and reflection on HOST:GRPC_PORT; `auth` is `dev`'s own AuthService. */
+async function startGrpc(
+  config: Config,
+  database: Database,
+  cache: Cache,
+  logger: Logger,
+  auth?: AuthService,
+) {
   const server = await startGrpcServer({
     host: config.host,
     port: config.grpcPort,
@@ -87,12 +97,15 @@ async function startGrpc(config: Config, database: Database, cache: Cache, logge
     repository: createBooksRepository(database.db),
     ping: database.ping,
     logger,
+    // GRPC_AUTH: BookService needs the REST API's bearer tokens, unless it is `none`.
+    auth: grpcAuthFor(config, database, auth),
     // Signs ListBooks page tokens; unset, the server warns and uses a per-process key.
     pageTokenSecret: config.jwtSecret,
   });
   logger.info("listening", {
     url: server.url,
     protocols: ["grpc", "grpc-web", "connect"],
+    auth: config.grpcAuth,
     database: database.kind,
     cache: cache.kind,
   });
@@ -123,7 +136,7 @@ function stopReason(io: CliIo, fatal: Promise<Error>) {
 
 export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
   if (parseArgs(argv, { help: "switch" }, GRPC_USAGE).flags.help) return usage(io, GRPC_USAGE);
-  const config = loadConfig(io.env);
+  const config = loadConfig(io.env, { grpc: true });
   const logger = createLogger(config.logLevel);
   const database = await openDatabaseFor(config, logger, { migrate: true });
   // Without Redis, `serve` (another process) could not invalidate a cache of ours: read through.
@@ -177,7 +190,7 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
   const deps = await openServeDeps(config, logger);
   try {
     const http = startHttp(config, deps, logger);
-    const grpc = await startGrpc(config, deps.database, deps.cache, logger);
+    const grpc = await startGrpc(config, deps.database, deps.cache, logger, deps.auth);
     const consumer = await startEventConsumer({
       database: deps.database,
       logger,

@@ -15,7 +15,7 @@ import { redactUrl } from "../redact.ts";
 import { retry } from "../retry.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { bundledSnapshot } from "./embedded-snapshot.ts";
-import { permanentRefusal } from "./errors.ts";
+import { permanentRefusal, withDatabaseTimeout } from "./errors.ts";
 /**
  * Drizzle without its relational query API (`db.query`, unused here): given a schema it builds a
  * query builder per table for every transaction, which cost about 8% of a write's CPU.
@@ -71,12 +71,20 @@ async function openPostgres(url: string, options: DatabaseOptions, logger: Logge
   const client = postgres(url, {
     max: options.poolSize ?? 10,
     connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+    // postgres.js waits up to 20 s between attempts after repeated failures: once PostgreSQL is
+    // back, requests would still fail for that long. Attempts follow requests, and requests
+    // back off themselves (503 with Retry-After), so no wait is longer than the timeout.
+    backoff: (retries: number) =>
+      Math.min(defaultBackoffSeconds(retries), timeoutMs / 1000) * (0.5 + Math.random() / 2),
     onnotice: () => {},
     connection: { application_name: "petbooks", statement_timeout: timeoutMs },
   });
+  boundWaitsForConnections(client, timeoutMs);
   const db = drizzlePostgres({ client }) as unknown as Db;
+  // Bounded on our side too: a connection whose peer vanished without a word (no FIN, no RST)
+  // waits for TCP, and statement_timeout runs on a server that never got the query.
   const ping = async () => {
-    await client`select 1`;
+    await withDatabaseTimeout(client.unsafe("select 1"), timeoutMs, "ping");
   };
   const connect = () =>
     ping().catch((err) => {
@@ -109,6 +117,35 @@ async function openPostgres(url: string, options: DatabaseOptions, logger: Logge
     ping,
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+/** postgres.js's own backoff before its jitter: 3^retries / 100 s, at most 20 s. */
+const defaultBackoffSeconds = (retries: number) => Math.min(3 ** retries / 100, 20);
+
+/**
+ * postgres.js queues a query while no connection is free and keeps it however long connecting
+ * takes: during an outage, requests would hang until PostgreSQL came back. A query still
+ * unsent after `timeoutMs` is cancelled instead, which postgres.js guarantees never sends it
+ * (it fails with 57014, an unavailable database: 503). A query already sent is left to
+ * statement_timeout: a client-side cancel could hit the next query on the same backend.
+ *
+ * Every query Drizzle runs, transactions' `begin` included, goes through `unsafe`; the ones
+ * inside a transaction run on its connection, which they do not wait for.
+ */
+function boundWaitsForConnections(client: postgres.Sql, timeoutMs: number): void {
+  const unsafe = client.unsafe;
+  client.unsafe = ((...args: Parameters<typeof unsafe>) => {
+    const query = unsafe(...args);
+    const timer = setTimeout(() => {
+      // `state` is set once the query is handed to a connection's socket (postgres.js 3.4).
+      if ((query as unknown as { state: unknown }).state) return;
+      Promise.resolve(query.cancel()).catch(() => {});
+    }, timeoutMs);
+    const settled = () => clearTimeout(timer);
+    // Promise's own `then`: the query's would start it before Drizzle has set it up.
+    Promise.prototype.then.call(query, settled, settled);
+    return query;
+  }) as typeof unsafe;
 }
 
 let wasmModules: Promise<[WebAssembly.Module, WebAssembly.Module]> | undefined;
@@ -152,8 +189,13 @@ async function openEmbedded(options: DatabaseOptions, logger: Logger) {
     return {
       db,
       kind: "embedded" as const,
+      // PGlite runs one query at a time: behind a long one, a ping waits. Readiness says so.
       ping: async () => {
-        await db.execute(sql`select 1`);
+        await withDatabaseTimeout(
+          db.execute(sql`select 1`),
+          options.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS,
+          "ping",
+        );
       },
       close: async () => {
         try {

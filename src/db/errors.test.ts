@@ -2,7 +2,13 @@ import { describe, expect, test } from "bun:test";
 import { createLogger } from "../logger.ts";
 import { withDatabase } from "../testing/database.ts";
 import { openDatabase } from "./client.ts";
-import { isDatabaseUnavailable, isForeignKeyViolation, permanentRefusal } from "./errors.ts";
+import {
+  DatabaseTimeoutError,
+  isDatabaseUnavailable,
+  isForeignKeyViolation,
+  permanentRefusal,
+  withDatabaseTimeout,
+} from "./errors.ts";
 
 const withCode = (code: string, cause?: unknown) =>
   Object.assign(new Error(`failed: ${code}`), { code }, cause ? { cause } : {});
@@ -58,4 +64,22 @@ describe.skipIf(!process.env.DATABASE_URL)("connecting to PostgreSQL", () => {
 test("a foreign key violation is recognised under Drizzle's wrapper", () => {
   expect(isForeignKeyViolation(new Error("Failed query", { cause: withCode("23503") }))).toBe(true);
   expect(isForeignKeyViolation(withCode("23505"))).toBe(false);
+});
+
+describe("withDatabaseTimeout", () => {
+  test("gives up on work that never answers, as an unavailable database", async () => {
+    const never = new Promise<never>(() => {});
+    const err = await withDatabaseTimeout(never, 10, "ping").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DatabaseTimeoutError);
+    expect((err as Error).message).toBe("ping: no answer in 10 ms");
+    expect(isDatabaseUnavailable(err)).toBe(true);
+  });
+
+  test("passes answers and failures through", async () => {
+    expect(await withDatabaseTimeout(Promise.resolve(7), 60_000, "ping")).toBe(7);
+    const failure = withCode("ECONNREFUSED");
+    expect(await withDatabaseTimeout(Promise.reject(failure), 60_000, "ping").catch((e) => e)).toBe(
+      failure,
+    );
+  });
 });

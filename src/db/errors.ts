@@ -70,3 +70,27 @@ export function permanentRefusal(err: unknown): string | undefined {
 export function isForeignKeyViolation(err: unknown): boolean {
   return codesOf(err).includes("23503");
 }
+
+/**
+ * Our own wait for the database ran out (a ping that got no answer in DATABASE_TIMEOUT_MS): the
+ * database counts as unreachable, like a socket timeout.
+ */
+export class DatabaseTimeoutError extends Error {
+  override name = "DatabaseTimeoutError";
+  readonly code = "ETIMEDOUT";
+}
+
+/** `work`, or a DatabaseTimeoutError once `ms` have passed without its answer. */
+export function withDatabaseTimeout<T>(work: PromiseLike<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const answer = Promise.resolve(work);
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DatabaseTimeoutError(`${what}: no answer in ${ms} ms`)),
+      ms,
+    );
+  });
+  // A late failure of the abandoned work is not an unhandled rejection.
+  answer.catch(() => {});
+  return Promise.race([answer, expired]).finally(() => clearTimeout(timer));
+}

@@ -4,6 +4,7 @@ import { apiKeyGuard } from "../auth/api-key.guard.ts";
 import { authRoutes } from "../auth/auth.http.ts";
 import type { AuthService } from "../auth/auth.service.ts";
 import { bearerGuard } from "../auth/bearer.guard.ts";
+import { clientAddressResolver } from "../auth/client-address.ts";
 import { booksRoutes } from "../books/books.http.ts";
 import type { BooksService } from "../books/books.service.ts";
 import type { Database } from "../db/client.ts";
@@ -12,6 +13,7 @@ import { petsRoutes } from "../pets/pets.http.ts";
 import type { PetsService } from "../pets/pets.service.ts";
 import type { PhotoStorage } from "../storage/photo-storage.ts";
 import { photoRoutes } from "../storage/photos.http.ts";
+import { createCors } from "./cors.ts";
 import { docs } from "./docs.ts";
 import { healthRoutes, type OutboxProbe } from "./health.http.ts";
 import { InFlight } from "./in-flight.ts";
@@ -37,6 +39,10 @@ export interface AppDeps {
   inFlight?: InFlight;
   /** The outbox relay, for `/readyz?verbose`. */
   relay?: OutboxProbe;
+  /** TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (auth/client-address.ts). */
+  trustedProxies?: string[];
+  /** CORS_ORIGINS: browser origins allowed to call the API (cors.ts); none, or unset: off. */
+  corsOrigins?: string[];
 }
 
 export function maxRequestBytes(maxPhotoBytes: number) {
@@ -57,6 +63,7 @@ export function createApp(deps: AppDeps) {
       requestContext({
         logger: deps.logger.child({ module: "http" }),
         inFlight: deps.inFlight ?? new InFlight(),
+        cors: createCors(deps.corsOrigins ?? []),
         maxBodyBytes: (path) =>
           // Matched on the raw path, like the router: a photo upload may carry the photo.
           PHOTO_UPLOAD_PATH.test(path) ? maxRequestBytes(deps.maxPhotoBytes) : MAX_JSON_BODY_BYTES,
@@ -68,7 +75,7 @@ export function createApp(deps: AppDeps) {
     .use(apiKeyGuard("/pets", deps.apiKey))
     .use(petsRoutes(deps.pets))
     .use(bearerGuard(deps.auth, ["/books", "/auth/me"]))
-    .use(authRoutes(deps.auth))
+    .use(authRoutes(deps.auth, { clientAddress: clientAddressResolver(deps.trustedProxies) }))
     .use(booksRoutes(deps.books));
 }
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
+import { API_KEY_CHALLENGE } from "../auth/api-key.guard.ts";
 import { createTestApp, readJson, type TestApp } from "../testing/app.ts";
 import {
   CODE_BY_STATUS,
@@ -10,6 +11,7 @@ import {
   problemContent,
 } from "../testing/openapi-checks.ts";
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX } from "./pagination.ts";
+import { DOCS_CSP, SECURITY_HEADERS } from "./security-headers.ts";
 
 let t: TestApp;
 // biome-ignore lint/suspicious/noExplicitAny: an OpenAPI document is walked dynamically here
@@ -73,12 +75,12 @@ describe("OpenAPI document", () => {
     ["/books/{id}", "put", ["200", "400", "401", "404", "413", "415", "422"]],
     ["/books/{id}", "patch", ["200", "400", "401", "404", "413", "415", "422"]],
     ["/books/{id}", "delete", ["204", "401", "404"]],
-    ["/auth/register", "post", ["201", "400", "409", "413", "415", "422"]],
-    ["/auth/token", "post", ["200", "400", "401", "413", "415"]],
+    ["/auth/register", "post", ["201", "400", "409", "413", "415", "422", "429", "503"]],
+    ["/auth/token", "post", ["200", "400", "401", "413", "415", "429", "503"]],
     ["/pets", "post", ["201", "400", "401", "413", "415", "422"]],
     ["/pets", "get", ["200", "401", "422"]],
     ["/pets", "delete", ["200", "400", "401", "413", "415", "422"]],
-    ["/pets/{id}/photo", "post", ["201", "400", "401", "404", "413", "415", "422"]],
+    ["/pets/{id}/photo", "post", ["201", "400", "401", "404", "413", "415", "422", "503", "507"]],
     ["/readyz", "get", ["200", "503"]],
   ])("%s %s documents responses %j", (path, method, statuses) => {
     const op = doc.paths[path]?.[method];
@@ -178,7 +180,7 @@ describe("OpenAPI document", () => {
     expect(structuredClone(example)).toMatchObject(expected);
   });
 
-  test("401s of bearer routes document the challenge they send", () => {
+  test("401s document the challenge they send: Bearer, or the API key's", () => {
     for (const [path, method] of [
       ["/books", "get"],
       ["/auth/me", "get"],
@@ -188,7 +190,29 @@ describe("OpenAPI document", () => {
         "WWW-Authenticate": { schema: { type: "string" }, example: 'Bearer realm="petbooks"' },
       });
     }
-    expect(doc.paths["/pets"].get.responses["401"].headers).toBeUndefined();
+    for (const [path, method] of [
+      ["/pets", "get"],
+      ["/pets", "post"],
+      ["/pets/{id}/photo", "post"],
+    ] as const) {
+      expect(doc.paths[path][method].responses["401"].headers).toEqual({
+        "WWW-Authenticate": { schema: { type: "string" }, example: API_KEY_CHALLENGE },
+      });
+    }
+  });
+
+  test("503s say when to retry; the photo upload documents a full disk", () => {
+    const upload = doc.paths["/pets/{id}/photo"].post.responses;
+    expect(upload["503"].headers).toEqual({
+      "Retry-After": { schema: { type: "string" }, example: "5" },
+    });
+    expect(doc.paths["/readyz"].get.responses["503"].headers).toEqual(upload["503"].headers);
+    const full = upload["507"].content["application/problem+json"].schema.examples[0];
+    expect(full).toMatchObject({
+      status: 507,
+      title: "Insufficient Storage",
+      code: "insufficient_storage",
+    });
   });
 
   test("every example is valid against its schema", () => {
@@ -251,14 +275,27 @@ describe("Swagger UI", () => {
     expect(html).not.toMatch(/https?:\/\//);
     const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] as string);
     expect(assets.sort()).toEqual([
+      "/docs/assets/swagger-init.js",
       "/docs/assets/swagger-ui-bundle.js",
       "/docs/assets/swagger-ui.css",
     ]);
     for (const asset of assets) {
       const res = await t.request(asset, { apiKey: null });
       expect(res.status).toBe(200);
-      expect((await res.text()).length).toBeGreaterThan(10_000);
+      expect((await res.text()).length).toBeGreaterThan(asset.endsWith("init.js") ? 50 : 10_000);
     }
+  });
+
+  test("the page has a policy of its own: scripts and styles from here only, nothing inline", async () => {
+    const res = await t.request("/docs", { apiKey: null });
+    expect(res.headers.get("content-security-policy")).toBe(DOCS_CSP);
+    expect(DOCS_CSP).not.toContain("unsafe");
+    expect(await res.text()).not.toMatch(/<script>|<style>| style="/);
+    // Everything else keeps the strict one.
+    const json = await t.request("/docs/json", { apiKey: null });
+    expect(json.headers.get("content-security-policy")).toBe(
+      SECURITY_HEADERS["content-security-policy"] as string,
+    );
   });
 
   test("an unknown asset is 404", async () => {

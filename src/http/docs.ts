@@ -9,6 +9,7 @@ import swaggerBundlePath from "swagger-ui-dist/swagger-ui-bundle.js" with { type
 import packageJson from "../../package.json";
 import { NotFoundError } from "../errors.ts";
 import { tidyOpenApi } from "./openapi-tidy.ts";
+import { DOCS_CSP } from "./security-headers.ts";
 
 export const OPENAPI_PATH = "/docs/json";
 
@@ -23,15 +24,18 @@ const page = `<!doctype html>
 <body>
   <div id="swagger-ui"></div>
   <script src="/docs/assets/swagger-ui-bundle.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({ url: "${OPENAPI_PATH}", dom_id: "#swagger-ui", persistAuthorization: true });
-  </script>
+  <script src="/docs/assets/swagger-init.js"></script>
 </body>
 </html>`;
 
-const assets: Record<string, { path: string; type: string }> = {
-  "swagger-ui-bundle.js": { path: swaggerBundlePath, type: "text/javascript; charset=utf-8" },
-  "swagger-ui.css": { path: swaggerCssPath, type: "text/css; charset=utf-8" },
+// A file rather than an inline script, so the page's CSP (DOCS_CSP) needs no 'unsafe-inline'.
+const init = `window.ui = SwaggerUIBundle({ url: "${OPENAPI_PATH}", dom_id: "#swagger-ui", persistAuthorization: true });\n`;
+
+const JS = "text/javascript; charset=utf-8";
+const assets: Record<string, { body: () => Blob | string; type: string }> = {
+  "swagger-ui-bundle.js": { body: () => Bun.file(swaggerBundlePath), type: JS },
+  "swagger-ui.css": { body: () => Bun.file(swaggerCssPath), type: "text/css; charset=utf-8" },
+  "swagger-init.js": { body: () => init, type: JS },
 };
 
 export function docs() {
@@ -87,7 +91,14 @@ export function docs() {
       )
       .get(
         "/docs",
-        () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }),
+        () =>
+          new Response(page, {
+            headers: {
+              "content-type": "text/html; charset=utf-8",
+              // The app's default policy (no scripts at all) would leave the page blank.
+              "content-security-policy": DOCS_CSP,
+            },
+          }),
         { detail: { hide: true } },
       )
       .get(
@@ -97,7 +108,7 @@ export function docs() {
           if (!asset) throw new NotFoundError("No such asset.");
           set.headers["content-type"] = asset.type;
           set.headers["cache-control"] = "public, max-age=86400";
-          return Bun.file(asset.path);
+          return asset.body();
         },
         { detail: { hide: true } },
       )

@@ -8,9 +8,9 @@
  */
 import { Elysia, t } from "elysia";
 import type { Database } from "../db/client.ts";
-import { AppError } from "../errors.ts";
+import { RetryLaterError } from "../errors.ts";
 import type { OutboxHealth } from "../events/relay.ts";
-import { DATABASE_UNAVAILABLE } from "./problem.ts";
+import { DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE } from "./problem.ts";
 import { problemResponses } from "./problem-responses.ts";
 
 const Alive = t.Object({ status: t.UnionEnum(["ok"]) }, { description: "Healthy." });
@@ -74,9 +74,14 @@ export function healthRoutes(database: Database, outbox?: OutboxProbe) {
       "/readyz",
       async ({ query }) => {
         try {
+          // Bounded by DATABASE_TIMEOUT_MS (db/client.ts): a probe never hangs on a dead database.
           await database.ping();
         } catch {
-          throw new AppError("unavailable", DATABASE_UNAVAILABLE);
+          throw new RetryLaterError(
+            "unavailable",
+            DATABASE_UNAVAILABLE,
+            DATABASE_RETRY_AFTER_SECONDS,
+          );
         }
         if (query.verbose === undefined || /^(false|0)$/i.test(query.verbose)) {
           return { status: "ok" as const };
@@ -94,7 +99,8 @@ export function healthRoutes(database: Database, outbox?: OutboxProbe) {
           tags: ["health"],
           summary: "The database answers",
           description:
-            "200 while the database answers, 503 otherwise. `?verbose` adds the outbox relay's " +
+            "200 while the database answers within DATABASE_TIMEOUT_MS, 503 with `Retry-After` " +
+            "otherwise. `?verbose` adds the outbox relay's " +
             "state: `stalled` when the oldest unpublished event is older than " +
             "OUTBOX_STALL_SECONDS, which is reported but never fails the probe.",
         },

@@ -3,6 +3,7 @@
  * answers with. Only route files import this: it knows every feature's texts.
  */
 import type { TObject } from "@sinclair/typebox";
+import { API_KEY_CHALLENGE } from "../auth/api-key.guard.ts";
 import {
   BEARER_CHALLENGE,
   BEARER_TOKEN_REQUIRED,
@@ -14,15 +15,18 @@ import { ADDRESS_LIMITED, USERNAME_LIMITED } from "../auth/rate-limit.ts";
 import { TOKEN_BODY_REQUIRED } from "../auth/token-request.ts";
 import { BOOK_NOT_FOUND } from "../books/books.model.ts";
 import { DEFAULT_MAX_PHOTO_BYTES } from "../config.ts";
-import { API_KEY_REQUIRED, type ErrorCode, type FieldError } from "../errors.ts";
+import { API_KEY_REQUIRED, type FieldError } from "../errors.ts";
 import { PET_NOT_FOUND } from "../pets/pets.model.ts";
 import { PHOTO_TYPE_UNSUPPORTED, photoTooLarge } from "../pets/pets.service.ts";
+import { STORAGE_FULL } from "../storage/storage-errors.ts";
 import { MAX_JSON_BODY_BYTES } from "./limits.ts";
 import { bodyTooLarge, INVALID_JSON, INVALID_MULTIPART, JSON_REQUIRED } from "./parsers.ts";
 import {
+  DATABASE_RETRY_AFTER_SECONDS,
   DATABASE_UNAVAILABLE,
   type DocumentedProblem,
   invalidInput,
+  type ProblemCode,
   type ProblemSchema,
   problemResponseSchema,
 } from "./problem.ts";
@@ -54,10 +58,11 @@ export interface ProblemRoute {
   hashes?: "register" | "login";
 }
 
-export type ProblemStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 429 | 503;
+/** 503 is the database's (or, for `hashes`, the hashing queue's); 507 needs `parser: "photo"`. */
+export type ProblemStatus = 400 | 401 | 404 | 409 | 413 | 415 | 422 | 429 | 503 | 507;
 
 const UNAUTHORIZED = {
-  "api-key": { detail: API_KEY_REQUIRED },
+  "api-key": { detail: API_KEY_REQUIRED, challenge: API_KEY_CHALLENGE },
   bearer: { detail: BEARER_TOKEN_REQUIRED, challenge: BEARER_CHALLENGE },
   password: { detail: WRONG_CREDENTIALS, challenge: BEARER_CHALLENGE },
 } satisfies Record<NonNullable<ProblemRoute["auth"]>, { detail: string; challenge?: string }>;
@@ -116,7 +121,7 @@ function documentedProblem(
   route: ProblemRoute,
 ): DocumentedProblem | undefined {
   const parser = route.parser && PARSERS[route.parser];
-  const of = (code: ErrorCode, detail: string | undefined): DocumentedProblem | undefined =>
+  const of = (code: ProblemCode, detail: string | undefined): DocumentedProblem | undefined =>
     detail === undefined ? undefined : { code, detail };
   switch (status) {
     case 400:
@@ -144,13 +149,20 @@ function documentedProblem(
     case 503:
       return route.hashes
         ? { code: "unavailable", detail: HASHING_BUSY, retryAfter: "5" }
-        : of("unavailable", DATABASE_UNAVAILABLE);
+        : {
+            code: "unavailable",
+            detail: DATABASE_UNAVAILABLE,
+            retryAfter: String(DATABASE_RETRY_AFTER_SECONDS),
+          };
+    case 507:
+      return of("insufficient_storage", route.parser === "photo" ? STORAGE_FULL : undefined);
   }
 }
 
 /**
  * The OpenAPI `response` entries for the given error statuses: each with its own description and
- * an example of what this route answers (401s also with their `WWW-Authenticate` challenge).
+ * an example of what this route answers (401s also with their `WWW-Authenticate` challenge, 429s
+ * and 503s with their `Retry-After`).
  */
 export function problemResponses<S extends ProblemStatus>(route: ProblemRoute, ...statuses: S[]) {
   return Object.fromEntries(

@@ -4,7 +4,13 @@ import { t } from "elysia";
 import { AppError, type ErrorCode, type FieldError } from "../errors.ts";
 import { mediaType, responseHeader } from "./openapi-tidy.ts";
 
-const STATUS_BY_CODE: Record<ErrorCode, number> = {
+/**
+ * The `code` of a problem document: an AppError's, or one only HTTP has (a full disk is 507 here;
+ * no other transport stores files).
+ */
+export type ProblemCode = ErrorCode | "insufficient_storage";
+
+const STATUS_BY_CODE: Record<ProblemCode, number> = {
   bad_request: 400,
   validation: 422,
   unauthorized: 401,
@@ -14,6 +20,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   too_many_requests: 429,
   unavailable: 503,
+  insufficient_storage: 507,
   internal: 500,
 };
 
@@ -29,12 +36,17 @@ const TITLES: Record<number, string> = {
   429: "Too Many Requests",
   500: "Internal Server Error",
   503: "Service Unavailable",
+  507: "Insufficient Storage",
 };
 
 /** The detail of a failed validation; `part` is where it failed: Elysia's `body`, `query`… */
 export const invalidInput = (part: string) => `Invalid ${part}.`;
 /** What the readiness probe answers when the database does not (see health.http.ts). */
 export const DATABASE_UNAVAILABLE = "The database is not reachable.";
+/** The `Retry-After` of a 503 for an unreachable database: soon, but not in a tight loop. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+/** The `Retry-After` of a 503 for photo storage that refuses writes: an operator must act. */
+export const STORAGE_RETRY_AFTER_SECONDS = 60;
 
 // No examples here: each error response gets a whole example of its own (problemResponses).
 export const ProblemSchema = t.Object(
@@ -65,7 +77,7 @@ export interface Problem {
 }
 
 export function problem(
-  code: ErrorCode,
+  code: ProblemCode,
   detail: string,
   requestId: string,
   errors?: FieldError[],
@@ -102,12 +114,13 @@ const RESPONSE_DESCRIPTIONS: Record<number, string> = {
   415: "Unsupported content type or file type.",
   422: "The request failed validation; `errors` lists each problem.",
   429: "Too many attempts: wait the `Retry-After` seconds before trying again.",
-  503: "A dependency (the database) is unavailable.",
+  503: "Unavailable for now (the database, photo storage, or too busy): retry after `Retry-After` seconds.",
+  507: "No room left to store the file.",
 };
 
 /** An error response as the OpenAPI document shows it: what it means, and one real example. */
 export interface DocumentedProblem {
-  code: ErrorCode;
+  code: ProblemCode;
   detail: string;
   errors?: FieldError[];
   /** The `WWW-Authenticate` challenge the response carries. */

@@ -1,19 +1,32 @@
 /**
- * Cross-cutting HTTP concerns, registered before every route: request ids, access logs, each
- * request's body-size limit, and the translation of every error into a problem response.
+ * Cross-cutting HTTP concerns, registered before every route: request ids, security headers,
+ * CORS (preflights answered here, before the auth guards), access logs, each request's body-size
+ * limit, and the translation of every error into a problem response.
  */
 import { Elysia } from "elysia";
+import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type FieldError, RetryLaterError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import {
+  STORAGE_FULL,
+  STORAGE_UNWRITABLE,
+  StorageFullError,
+  StorageUnwritableError,
+} from "../storage/storage-errors.ts";
+import type { Cors } from "./cors.ts";
 import type { InFlight } from "./in-flight.ts";
 import { setBodyLimit } from "./parsers.ts";
 import {
+  DATABASE_RETRY_AFTER_SECONDS,
+  DATABASE_UNAVAILABLE,
   invalidInput,
   type Problem,
   problem,
   problemFromAppError,
   problemResponse,
+  STORAGE_RETRY_AFTER_SECONDS,
 } from "./problem.ts";
+import { SECURITY_HEADERS } from "./security-headers.ts";
 import { VALUE_MESSAGE } from "./text-field.ts";
 
 interface RequestState {
@@ -40,9 +53,11 @@ export interface RequestContextOptions {
    */
   maxBodyBytes: (path: string) => number;
   inFlight: InFlight;
+  /** CORS_ORIGINS' policy (cors.ts); none: no CORS header at all. */
+  cors?: Cors | undefined;
 }
 
-export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContextOptions) {
+export function requestContext({ logger, maxBodyBytes, inFlight, cors }: RequestContextOptions) {
   const states = new WeakMap<Request, RequestState>();
   const stateOf = (request: Request): RequestState => {
     let state = states.get(request);
@@ -52,6 +67,14 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
     }
     return state;
   };
+  const logRequest = (request: Request, state: RequestState, status: number) =>
+    logger.info("request", {
+      request_id: state.id,
+      method: request.method,
+      path: pathOf(request.url),
+      status,
+      duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
+    });
 
   return new Elysia({ name: "request-context" })
     .onRequest(({ request, set }) => {
@@ -62,7 +85,21 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
         startedAt: performance.now(),
       };
       states.set(request, state);
+      // Set before anything can fail: Elysia adds them to whatever answers, errors included.
+      Object.assign(set.headers, SECURITY_HEADERS);
       set.headers["x-request-id"] = state.id;
+      if (cors) {
+        Object.assign(set.headers, cors.headers(request.headers.get("origin")));
+        if (cors.isAllowedPreflight(request)) {
+          // A preflight carries no credentials, so it is answered before the auth guards. An
+          // answer from onRequest skips onAfterResponse: this is the request's end.
+          Object.assign(set.headers, cors.preflightHeaders());
+          state.status = 204;
+          inFlight.finished();
+          logRequest(request, state, 204);
+          return new Response(null, { status: 204 });
+        }
+      }
       // Only noted here: checked now, a 413 would come before the auth guards' 401.
       setBodyLimit(request, maxBodyBytes(pathOf(request.url)));
     })
@@ -76,6 +113,7 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
             ? error.cause
             : undefined;
       let body: Problem;
+      let retryAfterSeconds: number | undefined;
       if (appError) {
         body = problemFromAppError(appError, state.id);
       } else if (code === "VALIDATION") {
@@ -92,6 +130,18 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
         body = problem("bad_request", "The request body could not be parsed.", state.id);
       } else if (code === "NOT_FOUND") {
         body = problem("not_found", "No such resource.", state.id);
+      } else if (isDatabaseUnavailable(error)) {
+        // Fast (DATABASE_TIMEOUT_MS bounds every wait), and the client is told when to come back.
+        logger.warn("database unavailable", { request_id: state.id, err: error });
+        body = problem("unavailable", DATABASE_UNAVAILABLE, state.id);
+        retryAfterSeconds = DATABASE_RETRY_AFTER_SECONDS;
+      } else if (error instanceof StorageFullError) {
+        logger.error("photo storage is full", { request_id: state.id, err: error });
+        body = problem("insufficient_storage", STORAGE_FULL, state.id);
+      } else if (error instanceof StorageUnwritableError) {
+        logger.error("photo storage cannot be written", { request_id: state.id, err: error });
+        body = problem("unavailable", STORAGE_UNWRITABLE, state.id);
+        retryAfterSeconds = STORAGE_RETRY_AFTER_SECONDS;
       } else {
         logger.error("unhandled error", {
           request_id: state.id,
@@ -105,21 +155,18 @@ export function requestContext({ logger, maxBodyBytes, inFlight }: RequestContex
       if (appError instanceof UnauthorizedError && appError.challenge) {
         headers["www-authenticate"] = appError.challenge;
       }
-      if (appError instanceof RetryLaterError) {
-        headers["retry-after"] = String(appError.retryAfterSeconds);
-      }
+      if (appError instanceof RetryLaterError) retryAfterSeconds = appError.retryAfterSeconds;
+      if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
       return problemResponse(body, headers);
     })
     .onAfterResponse({ as: "global" }, ({ request, set }) => {
       inFlight.finished();
       const state = stateOf(request);
-      logger.info("request", {
-        request_id: state.id,
-        method: request.method,
-        path: pathOf(request.url),
-        status: state.status ?? (typeof set.status === "number" ? set.status : 200),
-        duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
-      });
+      logRequest(
+        request,
+        state,
+        state.status ?? (typeof set.status === "number" ? set.status : 200),
+      );
     });
 }
 

@@ -112,6 +112,8 @@ export function petsRoutes(pets: PetsService) {
             413,
             415,
             422,
+            503,
+            507,
           ),
         },
         detail: {

@@ -18,6 +18,7 @@ export const CODE_BY_STATUS: Record<number, string> = {
   422: "validation",
   429: "too_many_requests",
   503: "unavailable",
+  507: "insufficient_storage",
 };
 
 /** JSON Schema 2020-12 keywords, and the ones OpenAPI 3.1 adds; `example` is deprecated there. */

@@ -1,0 +1,98 @@
+/**
+ * PostgreSQL out of reach (through a proxy that cuts it off): every query fails fast as an
+ * unavailable database, whatever the load, and the pool works again once it is back.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
+import { silentLogger } from "../logger.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/database.ts";
+import { type OutageMode, startTcpProxy, type TcpProxy } from "../testing/tcp-proxy.ts";
+import { type Database, openDatabase } from "./client.ts";
+import { isDatabaseUnavailable } from "./errors.ts";
+
+const baseUrl = process.env.DATABASE_URL;
+const TIMEOUT_MS = 1000;
+/**
+ * Far beyond what a query may take here (TIMEOUT_MS), and far below what queueing behind one
+ * connection's failed attempts takes (about one TIMEOUT_MS each, for 100 queries): a query
+ * still pending then is hanging.
+ */
+const HANG_MS = 30_000;
+const LOAD = 100;
+
+let proxy: TcpProxy;
+let database: Database;
+
+beforeAll(async () => {
+  if (!baseUrl) return;
+  const target = new URL(baseUrl);
+  proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
+  const url = new URL(baseUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(proxy.port);
+  // One connection, so nearly every query waits for it: the wait postgres.js never bounds.
+  database = await openDatabase(
+    { databaseUrl: url.toString(), poolSize: 1, timeoutMs: TIMEOUT_MS },
+    silentLogger,
+  );
+}, SETUP_TIMEOUT_MS);
+
+afterAll(async () => {
+  await database?.close();
+  proxy?.stop();
+}, SETUP_TIMEOUT_MS);
+
+type Outcome = "ok" | "unavailable" | "hung" | `other: ${string}`;
+
+/** A plain query or a transaction, as Drizzle runs them, and how it ended. */
+async function attempt(i: number): Promise<Outcome> {
+  const work =
+    i % 2 === 0
+      ? database.db.execute(sql`select 1`)
+      : database.db.transaction((tx) => tx.execute(sql`select 1`));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(() => resolve("hung"), HANG_MS);
+  });
+  const outcome = work.then(
+    (): Outcome => "ok",
+    (err): Outcome => (isDatabaseUnavailable(err) ? "unavailable" : `other: ${err}`),
+  );
+  const result = await Promise.race([outcome, hung]);
+  clearTimeout(timer);
+  return result;
+}
+
+const attempts = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => attempt(i)));
+
+/** Polls until every attempt of a batch succeeds; generous deadline, no speed assumed. */
+async function recovered(): Promise<boolean> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if ((await attempts(10)).every((o) => o === "ok")) return true;
+    await Bun.sleep(100);
+  }
+  return false;
+}
+
+describe.skipIf(!baseUrl)("PostgreSQL out of reach", () => {
+  test.each(["refuse", "blackhole"] as OutageMode[])(
+    `%s: ${LOAD} concurrent queries and transactions all fail as unavailable, then work again`,
+    async (mode) => {
+      expect(await attempts(4)).toEqual(["ok", "ok", "ok", "ok"]);
+      proxy.cut(mode);
+      const during = await attempts(LOAD);
+      expect(during.filter((o) => o !== "unavailable")).toEqual([]);
+      const ping = await database.ping().then(
+        () => "ok",
+        (err) => (isDatabaseUnavailable(err) ? "unavailable" : String(err)),
+      );
+      expect(ping).toBe("unavailable");
+      proxy.resume();
+      // A connection whose query was cancelled while it started went back to the pool: a pool of
+      // one serves again.
+      expect(await recovered()).toBe(true);
+    },
+    SETUP_TIMEOUT_MS,
+  );
+});
