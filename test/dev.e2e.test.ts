@@ -50,22 +50,23 @@ describe("petbooks dev (compiled binary)", () => {
         json({ grant_type: "password", username: "newcomer", password: "long password" }),
       )
     ).json();
+    const authorization = `Bearer ${(token as { access_token: string }).access_token}`;
     const created = await fetch(
       `${running().httpUrl}/books`,
       json(
         { title: "Dune", author: "Frank Herbert", published_on: "1965-08-01" },
-        {
-          authorization: `Bearer ${(token as { access_token: string }).access_token}`,
-        },
+        { authorization },
       ),
     );
     expect(created.status).toBe(201);
     const book = (await created.json()) as { id: string };
 
-    const viaGrpc = await bufCurl(`${running().grpcUrl}/petbooks.v1.BookService/GetBook`, [
-      "-d",
-      JSON.stringify({ id: book.id }),
-    ]);
+    // The same bearer token as REST (GRPC_AUTH=bearer, the default).
+    const viaGrpc = await bufCurl(
+      `${running().grpcUrl}/petbooks.v1.BookService/GetBook`,
+      ["-d", JSON.stringify({ id: book.id })],
+      { authorization },
+    );
     expect(viaGrpc.code).toBe(0);
     expect(JSON.parse(viaGrpc.stdout)).toMatchObject({
       id: book.id,

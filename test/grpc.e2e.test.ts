@@ -16,7 +16,8 @@ setDefaultTimeout(60_000);
 
 const onPostgres = Boolean(process.env.DATABASE_URL);
 const dataDir = tempDataDir();
-const env: Record<string, string> = { DATA_DIR: dataDir, LOG_LEVEL: "info" };
+// Not about authentication (test/contract/grpc.contract.test.ts is): BookService open to all.
+const env: Record<string, string> = { DATA_DIR: dataDir, LOG_LEVEL: "info", GRPC_AUTH: "none" };
 let dropDatabase = async () => {};
 let server: RunningGrpcServer;
 const seeded: Book[] = [];

@@ -145,6 +145,11 @@ export const REGISTER_REFUSED: RegisterCase[] = [
       ["password of 7 emoji", { ...user, password: emoji(7) }],
       ["password of 129 emoji", { ...user, password: emoji(129) }],
       ["password with a NUL", { ...user, password: "long\u0000enough" }],
+      ["password of 8 spaces", { ...user, password: " ".repeat(8) }],
+      [
+        "password of only tabs, newlines and Unicode spaces",
+        { ...user, password: "\t\n\u00a0\u2003\u3000\t\n\u00a0" },
+      ],
       ["password with an unpaired surrogate", { ...user, password: "long enough\ud800" }],
     ] as const
   ).map(([name, body]) => ({
@@ -210,6 +215,11 @@ export const REGISTER_ACCEPTED: {
   // 256 UTF-16 code units: the bound counts characters.
   { name: "password of 128 emoji", body: (u) => ({ username: u, password: emoji(128) }) },
   { name: "password of 8 emoji", body: (u) => ({ username: u, password: emoji(8) }) },
+  // Whitespace is allowed, and kept: it is part of the password.
+  {
+    name: "password with spaces around and inside",
+    body: (u) => ({ username: u, password: "  a b c d  " }),
+  },
 ];
 
 export type TokenCaseExpectation =

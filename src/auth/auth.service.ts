@@ -3,8 +3,9 @@ import { ConflictError, UnauthorizedError, ValidationError } from "../errors.ts"
 import type { Registration, User } from "./auth.model.ts";
 import {
   argon2idHasher,
-  boundedHasher,
+  createHashQueue,
   defaultHashQueueOptions,
+  type HashQueue,
   type PasswordHasher,
 } from "./hash-queue.ts";
 import { passwordProblem } from "./password-policy.ts";
@@ -26,8 +27,10 @@ export interface AuthServiceDeps {
    * tokens stop working at once in the process that deleted it, and within this in the others.
    */
   userCacheMs?: number;
-  /** Hashes and checks passwords; by default argon2id, a few at a time (hash-queue.ts). */
+  /** Hashes and checks passwords; by default argon2id. */
   passwords?: PasswordHasher;
+  /** Takes turns at hashing, a few at a time (hash-queue.ts); by default one per core. */
+  hashQueue?: HashQueue;
   /** Attempts and failures allowed before hashing; by default in memory, with the defaults. */
   limits?: AuthLimits;
   /** Milliseconds since the epoch; tests pass a clock of their own. */
@@ -50,13 +53,14 @@ export function createAuthService({
   users,
   tokens,
   userCacheMs = 5_000,
-  passwords = boundedHasher(argon2idHasher, defaultHashQueueOptions()),
+  passwords = argon2idHasher,
+  hashQueue = createHashQueue(defaultHashQueueOptions()),
   limits = createAuthLimits(createMemoryCounterStore()),
   now = Date.now,
 }: AuthServiceDeps) {
   // Verified against when the user does not exist, so both failures cost one password check.
   // Made on first use (a process that never logs anyone in never pays for it), by the same
-  // hasher; a failure is not remembered.
+  // hasher, within the turn of the login that needs it; a failure is not remembered.
   let dummy: Promise<string> | undefined;
   const dummyHash = () => {
     dummy ??= passwords.hash(crypto.randomUUID()).catch((err) => {
@@ -90,7 +94,7 @@ export function createAuthService({
         throw new ValidationError("Invalid body.", [{ path: "/password", message: problem }]);
       }
       await limits.admit({ address: client.address });
-      const passwordHash = await passwords.hash(input.password);
+      const passwordHash = await hashQueue.run(() => passwords.hash(input.password));
       const row = await users.insert({
         id: Bun.randomUUIDv7(),
         username: input.username,
@@ -110,8 +114,12 @@ export function createAuthService({
       let found: Awaited<ReturnType<UsersRepository["findCredentials"]>>;
       let valid: boolean;
       try {
-        found = await users.findCredentials(username);
-        valid = await passwords.verify(password, found?.passwordHash ?? (await dummyHash()));
+        // The user is looked up in the turn too: a login refused for want of one costs nothing.
+        ({ found, valid } = await hashQueue.run(async () => {
+          const row = await users.findCredentials(username);
+          const hash = row?.passwordHash ?? (await dummyHash());
+          return { found: row, valid: await passwords.verify(password, hash) };
+        }));
       } catch (err) {
         // The password was never checked (too busy, no database): no failure of this username.
         await admission.withdrawn();

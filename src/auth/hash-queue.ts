@@ -1,9 +1,10 @@
 /**
  * Password hashing with bounded concurrency. An argon2id hash takes tens to hundreds of
  * milliseconds of a core and 64 MiB of memory, so a flood of logins hashed all at once would
- * starve every other request (and exhaust memory). Here at most `concurrency` hashes run at a
- * time; up to `maxQueued` more wait their turn, each for at most `maxWaitMs`. Beyond that the
- * request is refused at once with 503 and Retry-After, rather than piling up.
+ * starve every other request (and exhaust memory). The queue gives at most `concurrency` turns at
+ * a time; up to `maxQueued` more wait for one, each for at most `maxWaitMs`. Beyond that a
+ * request is refused at once with 503 and Retry-After, rather than piling up; and refused before
+ * anything else is spent on it (a login looks its user up only once it has a turn).
  */
 import { availableParallelism } from "node:os";
 import { RetryLaterError } from "../errors.ts";
@@ -19,11 +20,11 @@ export const argon2idHasher: PasswordHasher = {
 };
 
 export interface HashQueueOptions {
-  /** Hashes running at once. */
+  /** Turns at once: hashes running at the same time. */
   concurrency: number;
-  /** Hashes waiting for a turn; more are refused at once. */
+  /** Requests waiting for a turn; more are refused at once. */
   maxQueued: number;
-  /** The longest a hash waits for its turn before it is refused. */
+  /** The longest a request waits for its turn before it is refused. */
   maxWaitMs: number;
   /** Starts a timer and answers how to cancel it; tests pass their own, fired by hand. */
   setTimer?: (fire: () => void, ms: number) => () => void;
@@ -37,8 +38,10 @@ export function defaultHashQueueOptions(): HashQueueOptions {
 export const HASHING_BUSY =
   "The server is too busy checking passwords: try again after the Retry-After delay.";
 
-export interface BoundedHasher extends PasswordHasher {
-  /** Hashes running and waiting now. */
+export interface HashQueue {
+  /** Runs `work` (which hashes a password) in a turn, or refuses with a RetryLaterError. */
+  run<T>(work: () => Promise<T>): Promise<T>;
+  /** Turns taken and requests waiting now. */
   load(): { running: number; queued: number };
 }
 
@@ -47,12 +50,12 @@ const realTimer = (fire: () => void, ms: number) => {
   return () => clearTimeout(timer);
 };
 
-export function boundedHasher(inner: PasswordHasher, options: HashQueueOptions): BoundedHasher {
+export function createHashQueue(options: HashQueueOptions): HashQueue {
   const { concurrency, maxQueued, maxWaitMs, setTimer = realTimer } = options;
   const retryAfterSeconds = Math.max(1, Math.ceil(maxWaitMs / 1000));
   const busy = () => new RetryLaterError("unavailable", HASHING_BUSY, retryAfterSeconds);
   let running = 0;
-  /** Starts a waiting hash; in arrival order. */
+  /** Starts a waiting request's work; in arrival order. */
   const waiting: (() => void)[] = [];
 
   const start = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -65,27 +68,24 @@ export function boundedHasher(inner: PasswordHasher, options: HashQueueOptions):
     }
   };
 
-  const run = <T>(work: () => Promise<T>): Promise<T> => {
-    if (running < concurrency) return start(work);
-    if (waiting.length >= maxQueued) return Promise.reject(busy());
-    return new Promise<T>((resolve, reject) => {
-      const go = () => {
-        cancelTimer();
-        start(work).then(resolve, reject);
-      };
-      const cancelTimer = setTimer(() => {
-        const at = waiting.indexOf(go);
-        if (at === -1) return;
-        waiting.splice(at, 1);
-        reject(busy());
-      }, maxWaitMs);
-      waiting.push(go);
-    });
-  };
-
   return {
-    hash: (password) => run(() => inner.hash(password)),
-    verify: (password, hash) => run(() => inner.verify(password, hash)),
+    run<T>(work: () => Promise<T>): Promise<T> {
+      if (running < concurrency) return start(work);
+      if (waiting.length >= maxQueued) return Promise.reject(busy());
+      return new Promise<T>((resolve, reject) => {
+        const go = () => {
+          cancelTimer();
+          start(work).then(resolve, reject);
+        };
+        const cancelTimer = setTimer(() => {
+          const at = waiting.indexOf(go);
+          if (at === -1) return;
+          waiting.splice(at, 1);
+          reject(busy());
+        }, maxWaitMs);
+        waiting.push(go);
+      });
+    },
     load: () => ({ running, queued: waiting.length }),
   };
 }

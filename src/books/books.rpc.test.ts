@@ -3,8 +3,11 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
 import type { Cache } from "../cache/cache.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
+import { DATABASE_UNAVAILABLE } from "../grpc/interceptors.ts";
 import {
   grpcJsCall,
   grpcJsClient,
@@ -102,7 +105,7 @@ describe("GetBook", () => {
       "petbooks.v1.BookService",
     );
     try {
-      const { value } = await grpcJsCall(client, "GetBook", { id: book.id });
+      const { value } = await grpcJsCall(client, "GetBook", { id: book.id }, server.bearer);
       expect(value).toMatchObject({ id: book.id, title: book.title, published_on: "2001-02-03" });
       expect(Number(value.created_at.seconds)).toBe(Date.parse(book.created_at) / 1000);
     } finally {
@@ -123,7 +126,7 @@ describe("GetBook", () => {
       "petbooks.v1.BookService",
     );
     try {
-      const { error } = await grpcJsCall(client, "GetBook", { id });
+      const { error } = await grpcJsCall(client, "GetBook", { id }, server.bearer);
       expect(error?.code).toBe(GrpcStatus[expected]);
       expect(error?.details).not.toMatch(/select|from|books|postgres|at \//i);
     } finally {
@@ -197,12 +200,17 @@ describe("ListBooks", () => {
       "petbooks.v1.BookService",
     );
     try {
-      const first = await grpcJsCall(client, "ListBooks", { page_size: 2 });
+      const first = await grpcJsCall(client, "ListBooks", { page_size: 2 }, server.bearer);
       expect(first.value.total_size).toBe(3);
-      const second = await grpcJsCall(client, "ListBooks", {
-        page_size: 2,
-        page_token: first.value.next_page_token,
-      });
+      const second = await grpcJsCall(
+        client,
+        "ListBooks",
+        {
+          page_size: 2,
+          page_token: first.value.next_page_token,
+        },
+        server.bearer,
+      );
       expect(
         [...first.value.books, ...second.value.books].map((b: { id: string }) => b.id),
       ).toEqual(added.map((b) => b.id).reverse());
@@ -286,4 +294,89 @@ describe("failures", () => {
       await broken.close(1000);
     }
   });
+});
+
+describe("a database that cannot be reached", () => {
+  /** What postgres.js and Drizzle raise when the server is gone (see db/errors.ts). */
+  const refused = () =>
+    Object.assign(new Error("connect ECONNREFUSED 10.1.2.3:5432"), { code: "ECONNREFUSED" });
+  const shutDown = () =>
+    new Error('Failed query: select "id" from "books"', {
+      cause: Object.assign(new Error("terminating connection due to administrator command"), {
+        code: "57P01",
+      }),
+    });
+
+  async function expectUnavailable(broken: TestGrpcServer) {
+    // One call at a time: a second one started early could fail before anyone awaits it.
+    for (const call of [
+      () => broken.client(BookService).getBook({ id: "0199a7c6-0000-7000-8000-000000000000" }),
+      () => broken.client(BookService).listBooks({}),
+    ]) {
+      const error = await codeOf(call());
+      expect(error.code).toBe(Code.Unavailable);
+      // Our own words: never the driver's, which name hosts, ports and SQL.
+      expect(error.rawMessage).toBe(DATABASE_UNAVAILABLE);
+    }
+    expect(JSON.stringify(broken.logs)).not.toContain("unhandled error");
+    expect(broken.logs).toContainEqual(
+      expect.objectContaining({ level: "warn", msg: "database unavailable" }),
+    );
+  }
+
+  test.each([
+    ["a refused connection", refused],
+    ["a server shutting down, wrapped by Drizzle", shutDown],
+  ])("%s is UNAVAILABLE, not INTERNAL", async (_, error) => {
+    const broken = await startTestGrpcServer({
+      books: { get: () => Promise.reject(error()) },
+      repository: {
+        listAfter: () => Promise.reject(error()),
+        count: () => Promise.reject(error()),
+      },
+    });
+    try {
+      await expectUnavailable(broken);
+    } finally {
+      await broken.close(1000);
+    }
+  });
+
+  test("a real driver with nothing listening on its port is UNAVAILABLE", async () => {
+    // Port 1 on the loopback: nobody listens there, so the connection is refused at once.
+    const client = postgres("postgres://petbooks@127.0.0.1:1/petbooks", {
+      max: 1,
+      connect_timeout: 5,
+      onnotice: () => {},
+    });
+    const db = drizzle(client);
+    const broken = await startTestGrpcServer({
+      books: createBooksService({ db, cache }),
+      repository: createBooksRepository(db),
+    });
+    try {
+      await expectUnavailable(broken);
+    } finally {
+      await broken.close(1000);
+      await client.end({ timeout: 1 });
+    }
+  });
+
+  test.skipIf(!process.env.DATABASE_URL)(
+    "a PostgreSQL handle whose connections were closed is UNAVAILABLE",
+    async () => {
+      const closed = await createTestDatabase();
+      const broken = await startTestGrpcServer({
+        books: createBooksService({ db: closed.db, cache }),
+        repository: createBooksRepository(closed.db),
+      });
+      try {
+        await closed.close();
+        await expectUnavailable(broken);
+      } finally {
+        await broken.close(1000);
+      }
+    },
+    SETUP_TIMEOUT_MS,
+  );
 });

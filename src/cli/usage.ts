@@ -29,7 +29,10 @@ Serves petbooks.v1.BookService (GetBook, ListBooks), grpc.health.v1.Health and s
 on HOST:GRPC_PORT (default 0.0.0.0:50051) over cleartext HTTP/2, to gRPC, gRPC-Web and Connect
 clients. Applies pending migrations first. Uses PostgreSQL when DATABASE_URL is set, otherwise
 the embedded database in DATA_DIR (default ./data), which only one process can open: give
-\`serve\` and \`grpc\` a PostgreSQL to share. Stops gracefully on SIGTERM/SIGINT.`;
+\`serve\` and \`grpc\` a PostgreSQL to share. Stops gracefully on SIGTERM/SIGINT.
+BookService calls need \`authorization: Bearer <token>\` (a token from serve's /auth/token),
+so JWT_SECRET is required; GRPC_AUTH=none serves BookService without tokens, for a trusted
+private network. Health and reflection need no token.`;
 
 export const DEV_USAGE = `Usage: petbooks dev
 

@@ -21,14 +21,8 @@ export type GrpcAuth =
       authenticate(authorization: string | null): Promise<unknown>;
     };
 
-export const GRPC_AUTH_MODES = ["bearer", "none"] as const;
-
 /** The services that need a token; the others (health, reflection) are open. */
 const PROTECTED = new Set<string>([BookService.typeName]);
-
-export function needsToken(auth: GrpcAuth, serviceTypeName: string): boolean {
-  return auth.mode === "bearer" && PROTECTED.has(serviceTypeName);
-}
 
 /** Why the caller may not make this call (what authenticate threw), or undefined if it may. */
 type AuthCheck = Promise<unknown>;
@@ -48,7 +42,7 @@ export function authCheck(
   header: Headers,
   values: ContextValues,
 ): AuthCheck {
-  if (auth.mode === "none" || !needsToken(auth, serviceTypeName)) return Promise.resolve(undefined);
+  if (auth.mode === "none" || !PROTECTED.has(serviceTypeName)) return Promise.resolve(undefined);
   let check = values.get(AUTH_CHECK);
   if (!check) {
     check = auth.authenticate(header.get("authorization")).then(

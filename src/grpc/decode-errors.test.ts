@@ -32,7 +32,6 @@ beforeAll(async () => {
         books.filter((b) => after === undefined || b.id < after).slice(0, limit),
       count: async () => books.length,
     },
-    pageTokenSecret: "decode-errors-test-secret-0123456789-0123456789",
   });
 });
 afterAll(() => server.close(1_000));
@@ -43,8 +42,8 @@ const matrix = GRPC_ERROR_CASES.flatMap((c) =>
 
 describe("every protocol answers every case with the right status and our own message", () => {
   test.each(matrix)("%s over %s", async (_, protocol, c) => {
-    const payload = await c.payload(caseContext(server.url));
-    const answer = await callRaw(server.url, protocol, c.method, payload);
+    const payload = await c.payload(caseContext(server.url, server.bearer));
+    const answer = await callRaw(server.url, protocol, c.method, payload, server.bearer);
     expect({ code: answer.code, message: answer.message }).toEqual({
       code: c.code,
       message: expect.stringMatching(c.message),
@@ -56,7 +55,7 @@ describe("every protocol answers every case with the right status and our own me
   });
 
   test("the same requests, well-formed, succeed (the cases can fail)", async () => {
-    const ctx = caseContext(server.url);
+    const ctx = caseContext(server.url, server.bearer);
     const token = await ctx.pageToken(2);
     const { create, toBinary } = await import("@bufbuild/protobuf");
     const { ListBooksRequestSchema } = await import("../gen/petbooks/v1/books_pb.ts");
@@ -65,18 +64,26 @@ describe("every protocol answers every case with the right status and our own me
       create(ListBooksRequestSchema, { pageSize: 2, pageToken: token }),
     );
     for (const protocol of ["grpc", "grpc-web", "connect-proto"] as const) {
-      expect((await callRaw(server.url, protocol, "ListBooks", { proto })).code).toBe("OK");
+      expect(
+        (await callRaw(server.url, protocol, "ListBooks", { proto }, server.bearer)).code,
+      ).toBe("OK");
     }
     const json = JSON.stringify({ id: books[0]?.id });
-    expect((await callRaw(server.url, "connect-json", "GetBook", { json })).code).toBe("OK");
+    expect(
+      (await callRaw(server.url, "connect-json", "GetBook", { json }, server.bearer)).code,
+    ).toBe("OK");
   });
 });
 
 test("calls refused before they start are logged once, with what Connect said", async () => {
   const before = server.logs.length;
-  await callRaw(server.url, "grpc", "GetBook", {
-    proto: Uint8Array.of(0xff, 0xff, 0xff, 0xff),
-  });
+  await callRaw(
+    server.url,
+    "grpc",
+    "GetBook",
+    { proto: Uint8Array.of(0xff, 0xff, 0xff, 0xff) },
+    server.bearer,
+  );
   const lines = server.logs.slice(before).filter((l) => l.msg === "rpc");
   expect(lines).toEqual([
     expect.objectContaining({

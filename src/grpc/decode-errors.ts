@@ -9,14 +9,24 @@
  * is wrapped, and the error of a call that never reached the interceptors is rewritten on its way
  * out, in its protocol's framing: the gRPC trailer, the gRPC-Web trailer envelope, or Connect's
  * JSON error body and HTTP status.
+ *
+ * A caller that needs a token and has no valid one (auth.ts) is answered UNAUTHENTICATED instead,
+ * whatever its message: authentication comes before anything the message could say.
  */
-import { Code, type ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import {
+  codeFromString,
+  codeToHttpStatus,
+  codeToString,
+} from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../logger.ts";
+import { authCheck, type GrpcAuth } from "./auth.ts";
 import {
   CALL_STARTED,
   codeName,
   decodeErrorAnswer,
+  knownErrorAnswer,
   protocolOf,
   requestIdFrom,
 } from "./interceptors.ts";
@@ -79,13 +89,6 @@ function fixGrpcWebChunk(chunk: Uint8Array, fix: Fix, seen: Fix): Uint8Array {
   return envelope(TRAILER_FLAG, new TextEncoder().encode(lines.join("")));
 }
 
-/** Connect's error codes as its JSON spells them, for those decodeErrorAnswer looks at. */
-const CONNECT_CODES: Record<string, Code> = {
-  unknown: Code.Unknown,
-  internal: Code.Internal,
-  invalid_argument: Code.InvalidArgument,
-};
-
 /** A Connect unary error body `{code, message}`, as far as it can be read. */
 async function connectError(
   res: { header?: Headers | undefined; status: number },
@@ -103,7 +106,7 @@ async function connectError(
       code?: unknown;
       message?: unknown;
     };
-    const code = typeof error.code === "string" ? CONNECT_CODES[error.code] : undefined;
+    const code = typeof error.code === "string" ? codeFromString(error.code) : undefined;
     return { bytes, code, message: typeof error.message === "string" ? error.message : "" };
   } catch {
     return { bytes, message: "" };
@@ -117,10 +120,15 @@ const once = (bytes: Uint8Array) =>
 
 /**
  * The handler, answering a unary request that could not be decoded with INVALID_ARGUMENT and a
- * message of ours, and logging every unary call that failed before reaching the interceptors
- * (logCalls, which logs the others, never saw it). Streaming handlers are returned as they are.
+ * message of ours (or UNAUTHENTICATED, for a caller without a valid token), and logging every
+ * unary call that failed before reaching the interceptors (logCalls, which logs the others,
+ * never saw it). Streaming handlers are returned as they are.
  */
-export function answeringUndecodable(handler: UniversalHandler, logger: Logger): UniversalHandler {
+export function answeringUndecodable(
+  handler: UniversalHandler,
+  logger: Logger,
+  auth: GrpcAuth,
+): UniversalHandler {
   if (handler.method.methodKind !== "unary") return handler;
   const inputType = handler.method.input.typeName;
   const method = `/${handler.service.typeName}/${handler.method.name}`;
@@ -128,11 +136,19 @@ export function answeringUndecodable(handler: UniversalHandler, logger: Logger):
   async function answer(req: UniversalServerRequest) {
     const values = req.contextValues ?? createContextValues();
     const startedAt = performance.now();
+    // Started now, while Connect reads the message; the interceptor (auth.ts) awaits the same.
+    const authFailure = authCheck(auth, handler.service.typeName, req.header, values);
     const res = await handler({ ...req, contextValues: values });
+    const refusal = await authFailure;
     const protocol = protocolOf(req.header.get("content-type"));
     // Only calls the interceptors never reached: the errors of the others are already right.
-    const fix: Fix = (code, message) =>
-      values.get(CALL_STARTED) ? undefined : decodeErrorAnswer(code, message, inputType);
+    const fix: Fix = (code, message) => {
+      if (values.get(CALL_STARTED)) return undefined;
+      if (refusal !== undefined) {
+        return knownErrorAnswer(refusal) ?? new ConnectError("Internal error.", Code.Internal);
+      }
+      return decodeErrorAnswer(code, message, inputType);
+    };
     let logged = false;
     const seen: Fix = (code, message) => {
       if (values.get(CALL_STARTED) || logged) return undefined;
@@ -182,12 +198,12 @@ export function answeringUndecodable(handler: UniversalHandler, logger: Logger):
     const replacement = fix(error.code, error.message);
     if (!replacement) return { ...res, body: once(error.bytes) };
     const json = new TextEncoder().encode(
-      JSON.stringify({ code: "invalid_argument", message: replacement.rawMessage }),
+      JSON.stringify({ code: codeToString(replacement.code), message: replacement.rawMessage }),
     );
     const header = new Headers(res.header);
     header.delete("content-encoding");
     header.set("content-length", String(json.byteLength));
-    return { ...res, status: 400, header, body: once(json) };
+    return { ...res, status: codeToHttpStatus(replacement.code), header, body: once(json) };
   }
 
   return Object.assign(answer, {

@@ -275,12 +275,16 @@ function grpcWebTrailer(body: Buffer): Record<string, string> {
   return fields;
 }
 
-/** Sends one request over HTTP/2 (h2c), as the protocol frames it, and reads the status it got. */
+/**
+ * Sends one request over HTTP/2 (h2c), as the protocol frames it, with `headers` (such as
+ * `authorization`), and reads the status it got.
+ */
 export async function callRaw(
   baseUrl: string,
   protocol: Protocol,
   method: Method,
   payload: Payload,
+  extraHeaders: Record<string, string> = {},
 ): Promise<RawAnswer> {
   const data =
     protocol === "connect-json"
@@ -299,6 +303,7 @@ export async function callRaw(
     }>((resolve, reject) => {
       session.once("error", reject);
       const stream = session.request({
+        ...extraHeaders,
         ":method": "POST",
         ":path": `/petbooks.v1.BookService/${method}`,
         "content-type": CONTENT_TYPE[protocol],
@@ -335,9 +340,23 @@ export async function callRaw(
   }
 }
 
-/** The context the cases need, from a running server that holds at least 3 books. */
-export function caseContext(baseUrl: string): CaseContext {
-  const client = createClient(BookService, createGrpcTransport({ baseUrl }));
+/**
+ * The context the cases need, from a running server that holds at least 3 books, called with
+ * `headers` (such as `authorization`).
+ */
+export function caseContext(baseUrl: string, headers: Record<string, string> = {}): CaseContext {
+  const client = createClient(
+    BookService,
+    createGrpcTransport({
+      baseUrl,
+      interceptors: [
+        (next) => (req) => {
+          for (const [name, value] of Object.entries(headers)) req.header.set(name, value);
+          return next(req);
+        },
+      ],
+    }),
+  );
   return {
     async pageToken(pageSize) {
       const page = await client.listBooks({ pageSize });

@@ -5,12 +5,13 @@ import {
   AppError,
   ConflictError,
   NotFoundError,
+  TooManyRequestsError,
   UnauthorizedError,
   ValidationError,
 } from "../errors.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
-import { codeName } from "./interceptors.ts";
+import { codeName, DATABASE_UNAVAILABLE } from "./interceptors.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
 /** GetBook throws whatever the test put under its id. */
@@ -56,6 +57,11 @@ describe("application errors become Connect codes, with their message", () => {
       new AppError("unavailable", "The database is not reachable."),
       Code.Unavailable,
     ],
+    [
+      "too_many_requests",
+      new TooManyRequestsError("Too many attempts.", 60),
+      Code.ResourceExhausted,
+    ],
   ])("%s", async (_, error, code) => {
     const bookId = id(failures.size + 1);
     failures.set(bookId, error);
@@ -71,6 +77,36 @@ describe("application errors become Connect codes, with their message", () => {
     );
     const failure = await failureOf(server.client(BookService).getBook({ id: id(100) }));
     expect(failure.rawMessage).toBe("Invalid book. (/title: too long)");
+  });
+});
+
+describe("a database that cannot be reached is UNAVAILABLE, in our own words", () => {
+  test.each([
+    [
+      "a refused connection",
+      { code: "ECONNREFUSED", message: "connect ECONNREFUSED 10.9.8.7:5432" },
+    ],
+    ["a connection that ended", { code: "CONNECTION_ENDED", message: "write CONNECTION_ENDED" }],
+    ["a statement timeout", { code: "57014", message: "canceling statement due to timeout" }],
+  ])("%s", async (_, { code, message }) => {
+    const bookId = id(500 + failures.size);
+    // As Drizzle throws it: its own error, with the driver's as the cause.
+    failures.set(
+      bookId,
+      new Error('Failed query: select "title" from "books"', {
+        cause: Object.assign(new Error(message), { code }),
+      }),
+    );
+    const failure = await failureOf(
+      server.client(BookService).getBook({ id: bookId }, { headers: { "x-request-id": bookId } }),
+    );
+    expect(failure.code).toBe(Code.Unavailable);
+    expect(failure.rawMessage).toBe(DATABASE_UNAVAILABLE);
+    expect(failure.metadata.get("x-request-id")).toBe(bookId);
+    expect(server.logs.find((l) => l.request_id === bookId && l.msg !== "rpc")).toMatchObject({
+      level: "warn",
+      msg: "database unavailable",
+    });
   });
 });
 

@@ -143,12 +143,12 @@ describe("buf curl", () => {
       expect(list.stdout).toContain("petbooks.v1.BookService/GetBook");
       expect(list.stdout).toContain("petbooks.v1.BookService/ListBooks");
       const id = "0199a7c6-0000-7000-8000-000000000000";
-      const get = await bufCurl(`${server.url}/petbooks.v1.BookService/GetBook`, [
-        "--reflect-protocol",
-        protocol,
-        "-d",
-        JSON.stringify({ id }),
-      ]);
+      // Reflection answers without a token; BookService wants one.
+      const get = await bufCurl(
+        `${server.url}/petbooks.v1.BookService/GetBook`,
+        ["--reflect-protocol", protocol, "-d", JSON.stringify({ id })],
+        { authorization: server.bearer.authorization },
+      );
       expect(get.stderr).toBe("");
       expect(JSON.parse(get.stdout)).toEqual({
         id,
@@ -165,7 +165,7 @@ describe("buf curl", () => {
     const get = await bufCurl(
       `${server.url}/petbooks.v1.BookService/GetBook`,
       ["-d", '{"id":"nope"}'],
-      { schema: true },
+      { schema: true, authorization: server.bearer.authorization },
     );
     expect(get.code).not.toBe(0);
     expect(JSON.parse(get.stderr)).toEqual({

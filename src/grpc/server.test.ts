@@ -104,8 +104,11 @@ describe("graceful shutdown", () => {
 });
 
 describe("page tokens", () => {
-  test("without a secret, the server warns that its tokens are its own", async () => {
-    const server = await startTestGrpcServer();
+  test("without a secret (GRPC_AUTH=none only), the server warns that its tokens are its own", async () => {
+    const server = await startTestGrpcServer({
+      auth: { mode: "none" },
+      pageTokenSecret: undefined,
+    });
     try {
       expect(server.logs).toContainEqual(
         expect.objectContaining({
@@ -141,6 +144,7 @@ describe("misbehaving clients", () => {
       session.on("error", () => {});
       for (let i = 0; i < 20; i++) {
         const stream = session.request({
+          ...server.bearer,
           ":method": "POST",
           ":path": "/petbooks.v1.BookService/GetBook",
           "content-type": "application/grpc",

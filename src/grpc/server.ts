@@ -18,6 +18,7 @@ import {
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
 import type { Logger } from "../logger.ts";
+import { type GrpcAuth, requireToken } from "./auth.ts";
 import { answeringUndecodable } from "./decode-errors.ts";
 import { healthService } from "./health.ts";
 import { endOnAbort, logCalls, mapErrors } from "./interceptors.ts";
@@ -31,6 +32,8 @@ export interface GrpcServerOptions {
   repository: Pick<BooksRepository, "listAfter" | "count">;
   /** Health is SERVING while this resolves. */
   ping: () => Promise<void>;
+  /** Who may call BookService (GRPC_AUTH): bearer tokens, or anyone (auth.ts). */
+  auth: GrpcAuth;
   logger: Logger;
   /** How often a health Watch checks the database again. */
   healthWatchIntervalMs?: number;
@@ -38,7 +41,8 @@ export interface GrpcServerOptions {
   healthPingTimeoutMs?: number;
   /**
    * The secret ListBooks page tokens are signed with (a key is derived from it): JWT_SECRET, so
-   * every replica shares it. Without one, a random key of this process, with a warning.
+   * every replica shares it. Without one (only allowed with GRPC_AUTH=none), a random key of
+   * this process, with a warning.
    */
   pageTokenSecret?: string | undefined;
 }
@@ -85,6 +89,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const shutdown = new AbortController();
   /** Aborted when the grace period is over: the calls still running end UNAVAILABLE. */
   const cutoff = new AbortController();
+  if (options.auth.mode === "none") {
+    logger.warn(
+      "GRPC_AUTH=none: BookService answers every caller without a token; only for a trusted private network",
+    );
+  }
   if (!options.pageTokenSecret) {
     logger.warn(
       "JWT_SECRET is not set: ListBooks page tokens are signed with a random key of this process, so they do not survive a restart or work across replicas",
@@ -97,11 +106,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     routes: (router) => {
       grpcRoutes(options, shutdown.signal, pageTokens)(router);
       // Unary handlers answer a request they cannot decode themselves (see decode-errors.ts).
-      const handlers = router.handlers.map((h) => answeringUndecodable(h, logger));
+      const handlers = router.handlers.map((h) => answeringUndecodable(h, logger, options.auth));
       router.handlers.splice(0, router.handlers.length, ...handlers);
     },
     // The log line wraps the translation, so it records the code the caller actually got.
-    interceptors: [logCalls(logger), mapErrors(logger), endOnAbort],
+    interceptors: [logCalls(logger), mapErrors(logger), requireToken(options.auth), endOnAbort],
     shutdownSignal: cutoff.signal,
   });
   const server = http2.createServer({}, (req, res) => {

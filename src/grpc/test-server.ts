@@ -1,14 +1,20 @@
 /**
  * For tests: the real gRPC server on a free loopback port, and independent clients for it
- * (Connect's gRPC transport, @grpc/grpc-js with the .proto files, and `buf curl`).
+ * (Connect's gRPC transport, @grpc/grpc-js with the .proto files, and `buf curl`). By default
+ * BookService requires a bearer token, checked by a real AuthService over users held in memory,
+ * and the server's `client` sends a valid one.
  */
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { type AuthService, createAuthService } from "../auth/auth.service.ts";
+import { createTokenIssuer } from "../auth/tokens.ts";
 import { createLogger } from "../logger.ts";
+import { type MemoryUsers, memoryUsers } from "../testing/memory-users.ts";
+import type { GrpcAuth } from "./auth.ts";
 import { type GrpcServer, type GrpcServerOptions, startGrpcServer } from "./server.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -20,16 +26,50 @@ export interface TestGrpcServer extends GrpcServer {
   address: string;
   /** Every structured log line the server wrote, parsed. */
   logs: Record<string, unknown>[];
-  /** A Connect client speaking gRPC over HTTP/2 to this server. */
-  client<T extends DescService>(service: T): Client<T>;
+  /** `{authorization: "Bearer …"}` with a valid token of the test user, for any client. */
+  bearer: Record<"authorization", string>;
+  /**
+   * A Connect client speaking gRPC over HTTP/2 to this server, sending the test user's token,
+   * another `authorization` value, or (null) none.
+   */
+  client<T extends DescService>(service: T, authorization?: string | null): Client<T>;
 }
 
 const unavailable = () => Promise.reject(new Error("this test has no database"));
+
+export const TEST_GRPC_JWT_SECRET = "grpc-test-jwt-secret-0123456789-0123456789";
+
+/** An AuthService over memoryUsers(), with one user and a valid token of theirs. */
+export async function testAuth(): Promise<{
+  service: AuthService;
+  users: MemoryUsers;
+  userId: string;
+  token: string;
+}> {
+  const users = memoryUsers();
+  const tokens = createTokenIssuer(TEST_GRPC_JWT_SECRET, 3600);
+  const { id } = users.add("grpc_tester");
+  const service = createAuthService({ users, tokens });
+  return { service, users, userId: id, token: (await tokens.issue(id)).token };
+}
+
+const withAuthorization =
+  (value: string | null): Interceptor =>
+  (next) =>
+  (req) => {
+    if (value !== null) req.header.set("authorization", value);
+    return next(req);
+  };
 
 export async function startTestGrpcServer(
   options: Partial<Omit<GrpcServerOptions, "host" | "port" | "logger">> = {},
 ): Promise<TestGrpcServer> {
   const logs: Record<string, unknown>[] = [];
+  const auth = await testAuth();
+  const bearerAuth: GrpcAuth = {
+    mode: "bearer",
+    authenticate: (authorization) => auth.service.authenticate(authorization),
+  };
   const server = await startGrpcServer({
     host: "127.0.0.1",
     port: 0,
@@ -37,14 +77,24 @@ export async function startTestGrpcServer(
     repository: { listAfter: unavailable, count: unavailable },
     ping: async () => {},
     logger: createLogger("debug", (line) => logs.push(JSON.parse(line))),
+    auth: bearerAuth,
+    pageTokenSecret: TEST_GRPC_JWT_SECRET,
     ...options,
   });
-  const transport = createGrpcTransport({ baseUrl: server.url });
+  const bearer = { authorization: `Bearer ${auth.token}` };
   return {
     ...server,
     address: `127.0.0.1:${server.port}`,
     logs,
-    client: (service) => createClient(service, transport),
+    bearer,
+    client: (service, authorization = bearer.authorization) =>
+      createClient(
+        service,
+        createGrpcTransport({
+          baseUrl: server.url,
+          interceptors: [withAuthorization(authorization)],
+        }),
+      ),
   };
 }
 
@@ -68,19 +118,30 @@ export interface GrpcJsResult {
   error?: grpc.ServiceError;
 }
 
-/** Calls a unary method of a grpc-js client and settles with the answer or the error. */
-type UnaryCall = (
+/**
+ * Calls a unary method of a grpc-js client, with `headers` as metadata, and settles with the
+ * answer or the error.
+ */
+export function grpcJsCall(
+  client: grpc.Client,
+  method: string,
   request: object,
-  done: (error: grpc.ServiceError | null, value?: unknown) => void,
-) => void;
-
-export function grpcJsCall(client: grpc.Client, method: string, request: object) {
+  headers: Record<string, string> = {},
+) {
+  const metadata = new grpc.Metadata();
+  for (const [name, value] of Object.entries(headers)) metadata.set(name, value);
   return new Promise<GrpcJsResult>((resolve) => {
-    const call = (client as unknown as Record<string, UnaryCall>)[method];
+    const call = (client as unknown as Record<string, UnaryCallWithMetadata>)[method];
     if (!call) throw new Error(`the client has no method ${method}`);
-    call.call(client, request, (error, value) => resolve(error ? { error } : { value }));
+    call.call(client, request, metadata, (error, value) => resolve(error ? { error } : { value }));
   });
 }
+
+type UnaryCallWithMetadata = (
+  request: object,
+  metadata: grpc.Metadata,
+  done: (error: grpc.ServiceError | null, value?: unknown) => void,
+) => void;
 
 export interface BufCurlResult {
   code: number;
@@ -90,12 +151,13 @@ export interface BufCurlResult {
 
 /**
  * `buf curl` over gRPC with HTTP/2 prior knowledge; with `schema`, from the .proto files,
- * otherwise by asking the server's reflection service.
+ * otherwise by asking the server's reflection service; with `authorization`, sending it as the
+ * README shows (`-H "Authorization: Bearer $TOKEN"`).
  */
 export async function bufCurl(
   url: string,
   args: string[],
-  options: { schema?: boolean } = {},
+  options: { schema?: boolean; authorization?: string } = {},
 ): Promise<BufCurlResult> {
   const proc = Bun.spawn(
     [
@@ -105,6 +167,7 @@ export async function bufCurl(
       "grpc",
       "--http2-prior-knowledge",
       ...(options.schema ? ["--schema", PROTO_DIR] : []),
+      ...(options.authorization ? ["-H", `Authorization: ${options.authorization}`] : []),
       ...args,
       url,
     ],
