@@ -9,10 +9,8 @@
  * says so, at most once per interval, and shared counting resumes once Redis answers.
  */
 import { createHash } from "node:crypto";
-import { createClient } from "redis";
+import { connectRedis } from "../cache/redis-client.ts";
 import type { Logger } from "../logger.ts";
-import { redactUrl } from "../redact.ts";
-import { retry } from "../retry.ts";
 import { type CounterStore, createMemoryCounterStore, type WindowCount } from "./rate-limit.ts";
 
 const ADD = `
@@ -61,17 +59,6 @@ export async function createRedisCounterStore(
   const warnEveryMs = options.warnEveryMs ?? 30_000;
   const local = createMemoryCounterStore();
 
-  let connectedOnce = false;
-  const client = createClient({
-    url: options.url,
-    // Fail fast while disconnected instead of queueing behind a dead connection.
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: 2000,
-      reconnectStrategy: (retries, cause) =>
-        connectedOnce ? Math.min(100 * 2 ** retries, 2000) : cause,
-    },
-  });
   let failingSince: number | undefined;
   let lastWarning = 0;
   const reportFailure = (err: unknown) => {
@@ -84,7 +71,6 @@ export async function createRedisCounterStore(
       { err },
     );
   };
-  client.on("error", reportFailure);
 
   const bounded = <T>(operation: Promise<T>): Promise<T> => {
     let timer: Timer | undefined;
@@ -124,22 +110,12 @@ export async function createRedisCounterStore(
     }
   };
 
-  await retry(
-    async () => {
-      if (!client.isOpen) await client.connect();
-      await client.ping();
-      connectedOnce = true;
-    },
-    {
-      name: "connect to Redis (rate limits)",
-      times: options.connectAttempts ?? 5,
-      delayMs: 200,
-      exponential: true,
-      logger,
-    },
-  ).catch(async (err) => {
-    await client.destroy();
-    throw new Error(`cannot reach Redis at ${redactUrl(options.url)}: ${(err as Error).message}`);
+  const client = await connectRedis({
+    url: options.url,
+    purpose: "rate limits",
+    connectAttempts: options.connectAttempts,
+    logger,
+    onError: reportFailure,
   });
 
   return {

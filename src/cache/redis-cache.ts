@@ -11,11 +11,9 @@
  * not on Redis Cluster.)
  */
 import { createHash } from "node:crypto";
-import { createClient } from "redis";
 import type { Logger } from "../logger.ts";
-import { redactUrl } from "../redact.ts";
-import { retry } from "../retry.ts";
 import { type Cache, UNAVAILABLE } from "./cache.ts";
+import { connectRedis } from "./redis-client.ts";
 
 const READ = `
 local epoch = redis.call('GET', KEYS[1] .. 'epoch') or '0'
@@ -65,19 +63,6 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   // A version must outlive every entry written under it, so it can never come back into use.
   const versionTtl = String(ttlSeconds * 2 + 60);
 
-  let connectedOnce = false;
-  const client = createClient({
-    url: options.url,
-    // Fail fast while disconnected instead of queueing commands behind a dead connection.
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: 2000,
-      // Until the first connection, give up at once (the startup retry decides); after it,
-      // reconnect forever in the background while requests are served from the database.
-      reconnectStrategy: (retries, cause) =>
-        connectedOnce ? Math.min(100 * 2 ** retries, 2000) : cause,
-    },
-  });
   let failingSince: number | undefined;
   let lastWarning = 0;
   let suppressed = 0;
@@ -98,7 +83,6 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
       suppressed += 1;
     }
   };
-  client.on("error", (err) => reportFailure("connection", err));
 
   const run = async <T>(script: ScriptName, args: string[]): Promise<T> => {
     const evalSha = () =>
@@ -136,22 +120,12 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     }
   };
 
-  await retry(
-    async () => {
-      if (!client.isOpen) await client.connect();
-      await client.ping();
-      connectedOnce = true;
-    },
-    {
-      name: "connect to Redis",
-      times: options.connectAttempts ?? 5,
-      delayMs: 200,
-      exponential: true,
-      logger,
-    },
-  ).catch(async (err) => {
-    await client.destroy();
-    throw new Error(`cannot reach Redis at ${redactUrl(options.url)}: ${(err as Error).message}`);
+  const client = await connectRedis({
+    url: options.url,
+    purpose: "cache",
+    connectAttempts: options.connectAttempts,
+    logger,
+    onError: (err) => reportFailure("connection", err),
   });
 
   return {
