@@ -49,7 +49,7 @@ beforeAll(async () => {
   }
   await seed(5);
   server = await startGrpcServer(env);
-}, 60_000);
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   if (server && server.proc.exitCode === null) await server.stop("SIGKILL");

@@ -12,7 +12,7 @@ import { silentLogger } from "../logger.ts";
  * Hooks that create a database or start a process do real work that a busy machine slows down
  * many times over: they get this budget instead of Bun's 5 s default.
  */
-export const SETUP_TIMEOUT_MS = 120_000;
+export const SETUP_TIMEOUT_MS = 180_000;
 
 let snapshot: Promise<Blob> | undefined;
 

@@ -14,6 +14,7 @@ import {
   signedToken,
   TOKEN_REQUESTS,
 } from "../../src/auth/auth.cases.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
 import {
   CONTRACT_JWT_SECRET,
   type ContractServer,
@@ -49,7 +50,7 @@ beforeAll(async () => {
   if (res.status !== 201) throw new Error(`register: ${res.status} ${await res.text()}`);
   userId = ((await res.json()) as { id: string }).id;
   token = await tokenFor(credentials);
-}, 60_000);
+}, SETUP_TIMEOUT_MS);
 
 describe("POST /auth/register", () => {
   test.each(REGISTER_REFUSED.map((c) => [c.name, c] as const))("refuses %s", async (_, c) => {

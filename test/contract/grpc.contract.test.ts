@@ -28,7 +28,7 @@ import {
 } from "../../src/grpc/error-cases.ts";
 import { bufCurl } from "../../src/grpc/test-server.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
 import { type RunningGrpcServer, runBinary, startGrpcServer, tempDataDir } from "../binary.ts";
 import { CONTRACT_JWT_SECRET } from "./harness.ts";
 
@@ -88,13 +88,13 @@ beforeAll(async () => {
   }
   bearer = await seed(env, 5);
   server = await startGrpcServer(env);
-}, 180_000);
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   if (server && server.proc.exitCode === null) await server.stop("SIGKILL");
   await dropDatabase();
   rmSync(dataDir, { recursive: true, force: true });
-}, 60_000);
+}, SETUP_TIMEOUT_MS);
 
 const running = () => {
   if (!server) throw new Error("petbooks grpc did not start (see beforeAll)");

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
 import { rmSync } from "node:fs";
-import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
 import { type RunningServer, startServer, tempDataDir } from "../binary.ts";
 
 export const CONTRACT_API_KEY = "contract-api-key-0123456789";
@@ -45,7 +45,7 @@ export function useContractServer(extraEnv: Record<string, string> = {}): Contra
       dropDatabase = database.drop;
     }
     server = await startServer(env);
-  }, 180_000);
+  }, SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
     if (server && server.proc.exitCode === null) await server.stop("SIGKILL");

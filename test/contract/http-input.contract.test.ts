@@ -10,6 +10,7 @@ import { connect } from "node:net";
 import { BOOKS_CASES } from "../../src/books/books.cases.ts";
 import { CASES_MAX_PHOTO_BYTES, PETS_CASES } from "../../src/pets/pets.cases.ts";
 import { pngBytes } from "../../src/storage/png.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
 import {
   caseInit,
   type HttpCase,
@@ -31,7 +32,7 @@ let bearer: Record<string, string>;
 
 beforeAll(async () => {
   bearer = { authorization: `Bearer ${await server.bearer()}` };
-}, 60_000);
+}, SETUP_TIMEOUT_MS);
 
 async function created(path: string, headers: Record<string, string>, body: unknown) {
   const res = await fetch(`${server.url}${path}`, {
