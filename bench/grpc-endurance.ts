@@ -1,26 +1,22 @@
 /**
  * Endurance of `petbooks grpc`: many calls from several concurrent clients, a share of them
  * cancelled mid-call or cut off by a client that drops its connection, while the server's RSS and
- * open file descriptors are sampled. At the end the server must still be running, answer a health
- * check and a GetBook, and its RSS must not have kept growing.
+ * open file descriptors are sampled. At the end the server must still run, answer a health check
+ * and a GetBook, and its RSS must not have kept growing.
  *
  *   bun bench/grpc-endurance.ts [--calls 500000] [--books 1000] [--lanes 48] [--pool 10]
  *
- * The mix (every call counts toward --calls):
- *   - normal calls, 75%: GetBook (a few per cent for an id that does not exist, or is not a
- *     UUID: NOT_FOUND / INVALID_ARGUMENT expected) and ListBooks (random page size, sometimes the
- *     next page), by @grpc/grpc-js clients (the .proto loaded by @grpc/proto-loader, each client
- *     its own connection) and Connect clients (createGrpcTransport, each its own HTTP/2 session);
- *   - cancelled calls, 20%: grpc-js `call.cancel()` or an aborted AbortSignal (Connect) after a
- *     random tiny delay (none, a macrotask, 0-3 ms), and a few health Watch streams cancelled
- *     after their first message;
- *   - dropped connections, 5%: a raw node:http2 session that starts 1-4 calls (some with the
- *     request body never finished), then is destroyed after a random tiny delay, or resets its
- *     streams (RST_STREAM CANCEL).
+ * The mix (every call counts toward --calls), each BookService call with a bearer token:
+ *   - normal, 75%: GetBook (a few for an id with no book, or not a UUID: NOT_FOUND and
+ *     INVALID_ARGUMENT expected) and ListBooks (random page size, sometimes the next page), half
+ *     by @grpc/grpc-js clients (each its own connection), half by Connect clients;
+ *   - cancelled, 20%: grpc-js `call.cancel()` or an aborted signal (Connect) after a tiny random
+ *     delay, and a few health Watch streams cancelled after their first message;
+ *   - dropped, 5%: a raw node:http2 session starts 1-4 calls (some with the body unfinished), then
+ *     is destroyed or resets its streams (RST_STREAM CANCEL).
  *
- * The server is built like `bun run build` (into a private directory), pinned to core 0, LOG_LEVEL
- * warn; this driver pins itself to core 1. Creates and finally drops the database
- * petbooks_bench_grpc_endurance, and touches no other.
+ * The server is built from the current sources, pinned to core 0, LOG_LEVEL=warn; this driver
+ * pins itself to core 1. Creates and finally drops the database petbooks_bench_grpc_endurance.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http2 from "node:http2";
@@ -33,44 +29,40 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Health, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.ts";
 import {
-  BookSchema,
   BookService,
   GetBookRequestSchema,
   ListBooksRequestSchema,
 } from "../src/gen/petbooks/v1/books_pb.ts";
 import { PROTO_DIR } from "../src/grpc/test-server.ts";
+import { type Cleanup, runBench } from "./lib/cleanup.ts";
+import { JWT_SECRET } from "./lib/context.ts";
+import { connect, dropDatabase, recreateDatabase, seedBooks } from "./lib/database.ts";
+import { grpcClient } from "./lib/grpc.ts";
+import { grpcFrame } from "./lib/h2load.ts";
+import { loadAverage, machineFacts } from "./lib/machine.ts";
+import { integerOption } from "./lib/options.ts";
 import {
   buildPetbooks,
-  dropDatabase,
-  grpcClient,
-  grpcFrame,
+  childEnv,
+  freePorts,
   LOAD_CORE,
-  loadAverage,
-  machineFacts,
-  migrate,
   openFds,
-  type PinnedServer,
-  recreateDatabase,
   rssMb,
+  runChecked,
   SERVER_CORE,
-  seed,
   startPinnedServer,
-  withSql,
-} from "./grpc-lib.ts";
-import { type Cleanup, runBench } from "./lib/cleanup.ts";
-import { integerOption } from "./lib/options.ts";
-import { childEnv, freePorts } from "./lib/processes.ts";
+} from "./lib/processes.ts";
 import { table } from "./lib/report.ts";
+import { obtainToken } from "./scenarios/books.ts";
+import { startHttp } from "./scenarios/pets.ts";
 
 const DATABASE = "petbooks_bench_grpc_endurance";
 const SAMPLE_EVERY_MS = 3_000;
 const PROGRESS_EVERY_MS = 10_000;
 /** RSS is compared from this share of the calls on (allocator, JIT and pools warmed up). */
 const WARMUP_SHARE = 0.1;
-/** The RSS at the end may exceed the one after warm-up by this factor at most. */
 const MAX_RSS_GROWTH = 1.25;
-const GRPC_JS_CLIENTS = 4;
-const CONNECT_CLIENTS = 4;
+const CLIENTS = 4;
 
 const USAGE = "usage: bun bench/grpc-endurance.ts [--calls N] [--books N] [--lanes N] [--pool N]";
 
@@ -101,15 +93,23 @@ function parseOptions(argv: string[]): Options | undefined {
   };
 }
 
-const progress = (message: string) =>
-  console.error(`· ${message} (load ${loadAverage().toFixed(2)})`);
+const progress = (message: string) => console.error(`· ${message} (load ${loadAverage()})`);
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
+const chance = (p: number) => Math.random() < p;
+const codeName = (code: number) => String(Code[code] ?? `code ${code}`);
 
-/** Outcomes by kind of call: "kind: outcome" → count. Unexpected ones are listed apart. */
+/** A random tiny delay before cancelling: none, a macrotask, or 0-3 ms. */
+function tinyDelay(): Promise<void> {
+  const r = Math.random();
+  if (r < 0.15) return Promise.resolve();
+  if (r < 0.3) return new Promise((resolve) => setImmediate(resolve));
+  return Bun.sleep(Math.random() * 3);
+}
+
+/** Outcomes by kind of call ("kind: outcome" → count), unexpected ones apart with an example. */
 class Tally {
   readonly counts = new Map<string, number>();
-  readonly unexpected = new Map<string, number>();
-  /** An example message per unexpected outcome. */
-  readonly examples = new Map<string, string>();
+  readonly unexpected = new Map<string, { count: number; example: string }>();
   calls = 0;
 
   add(kind: string, outcome: string) {
@@ -119,46 +119,33 @@ class Tally {
 
   bad(kind: string, outcome: string, detail: string) {
     const key = `${kind}: ${outcome}`;
-    this.unexpected.set(key, (this.unexpected.get(key) ?? 0) + 1);
-    if (!this.examples.has(key)) this.examples.set(key, detail.slice(0, 200));
+    const seen = this.unexpected.get(key) ?? { count: 0, example: detail.slice(0, 200) };
+    this.unexpected.set(key, { ...seen, count: seen.count + 1 });
   }
 
   get unexpectedTotal() {
-    let n = 0;
-    for (const v of this.unexpected.values()) n += v;
-    return n;
+    return [...this.unexpected.values()].reduce((n, u) => n + u.count, 0);
   }
 }
 
-const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
-const chance = (p: number) => Math.random() < p;
-const codeName = (code: number) => (Code[code] ?? `code ${code}`).toString();
-
-/** A random tiny delay before cancelling: none, a microtask, a macrotask, or 0-3 ms. */
-function tinyDelay(): Promise<void> {
-  const r = Math.random();
-  if (r < 0.15) return Promise.resolve();
-  if (r < 0.3) return new Promise((resolve) => setImmediate(resolve));
-  return Bun.sleep(Math.random() * 3);
-}
-
-/** A UUID that no book has (v4, while the books are seeded v4 too: a collision is hopeless). */
-const missingId = () => crypto.randomUUID();
+type GrpcJsUnary = (
+  request: object,
+  metadata: grpc.Metadata,
+  callback: (error: grpc.ServiceError | null) => void,
+) => grpc.ClientUnaryCall;
 
 interface World {
   ids: string[];
   url: string;
-  address: string;
   tally: Tally;
+  metadata: grpc.Metadata;
+  authorization: string;
   grpcJs: grpc.Client[];
   connect: ReturnType<typeof grpcClient<typeof BookService>>[];
   health: ReturnType<typeof grpcClient<typeof Health>>;
 }
 
-/**
- * A grpc-js BookService client from proto/ (via @grpc/proto-loader) with a connection of its own:
- * grpc-js otherwise shares one connection between all clients of the same target.
- */
+/** A grpc-js client from proto/ with a connection of its own (grpc-js shares one otherwise). */
 function newGrpcJsClient(address: string): grpc.Client {
   const definition = protoLoader.loadSync("petbooks/v1/books.proto", {
     includeDirs: [PROTO_DIR],
@@ -173,76 +160,55 @@ function newGrpcJsClient(address: string): grpc.Client {
   });
 }
 
-type GrpcJsUnary = (
-  request: object,
-  callback: (error: grpc.ServiceError | null, value?: unknown) => void,
-) => grpc.ClientUnaryCall;
-
-function grpcJsMethod(client: grpc.Client, name: "GetBook" | "ListBooks"): GrpcJsUnary {
-  const method = (client as unknown as Record<string, GrpcJsUnary>)[name];
-  if (!method) throw new Error(`no ${name}`);
-  return method.bind(client);
-}
-
-/** A normal request: what to ask and which status codes count as right. */
-function normalRequest(w: World): {
-  method: "GetBook" | "ListBooks";
-  body: { id: string } | { pageSize: number };
-  ok: Code[];
-} {
-  const r = Math.random();
-  if (r < 0.04)
-    return { method: "GetBook" as const, body: { id: missingId() }, ok: [Code.NotFound] };
-  if (r < 0.06) {
-    return { method: "GetBook" as const, body: { id: "not-a-uuid" }, ok: [Code.InvalidArgument] };
-  }
-  if (r < 0.7) return { method: "GetBook" as const, body: { id: pick(w.ids) }, ok: [] };
-  return {
-    method: "ListBooks" as const,
-    body: { pageSize: 1 + Math.floor(Math.random() * 100) },
-    ok: [],
-  };
+function grpcJsCall(w: World, method: "GetBook" | "ListBooks", body: object, cancel = false) {
+  const client = pick(w.grpcJs);
+  const unary = (client as unknown as Record<string, GrpcJsUnary>)[method]?.bind(client);
+  if (!unary) throw new Error(`no ${method}`);
+  return new Promise<grpc.ServiceError | null>((resolve) => {
+    const call = unary(body, w.metadata, (error) => resolve(error));
+    if (cancel) void tinyDelay().then(() => call.cancel());
+  });
 }
 
 async function normalCall(w: World) {
-  const req = normalRequest(w);
+  const r = Math.random();
+  const get = r < 0.7;
+  const request =
+    r < 0.04 ? { id: crypto.randomUUID() } : r < 0.06 ? { id: "not-a-uuid" } : { id: pick(w.ids) };
+  const expected = r < 0.04 ? Code.NotFound : r < 0.06 ? Code.InvalidArgument : 0;
+  const pageSize = 1 + Math.floor(Math.random() * 100);
   const viaGrpcJs = chance(0.5);
-  const kind = `normal ${req.method} (${viaGrpcJs ? "grpc-js" : "connect"})`;
+  const kind = `normal ${get ? "GetBook" : "ListBooks"} (${viaGrpcJs ? "grpc-js" : "connect"})`;
   let code = 0;
   let detail = "";
   if (viaGrpcJs) {
-    const body =
-      req.method === "GetBook"
-        ? req.body
-        : { page_size: (req.body as { pageSize: number }).pageSize };
-    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
-      grpcJsMethod(pick(w.grpcJs), req.method)(body, (error) => resolve(error));
-    });
+    const err = await grpcJsCall(
+      w,
+      get ? "GetBook" : "ListBooks",
+      get ? request : { page_size: pageSize },
+    );
     code = err?.code ?? 0;
     detail = err?.message ?? "";
   } else {
     const { client } = pick(w.connect);
     try {
-      if (req.method === "GetBook") {
-        await client.getBook(req.body as { id: string });
-      } else {
-        const page = await client.listBooks(req.body as { pageSize: number });
+      if (get) await client.getBook(request);
+      else {
+        const page = await client.listBooks({ pageSize });
         // Sometimes the next page too (a second call), to use page tokens.
         if (page.nextPageToken !== "" && chance(0.3)) {
-          await client.listBooks({ pageSize: 10, pageToken: page.nextPageToken });
+          await client.listBooks({ pageSize, pageToken: page.nextPageToken });
           w.tally.calls++;
           w.tally.add(kind, "OK (next page)");
         }
       }
     } catch (err) {
-      const e = ConnectError.from(err);
-      code = e.code;
-      detail = e.message;
+      ({ code, message: detail } = ConnectError.from(err));
     }
   }
   w.tally.calls++;
-  if (code === 0 && req.ok.length === 0) w.tally.add(kind, "OK");
-  else if (req.ok.includes(code)) w.tally.add(kind, `${codeName(code)} (expected)`);
+  const wanted = get ? expected : 0;
+  if (code === wanted) w.tally.add(kind, code === 0 ? "OK" : `${codeName(code)} (expected)`);
   else w.tally.bad(kind, codeName(code), detail);
 }
 
@@ -250,14 +216,12 @@ async function cancelledCall(w: World) {
   w.tally.calls++;
   const r = Math.random();
   if (r < 0.03) {
-    // A health Watch stream, cancelled after its first message.
     const kind = "cancelled Health.Watch (connect)";
     const abort = new AbortController();
     try {
       for await (const res of w.health.client.watch({ service: "" }, { signal: abort.signal })) {
-        if (res.status !== HealthCheckResponse_ServingStatus.SERVING) {
-          w.tally.bad(kind, `status ${res.status}`, "not SERVING");
-        }
+        if (res.status !== HealthCheckResponse_ServingStatus.SERVING)
+          w.tally.bad(kind, "not SERVING", "");
         abort.abort();
       }
       w.tally.bad(kind, "ended", "the stream ended by itself");
@@ -269,26 +233,22 @@ async function cancelledCall(w: World) {
     return;
   }
   const get = chance(0.6);
+  const method = get ? "GetBook" : "ListBooks";
   if (r < 0.5) {
-    const kind = `cancelled ${get ? "GetBook" : "ListBooks"} (grpc-js)`;
-    const body = get ? { id: pick(w.ids) } : { page_size: 100 };
-    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
-      const call = grpcJsMethod(pick(w.grpcJs), get ? "GetBook" : "ListBooks")(body, (error) =>
-        resolve(error),
-      );
-      void tinyDelay().then(() => call.cancel());
-    });
+    const kind = `cancelled ${method} (grpc-js)`;
+    const err = await grpcJsCall(w, method, get ? { id: pick(w.ids) } : { page_size: 100 }, true);
     if (!err) w.tally.add(kind, "OK (answered before the cancel)");
     else if (err.code === grpc.status.CANCELLED) w.tally.add(kind, "CANCELLED (by us)");
     else w.tally.bad(kind, codeName(err.code), err.message);
     return;
   }
-  const kind = `cancelled ${get ? "GetBook" : "ListBooks"} (connect)`;
+  const kind = `cancelled ${method} (connect)`;
   const abort = new AbortController();
   void tinyDelay().then(() => abort.abort());
   try {
-    if (get) await pick(w.connect).client.getBook({ id: pick(w.ids) }, { signal: abort.signal });
-    else await pick(w.connect).client.listBooks({ pageSize: 100 }, { signal: abort.signal });
+    const { client } = pick(w.connect);
+    if (get) await client.getBook({ id: pick(w.ids) }, { signal: abort.signal });
+    else await client.listBooks({ pageSize: 100 }, { signal: abort.signal });
     w.tally.add(kind, "OK (answered before the cancel)");
   } catch (err) {
     const e = ConnectError.from(err);
@@ -297,31 +257,23 @@ async function cancelledCall(w: World) {
   }
 }
 
-const GET_BOOK_PATH = "/petbooks.v1.BookService/GetBook";
-const LIST_BOOKS_PATH = "/petbooks.v1.BookService/ListBooks";
-
-/**
- * A client that drops its connection mid-call: a raw HTTP/2 session starts 1-4 calls (a quarter
- * of them with the request body left unfinished), waits a tiny random delay, then destroys the
- * session (half the time) or resets each stream with RST_STREAM CANCEL.
- */
+/** A raw HTTP/2 session starts 1-4 calls, waits a tiny random delay, then drops them. */
 async function droppedConnection(w: World) {
   const session = http2.connect(w.url);
   session.on("error", () => {});
-  const calls = 1 + Math.floor(Math.random() * 4);
   const destroySession = chance(0.5);
   const how = destroySession ? "session destroyed" : "streams reset";
-  const streams = Array.from({ length: calls }, () => {
+  const streams = Array.from({ length: 1 + Math.floor(Math.random() * 4) }, () => {
     const get = chance(0.6);
-    const kind = `dropped ${get ? "GetBook" : "ListBooks"} (raw http2, ${how})`;
     const body = get
       ? toBinary(GetBookRequestSchema, create(GetBookRequestSchema, { id: pick(w.ids) }))
       : toBinary(ListBooksRequestSchema, create(ListBooksRequestSchema, { pageSize: 100 }));
     const stream = session.request({
       ":method": "POST",
-      ":path": get ? GET_BOOK_PATH : LIST_BOOKS_PATH,
+      ":path": `/petbooks.v1.BookService/${get ? "GetBook" : "ListBooks"}`,
       "content-type": "application/grpc",
       te: "trailers",
+      authorization: w.authorization,
     });
     const unfinished = chance(0.25);
     const frame = grpcFrame(body);
@@ -329,23 +281,21 @@ async function droppedConnection(w: World) {
     else stream.end(frame);
     const done = new Promise<string>((resolve) => {
       let status: string | undefined;
-      stream.on("trailers", (trailers) => {
-        status = String(trailers["grpc-status"] ?? "?");
-      });
-      stream.on("response", (headers) => {
-        // A trailers-only answer carries grpc-status in the headers.
+      const take = (headers: http2.IncomingHttpHeaders) => {
         if (headers["grpc-status"] !== undefined) status = String(headers["grpc-status"]);
-      });
+      };
+      stream.on("trailers", take);
+      stream.on("response", take);
       stream.on("error", () => {});
       stream.resume();
       stream.on("close", () => resolve(status ?? "cut off"));
     });
+    const kind = `dropped ${get ? "GetBook" : "ListBooks"} (raw http2, ${how})`;
     return { kind: unfinished ? `${kind} body unfinished` : kind, done, stream };
   });
   await tinyDelay();
-  if (destroySession) {
-    session.destroy();
-  } else {
+  if (destroySession) session.destroy();
+  else {
     for (const { stream } of streams) stream.close(http2.constants.NGHTTP2_CANCEL);
     session.close();
   }
@@ -373,35 +323,33 @@ async function lane(w: World, total: number) {
   }
 }
 
-interface Sample {
-  atMs: number;
-  calls: number;
-  rssMb: number;
-  fds: number;
-}
-
-async function healthy(server: PinnedServer, id: string) {
-  const health = grpcClient(server.url, Health);
-  const books = grpcClient(server.url, BookService);
+async function healthy(url: string, id: string, authorization: string) {
+  const health = grpcClient(url, Health);
+  const books = grpcClient(url, BookService, authorization);
   try {
     const res = await health.client.check({ service: "" }, { timeoutMs: 5000 });
     const book = await books.client.getBook({ id }, { timeoutMs: 5000 });
-    return {
-      health: HealthCheckResponse_ServingStatus[res.status] ?? String(res.status),
-      getBook: book.id === id && toBinary(BookSchema, book).length > 0 ? "OK" : "wrong book",
-    };
+    return `${HealthCheckResponse_ServingStatus[res.status]}, GetBook ${book.id === id ? "OK" : "wrong book"}`;
   } catch (err) {
-    return { health: `failed: ${String(err)}`, getBook: "not tried" };
+    return `failed: ${String(err)}`;
   } finally {
     health.close();
     books.close();
   }
 }
 
-/** Runs `taskset` on this process and all its threads, so the driver stays off the server's core. */
-function pinSelf(core: number): string {
-  const res = Bun.spawnSync(["taskset", "-a", "-cp", String(core), String(process.pid)]);
-  return res.exitCode === 0 ? `core ${core}` : "unpinned (taskset failed)";
+/** Least-squares slope of RSS over calls, in MB per 100,000 calls. */
+function slope(samples: { calls: number; rssMb: number }[]): number {
+  const n = samples.length;
+  const mx = samples.reduce((a, s) => a + s.calls, 0) / n;
+  const my = samples.reduce((a, s) => a + s.rssMb, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const s of samples) {
+    num += (s.calls - mx) * (s.rssMb - my);
+    den += (s.calls - mx) ** 2;
+  }
+  return (num / den) * 100_000;
 }
 
 async function run(options: Options, cleanup: Cleanup): Promise<number> {
@@ -410,174 +358,145 @@ async function run(options: Options, cleanup: Cleanup): Promise<number> {
   // The driver must survive whatever its own dropped sessions raise; count it instead.
   let driverUncaught = 0;
   process.on("uncaughtException", (err) => {
-    driverUncaught++;
-    if (driverUncaught <= 3) console.error("driver uncaught exception:", err);
+    if (++driverUncaught <= 3) console.error("driver uncaught exception:", err);
   });
-  progress("building petbooks (bun build --compile --minify --sourcemap)");
-  const petbooks = await buildPetbooks(dir);
+  progress("building petbooks from the current sources");
+  const binary = await buildPetbooks(dir);
   const url = await recreateDatabase(DATABASE);
   cleanup.defer(() => dropDatabase(DATABASE));
-  await migrate(petbooks, url);
-  await seed(url, options.books);
-  const ids = await withSql(url, async (sql) =>
-    (await sql<{ id: string }[]>`select id from books`).map((r) => r.id),
+  await runChecked([binary, "migrate"], childEnv({ DATABASE_URL: url, LOG_LEVEL: "warn" }));
+  const sql = connect(url);
+  await seedBooks(sql, options.books);
+  const ids = (await sql<{ id: string }[]>`select id from books`).map((r) => r.id);
+  await sql.end();
+  const [port, servePort] = (await freePorts(2)) as [number, number];
+  const serve = await startHttp(
+    { options, dir, cleanup },
+    "petbooks serve",
+    [binary, "serve"],
+    servePort,
+    {
+      DATABASE_URL: url,
+      PUBLIC_URL: "http://127.0.0.1",
+      DATA_DIR: join(dir, "data"),
+    },
   );
-  const [port] = (await freePorts(1)) as [number];
+  const authorization = `Bearer ${await obtainToken(serve)}`;
+  await serve.stop();
   const server = await startPinnedServer({
     name: "petbooks grpc",
-    cmd: [petbooks, "grpc"],
+    cmd: [binary, "grpc"],
     env: childEnv({
       DATABASE_URL: url,
       DATABASE_POOL_SIZE: String(options.pool),
+      JWT_SECRET,
+      JWT_TTL: "3600",
       HOST: "127.0.0.1",
       GRPC_PORT: String(port),
       LOG_LEVEL: "warn",
     }),
     port,
-    core: SERVER_CORE,
     logFile: join(dir, "petbooks.log"),
-    ready: async (base) =>
-      (await healthy({ url: base } as PinnedServer, ids[0] ?? "")).health === "SERVING",
+    ready: async (base) => (await healthy(base, ids[0] ?? "", authorization)).startsWith("SERVING"),
   });
   cleanup.defer(server.stop);
-  const pinned = pinSelf(LOAD_CORE);
+  await runChecked(["taskset", "-a", "-cp", String(LOAD_CORE), String(process.pid)]);
 
-  const address = `127.0.0.1:${port}`;
-  const grpcJs = Array.from({ length: GRPC_JS_CLIENTS }, () => newGrpcJsClient(address));
-  const connect = Array.from({ length: CONNECT_CLIENTS }, () =>
-    grpcClient(server.url, BookService),
-  );
-  const health = grpcClient(server.url, Health);
-  cleanup.defer(() => {
-    for (const c of grpcJs) c.close();
-    for (const c of connect) c.close();
-    health.close();
-  });
-  const tally = new Tally();
-  const w: World = { ids, url: server.url, address, tally, grpcJs, connect, health };
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", authorization);
+  const w: World = {
+    ids,
+    url: server.baseUrl,
+    tally: new Tally(),
+    metadata,
+    authorization,
+    grpcJs: Array.from({ length: CLIENTS }, () => newGrpcJsClient(`127.0.0.1:${port}`)),
+    connect: Array.from({ length: CLIENTS }, () =>
+      grpcClient(server.baseUrl, BookService, authorization),
+    ),
+    health: grpcClient(server.baseUrl, Health),
+  };
+  const closeClients = () => {
+    for (const c of w.grpcJs) c.close();
+    for (const c of w.connect) c.close();
+    w.health.close();
+  };
+  cleanup.defer(closeClients);
 
-  const samples: Sample[] = [];
+  const samples: { atMs: number; calls: number; rssMb: number; fds: number }[] = [];
   const started = performance.now();
-  const baseline = { rssMb: rssMb(server.pid) ?? 0, fds: openFds(server.pid) ?? 0 };
   const sample = () => {
-    const rss = rssMb(server.pid);
-    const fds = openFds(server.pid);
+    const [rss, fds] = [rssMb(server.pid), openFds(server.pid)];
     if (rss !== undefined && fds !== undefined) {
-      samples.push({ atMs: performance.now() - started, calls: tally.calls, rssMb: rss, fds });
+      samples.push({ atMs: performance.now() - started, calls: w.tally.calls, rssMb: rss, fds });
     }
   };
   sample();
-  const sampler = setInterval(sample, SAMPLE_EVERY_MS);
-  let lastProgress = { at: started, calls: 0 };
-  const reporter = setInterval(() => {
-    const now = performance.now();
-    const rate = ((tally.calls - lastProgress.calls) * 1000) / (now - lastProgress.at);
-    lastProgress = { at: now, calls: tally.calls };
-    const last = samples.at(-1);
-    progress(
-      `${tally.calls} / ${options.calls} calls, ${rate.toFixed(0)} calls/s, server RSS ` +
-        `${last?.rssMb.toFixed(1) ?? "?"} MB, fds ${last?.fds ?? "?"}, unexpected ` +
-        `${tally.unexpectedTotal}, server ${server.exitReason() ?? "running"}`,
-    );
-  }, PROGRESS_EVERY_MS);
+  const before = samples[0];
+  const timers = [
+    setInterval(sample, SAMPLE_EVERY_MS),
+    setInterval(() => {
+      const last = samples.at(-1);
+      progress(
+        `${w.tally.calls} / ${options.calls} calls, RSS ${last?.rssMb.toFixed(1)} MB, fds ` +
+          `${last?.fds}, unexpected ${w.tally.unexpectedTotal}, server ${server.exitReason() ?? "running"}`,
+      );
+    }, PROGRESS_EVERY_MS),
+  ];
   progress(
-    `driving ${options.calls} calls, ${options.lanes} lanes, ${GRPC_JS_CLIENTS} grpc-js + ` +
-      `${CONNECT_CLIENTS} Connect clients + raw http2 sessions; driver on ${pinned}`,
+    `driving ${options.calls} calls over ${options.lanes} lanes (driver on core ${LOAD_CORE})`,
   );
   try {
     await Promise.all(Array.from({ length: options.lanes }, () => lane(w, options.calls)));
   } finally {
-    clearInterval(sampler);
-    clearInterval(reporter);
+    for (const timer of timers) clearInterval(timer);
   }
   const seconds = (performance.now() - started) / 1000;
   sample();
-  const endRun = samples.at(-1);
-  // Let the connections of the run close, then look again.
-  for (const c of grpcJs) c.close();
-  for (const c of connect) c.close();
+  const end = samples.at(-1);
+  closeClients();
   await Bun.sleep(3000);
   const exit = server.exitReason();
-  const check = exit
-    ? { health: "not tried", getBook: "not tried" }
-    : await healthy(server, ids[0] ?? "");
+  const check = exit ? "not tried" : await healthy(server.baseUrl, ids[0] ?? "", authorization);
   const idle = { rssMb: rssMb(server.pid), fds: openFds(server.pid) };
-
-  const warmCalls = options.calls * WARMUP_SHARE;
-  const afterWarmup = samples.find((s) => s.calls >= warmCalls) ?? samples[0];
-  const measured = samples.filter((s) => s.calls >= warmCalls);
-  const peak = Math.max(...samples.map((s) => s.rssMb));
-  // Least-squares slope of RSS over calls after warm-up, in MB per 100,000 calls.
-  const slope = (() => {
-    if (measured.length < 3) return Number.NaN;
-    const mx = measured.reduce((a, s) => a + s.calls, 0) / measured.length;
-    const my = measured.reduce((a, s) => a + s.rssMb, 0) / measured.length;
-    let num = 0;
-    let den = 0;
-    for (const s of measured) {
-      num += (s.calls - mx) * (s.rssMb - my);
-      den += (s.calls - mx) ** 2;
-    }
-    return (num / den) * 100_000;
-  })();
-  const thirds = (() => {
-    const n = measured.length;
-    const avg = (xs: Sample[]) => xs.reduce((a, s) => a + s.rssMb, 0) / Math.max(1, xs.length);
-    return {
-      first: avg(measured.slice(0, Math.ceil(n / 3))),
-      last: avg(measured.slice(n - Math.ceil(n / 3))),
-    };
-  })();
-  const logLines = readFileSync(server.logFile, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "");
-  const byMsg = new Map<string, number>();
-  for (const line of logLines) {
-    let key = line.slice(0, 80);
-    try {
-      const entry = JSON.parse(line) as { level?: string; msg?: string };
-      key = `${entry.level}: ${entry.msg}`;
-    } catch {
-      // Not a JSON line (a crash trace would be one).
-    }
-    byMsg.set(key, (byMsg.get(key) ?? 0) + 1);
+  const measured = samples.filter((s) => s.calls >= options.calls * WARMUP_SHARE);
+  const warm = measured[0] ?? samples[0];
+  const log = readFileSync(join(dir, "petbooks.log"), "utf8").split("\n").filter(Boolean);
+  const byMessage = new Map<string, number>();
+  for (const line of log) {
+    const entry = (() => {
+      try {
+        const { level, msg } = JSON.parse(line) as { level?: string; msg?: string };
+        return `${level}: ${msg}`;
+      } catch {
+        return line.slice(0, 80);
+      }
+    })();
+    byMessage.set(entry, (byMessage.get(entry) ?? 0) + 1);
   }
-
-  const rssEnd = endRun?.rssMb ?? Number.NaN;
-  const rssWarm = afterWarmup?.rssMb ?? Number.NaN;
-  const alive = exit === undefined;
-  const serving = check.health === "SERVING" && check.getBook === "OK";
-  const noLeak = rssEnd <= rssWarm * MAX_RSS_GROWTH;
-  const noUnexpected = tally.unexpectedTotal === 0;
-
-  console.log("\n== petbooks gRPC endurance: cancelled and dropped calls ==");
-  console.log(`machine: ${machineFacts()}`);
-  console.log(
-    `server: petbooks grpc on core ${SERVER_CORE}, LOG_LEVEL=warn, pool ${options.pool}, ` +
-      `${options.books} books; driver on ${pinned}, ${options.lanes} lanes`,
-  );
-  console.log(
-    `calls: ${tally.calls} in ${seconds.toFixed(1)} s (${(tally.calls / seconds).toFixed(0)} calls/s)`,
-  );
-  const rows = [...tally.counts.entries()].sort().map(([k, v]) => [k, String(v)]);
-  console.log(`\noutcomes:\n${table(["kind: outcome", "calls"], rows)}`);
-  if (tally.unexpected.size > 0) {
-    const bad = [...tally.unexpected.entries()].map(([k, v]) => [
-      k,
-      String(v),
-      tally.examples.get(k) ?? "",
-    ]);
-    console.log(`\nUNEXPECTED outcomes:\n${table(["kind: outcome", "calls", "example"], bad)}`);
-  } else {
-    console.log("unexpected outcomes: none");
-  }
-  console.log(`driver uncaught exceptions: ${driverUncaught}`);
+  const noLeak = (end?.rssMb ?? Number.NaN) <= (warm?.rssMb ?? 0) * MAX_RSS_GROWTH;
   const every = Math.max(1, Math.floor(samples.length / 12));
   const shown = samples.filter((_, i) => i % every === 0 || i === samples.length - 1);
-  console.log(
-    `\nserver RSS and open fds (sampled every ${SAMPLE_EVERY_MS / 1000} s; ${samples.length} samples, every ${every}. shown):`,
-  );
-  console.log(
+  const out = [
+    "== petbooks gRPC endurance: cancelled and dropped calls",
+    `machine: ${machineFacts()
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}`,
+    `server on core ${SERVER_CORE}, pool ${options.pool}, ${options.books} books; ${options.lanes} lanes`,
+    `calls: ${w.tally.calls} in ${seconds.toFixed(1)} s (${(w.tally.calls / seconds).toFixed(0)} calls/s), load ${loadAverage()} at the end`,
+    "",
+    table(
+      ["kind: outcome", "calls"],
+      [...w.tally.counts].sort().map(([k, v]) => [k, String(v)]),
+    ),
+    w.tally.unexpected.size === 0
+      ? "unexpected outcomes: none"
+      : `UNEXPECTED outcomes:\n${table(
+          ["kind: outcome", "calls", "example"],
+          [...w.tally.unexpected].map(([k, u]) => [k, String(u.count), u.example]),
+        )}`,
+    `driver uncaught exceptions: ${driverUncaught}`,
+    "",
     table(
       ["t s", "calls", "RSS MB", "fds"],
       shown.map((s) => [
@@ -587,32 +506,21 @@ async function run(options: Options, cleanup: Cleanup): Promise<number> {
         String(s.fds),
       ]),
     ),
-  );
-  console.log(
-    `RSS: before load ${baseline.rssMb.toFixed(1)} MB; after warm-up (${afterWarmup?.calls ?? 0} calls) ` +
-      `${rssWarm.toFixed(1)} MB; at the end ${rssEnd.toFixed(1)} MB (x${(rssEnd / rssWarm).toFixed(2)}); ` +
-      `peak ${peak.toFixed(1)} MB; 3 s after the clients left ${idle.rssMb?.toFixed(1) ?? "?"} MB`,
-  );
-  console.log(
-    `RSS trend after warm-up: ${slope.toFixed(2)} MB per 100k calls; mean of first third ` +
-      `${thirds.first.toFixed(1)} MB, of last third ${thirds.last.toFixed(1)} MB`,
-  );
-  console.log(
-    `open fds: before load ${baseline.fds}, at the end of the load ${endRun?.fds ?? "?"}, ` +
-      `3 s after the clients left ${idle.fds ?? "?"}`,
-  );
-  console.log(
-    `server log lines at warn and above: ${logLines.length}` +
-      (byMsg.size ? ` (${[...byMsg.entries()].map(([k, v]) => `${k} x${v}`).join("; ")})` : ""),
-  );
-  console.log(`\nserver alive at the end: ${alive ? "yes" : `NO (${exit})`}`);
-  console.log(`health check: ${check.health}; GetBook: ${check.getBook}`);
-  console.log(
+    `RSS: before ${before?.rssMb.toFixed(1)} MB, after warm-up ${warm?.rssMb.toFixed(1)} MB, at the end ${end?.rssMb.toFixed(1)} MB, ` +
+      `3 s after the clients left ${idle.rssMb?.toFixed(1)} MB; trend after warm-up ${measured.length >= 3 ? slope(measured).toFixed(2) : "?"} MB per 100k calls`,
+    `open fds: before ${before?.fds}, at the end ${end?.fds}, 3 s after ${idle.fds}`,
+    `server log lines at warn and above: ${log.length}${byMessage.size ? ` (${[...byMessage].map(([k, v]) => `${k} x${v}`).join("; ")})` : ""}`,
+    "",
+    `server alive at the end: ${exit ? `NO (${exit})` : "yes"}; health and GetBook: ${check}`,
     `RSS did not keep growing (end <= ${MAX_RSS_GROWTH} x after warm-up): ${noLeak ? "yes" : "NO"}`,
-  );
-  console.log(`no unexpected errors: ${noUnexpected ? "yes" : "NO"}`);
-  const pass = alive && serving && noLeak && noUnexpected && driverUncaught === 0;
-  console.log(`verdict: ${pass ? "PASS" : "FAIL"}`);
+  ];
+  const pass =
+    !exit &&
+    check === "SERVING, GetBook OK" &&
+    noLeak &&
+    w.tally.unexpectedTotal === 0 &&
+    driverUncaught === 0;
+  console.log([...out, `verdict: ${pass ? "PASS" : "FAIL"}`].join("\n"));
   return pass ? 0 : 1;
 }
 

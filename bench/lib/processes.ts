@@ -1,14 +1,18 @@
 /** Building the binary and running the servers under test, each pinned to its own core. */
-import { copyFileSync, existsSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { buildExecutable, MINIFY_FLAGS } from "../../scripts/build.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = join(ROOT, "petbooks");
+/** Servers under test run on this core; load generators (wrk, h2load, pgbench) on the other. */
+export const SERVER_CORE = 0;
+export const LOAD_CORE = 1;
 
 const BUILD_INPUTS = ["src", "drizzle", "package.json", "bun.lock"];
-const READY_TIMEOUT_MS = 30_000;
-const STOP_GRACE_MS = 10_000;
+const READY_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 15_000;
 
 type Env = Record<string, string>;
 
@@ -36,7 +40,7 @@ function binaryIsStale(): boolean {
 }
 
 /** Runs a command to completion; its output is shown only if it fails. */
-export async function runChecked(cmd: string[], env: Env = childEnv({})): Promise<void> {
+export async function runChecked(cmd: string[], env: Env = childEnv({})): Promise<string> {
   const proc = Bun.spawn(cmd, { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
   const [code, out, err] = await Promise.all([
     proc.exited,
@@ -44,16 +48,16 @@ export async function runChecked(cmd: string[], env: Env = childEnv({})): Promis
     new Response(proc.stderr).text(),
   ]);
   if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}\n${out}${err}`);
+  return out;
 }
 
-/** Returns true when it had to build. */
+/** Builds ./petbooks when it is missing or older than its sources; true when it had to. */
 export async function ensureBinary(): Promise<boolean> {
   if (!binaryIsStale()) return false;
   await runChecked(["bun", "run", "build"]);
   return true;
 }
 
-/** Distinct free ports, all found before any is released. */
 /**
  * Runs are made from a private copy, so a rebuild of ./petbooks during the bench (someone else
  * running `bun run build`) can neither crash the servers nor change what is measured.
@@ -64,6 +68,28 @@ export function stageBinary(dir: string): string {
   return copy;
 }
 
+/** Builds the current sources the way `bun run build` does, into `dir` (./petbooks untouched). */
+export async function buildPetbooks(dir: string): Promise<string> {
+  const outfile = join(dir, "petbooks");
+  await buildExecutable(outfile);
+  return outfile;
+}
+
+/** Compiles another entry point (a server variant) with the flags the binary is built with. */
+export async function compile(entry: string, outfile: string): Promise<string> {
+  await runChecked([
+    "bun",
+    "build",
+    "--compile",
+    ...MINIFY_FLAGS,
+    join(ROOT, entry),
+    "--outfile",
+    outfile,
+  ]);
+  return outfile;
+}
+
+/** Distinct free ports, all found before any is released. */
 export async function freePorts(count: number): Promise<number[]> {
   const probes = Array.from({ length: count }, () =>
     Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() }),
@@ -76,36 +102,9 @@ export async function freePorts(count: number): Promise<number[]> {
   });
 }
 
-export interface RunningServer {
-  name: string;
-  baseUrl: string;
-  /** Why it is no longer running, or undefined while it is. */
-  exitReason(): string | undefined;
-  stop(): Promise<void>;
-}
-
 export function exitReason(proc: Subprocess): string | undefined {
   if (proc.signalCode) return `killed by ${proc.signalCode}`;
   return proc.exitCode === null ? undefined : `exited with ${proc.exitCode}`;
-}
-
-async function waitReady(proc: Subprocess, spec: ServerSpec, baseUrl: string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    const exited = exitReason(proc);
-    if (exited) throw new Error(`${spec.name} ${exited} before it was ready`);
-    const ready = spec.ready ?? { path: "/readyz", headers: {} };
-    const ok = await fetch(`${baseUrl}${ready.path}`, {
-      headers: ready.headers,
-      signal: AbortSignal.timeout(1000),
-    }).then(
-      (res) => res.ok,
-      () => false,
-    );
-    if (ok) return;
-    await Bun.sleep(100);
-  }
-  throw new Error(`${spec.name} was not ready within ${READY_TIMEOUT_MS} ms`);
 }
 
 /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
@@ -119,40 +118,101 @@ export async function stopProcess(proc: Subprocess, graceMs = STOP_GRACE_MS): Pr
   }
 }
 
+/** A line of /proc/<pid>/status in MB (VmRSS now, VmHWM the peak), undefined once it is gone. */
+function statusMb(pid: number, field: "VmRSS" | "VmHWM"): number | undefined {
+  try {
+    const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
+      readFileSync(`/proc/${pid}/status`, "utf8"),
+    )?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+export const rssMb = (pid: number) => statusMb(pid, "VmRSS");
+export const peakRssMb = (pid: number) => statusMb(pid, "VmHWM");
+
+const TICKS_PER_SECOND = Number(
+  Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim() || 100,
+);
+
+/** CPU seconds (user + system, all threads) a process has used so far; NaN once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Open file descriptors of a process (sockets included), or undefined once it is gone. */
+export function openFds(pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RunningServer {
+  name: string;
+  pid: number;
+  /** http://127.0.0.1:<port> */
+  baseUrl: string;
+  /** Why it is no longer running, or undefined while it is. */
+  exitReason(): string | undefined;
+  stop(): Promise<void>;
+}
+
 export interface ServerSpec {
   name: string;
   cmd: string[];
   env: Env;
   port: number;
-  core: number;
+  core?: number;
   /**
-   * What to poll until it answers 2xx; GET /readyz when omitted. Best a request only this server
-   * answers (it needs our credentials), so that another process which grabbed the same free port
-   * cannot pass for ours.
+   * True once it answers as it should: best a request only this server can answer (it needs our
+   * credentials), so that another process which grabbed the same free port cannot pass for ours.
+   * GET /readyz answering 2xx when omitted.
    */
-  ready?: { path: string; headers: Record<string, string> };
+  ready?: (baseUrl: string) => Promise<boolean>;
+  /** Where its stderr goes (its log); inherited when omitted. */
+  logFile?: string;
 }
+
+const readyz = (baseUrl: string) =>
+  fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) }).then((res) => res.ok);
 
 /** Starts a server under `taskset` (which execs it, so the pid is the server's own). */
 export async function startPinnedServer(spec: ServerSpec): Promise<RunningServer> {
-  const proc = Bun.spawn(["taskset", "-c", String(spec.core), ...spec.cmd], {
+  const proc = Bun.spawn(["taskset", "-c", String(spec.core ?? SERVER_CORE), ...spec.cmd], {
     cwd: ROOT,
     env: spec.env,
-    stdout: "inherit",
-    stderr: "inherit",
+    stdout: "ignore",
+    stderr: spec.logFile ? Bun.file(spec.logFile) : "inherit",
   });
-  const baseUrl = `http://127.0.0.1:${spec.port}`;
-  const server = {
+  const server: RunningServer = {
     name: spec.name,
-    baseUrl,
+    pid: proc.pid,
+    baseUrl: `http://127.0.0.1:${spec.port}`,
     exitReason: () => exitReason(proc),
     stop: () => stopProcess(proc),
   };
+  const deadline = Date.now() + READY_TIMEOUT_MS;
   try {
-    await waitReady(proc, spec, baseUrl);
+    for (;;) {
+      const exited = exitReason(proc);
+      if (exited) throw new Error(`${spec.name} ${exited} before it was ready`);
+      if (await (spec.ready ?? readyz)(server.baseUrl).catch(() => false)) return server;
+      if (Date.now() > deadline) throw new Error(`${spec.name} was not ready in time`);
+      await Bun.sleep(100);
+    }
   } catch (err) {
     await server.stop();
-    throw err;
+    const log = spec.logFile && existsSync(spec.logFile) ? readFileSync(spec.logFile, "utf8") : "";
+    throw new Error(`${(err as Error).message}\n${log.slice(-2000)}`);
   }
-  return server;
 }

@@ -11,3 +11,28 @@ export function median(values: number[]): number {
 export function spread(values: number[], format: (n: number) => string): string {
   return `${format(Math.min(...values))}-${format(Math.max(...values))}`;
 }
+
+/** Per-round ratios a[i] / b[i] of paired runs: the median and the range. */
+export interface Ratio {
+  median: number;
+  min: number;
+  max: number;
+  rounds: number[];
+}
+
+export function pairedRatio(a: number[], b: number[]): Ratio {
+  if (a.length !== b.length || a.length === 0) throw new Error("ratio of unpaired runs");
+  const rounds = a.map((x, i) => x / (b[i] as number));
+  return { median: median(rounds), min: Math.min(...rounds), max: Math.max(...rounds), rounds };
+}
+
+/** "0.93 (0.88-0.97)": the median, then the min-max over rounds. */
+export const formatRatio = (r: Ratio, digits = 2) =>
+  `${r.median.toFixed(digits)} (${r.min.toFixed(digits)}-${r.max.toFixed(digits)})`;
+
+/** The p-th percentile (0..100) of ascending `sorted`, nearest rank. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] ?? Number.NaN;
+}

@@ -1,4 +1,5 @@
 /** Runs wrk pinned to a core and reads throughput and latency percentiles from its report. */
+import { cpuSeconds } from "./processes.ts";
 
 export interface LoadOptions {
   seconds: number;
@@ -67,4 +68,30 @@ export async function runWrk(url: string, options: LoadOptions): Promise<LoadRes
   ]);
   if (code !== 0) throw new Error(`wrk exited with ${code}: ${err}`);
   return parseWrkReport(out);
+}
+
+export interface ServerLoad extends LoadResult {
+  /** The server's CPU (all threads) per request over the measured run, in µs. */
+  cpuUs: number;
+}
+
+/**
+ * wrk on one of our servers, `warmup` seconds and then `seconds` measured, with the server's CPU
+ * per request; a server that died under load says so.
+ */
+export async function loadServer(
+  server: { name: string; pid: number; baseUrl: string; exitReason(): string | undefined },
+  path: string,
+  run: Omit<LoadOptions, "seconds"> & { seconds: number; warmup: number },
+): Promise<ServerLoad> {
+  const url = `${server.baseUrl}${path}`;
+  try {
+    if (run.warmup > 0) await runWrk(url, { ...run, seconds: run.warmup });
+    const cpu = cpuSeconds(server.pid);
+    const result = await runWrk(url, run);
+    return { ...result, cpuUs: ((cpuSeconds(server.pid) - cpu) * 1e6) / result.requests };
+  } catch (err) {
+    const exited = server.exitReason();
+    throw exited ? new Error(`${server.name} ${exited} under load on ${path}`) : err;
+  }
 }

@@ -1,0 +1,159 @@
+/**
+ * The ceiling of `petbooks serve` for GET /pets and GET /books: Bun.serve and postgres.js, running
+ * exactly the statements petbooks runs for these requests (the pets page statement imported from
+ * the repository, the books statements captured from theirs) and answering the same bytes. What
+ * it leaves out is what petbooks adds around them: framework, schema validation, Drizzle, request
+ * ids, logging, metrics. It checks the same credentials the same way (X-API-KEY in constant time,
+ * bearer tokens as in ./auth.ts).
+ *
+ * Env: DATABASE_URL, DATABASE_POOL_SIZE (10), API_KEY, JWT_SECRET, JWT_TTL (3600), PUBLIC_URL, PORT.
+ */
+import { PgDialect } from "drizzle-orm/pg-core";
+import postgres from "postgres";
+import { apiKeyChecker } from "../../src/auth/api-key.ts";
+import { createBooksRepository } from "../../src/books/books.repository.ts";
+import { createPetsRepository, listPageQuery } from "../../src/pets/pets.repository.ts";
+import { captureOne, recordingDb, replay } from "../lib/capture.ts";
+import { bearerAuth } from "./auth.ts";
+
+const env = (name: string, fallback?: string) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is required`);
+  return value;
+};
+
+const sql = postgres(env("DATABASE_URL"), {
+  max: Number(env("DATABASE_POOL_SIZE", "10")),
+  onnotice: () => {},
+});
+const apiKeyMatches = apiKeyChecker(env("API_KEY"));
+const photoUrl = `${env("PUBLIC_URL")}/photos/`;
+const dialect = new PgDialect();
+const recorder = recordingDb();
+const petsRepository = createPetsRepository(recorder.db);
+const booksRepository = createBooksRepository(recorder.db);
+const authenticated = bearerAuth(sql, recorder, env("JWT_SECRET"), Number(env("JWT_TTL", "3600")));
+
+type HasPhotos = boolean | undefined;
+const json = (body: unknown) =>
+  new Response(JSON.stringify(body), {
+    headers: { "content-type": "application/json;charset=utf-8" },
+  });
+const status = (code: number) => new Response(null, { status: code });
+
+/** Each distinct statement text is made once, like petbooks' own cache of rendered pages. */
+function memo<K extends unknown[], V>(make: (...key: K) => V): (...key: K) => V {
+  const made = new Map<string, V>();
+  return (...key) => {
+    const id = JSON.stringify(key);
+    let value = made.get(id);
+    if (value === undefined) {
+      value = make(...key);
+      made.set(id, value);
+    }
+    return value;
+  };
+}
+
+function integer(raw: string | null, fallback: number, max: number): number | undefined {
+  if (raw === null) return fallback;
+  if (!/^\d{1,10}$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return n <= max ? n : undefined;
+}
+
+function page(params: URLSearchParams) {
+  const limit = integer(params.get("limit"), 20, 100);
+  const offset = integer(params.get("offset"), 0, 2_147_483_647);
+  return limit === undefined || limit < 1 || offset === undefined ? undefined : { limit, offset };
+}
+
+const petsPageText = memo(
+  (limit: number, offset: number, hasPhotos: HasPhotos) =>
+    dialect.sqlToQuery(listPageQuery({ limit, offset, hasPhotos })).sql,
+);
+const petsCount = memo((hasPhotos: HasPhotos) =>
+  captureOne(recorder, () => petsRepository.count(hasPhotos)),
+);
+
+type PetArray = [string, string, number, string, string, [string, string][] | null];
+
+async function listPets(request: Request): Promise<Response> {
+  if (!apiKeyMatches(request.headers.get("x-api-key"))) return status(401);
+  const params = new URL(request.url).searchParams;
+  const range = page(params);
+  const raw = params.get("has_photos");
+  if (!range || (raw !== null && raw !== "true" && raw !== "false")) return status(422);
+  const hasPhotos = raw === null ? undefined : raw === "true";
+  // As db.execute sends it: no parameters, so postgres.js uses the simple query protocol.
+  const [row] = await sql.unsafe(petsPageText(range.limit, range.offset, hasPhotos), [], {
+    prepare: false,
+  });
+  const pets = (row?.pets ?? []) as PetArray[];
+  const count =
+    pets.length > 0
+      ? Number(row?.total)
+      : Number((await replay(sql, await petsCount(hasPhotos)))[0]?.[0] ?? 0);
+  return json({
+    count,
+    items: pets.map(([id, name, age, type, createdAt, photos]) => ({
+      id,
+      name,
+      age,
+      type,
+      photos: (photos ?? []).map(([photoId, file]) => ({ id: photoId, url: photoUrl + file })),
+      created_at: createdAt.slice(0, 19),
+    })),
+  });
+}
+
+const booksPage = memo((limit: number, offset: number) =>
+  captureOne(recorder, () => booksRepository.listPage({ limit, offset })),
+);
+const booksCount = captureOne(recorder, () => booksRepository.count({}));
+
+type BookArray = [string, string, string, string, string, string];
+
+async function listBooks(request: Request): Promise<Response> {
+  if (!(await authenticated(request.headers.get("authorization")))) return status(401);
+  const range = page(new URL(request.url).searchParams);
+  if (!range) return status(422);
+  const [rows, stats] = await Promise.all([
+    replay(sql, await booksPage(range.limit, range.offset)),
+    replay(sql, await booksCount),
+  ]);
+  return json({
+    count: Number(stats[0]?.[0] ?? 0),
+    items: (rows as unknown as BookArray[]).map((b) => ({
+      id: b[0],
+      title: b[1],
+      author: b[2],
+      published_on: b[3],
+      created_at: b[4],
+      updated_at: b[5],
+    })),
+  });
+}
+
+const server = Bun.serve({
+  hostname: "127.0.0.1",
+  port: Number(env("PORT")),
+  routes: {
+    "/pets": { GET: listPets },
+    "/books": { GET: listBooks },
+    "/readyz": async () => {
+      await sql`select 1`;
+      return new Response("ok");
+    },
+  },
+  fetch: () => status(404),
+});
+
+// Statements fixed at start are captured before the first request can need them.
+await booksCount;
+
+process.once("SIGTERM", async () => {
+  await server.stop();
+  await sql.end({ timeout: 5 });
+  process.exit(0);
+});

@@ -1,0 +1,239 @@
+/**
+ * GET /pets, each filter, in interleaved rounds of four subjects: petbooks on PostgreSQL, its
+ * same-SQL ceiling (bench/ceilings/http.ts), PostgreSQL alone (pgbench on the very statement, in
+ * the same protocol) and petbooks on its embedded defaults (PGlite), with their memory.
+ */
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
+import { openDatabase } from "../../src/db/client.ts";
+import { silentLogger } from "../../src/logger.ts";
+import { listPageQuery } from "../../src/pets/pets.repository.ts";
+import { API_KEY, type Context, JWT_SECRET, progress } from "../lib/context.ts";
+import { petSeedStatements } from "../lib/database.ts";
+import { runPgbench } from "../lib/pgbench.ts";
+import {
+  childEnv,
+  freePorts,
+  LOAD_CORE,
+  peakRssMb,
+  type RunningServer,
+  runChecked,
+  startPinnedServer,
+} from "../lib/processes.ts";
+import { fmt, markdownTable, runsTable } from "../lib/report.ts";
+import { interleaved, type Timed } from "../lib/rounds.ts";
+import { formatRatio, median, pairedRatio } from "../lib/stats.ts";
+import { loadServer, type ServerLoad } from "../lib/wrk.ts";
+
+const CONNECTIONS = 64;
+const TARGETS = { ceiling: 0.9, p99: 1.5, postgres: 0.75 };
+const FILTERS = [
+  { name: "no filter", query: "", hasPhotos: undefined, offset: 0 },
+  { name: "has_photos=true", query: "?has_photos=true", hasPhotos: true, offset: 0 },
+  { name: "has_photos=false", query: "?has_photos=false", hasPhotos: false, offset: 0 },
+  { name: "offset=50000", query: "?offset=50000", hasPhotos: undefined, offset: 50_000 },
+] as const;
+type Filter = (typeof FILTERS)[number];
+const SUBJECTS = ["petbooks", "ceiling", "PostgreSQL alone", "embedded"] as const;
+type Subject = (typeof SUBJECTS)[number];
+
+export const CEILING_HTTP = join(import.meta.dir, "../ceilings/http.ts");
+
+/** `petbooks serve` (or the ceiling) on core 0, ready once GET /pets answers our key. */
+export async function startHttp(
+  ctx: Pick<Context, "dir" | "cleanup"> & { options: Pick<Context["options"], "pool"> },
+  name: string,
+  cmd: string[],
+  port: number,
+  env: Record<string, string>,
+): Promise<RunningServer> {
+  const server = await startPinnedServer({
+    name,
+    cmd,
+    port,
+    env: childEnv({
+      API_KEY,
+      JWT_SECRET,
+      JWT_TTL: "3600",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      LOG_LEVEL: "warn",
+      // No cache: GET /books is compared uncached, and GET /pets has none.
+      CACHE_TTL: "0",
+      DATABASE_POOL_SIZE: String(ctx.options.pool),
+      ...env,
+    }),
+    logFile: join(ctx.dir, `${name.replaceAll(/\W+/g, "-")}.log`),
+    ready: (baseUrl) =>
+      fetch(`${baseUrl}/pets?limit=1`, { headers: { "x-api-key": API_KEY } }).then((r) => r.ok),
+  });
+  ctx.cleanup.defer(server.stop);
+  return server;
+}
+
+/** A migrated embedded database in `dataDir` holding `count` pets seeded like PostgreSQL's. */
+export async function seedEmbedded(ctx: Context, dataDir: string, count: number) {
+  await runChecked([ctx.binary, "migrate"], childEnv({ DATA_DIR: dataDir, LOG_LEVEL: "warn" }));
+  const database = await openDatabase({ dataDir }, silentLogger);
+  try {
+    await database.db.transaction(async (tx) => {
+      for (const statement of petSeedStatements(count)) await tx.execute(sql.raw(statement));
+    });
+    await database.db.execute(sql.raw("vacuum analyze pets, pet_photos"));
+  } finally {
+    await database.close();
+  }
+}
+
+async function answer(server: RunningServer, path: string): Promise<string> {
+  const res = await fetch(`${server.baseUrl}${path}`, { headers: { "x-api-key": API_KEY } });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`${server.name} answered ${res.status} for ${path}: ${body}`);
+  return body;
+}
+
+export async function petsScenario(ctx: Context, embeddedDir: string | undefined) {
+  const { options, report } = ctx;
+  const [port, ceilingPort, embeddedPort] = (await freePorts(3)) as [number, number, number];
+  // One photo URL base for both, so their answers can be compared byte for byte.
+  const pg = { DATABASE_URL: ctx.databaseUrl, PUBLIC_URL: `http://127.0.0.1:${port}` };
+  const servers: Partial<Record<Subject, RunningServer>> = {
+    petbooks: await startHttp(ctx, "petbooks serve", [ctx.binary, "serve"], port, {
+      ...pg,
+      DATA_DIR: join(ctx.dir, "data-postgres"),
+    }),
+    ceiling: await startHttp(ctx, "ceiling", [process.execPath, CEILING_HTTP], ceilingPort, pg),
+  };
+  if (embeddedDir) {
+    servers.embedded = await startHttp(
+      ctx,
+      "petbooks embedded",
+      [ctx.binary, "serve"],
+      embeddedPort,
+      {
+        DATA_DIR: embeddedDir,
+        PUBLIC_URL: `http://127.0.0.1:${embeddedPort}`,
+      },
+    );
+  }
+  const { petbooks, ceiling } = servers as Record<"petbooks" | "ceiling", RunningServer>;
+  for (const filter of FILTERS) {
+    const path = `/pets${filter.query}`;
+    const [mine, theirs] = await Promise.all([answer(petbooks, path), answer(ceiling, path)]);
+    if (mine !== theirs || !mine.startsWith('{"count":')) {
+      throw new Error(`petbooks and the ceiling answer ${path} differently:\n${mine}\n${theirs}`);
+    }
+    if (servers.embedded) await answer(servers.embedded, path);
+  }
+  progress("GET /pets: petbooks and the ceiling answer every filter with the same bytes");
+
+  const dialect = new PgDialect();
+  const pgbench = (filter: Filter, seconds: number) =>
+    runPgbench({
+      url: ctx.databaseUrl,
+      // What db.execute sends: the text without parameters, over the simple query protocol.
+      statement: dialect.sqlToQuery(listPageQuery({ limit: 20, ...filter })).sql,
+      protocol: "simple",
+      clients: options.pool,
+      seconds,
+      core: LOAD_CORE,
+      scriptFile: join(ctx.dir, "pets-page.sql"),
+    });
+  const measure = async (subject: Subject, filter: Filter): Promise<Partial<ServerLoad>> => {
+    const server = servers[subject];
+    if (server) {
+      const load = { connections: CONNECTIONS, core: LOAD_CORE, headers: { "X-API-KEY": API_KEY } };
+      return loadServer(server, `/pets${filter.query}`, { ...load, ...options });
+    }
+    if (options.warmup > 0) await pgbench(filter, options.warmup);
+    const r = await pgbench(filter, options.seconds);
+    return { rps: r.tps, failures: r.failed };
+  };
+  const subjects = SUBJECTS.filter((s) => s !== "embedded" || servers.embedded);
+  const rows: string[][] = [];
+  const everyRun: Record<string, Timed<Partial<ServerLoad>>[]> = {};
+  for (const filter of FILTERS) {
+    progress(`GET /pets ${filter.name}: ${options.rounds} rounds of ${subjects.join(", ")}`);
+    const runs = await interleaved(subjects, options.rounds, (s) => measure(s, filter));
+    const of = (s: Subject, key: keyof ServerLoad) =>
+      (runs[s] ?? []).map((r) => r.result[key] ?? NaN);
+    const invalid = Object.values(runs).some((list) =>
+      list.some((r) => (r.result.failures ?? 0) > 0),
+    );
+    const vsCeiling = pairedRatio(of("petbooks", "rps"), of("ceiling", "rps"));
+    const p99 = pairedRatio(of("petbooks", "p99Ms"), of("ceiling", "p99Ms"));
+    const vsPostgres = pairedRatio(of("petbooks", "rps"), of("PostgreSQL alone", "rps"));
+    const judge = (target: string, ratio: typeof p99, ok: boolean) =>
+      report.judge(
+        `GET /pets ${filter.name}: ${target}`,
+        formatRatio(ratio),
+        invalid ? undefined : ok,
+      );
+    judge(
+      `req/s >= ${TARGETS.ceiling} x same-SQL ceiling`,
+      vsCeiling,
+      vsCeiling.median >= TARGETS.ceiling,
+    );
+    judge(`p99 <= ${TARGETS.p99} x ceiling's`, p99, p99.median <= TARGETS.p99);
+    judge(
+      `req/s >= ${TARGETS.postgres} x PostgreSQL alone (pgbench)`,
+      vsPostgres,
+      vsPostgres.median >= TARGETS.postgres,
+    );
+    rows.push([
+      filter.name,
+      ...(["petbooks", "ceiling", "PostgreSQL alone"] as const).map((s) =>
+        fmt.int(median(of(s, "rps"))),
+      ),
+      formatRatio(vsCeiling),
+      formatRatio(p99),
+      formatRatio(vsPostgres),
+      `${fmt.int(median(of("petbooks", "cpuUs")))} / ${fmt.int(median(of("ceiling", "cpuUs")))}`,
+      runs.embedded ? fmt.int(median(of("embedded", "rps"))) : "-",
+      runs.embedded ? formatRatio(pairedRatio(of("embedded", "rps"), of("petbooks", "rps"))) : "-",
+    ]);
+    for (const s of subjects) everyRun[`${filter.name}, ${s}`] = runs[s];
+  }
+  const peak = Object.fromEntries(
+    Object.entries(servers).map(([s, server]) => [s, fmt.mb(peakRssMb(server.pid) ?? NaN)]),
+  );
+  await Promise.all(Object.values(servers).map((s) => s.stop()));
+
+  report.section(
+    "GET /pets",
+    `100,000 pets (30% with 1 to 3 photos), \`limit\` 20. Load: \`wrk -t1 -c${CONNECTIONS}\`, ` +
+      `${options.warmup} s warm-up then ${options.seconds} s, on core ${LOAD_CORE}; servers on the ` +
+      `other core; PostgreSQL unpinned; pool ${options.pool}. **Ceiling**: bench/ceilings/http.ts, ` +
+      "Bun.serve + postgres.js running the repository's own statement (`listPageQuery`) and " +
+      "answering the same bytes (checked before timing). **PostgreSQL alone**: pgbench on that " +
+      `statement, simple query protocol as petbooks sends it, ${options.pool} clients. ` +
+      "**Embedded**: petbooks on its defaults (PGlite in the process), the same seed. Server CPU " +
+      "is user + system time of the server process over the measured run, per request. Ratios " +
+      `are per round, then the median (min-max) of ${options.rounds} interleaved rounds.`,
+    markdownTable(
+      [
+        "filter",
+        "petbooks req/s",
+        "ceiling req/s",
+        "PostgreSQL alone tps",
+        "petbooks / ceiling",
+        "p99 petbooks / ceiling",
+        "petbooks / PostgreSQL alone",
+        "server CPU µs/request, petbooks / ceiling",
+        "embedded req/s",
+        "embedded / petbooks on PostgreSQL",
+      ],
+      rows,
+    ),
+    `Peak RSS: petbooks on PostgreSQL ${peak.petbooks} MB, ceiling ${peak.ceiling} MB` +
+      (servers.embedded ? `, petbooks embedded ${peak.embedded} MB.` : "."),
+    runsTable(everyRun, {
+      "req/s": (r) => fmt.int(r.rps ?? NaN),
+      "p50 ms": (r) => (r.p50Ms === undefined ? "-" : fmt.ms(r.p50Ms)),
+      "p99 ms": (r) => (r.p99Ms === undefined ? "-" : fmt.ms(r.p99Ms)),
+      "server CPU µs/request": (r) => (r.cpuUs === undefined ? "-" : fmt.int(r.cpuUs)),
+      failed: (r) => String(r.failures ?? 0),
+    }),
+  );
+}
