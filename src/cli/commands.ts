@@ -60,6 +60,8 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   }).listen({
     hostname: config.host,
     port: config.port,
+    // A second server on a port in use must fail, not silently share its traffic.
+    reusePort: false,
     maxRequestBodySize: SERVER_BODY_LIMIT_BYTES,
   });
   const port = app.server?.port ?? config.port;

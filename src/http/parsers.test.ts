@@ -5,6 +5,7 @@ import {
   badJsonKey,
   jsonBody,
   jsonOrFormBody,
+  MAX_JSON_DEPTH,
   multipartBody,
   readBody,
   setBodyLimit,
@@ -136,10 +137,16 @@ describe("jsonBody", () => {
     expect(badJsonKey('{"k":"__proto__","v":["__proto__"]}')).toBeUndefined();
   });
 
-  test("deep nesting costs no recursion", () => {
-    const depth = 200_000;
-    expect(badJsonKey(`${"[".repeat(depth)}${"]".repeat(depth)}`)).toBeUndefined();
-    expect(badJsonKey(`${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`)).toBeUndefined();
+  test("nesting up to the limit is fine, deeper is refused before validation", async () => {
+    const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+    expect(badJsonKey(nested(MAX_JSON_DEPTH))).toBeUndefined();
+    for (const depth of [MAX_JSON_DEPTH + 1, 200_000]) {
+      expect(badJsonKey(nested(depth))?.message).toBe(
+        `is nested deeper than ${MAX_JSON_DEPTH} levels`,
+      );
+      expect(badJsonKey(`{"username":${nested(depth)}}`)).toBeDefined();
+      await expect(parse(nested(depth))).rejects.toMatchObject({ code: "validation" });
+    }
   });
 });
 

@@ -157,6 +157,9 @@ interface Frame {
   expectKey: boolean;
 }
 
+/** Deepest nesting of a JSON body: far more than any request of this API needs. */
+export const MAX_JSON_DEPTH = 32;
+
 const QUOTE = 34;
 const BACKSLASH = 92;
 
@@ -192,10 +195,17 @@ export function badJsonKey(text: string): FieldError | undefined {
         top.expectKey = false;
       }
       i = end;
-    } else if (c === 123 /* { */) {
-      stack.push({ object: true, keys: new Set(), at: "", index: 0, expectKey: true });
-    } else if (c === 91 /* [ */) {
-      stack.push({ object: false, keys: new Set(), at: "0", index: 0, expectKey: false });
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      // No body here nests deeply; a validator walking 100k levels blocks the process for
+      // seconds and then overflows its stack, so such a body is refused before validation.
+      if (stack.length >= MAX_JSON_DEPTH) {
+        return { path: "/", message: `is nested deeper than ${MAX_JSON_DEPTH} levels` };
+      }
+      stack.push(
+        c === 123
+          ? { object: true, keys: new Set(), at: "", index: 0, expectKey: true }
+          : { object: false, keys: new Set(), at: "0", index: 0, expectKey: false },
+      );
     } else if (c === 125 /* } */ || c === 93 /* ] */) {
       stack.pop();
     } else if (c === 44 /* , */) {
