@@ -9,11 +9,15 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join("\n");
 }
 
+/** A Markdown table laid out as Biome formats one: columns padded, the first left-aligned. */
 export function markdownTable(header: string[], rows: string[][]): string {
-  const cell = (text: string) => text.replaceAll("|", "\\|");
-  const line = (cells: string[]) => `| ${cells.map(cell).join(" | ")} |`;
-  const rule = `|${header.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`;
-  return [line(header), rule, ...rows.map(line)].join("\n");
+  const cells = [header, ...rows].map((row) => row.map((cell) => cell.replaceAll("|", "\\|")));
+  const widths = header.map((_, i) => Math.max(3, ...cells.map((row) => (row[i] ?? "").length)));
+  const line = (row: string[]) =>
+    `| ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join(" | ")} |`;
+  const rule = `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`;
+  const [head = [], ...body] = cells;
+  return [line(head), rule, ...body.map(line)].join("\n");
 }
 
 export interface Verdict {
