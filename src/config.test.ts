@@ -121,6 +121,8 @@ describe("loadConfig", () => {
     [{ API_KEY: "short" }, "API_KEY must be at least 16"],
     [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres://"],
     [{ PORT: "70000" }, "PORT must be an integer from 0 to 65535"],
+    [{ DATABASE_URL: "postgres://u:100%sure@db/petbooks" }, "DATABASE_URL is not a valid URL"],
+    [{ DATABASE_URL: "postgres://u:p@db:port/petbooks" }, "DATABASE_URL is not a valid URL"],
     [{ PORT: "80a" }, "PORT must be an integer"],
     [{ GRPC_PORT: "65536" }, "GRPC_PORT must be an integer from 0 to 65535"],
     [{ GRPC_PORT: "-1" }, "GRPC_PORT must be an integer"],
@@ -142,6 +144,20 @@ describe("loadConfig", () => {
   });
 
   test("names every bad variable in one message", () => {
+  test("a malformed DATABASE_URL is named, its password never shown", () => {
+    expect(() => loadConfig({ DATABASE_URL: "postgres://u:s3cr%t-pw@db/petbooks" })).toThrow(
+      /^(?![\s\S]*s3cr)[\s\S]*DATABASE_URL is not a valid URL/,
+    );
+    // What postgres.js reads stays accepted: several hosts, a socket through PGHOST, escapes.
+    for (const url of [
+      "postgres://u:p@db1:5432,db2:5433/petbooks",
+      "postgres:///petbooks",
+      "postgresql://u:p%40ss%25@db/petbooks?sslmode=require",
+    ]) {
+      expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+    }
+  });
+
     try {
       loadConfig({ PORT: "x", LOG_LEVEL: "loud", MAX_PHOTO_BYTES: "big" }, { apiKey: true });
       throw new Error("expected a ConfigError");

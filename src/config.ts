@@ -78,6 +78,23 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     return raw === "" ? undefined : raw;
   };
   const integer = (name: string, fallback: number, min: number, max: number) => {
+/**
+ * Whether postgres.js can read the URL: it splits off the hosts, then decodes the user name and
+ * password, and throws a bare "URI malformed" at the first connect for a stray `%` or `#`.
+ */
+function parsesAsDatabaseUrl(url: string): boolean {
+  try {
+    const hosts = decodeURIComponent(url.slice(url.indexOf("://") + 3).split(/[?/]/)[0] ?? "");
+    const host = hosts.slice(hosts.indexOf("@") + 1);
+    const parsed = new URL(url.replace(host, host.split(",")[0] ?? ""));
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
     const raw = value(name);
     if (raw === undefined) return fallback;
     const n = Number(raw);
@@ -107,6 +124,11 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     problems.push(`GRPC_AUTH must be bearer or none (got "${grpcAuth}")`);
   }
 
+  } else if (databaseUrl !== undefined && !parsesAsDatabaseUrl(databaseUrl)) {
+    // Never the URL itself: it usually holds the password.
+    problems.push(
+      "DATABASE_URL is not a valid URL (percent-encode special characters in the user name and password)",
+    );
   const jwtSecret = value("JWT_SECRET");
   if (needs.jwtSecret && jwtSecret === undefined) {
     problems.push("JWT_SECRET is required (the key that signs access tokens)");

@@ -5,16 +5,28 @@
  */
 import { createHmac } from "node:crypto";
 
-const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+const b64url = (value: unknown) => b64urlText(JSON.stringify(value));
+const b64urlText = (json: string) => Buffer.from(json).toString("base64url");
+const HS256_HEADER = { alg: "HS256", typ: "JWT" };
 
 /** A JWS signed with HMAC over exactly the header and claims given (no library checks them). */
 export function signedToken(
   secret: string,
   claims: Record<string, unknown>,
-  header: Record<string, unknown> = { alg: "HS256", typ: "JWT" },
+  header: Record<string, unknown> = HS256_HEADER,
   algorithm: "sha256" | "sha512" = "sha256",
 ): string {
-  const input = `${b64url(header)}.${b64url(claims)}`;
+  return signedJson(secret, JSON.stringify(claims), JSON.stringify(header), algorithm);
+}
+
+/** The same over JSON texts as written, for what an object cannot hold (a key given twice). */
+function signedJson(
+  secret: string,
+  claims: string,
+  header = JSON.stringify(HS256_HEADER),
+  algorithm: "sha256" | "sha512" = "sha256",
+): string {
+  const input = `${b64urlText(header)}.${b64urlText(claims)}`;
   return `${input}.${createHmac(algorithm, secret).update(input).digest("base64url")}`;
 }
 
@@ -81,6 +93,17 @@ export const FORGED_TOKENS: Record<string, (c: TokenCaseContext) => string> = {
       { alg: "HS256", typ: "secevent+jwt" },
     ),
   "not a JWT": () => "not.a.jwt",
+  "sub given twice": (c) =>
+    signedJson(
+      c.secret,
+      `{"sub":"${c.userId}","sub":"${c.userId}","iat":${c.now},"exp":${c.now + 60}}`,
+    ),
+  "alg given twice in the header": (c) =>
+    signedJson(
+      c.secret,
+      JSON.stringify({ sub: c.userId, iat: c.now, exp: c.now + 60 }),
+      '{"alg":"HS256","alg":"HS256","typ":"JWT"}',
+    ),
   "two parts": (c) =>
     signedToken(c.secret, { sub: c.userId, iat: c.now, exp: c.now + 60 })
       .split(".")

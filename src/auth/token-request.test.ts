@@ -69,14 +69,13 @@ describe("tokenRequestBody", () => {
     });
 
   test("reads forms and JSON alike", async () => {
-    const form = "grant_type=password&username=ada&password=correct+horse";
-    const expected = { username: "ada", password: "correct horse" };
+    const form = "grant_type=password&username=ada&password=correct+horse%21%C3%A9";
     expect(
       await tokenRequestBody({ request: request("application/x-www-form-urlencoded", form) }),
-    ).toEqual(expected);
+    ).toEqual({ username: "ada", password: "correct horse!é" });
     expect(
       await tokenRequestBody({ request: request("application/json", JSON.stringify(grant)) }),
-    ).toEqual(expected);
+    ).toEqual({ username: "ada", password: "correct horse" });
   });
 
   test.each([
@@ -89,6 +88,16 @@ describe("tokenRequestBody", () => {
       "a repeated JSON key",
       "application/json",
       '{"grant_type":"password","username":"a","username":"b","password":"c"}',
+    ],
+    [
+      "a percent escape that is not hex",
+      "application/x-www-form-urlencoded",
+      "grant_type=password&username=ada&password=100%zz",
+    ],
+    [
+      "a percent escape that is not UTF-8",
+      "application/x-www-form-urlencoded",
+      "grant_type=password&username=ada&password=caf%E9",
     ],
     ["malformed JSON", "application/json", '{"grant_type":'],
     ["a JSON array", "application/json", "[]"],

@@ -42,7 +42,23 @@ const invalid = (description: string) => new TokenRequestError("invalid_request"
 
 type Params = Map<string, unknown>;
 
+/**
+ * Whether every `%` escape of a form body is two hex digits and the escapes decode as UTF-8.
+ * URLSearchParams would keep `%zz` as written and turn `%ff` into U+FFFD, so a mangled password
+ * would quietly become another one.
+ */
+function wellEncoded(text: string): boolean {
+  if (!text.includes("%")) return true;
+  try {
+    for (const part of text.split(/[&=]/)) decodeURIComponent(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function formParams(text: string): Params | TokenRequestError {
+  if (!wellEncoded(text)) return invalid("The form body has a malformed percent-encoding.");
   const params: Params = new Map();
   for (const [name, value] of new URLSearchParams(text)) {
     // §3.2: "Request and response parameters MUST NOT be included more than once."

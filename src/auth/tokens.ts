@@ -2,7 +2,8 @@
  * Access tokens: HS256 JWTs carrying exactly `sub` (the user id), `iat` and `exp`, signed and
  * checked with jose. A token is only accepted when every claim is what this server issues.
  */
-import { jwtVerify, SignJWT } from "jose";
+import { base64url, jwtVerify, SignJWT } from "jose";
+import { badJsonKey } from "../http/parsers.ts";
 import { isUuid } from "../uuid.ts";
 
 export interface IssuedToken {
@@ -64,6 +65,17 @@ export function claimsProblem(
   return undefined;
 }
 
+/**
+ * Whether a signed token's header or claims repeat a key. JSON.parse keeps the last of two
+ * `sub`s, so such a token would mean whatever the reader's parser picks: none is issued here.
+ */
+function repeatsAKey(token: string): boolean {
+  const text = new TextDecoder();
+  return token
+    .split(".", 2)
+    .some((part) => badJsonKey(text.decode(base64url.decode(part))) !== undefined);
+}
+
 export function createTokenIssuer(
   secret: string,
   ttlSeconds: number,
@@ -103,6 +115,7 @@ export function createTokenIssuer(
         return undefined;
       }
       if (claimsProblem(claims, seconds(), ttlSeconds, clockSkewSeconds)) return undefined;
+      if (repeatsAKey(token)) return undefined;
       const { sub, exp } = claims as { sub: string; exp: number };
       if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
       verified.set(token, { sub, exp });

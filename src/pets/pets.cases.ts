@@ -214,6 +214,15 @@ export const PAGING_QUERIES: [q: string, status: number, errorPath?: string][] =
   ["limit=1&limit=2", 422, "/limit"],
   ["offset=0&offset=0", 422, "/offset"],
   ["limit=%00", 422],
+  // JavaScript's Number() would take these; the API takes decimal digits only.
+  ["limit=0x10", 422, "/limit"],
+  ["limit=+5", 422, "/limit"],
+  ["limit=1e1", 422, "/limit"],
+  ["limit=10%20", 422, "/limit"],
+  ["limit=%2010", 422, "/limit"],
+  ["offset=%20", 422, "/offset"],
+  ["offset=0b1", 422, "/offset"],
+  ["offset=1_000", 422, "/offset"],
 ];
 
 export const LIST_PETS_CASES: HttpCase[] = [

@@ -40,3 +40,34 @@ test("a second serve on a port in use fails instead of sharing it", async () => 
   expect(result.code).toBe(1);
   expect(result.stderr).toContain(`port ${port} in use`);
 });
+
+test("the OpenAPI document is the same, tidied one with a trailing slash", async () => {
+  const plain = await server.api("/docs/json", { apiKey: null });
+  const slashed = await server.api("/docs/json/", { apiKey: null });
+  expect(plain.status).toBe(200);
+  expect(slashed.status).toBe(200);
+  expect(await slashed.json()).toEqual(await plain.json());
+});
+
+test("a token request with a malformed percent-encoding is a 400 invalid_request", async () => {
+  for (const body of ["grant_type=password&username=ada&password=100%zz", "username=caf%E9"]) {
+    const res = await server.api("/auth/token", {
+      method: "POST",
+      apiKey: null,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body,
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe("invalid_request");
+  }
+});
+
+test("a malformed DATABASE_URL is named at start, without its password", async () => {
+  const result = await runBinary(["migrate"], {
+    DATABASE_URL: "postgres://petbooks:s3cr%t@127.0.0.1:1/petbooks",
+    DATA_DIR: tempDataDir(),
+  });
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toContain("DATABASE_URL is not a valid URL");
+  expect(result.stderr).not.toContain("s3cr");
+});
