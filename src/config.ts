@@ -117,6 +117,11 @@ function parsesAsDatabaseUrl(url: string): boolean {
   const databaseUrl = value("DATABASE_URL");
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push("DATABASE_URL must be a postgres:// or postgresql:// URL");
+  } else if (databaseUrl !== undefined && !parsesAsDatabaseUrl(databaseUrl)) {
+    // Never the URL itself: it usually holds the password.
+    problems.push(
+      "DATABASE_URL is not a valid URL (percent-encode special characters in the user name and password)",
+    );
   }
 
   const grpcAuth = (value("GRPC_AUTH") ?? "bearer").toLowerCase();
@@ -124,11 +129,6 @@ function parsesAsDatabaseUrl(url: string): boolean {
     problems.push(`GRPC_AUTH must be bearer or none (got "${grpcAuth}")`);
   }
 
-  } else if (databaseUrl !== undefined && !parsesAsDatabaseUrl(databaseUrl)) {
-    // Never the URL itself: it usually holds the password.
-    problems.push(
-      "DATABASE_URL is not a valid URL (percent-encode special characters in the user name and password)",
-    );
   const jwtSecret = value("JWT_SECRET");
   if (needs.jwtSecret && jwtSecret === undefined) {
     problems.push("JWT_SECRET is required (the key that signs access tokens)");
