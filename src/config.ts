@@ -71,13 +71,6 @@ const PLACEHOLDER = /change[-_ ]?me/i;
 
 type Env = Record<string, string | undefined>;
 
-export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {}): Config {
-  const problems: string[] = [];
-  const value = (name: string) => {
-    const raw = env[name]?.trim();
-    return raw === "" ? undefined : raw;
-  };
-  const integer = (name: string, fallback: number, min: number, max: number) => {
 /**
  * Whether postgres.js can read the URL: it splits off the hosts, then decodes the user name and
  * password, and throws a bare "URI malformed" at the first connect for a stray `%` or `#`.
@@ -95,6 +88,13 @@ function parsesAsDatabaseUrl(url: string): boolean {
   }
 }
 
+export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {}): Config {
+  const problems: string[] = [];
+  const value = (name: string) => {
+    const raw = env[name]?.trim();
+    return raw === "" ? undefined : raw;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number) => {
     const raw = value(name);
     if (raw === undefined) return fallback;
     const n = Number(raw);

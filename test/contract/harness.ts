@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
 import { rmSync } from "node:fs";
 import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
-import { type RunningServer, startServer, tempDataDir } from "../binary.ts";
+import { type RunningCommand, startServer, tempDataDir } from "../binary.ts";
 
 export const CONTRACT_API_KEY = "contract-api-key-0123456789";
 export const CONTRACT_JWT_SECRET = "contract-jwt-secret-0123456789-0123456789-abcdef";
@@ -22,13 +22,20 @@ export interface ContractServer {
 }
 
 /**
- * Starts the binary before the file's tests and stops it after, however `beforeAll` ended.
- * Work here is real (a build, a database, a process): generous explicit timeouts, no speed assumed.
+ * Starts a compiled command (`start`: startServer, startGrpcServer, startDev) before the tests of
+ * the enclosing file or `describe`, on the suite's database (a fresh PostgreSQL database with
+ * DATABASE_URL, the embedded one in a new DATA_DIR otherwise), and stops it after, however
+ * `beforeAll` ended. `prepare` runs first, with the final environment (to put rows in before the
+ * process owns the embedded database). Real work: generous explicit timeouts, no speed assumed.
  */
-export function useContractServer(extraEnv: Record<string, string> = {}): ContractServer {
+export function useBinaryCommand<T extends RunningCommand>(
+  start: (env: Record<string, string>) => Promise<T>,
+  extraEnv: Record<string, string> = {},
+  prepare?: (env: Record<string, string>) => Promise<void>,
+): () => T {
   setDefaultTimeout(60_000);
   const dataDir = tempDataDir();
-  let server: RunningServer | undefined;
+  let command: T | undefined;
   let dropDatabase = async () => {};
 
   beforeAll(async () => {
@@ -44,19 +51,25 @@ export function useContractServer(extraEnv: Record<string, string> = {}): Contra
       env.DATABASE_URL = database.url;
       dropDatabase = database.drop;
     }
-    server = await startServer(env);
+    await prepare?.(env);
+    command = await start(env);
   }, SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
-    if (server && server.proc.exitCode === null) await server.stop("SIGKILL");
+    if (command && command.proc.exitCode === null) await command.stop("SIGKILL");
     await dropDatabase();
     rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 
-  const running = () => {
-    if (!server) throw new Error("the contract server did not start (see beforeAll)");
-    return server;
+  return () => {
+    if (!command) throw new Error("the command under test did not start (see beforeAll)");
+    return command;
   };
+}
+
+/** One compiled `petbooks serve` for the file's tests (see useBinaryCommand). */
+export function useContractServer(extraEnv: Record<string, string> = {}): ContractServer {
+  const running = useBinaryCommand(startServer, extraEnv);
   const api: ContractServer["api"] = (path, init = {}) => {
     const { apiKey = CONTRACT_API_KEY, ...rest } = init;
     const headers = new Headers(rest.headers);
