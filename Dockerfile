@@ -6,7 +6,10 @@ WORKDIR /src
 COPY package.json bun.lock ./
 RUN bun install --frozen-lockfile
 COPY . .
-RUN bun run build && ./petbooks --version
+# No .git in the build context: the commit petbooks_build_info reports comes from here
+# (docker build --build-arg PETBOOKS_COMMIT=$(git rev-parse --short=12 HEAD) .).
+ARG PETBOOKS_COMMIT=unknown
+RUN PETBOOKS_COMMIT=$PETBOOKS_COMMIT bun run build && ./petbooks --version
 
 FROM debian:bookworm-slim AS runtime
 # The compiled binary needs only glibc; ca-certificates for TLS to managed services.

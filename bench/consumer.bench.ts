@@ -1,6 +1,6 @@
 /**
  * Consumer throughput: already-published book events, as kafkajs hands them over (batches of
- * message objects), through the real handler (parse, duplicate check in PostgreSQL, one JSON log
+ * message objects, binary protobuf with CloudEvents headers), through the real handler (decode, duplicate check in PostgreSQL, one JSON log
  * line each), new and then all again as duplicates. Target: 5,000 events/s or more.
  *
  *   bun bench/consumer.bench.ts [--events 50000]
@@ -10,8 +10,9 @@
 import { parseArgs } from "node:util";
 import { openDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
+import { toKafkaMessage } from "../src/events/cloudevents.ts";
 import { createEventConsumer } from "../src/events/consumer.ts";
-import type { BookEvent } from "../src/events/events.ts";
+import { type BookEventJson, fromEventJson } from "../src/events/events.ts";
 import { createLogger, silentLogger } from "../src/logger.ts";
 import { runBench } from "./lib/cleanup.ts";
 import { dropDatabase, recreateDatabase } from "./lib/database.ts";
@@ -23,7 +24,7 @@ const DATABASE = "petbooks_bench_consumer";
 const BATCH = 500;
 const TARGET = 5_000;
 
-function event(i: number): BookEvent {
+function event(i: number): BookEventJson {
   const type = (["book.created", "book.updated", "book.deleted"] as const)[i % 3] ?? "book.created";
   return {
     id: Bun.randomUUIDv7(),
@@ -38,6 +39,13 @@ function event(i: number): BookEvent {
       updated_at: "2026-01-01T00:00:00Z",
     },
   };
+}
+
+function recordOf(json: BookEventJson) {
+  const decoded = fromEventJson(json);
+  if (typeof decoded === "string") throw new Error(decoded);
+  const { value, headers } = toKafkaMessage(decoded);
+  return { value: value as Buffer, headers: headers as Record<string, string> };
 }
 
 await runBench({
@@ -59,7 +67,8 @@ await runBench({
       topic: "petbooks.books",
       partition: i % 3,
       offset: String(i),
-      value: Buffer.from(JSON.stringify(event(i))),
+      // As petbooks publishes them: binary protobuf with CloudEvents headers (docs/events.md).
+      ...recordOf(event(i)),
     }));
     let logBytes = 0;
     // The real logger (JSON.stringify per line); the bytes are counted instead of written.

@@ -21,6 +21,7 @@ describe("loadConfig", () => {
       publicUrl: "http://localhost:3000",
       publicUrlGiven: false,
       maxPhotoBytes: 10 * 1024 * 1024,
+      s3: undefined,
       logLevel: "info",
       jwtSecret: undefined,
       jwtTtlSeconds: 3600,
@@ -42,6 +43,7 @@ describe("loadConfig", () => {
       passwordHashQueue: 16 * availableParallelism(),
       passwordHashWaitMs: 5000,
       grpcAuth: "bearer",
+      metrics: { enabled: true, token: undefined, port: 9464 },
     });
   });
 
@@ -120,9 +122,9 @@ describe("loadConfig", () => {
   test.each([
     [{ API_KEY: "short" }, "API_KEY must be at least 16"],
     [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL must be a postgres://"],
-    [{ PORT: "70000" }, "PORT must be an integer from 0 to 65535"],
     [{ DATABASE_URL: "postgres://u:100%sure@db/petbooks" }, "DATABASE_URL is not a valid URL"],
     [{ DATABASE_URL: "postgres://u:p@db:port/petbooks" }, "DATABASE_URL is not a valid URL"],
+    [{ PORT: "70000" }, "PORT must be an integer from 0 to 65535"],
     [{ PORT: "80a" }, "PORT must be an integer"],
     [{ GRPC_PORT: "65536" }, "GRPC_PORT must be an integer from 0 to 65535"],
     [{ GRPC_PORT: "-1" }, "GRPC_PORT must be an integer"],

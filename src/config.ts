@@ -6,6 +6,9 @@ import { DEFAULT_DATABASE_TIMEOUT_MS } from "./db/client.ts";
 import { ConfigError } from "./errors.ts";
 import { parseKafkaBrokers } from "./events/kafka.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+import { type MetricsConfig, parseMetricsConfig } from "./observability/metrics.config.ts";
+import { parseS3Config } from "./storage/s3.config.ts";
+import type { S3StorageConfig } from "./storage/s3-photo-storage.ts";
 
 export interface Config {
   apiKey: string | undefined;
@@ -22,6 +25,8 @@ export interface Config {
   /** Whether PUBLIC_URL was set; unset, links follow the port the server really binds. */
   publicUrlGiven: boolean;
   maxPhotoBytes: number;
+  /** S3_BUCKET and the rest (storage/s3.config.ts): photos in a bucket; unset, in DATA_DIR/photos. */
+  s3: S3StorageConfig | undefined;
   logLevel: LogLevel;
   jwtSecret: string | undefined;
   jwtTtlSeconds: number;
@@ -47,6 +52,8 @@ export interface Config {
   passwordHashWaitMs: number;
   /** GRPC_AUTH: BookService needs a bearer token (`bearer`) or serves anyone (`none`). */
   grpcAuth: "bearer" | "none";
+  /** METRICS, METRICS_TOKEN, METRICS_PORT (observability/metrics.config.ts). */
+  metrics: MetricsConfig;
 }
 
 export interface ConfigRequirements {
@@ -204,6 +211,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     publicUrl,
     publicUrlGiven,
     maxPhotoBytes: integer("MAX_PHOTO_BYTES", DEFAULT_MAX_PHOTO_BYTES, 1, 1024 * 1024 * 1024),
+    s3: parseS3Config(value, problems),
     logLevel: logLevel as LogLevel,
     jwtSecret,
     jwtTtlSeconds: integer("JWT_TTL", 3600, 60, 30 * 24 * 3600),
@@ -245,6 +253,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     passwordHashQueue: integer("PASSWORD_HASH_QUEUE", 16 * passwordHashConcurrency, 0, 1_000_000),
     passwordHashWaitMs: integer("PASSWORD_HASH_WAIT_MS", hashing.maxWaitMs, 1, 600_000),
     grpcAuth: grpcAuth as Config["grpcAuth"],
+    metrics: parseMetricsConfig(value, integer, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -20,33 +20,81 @@ import { startKafkaConsumer } from "./events/kafka-consumer.ts";
 import { createOutboxRelay } from "./events/relay.ts";
 import type { GrpcAuth } from "./grpc/auth.ts";
 import type { Logger } from "./logger.ts";
+import { cacheFailureCounter, instrumentCache } from "./observability/cache-metrics.ts";
+import { traceCache } from "./observability/cache-tracing.ts";
+import { rememberEventTraces } from "./observability/event-traces.ts";
+import type { Metrics } from "./observability/metrics.ts";
+import {
+  instrumentConsumer,
+  kafkaConsumerWatcher,
+  relayMetrics,
+  watchOutbox,
+} from "./observability/pipeline-metrics.ts";
+import { traceConsumer, traceHeaders, traceTransport } from "./observability/pipeline-tracing.ts";
+import type { Telemetry } from "./observability/telemetry.ts";
+import type { Tracing } from "./observability/tracing.ts";
 import { createPetsRepository } from "./pets/pets.repository.ts";
 import { createPetsService } from "./pets/pets.service.ts";
-import { createLocalPhotoStorage } from "./storage/photo-storage.ts";
+import { createObjectDeletionSweeper } from "./storage/object-deletion-sweeper.ts";
+import { createObjectDeletionsRepository } from "./storage/object-deletions.repository.ts";
+import { createLocalPhotoStorage, type PhotoStorage } from "./storage/photo-storage.ts";
+import { sweepStaleUploads } from "./storage/photo-upload.ts";
+import {
+  createS3Client,
+  createS3PhotoStorage,
+  type S3StorageConfig,
+} from "./storage/s3-photo-storage.ts";
 
-export type PetsConfig = Pick<Config, "dataDir" | "publicUrl" | "maxPhotoBytes">;
+export type PetsConfig = Pick<Config, "dataDir" | "publicUrl" | "maxPhotoBytes"> & {
+  /** Photos in a bucket (S3_BUCKET); unset, in DATA_DIR/photos. */
+  s3?: S3StorageConfig | undefined;
+};
+
+/** The bucket when S3_BUCKET is set, otherwise the local folder DATA_DIR/photos. */
+export function openPhotoStorage(config: PetsConfig, logger: Logger): PhotoStorage {
+  if (config.s3) {
+    return createS3PhotoStorage(
+      createS3Client(config.s3),
+      config.publicUrl,
+      logger.child({ module: "storage" }),
+    );
+  }
+  return createLocalPhotoStorage(join(config.dataDir, "photos"), config.publicUrl);
+}
 
 export function buildPets(database: Database, config: PetsConfig, logger: Logger) {
-  const storage = createLocalPhotoStorage(join(config.dataDir, "photos"), config.publicUrl);
+  const storage = openPhotoStorage(config, logger);
+  // Removals that fail after a delete commits wait in a table for `serve`'s sweep.
+  const sweeper = createObjectDeletionSweeper({
+    repository: createObjectDeletionsRepository(database.db),
+    storage,
+    logger: logger.child({ module: "storage" }),
+  });
   const pets = createPetsService({
     repository: createPetsRepository(database.db),
     storage,
     maxPhotoBytes: config.maxPhotoBytes,
     logger: logger.child({ module: "pets" }),
+    deferredRemovals: sweeper,
   });
-  return { storage, pets };
+  return { storage, pets, sweeper };
 }
 
 /** The pets of a `serve` process: first away with what crashed uploads left (a log says how many). */
 async function buildServedPets(database: Database, config: PetsConfig, logger: Logger) {
   const built = buildPets(database, config, logger);
+  await built.storage.ready();
+  logger.info("photo storage", { storage: built.storage.kind, bucket: config.s3?.bucket });
   try {
     const removed = await built.storage.sweepPartialFiles();
     if (removed > 0)
       logger.info("removed partial photo files left by interrupted uploads", { removed });
+    const spooled = await sweepStaleUploads();
+    if (spooled > 0) logger.info("removed temporary upload files left by a crash", { spooled });
   } catch (err) {
     logger.warn("could not sweep partial photo files", { err });
   }
+  built.sweeper.start();
   return built;
 }
 
@@ -61,6 +109,10 @@ export interface BooksInfrastructure {
   /** The password endpoints' limits and hashing queue (auth/protection.ts); defaults if unset. */
   authLimits?: AuthLimits;
   hashQueue?: HashQueue;
+  /** The process' metrics (observability/metrics.ts); none: METRICS=off, or a one-shot command. */
+  metrics?: Metrics | undefined;
+  /** Tracing (observability/tracing.ts): events carry their writer's trace; none: off. */
+  tracing?: Tracing | undefined;
 }
 
 export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
@@ -70,7 +122,10 @@ export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
     logger: logger.child({ module: "relay" }),
     retentionHours: infra.outboxRetentionHours,
     stallSeconds: infra.outboxStallSeconds,
+    metrics: relayMetrics(infra.metrics),
+    onClaimed: infra.tracing && rememberEventTraces,
   });
+  watchOutbox(infra.metrics, relay, infra.database.db);
   const auth = createAuthService({
     users: createUsersRepository(infra.database.db),
     tokens: createTokenIssuer(infra.jwtSecret, infra.jwtTtlSeconds),
@@ -108,29 +163,46 @@ export async function openDatabaseFor(
   }
 }
 
-export async function openCache(config: Config, logger: Logger): Promise<Cache> {
+export async function openCache(
+  config: Config,
+  logger: Logger,
+  { metrics, tracing }: Telemetry = {},
+): Promise<Cache> {
   if (config.cacheTtlSeconds === 0) return createNoCache();
-  if (!config.redisUrl) return createMemoryCache(config.cacheTtlSeconds);
-  return createRedisCache({
+  if (!config.redisUrl) {
+    return traceCache(instrumentCache(createMemoryCache(config.cacheTtlSeconds), metrics), tracing);
+  }
+  const redis = await createRedisCache({
     url: config.redisUrl,
     ttlSeconds: config.cacheTtlSeconds,
     timeoutMs: config.redisTimeoutMs,
     logger: logger.child({ module: "cache" }),
+    onFailure: cacheFailureCounter(metrics),
   });
+  return traceCache(instrumentCache(redis, metrics), tracing);
 }
 
 /** Kafka when KAFKA_BROKERS is set, the in-process bus otherwise. */
-export function eventTransport(config: Config, logger: Logger): EventTransport | InProcessBus {
-  if (config.kafkaBrokers.length === 0) return createInProcessBus(logger.child({ module: "bus" }));
-  return createKafkaTransport({
-    brokers: config.kafkaBrokers,
-    topic: config.kafkaTopic,
-    logger: logger.child({ module: "kafka" }),
-  });
+export function eventTransport(
+  config: Config,
+  logger: Logger,
+  tracing?: Tracing,
+): EventTransport | InProcessBus {
+  const transport =
+    config.kafkaBrokers.length === 0
+      ? createInProcessBus(logger.child({ module: "bus" }))
+      : createKafkaTransport({
+          brokers: config.kafkaBrokers,
+          topic: config.kafkaTopic,
+          logger: logger.child({ module: "kafka" }),
+          extraHeaders: traceHeaders(tracing),
+        });
+  return traceTransport(transport, tracing, config.kafkaTopic);
 }
 
 /** Everything `serve` runs on, opened in dependency order and closed in reverse. */
-export async function openServeDeps(config: Config, logger: Logger) {
+export async function openServeDeps(config: Config, logger: Logger, telemetry: Telemetry = {}) {
+  const { metrics, tracing } = telemetry;
   const closers: (() => Promise<unknown>)[] = [];
   const closeAll = async () => {
     for (const close of closers.reverse())
@@ -139,9 +211,9 @@ export async function openServeDeps(config: Config, logger: Logger) {
   try {
     const database = await openDatabaseFor(config, logger, { migrate: true });
     closers.push(() => database.close());
-    const cache = await openCache(config, logger);
+    const cache = await openCache(config, logger, telemetry);
     closers.push(() => cache.close());
-    const transport = eventTransport(config, logger);
+    const transport = eventTransport(config, logger, tracing);
     await transport.start();
     closers.push(() => transport.stop());
     const protection = await openPasswordProtection(config, logger);
@@ -157,6 +229,8 @@ export async function openServeDeps(config: Config, logger: Logger) {
         outboxStallSeconds: config.outboxStallSeconds,
         authLimits: protection.limits,
         hashQueue: protection.hashQueue,
+        metrics,
+        tracing,
       },
       logger,
     );
@@ -165,8 +239,13 @@ export async function openServeDeps(config: Config, logger: Logger) {
       database,
       cache,
       transport,
-      ...(await buildServedPets(database, config, logger)),
+      ...(await buildServedPets(database, config, logger).then((pets) => {
+        closers.push(() => pets.sweeper.stop());
+        return pets;
+      })),
       ...books,
+      metrics,
+      tracing,
       close: closeAll,
     };
   } catch (err) {
@@ -207,6 +286,8 @@ export interface ConsumerOptions {
   kafka?: { brokers: string[]; topic: string; groupId: string };
   /** kafkajs gave up for good: the process should exit non-zero. */
   onFatal: (err: Error) => void;
+  metrics?: Metrics | undefined;
+  tracing?: Tracing | undefined;
 }
 
 /** Handled event ids are kept this long: far longer than any redelivery takes. */
@@ -218,7 +299,10 @@ export async function startEventConsumer(
 ): Promise<{ stop(): Promise<void> }> {
   const logger = options.logger.child({ module: "consumer" });
   const { db } = options.database;
-  const handler = createEventConsumer(db, logger);
+  const handler = traceConsumer(
+    instrumentConsumer(createEventConsumer(db, logger), options.metrics),
+    options.tracing,
+  );
   const pruneHourly = (stop: () => Promise<void>) => {
     const timer = setInterval(() => {
       forgetConsumedBefore(db, new Date(Date.now() - CONSUMED_EVENTS_RETENTION_MS)).catch((err) =>
@@ -244,6 +328,7 @@ export async function startEventConsumer(
       handler,
       logger,
       onFatal: options.onFatal,
+      watch: kafkaConsumerWatcher(options.metrics),
     });
     return pruneHourly(() => consumer.stop());
   }

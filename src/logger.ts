@@ -22,6 +22,16 @@ function serializeError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * Fields every log line gets while a trace is active (`trace_id`, `span_id`): set by tracing when
+ * it is on (observability/tracing.ts); unset, nothing is looked up.
+ */
+let correlation: (() => Fields | undefined) | undefined;
+
+export function correlateLogs(fields: (() => Fields | undefined) | undefined): void {
+  correlation = fields;
+}
+
 export function createLogger(
   level: LogLevel = "info",
   sink: LogSink = stderrSink,
@@ -31,6 +41,7 @@ export function createLogger(
   const write = (lvl: LogLevel, msg: string, fields?: Fields) => {
     if (LOG_LEVELS.indexOf(lvl) < threshold) return;
     const entry: Fields = { time: new Date().toISOString(), level: lvl, msg, ...bindings };
+    if (correlation) Object.assign(entry, correlation());
     if (fields) {
       for (const [key, value] of Object.entries(fields)) {
         entry[key] = key === "err" ? serializeError(value) : value;

@@ -125,7 +125,12 @@ export interface RunningGrpcServer extends RunningCommand {
 /** Starts `petbooks grpc` on a free port and waits until it says it listens. */
 export async function startGrpcServer(env: Record<string, string>): Promise<RunningGrpcServer> {
   const port = await freePort();
-  const running = await startCommand("grpc", { GRPC_PORT: String(port), ...env });
+  // METRICS_PORT 0: a free port, never the default 9464 that another test's grpc may hold.
+  const running = await startCommand("grpc", {
+    GRPC_PORT: String(port),
+    METRICS_PORT: "0",
+    ...env,
+  });
   return { url: `http://127.0.0.1:${port}`, address: `127.0.0.1:${port}`, ...running };
 }
 

@@ -85,7 +85,8 @@ async function listPets(request: Request): Promise<Response> {
   const raw = params.get("has_photos");
   if (!range || (raw !== null && raw !== "true" && raw !== "false")) return status(422);
   const hasPhotos = raw === null ? undefined : raw === "true";
-  // As db.execute sends it: no parameters, so postgres.js uses the simple query protocol.
+  // As petbooks sends it (db/text-query.ts): no parameters, so postgres.js uses the simple
+  // query protocol.
   const [row] = await sql.unsafe(petsPageText(range.limit, range.offset, hasPhotos), [], {
     prepare: false,
   });

@@ -19,7 +19,8 @@ export function recordingDb(): { db: Db; take: () => Statement[] } {
   const client = {
     options: { parsers: {}, serializers: {} },
     unsafe(text: string, _params?: unknown[], options: { prepare?: boolean } = {}) {
-      sent.push({ text, prepare: options.prepare ?? true });
+      // postgres.js's own default: unnamed, and without parameters over the simple protocol.
+      sent.push({ text, prepare: options.prepare ?? false });
       return Object.assign(Promise.resolve([]), { values: () => Promise.resolve([]) });
     },
   };

@@ -1,10 +1,12 @@
 /** All SQL for books. */
 import { and, desc, eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { preparedOnce } from "../db/prepared.ts";
+import { preparedOnce, renderedOnce, renderSql } from "../db/prepared.ts";
 import { integerLiteral } from "../db/sql.ts";
-import type { BookEvent, BookSnapshot } from "../events/events.ts";
+import { textQuery } from "../db/text-query.ts";
+import type { BookEventJson, BookSnapshot } from "../events/events.ts";
 import { appendingEvent } from "../events/outbox.repository.ts";
+import { traceparentNow } from "../observability/event-traces.ts";
 import type { ListBooksQuery } from "./books.model.ts";
 import { bookStats, books } from "./books.table.ts";
 
@@ -49,7 +51,35 @@ const newBookValues = {
   updatedAt: placeholder("createdAt"),
 };
 
+/**
+ * An unfiltered page, newest first, with the columns named as in BookSnapshot: `execute` answers
+ * rows by column name.
+ */
+const namedSnapshotColumns = sql`${books.id}, ${books.title}, ${books.author},
+  ${snapshotColumns.published_on} as published_on,
+  ${snapshotColumns.created_at} as created_at, ${snapshotColumns.updated_at} as updated_at`;
+
+const unfilteredPageQuery = (limit: number, offset: number) => sql`
+  select ${namedSnapshotColumns}
+  from ${books}
+  order by ${books.createdAt} desc, ${books.id} desc
+  limit ${integerLiteral(limit)} offset ${integerLiteral(offset)}`;
+
+/**
+ * A keyset page of ListBooks (see listAfter), the token's id its one parameter, columns named as
+ * in BookSnapshot.
+ */
+const afterPageQuery = (limit: number, withAfter: boolean) => sql`
+  select ${namedSnapshotColumns} from ${books}
+  ${withAfter ? sql`where ${books.id} < ${sql.placeholder("after")}::uuid` : sql``}
+  order by ${books.id} desc
+  limit ${integerLiteral(limit)}`;
+
 export function createBooksRepository(db: Db) {
+  const unfilteredPage = renderedOnce();
+  /** ListBooks' pages, by page size (bounded, books.rpc.ts), with and without a token. */
+  const afterPage = renderedOnce();
+  const run = textQuery(db);
   const insertOnly = preparedOnce(() =>
     db.insert(books).values(newBookValues).returning(snapshotColumns).prepare("books_insert"),
   );
@@ -61,6 +91,7 @@ export function createBooksRepository(db: Db) {
           aggregateId: placeholder("id"),
           type: placeholder("type"),
           payload: placeholder("payload"),
+          traceparent: placeholder("traceparent"),
         }),
       )
       .insert(books)
@@ -75,21 +106,25 @@ export function createBooksRepository(db: Db) {
       .where(eq(books.id, placeholder("id")))
       .prepare("books_find_by_id"),
   );
+  // The unfiltered count, the other half of nearly every GET /books: rendered once and run with
+  // textQuery, like the unfiltered pages.
   const readStats = preparedOnce(() =>
-    db
-      .select({ total: sql<string>`coalesce(sum(${bookStats.total}), 0)` })
-      .from(bookStats)
-      .prepare("book_stats_read"),
+    renderSql(sql`select coalesce(sum(${bookStats.total}), 0) as total from ${bookStats}`),
   );
-
   return {
     /** With `event`, the book and its event are written by one statement. */
-    async insert(book: NewBookRow, event?: BookEvent) {
+    async insert(book: NewBookRow, event?: BookEventJson) {
       const statement = event ? insertWithEvent() : insertOnly();
       const [row] = await statement.execute({
         ...book,
         createdAt: book.createdAt ?? new Date(),
-        ...(event && { eventId: event.id, type: event.type, payload: event }),
+        ...(event && {
+          eventId: event.id,
+          type: event.type,
+          payload: event,
+          // The writer's trace, when tracing is on (observability/event-traces.ts).
+          traceparent: traceparentNow(),
+        }),
       });
       if (!row) throw new Error("insert returned no row");
       return row as BookSnapshot;
@@ -124,8 +159,17 @@ export function createBooksRepository(db: Db) {
       return row as BookSnapshot | undefined;
     },
 
-    /** Newest first; LIMIT/OFFSET as literals, as in the pets repository (one planned query). */
+    /**
+     * Newest first; LIMIT/OFFSET as literals, as in the pets repository (one planned query). The
+     * unfiltered pages, nearly all of what clients ask for, are rendered once (see renderedOnce).
+     */
     async listPage(query: ListBooksQuery): Promise<BookSnapshot[]> {
+      if (query.author === undefined && query.q === undefined) {
+        const statement = unfilteredPage(`${query.limit}:${query.offset}`, () =>
+          unfilteredPageQuery(query.limit, query.offset),
+        );
+        return run<BookSnapshot>(statement);
+      }
       return (
         db
           .select(snapshotColumns)
@@ -142,7 +186,7 @@ export function createBooksRepository(db: Db) {
     async count(query: Pick<ListBooksQuery, "author" | "q">): Promise<number> {
       const where = filters(query);
       if (!where) {
-        const [stats] = await readStats().execute();
+        const [stats] = await run<{ total: string }>(readStats());
         return Number(stats?.total ?? 0);
       }
       const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(books).where(where);
@@ -154,12 +198,11 @@ export function createBooksRepository(db: Db) {
      * book exactly once, whatever is added meanwhile; the primary key index serves it.
      */
     async listAfter(query: { after?: string | undefined; limit: number }): Promise<BookSnapshot[]> {
-      return db
-        .select(snapshotColumns)
-        .from(books)
-        .where(query.after === undefined ? undefined : sql`${books.id} < ${query.after}::uuid`)
-        .orderBy(desc(books.id))
-        .limit(integerLiteral(query.limit) as unknown as number);
+      const { after, limit } = query;
+      const statement = afterPage(`${limit}:${after !== undefined}`, () =>
+        afterPageQuery(limit, after !== undefined),
+      );
+      return run<BookSnapshot>(statement, after === undefined ? [] : [after]);
     },
   };
 }

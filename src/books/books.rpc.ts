@@ -1,13 +1,14 @@
 /** The books gRPC service (petbooks.v1.BookService): parse the request, call, map to messages. */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { ValidationError } from "../errors.ts";
 import {
   type BookSchema,
   type BookService,
   ListBooksResponseSchema,
 } from "../gen/petbooks/v1/books_pb.ts";
+import { type BookWatch, RESET_STREAM } from "../grpc/book-watch.ts";
 import { isUuid } from "../uuid.ts";
 import type { Book } from "./books.model.ts";
 import type { BooksRepository } from "./books.repository.ts";
@@ -25,6 +26,8 @@ export interface BookRpcDeps {
   repository: Pick<BooksRepository, "listAfter" | "count">;
   /** Issues and checks ListBooks page tokens (see page-tokens.ts). */
   pageTokens: PageTokens;
+  /** WatchBooks streams (grpc/book-watch.ts); absent, WatchBooks is UNIMPLEMENTED. */
+  watch?: BookWatch | undefined;
 }
 
 export function pageSize(requested: number): number {
@@ -48,8 +51,14 @@ export function bookRpc({
   books,
   repository,
   pageTokens,
+  watch,
 }: BookRpcDeps): ServiceImpl<typeof BookService> {
   return {
+    watchBooks(request, context) {
+      if (!watch) throw new ConnectError("WatchBooks is not served here", Code.Unimplemented);
+      return watch.stream(request, context.signal, context.values.get(RESET_STREAM));
+    },
+
     async getBook(request) {
       if (!isUuid(request.id)) throw new ValidationError("id must be a UUID");
       return toBookMessage(await books.get(request.id));

@@ -5,7 +5,12 @@
 import type { Cache } from "../cache/cache.ts";
 import type { Db } from "../db/client.ts";
 import { type FieldError, NotFoundError, ValidationError } from "../errors.ts";
-import type { BookEvent, BookEventType, BookSnapshot } from "../events/events.ts";
+import {
+  type BookChange,
+  type BookEventJson,
+  type BookSnapshot,
+  outboxEvent,
+} from "../events/events.ts";
 import { appendEvent, appendEvents } from "../events/outbox.repository.ts";
 import { textProblem } from "../text.ts";
 import { isUuid } from "../uuid.ts";
@@ -62,12 +67,8 @@ function checkedFields(input: BookPatch): {
   };
 }
 
-const event = (type: BookEventType, book: BookSnapshot): BookEvent => ({
-  id: Bun.randomUUIDv7(),
-  type,
-  occurred_at: new Date().toISOString(),
-  book,
-});
+/** A new event, in the JSON form the outbox stores (events.ts says why). */
+const event = (change: BookChange, book: BookSnapshot): BookEventJson => outboxEvent(change, book);
 
 export function createBooksService({
   db,
@@ -79,7 +80,7 @@ export function createBooksService({
 
   /** Updates and deletes: `change` and its event in one transaction; then invalidate, nudge. */
   const write = async (
-    type: BookEventType,
+    type: BookChange,
     change: (repo: ReturnType<typeof createBooksRepository>) => Promise<BookSnapshot | undefined>,
   ): Promise<BookSnapshot> => {
     const book = await db.transaction(async (tx) => {
@@ -93,14 +94,43 @@ export function createBooksService({
     return book;
   };
 
-  /** Read-through: a hit skips the database; a miss fills the cache unless a write intervened. */
+  /**
+   * Read-through: a hit skips the database; a miss fills the cache unless a write intervened.
+   * With the cache off (CACHE_TTL=0) this is the load alone: nothing to read, key or serialise.
+   */
   const cached = async <T>(namespace: string, key: string, load: () => Promise<T | undefined>) => {
+    if (cache.kind === "off") return load();
     const hit = await cache.read(namespace, key);
     if (hit.value !== undefined) return JSON.parse(hit.value) as T;
     const value = await load();
     if (value !== undefined) await cache.write(namespace, key, hit.version, JSON.stringify(value));
     return value;
   };
+
+  /** `cached` for a value kept as JSON text, handed on as it was stored (no parse, no stringify). */
+  const cachedJson = async (namespace: string, key: () => string, load: () => Promise<string>) => {
+    if (cache.kind === "off") return load();
+    const entry = key();
+    const hit = await cache.read(namespace, entry);
+    if (hit.value !== undefined) return hit.value;
+    const value = await load();
+    await cache.write(namespace, entry, hit.version, value);
+    return value;
+  };
+
+  /** A page of the list and its count, as the JSON text GET /books answers. */
+  const listJson = (query: ListBooksQuery): Promise<string> =>
+    cachedJson(
+      LIST_NAMESPACE,
+      () => JSON.stringify([query.limit, query.offset, query.author ?? null, query.q ?? null]),
+      async () => {
+        const [items, count] = await Promise.all([
+          repository.listPage(query),
+          repository.count(query),
+        ]);
+        return JSON.stringify({ count, items } satisfies BookList);
+      },
+    );
 
   return {
     async create(input: NewBook): Promise<Book> {
@@ -155,22 +185,7 @@ export function createBooksService({
       return book;
     },
 
-    async list(query: ListBooksQuery): Promise<BookList> {
-      const key = JSON.stringify([
-        query.limit,
-        query.offset,
-        query.author ?? null,
-        query.q ?? null,
-      ]);
-      const page = await cached<BookList>(LIST_NAMESPACE, key, async () => {
-        const [items, count] = await Promise.all([
-          repository.listPage(query),
-          repository.count(query),
-        ]);
-        return { count, items };
-      });
-      return page as BookList;
-    },
+    listJson,
 
     replace(id: string, input: NewBook): Promise<Book> {
       if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);

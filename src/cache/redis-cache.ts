@@ -50,6 +50,8 @@ export interface RedisCacheOptions {
   /** At most one warning per this many milliseconds while Redis is failing. */
   warnEveryMs?: number;
   connectAttempts?: number;
+  /** Told of every failed or timed-out operation (metrics): `read`, `write`, `invalidate`, `connection`. */
+  onFailure?: ((operation: string) => void) | undefined;
 }
 
 class CacheTimeoutError extends Error {
@@ -69,6 +71,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   let staleAfterOutage = false;
 
   const reportFailure = (operation: string, err: unknown) => {
+    options.onFailure?.(operation);
     failingSince ??= Date.now();
     const now = Date.now();
     if (now - lastWarning >= warnEveryMs) {

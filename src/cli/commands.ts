@@ -16,11 +16,16 @@ import {
   startEventConsumer,
 } from "../deps.ts";
 import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
+import type { LiveEvents } from "../events/live-events.ts";
+import { outboxReplay } from "../events/outbox.repository.ts";
+import { startWatchFeed, type WatchFeed } from "../events/watch-feed.ts";
 import { startGrpcServer } from "../grpc/server.ts";
 import { createApp, SERVER_BODY_LIMIT_BYTES } from "../http/app.ts";
 import { drain } from "../http/drain.ts";
 import { InFlight } from "../http/in-flight.ts";
 import { createLogger, type Logger } from "../logger.ts";
+import { type MetricsServer, startMetricsServer } from "../observability/metrics-server.ts";
+import { type Telemetry, telemetryFor } from "../observability/telemetry.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
 import { createPetsRepository } from "../pets/pets.repository.ts";
 import { booleanFlag, integerFlag, parseArgs } from "./args.ts";
@@ -49,6 +54,7 @@ export const SHUTDOWN_GRACE_MS = 10_000;
 /** The HTTP API on HOST:PORT, with the outbox relay running (also the bench's no-outbox server). */
 export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   const inFlight = new InFlight();
+  deps.metrics?.addInFlight(() => inFlight.count);
   const app = createApp({
     apiKey: config.apiKey as string,
     maxPhotoBytes: config.maxPhotoBytes,
@@ -56,6 +62,7 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
     inFlight,
     trustedProxies: config.trustedProxies,
     corsOrigins: config.corsOrigins,
+    metricsToken: config.metrics.token,
     ...deps,
   }).listen({
     hostname: config.host,
@@ -91,6 +98,8 @@ async function startGrpc(
   cache: Cache,
   logger: Logger,
   auth?: AuthService,
+  { metrics, tracing }: Telemetry = {},
+  live?: LiveEvents,
 ) {
   const server = await startGrpcServer({
     host: config.host,
@@ -103,6 +112,16 @@ async function startGrpc(
     auth: grpcAuthFor(config, database, auth),
     // Signs ListBooks page tokens; unset, the server warns and uses a per-process key.
     pageTokenSecret: config.jwtSecret,
+    metrics,
+    tracing,
+    // WatchBooks: live events of this process, the retained outbox rows for resuming.
+    watch: {
+      live,
+      // Through Kafka, one relay batch reaches a stream partition by partition (book-watch.ts).
+      partitioned: config.kafkaBrokers.length > 0,
+      replay: outboxReplay(database.db),
+      retentionMs: config.outboxRetentionHours * 3_600_000,
+    },
   });
   logger.info("listening", {
     url: server.url,
@@ -118,12 +137,14 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   if (parseArgs(argv, { help: "switch" }, SERVE_USAGE).flags.help) return usage(io, SERVE_USAGE);
   const config = loadConfig(io.env, { apiKey: true, jwtSecret: true });
   const logger = createLogger(config.logLevel);
-  const deps = await openServeDeps(config, logger);
+  const telemetry = await telemetryFor(config, io.env, "petbooks-serve", logger);
+  const deps = await openServeDeps(config, logger, telemetry);
   const http = startHttp(config, deps, logger);
   const signal = await io.shutdownSignal();
   logger.info("shutting down", { signal });
   await http.stop();
   await deps.close();
+  await deps.tracing?.shutdown();
   logger.info("stopped");
   return 0;
 }
@@ -148,9 +169,35 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
     onFatal = resolve;
   });
   let exitCode = 0;
+  let feed: WatchFeed | undefined;
+  const telemetry = await telemetryFor(config, io.env, "petbooks-grpc", logger);
+  const { metrics } = telemetry;
+  let metricsServer: MetricsServer | undefined;
   try {
-    if (config.redisUrl) cache = await openCache(config, logger);
-    const server = await startGrpc(config, database, cache, logger);
+    // First: a METRICS_PORT in use fails the start before anything else listens.
+    if (metrics) {
+      metricsServer = startMetricsServer(metrics, { ...config.metrics, host: config.host, logger });
+    }
+    if (config.redisUrl) cache = await openCache(config, logger, telemetry);
+    // WatchBooks' own Kafka group (every event, every replica), ready before the first call.
+    feed = await startWatchFeed({
+      logger,
+      kafka: {
+        brokers: config.kafkaBrokers,
+        topic: config.kafkaTopic,
+        groupId: config.kafkaGroupId,
+      },
+      onFatal,
+    });
+    const server = await startGrpc(
+      config,
+      database,
+      cache,
+      logger,
+      undefined,
+      telemetry,
+      feed.live,
+    );
     const consumer = await startEventConsumer({
       database,
       logger,
@@ -160,6 +207,8 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
         groupId: config.kafkaGroupId,
       },
       onFatal,
+      metrics,
+      tracing: telemetry.tracing,
     });
     const reason = await stopReason(io, fatal);
     if (reason.err) {
@@ -171,11 +220,15 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
       logger.info("shutting down", { signal: reason.signal });
     }
     await consumer.stop().catch((err) => logger.error("consumer stop failed", { err }));
+    // Ends every WatchBooks stream with UNAVAILABLE at once, then the other calls get their grace.
     await server.close(SHUTDOWN_GRACE_MS);
     logger.debug("grpc server stopped");
   } finally {
+    await feed?.stop().catch((err) => logger.error("WatchBooks feed stop failed", { err }));
+    await metricsServer?.stop();
     await cache.close().catch((err) => logger.error("close failed", { err }));
     await database.close();
+    await telemetry.tracing?.shutdown();
   }
   logger.info("stopped");
   return exitCode;
@@ -189,22 +242,41 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
   if (parseArgs(argv, { help: "switch" }, DEV_USAGE).flags.help) return usage(io, DEV_USAGE);
   const config = { ...loadConfig(io.env, { apiKey: true, jwtSecret: true }), kafkaBrokers: [] };
   const logger = createLogger(config.logLevel);
-  const deps = await openServeDeps(config, logger);
+  const telemetry = await telemetryFor(config, io.env, "petbooks-dev", logger);
+  const deps = await openServeDeps(config, logger, telemetry);
   try {
     const http = startHttp(config, deps, logger);
-    const grpc = await startGrpc(config, deps.database, deps.cache, logger, deps.auth);
+    const feed = await startWatchFeed({
+      logger,
+      bus: deps.transport as InProcessBus,
+      onFatal: () => {},
+    });
+    const grpc = await startGrpc(
+      config,
+      deps.database,
+      deps.cache,
+      logger,
+      deps.auth,
+      // One registry: serve's `/metrics` shows the gRPC calls and the consumer too.
+      deps,
+      feed.live,
+    );
     const consumer = await startEventConsumer({
       database: deps.database,
       logger,
       bus: deps.transport as InProcessBus,
       onFatal: () => {},
+      metrics: deps.metrics,
+      tracing: deps.tracing,
     });
     const signal = await io.shutdownSignal();
     logger.info("shutting down", { signal });
     await Promise.all([http.stop(), grpc.close(SHUTDOWN_GRACE_MS)]);
     await consumer.stop();
+    await feed.stop();
   } finally {
     await deps.close();
+    await deps.tracing?.shutdown();
   }
   logger.info("stopped");
   return 0;

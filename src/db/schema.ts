@@ -4,3 +4,4 @@ export * from "../books/books.table.ts";
 export * from "../events/consumed-events.table.ts";
 export * from "../events/outbox.table.ts";
 export * from "../pets/pets.table.ts";
+export * from "../storage/object-deletions.table.ts";

@@ -4,9 +4,11 @@ import type { EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import { rows } from "../db/rows.ts";
 import { createLogger } from "../logger.ts";
 import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
+import { toKafkaMessage } from "./cloudevents.ts";
 import { createEventConsumer, forgetConsumedBefore } from "./consumer.ts";
-import type { BookEvent } from "./events.ts";
+import { type BookChange, type BookEvent, type BookEventJson, fromEventJson } from "./events.ts";
 import { CONSUMER_TIMING, startKafkaConsumer } from "./kafka-consumer.ts";
+import { testEventJson } from "./test-events.ts";
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -14,32 +16,41 @@ beforeAll(async () => {
 }, SETUP_TIMEOUT_MS);
 afterAll(() => database?.close(), SETUP_TIMEOUT_MS);
 
-function bookEvent(type: BookEvent["type"] = "book.created", title = "Dune"): BookEvent {
-  return {
-    id: Bun.randomUUIDv7(),
-    type,
-    occurred_at: new Date().toISOString(),
-    book: {
-      id: Bun.randomUUIDv7(),
-      title,
-      author: "Frank Herbert",
-      published_on: "1965-08-01",
-      created_at: "2026-01-01T00:00:00Z",
-      updated_at: "2026-01-01T00:00:00Z",
-    },
-  };
+function bookEvent(type: BookChange = "book.created", title = "Dune"): BookEventJson {
+  return testEventJson(type, { title, author: "Frank Herbert", published_on: "1965-08-01" });
 }
 
 /** A message as kafkajs hands it to eachBatch (record batch format, Kafka 0.11+). */
-function kafkaMessage(value: string | null, offset: number): KafkaMessage {
+function kafkaMessage(
+  value: string | Buffer | null,
+  offset: number,
+  headers: Record<string, string> = {},
+): KafkaMessage {
   return {
     key: Buffer.from("key"),
     value: value === null ? null : Buffer.from(value),
     timestamp: String(Date.now()),
     attributes: 0,
     offset: String(offset),
-    headers: {},
+    // kafkajs hands header values over as Buffers.
+    headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Buffer.from(v)])),
   };
+}
+
+/** The record petbooks publishes for `event`: binary protobuf with CloudEvents headers. */
+function protobufMessage(event: BookEventJson, offset: number): KafkaMessage {
+  const decoded = fromEventJson(event);
+  if (typeof decoded === "string") throw new Error(decoded);
+  const { value, headers } = toKafkaMessage(decoded);
+  return kafkaMessage(value as Buffer, offset, headers as Record<string, string>);
+}
+
+/** The record versions before the protobuf contract published: JSON, two plain headers. */
+function legacyMessage(event: BookEventJson, offset: number): KafkaMessage {
+  return kafkaMessage(JSON.stringify(event), offset, {
+    "event-id": event.id,
+    "event-type": event.type,
+  });
 }
 
 function recorder() {
@@ -48,7 +59,13 @@ function recorder() {
 }
 
 const asIncoming = (messages: KafkaMessage[], partition = 0) =>
-  messages.map((m) => ({ topic: "petbooks.books", partition, offset: m.offset, value: m.value }));
+  messages.map((m) => ({
+    topic: "petbooks.books",
+    partition,
+    offset: m.offset,
+    value: m.value,
+    headers: m.headers,
+  }));
 
 describe("book event consumer", () => {
   test.each(["book.created", "book.updated", "book.deleted"] as const)(
@@ -57,12 +74,13 @@ describe("book event consumer", () => {
       const { lines, logger } = recorder();
       const event = bookEvent(type, "The Left Hand of Darkness");
       await createEventConsumer(database.db, logger).handleBatch(
-        asIncoming([kafkaMessage(JSON.stringify(event), 41)], 2),
+        asIncoming([protobufMessage(event, 41)], 2),
       );
       expect(lines).toEqual([
         expect.objectContaining({
           level: "info",
           msg: "book event",
+          format: "protobuf",
           event_type: type,
           event_id: event.id,
           book_id: event.book.id,
@@ -78,12 +96,12 @@ describe("book event consumer", () => {
   test("a redelivered event is logged as a duplicate, within a batch and across batches", async () => {
     const { lines, logger } = recorder();
     const consumer = createEventConsumer(database.db, logger);
-    const event = JSON.stringify(bookEvent());
-    await consumer.handleBatch(asIncoming([kafkaMessage(event, 1), kafkaMessage(event, 2)]));
-    await consumer.handleBatch(asIncoming([kafkaMessage(event, 1)]));
+    const event = bookEvent();
+    await consumer.handleBatch(asIncoming([protobufMessage(event, 1), protobufMessage(event, 2)]));
+    await consumer.handleBatch(asIncoming([protobufMessage(event, 1)]));
     // A restarted process (a new consumer object) still knows it.
     await createEventConsumer(database.db, logger).handleBatch(
-      asIncoming([kafkaMessage(event, 1)]),
+      asIncoming([protobufMessage(event, 1)]),
     );
     expect(lines.map((l) => l.msg)).toEqual([
       "book event",
@@ -102,7 +120,7 @@ describe("book event consumer", () => {
     const { lines, logger } = recorder();
     const good = bookEvent();
     await createEventConsumer(database.db, logger).handleBatch(
-      asIncoming([kafkaMessage(value, 7), kafkaMessage(JSON.stringify(good), 8)]),
+      asIncoming([kafkaMessage(value, 7), protobufMessage(good, 8)]),
     );
     expect(lines[0]).toMatchObject({ level: "error", msg: "malformed event skipped", offset: "7" });
     expect(lines[1]).toMatchObject({ msg: "book event", event_id: good.id, offset: "8" });
@@ -112,9 +130,99 @@ describe("book event consumer", () => {
     const { lines, logger } = recorder();
     const events = ["a", "b", "c", "d"].map((t) => bookEvent("book.updated", t));
     await createEventConsumer(database.db, logger).handleBatch(
-      asIncoming(events.map((e, i) => kafkaMessage(JSON.stringify(e), i))),
+      asIncoming(events.map((e, i) => protobufMessage(e, i))),
     );
     expect(lines.map((l) => l.title)).toEqual(["a", "b", "c", "d"]);
+  });
+});
+
+describe("rolling upgrade: records of older versions", () => {
+  test("an old JSON record and a protobuf record are each consumed exactly once", async () => {
+    const { lines, logger } = recorder();
+    const consumer = createEventConsumer(database.db, logger);
+    const old = bookEvent("book.created", "Written by an older serve");
+    const current = bookEvent("book.updated", "Written by this version");
+    await consumer.handleBatch(asIncoming([legacyMessage(old, 1), protobufMessage(current, 2)]));
+    // Kafka redelivers both (a rebalance before the commit): neither is handled twice.
+    await consumer.handleBatch(asIncoming([legacyMessage(old, 1), protobufMessage(current, 2)]));
+    const events = lines.filter((l) => l.msg === "book event");
+    expect(events).toEqual([
+      expect.objectContaining({
+        event_id: old.id,
+        format: "legacy-json",
+        event_type: "book.created",
+      }),
+      expect.objectContaining({
+        event_id: current.id,
+        format: "protobuf",
+        event_type: "book.updated",
+      }),
+    ]);
+    expect(lines.filter((l) => l.msg === "duplicate book event ignored")).toHaveLength(2);
+    // How many old records went through, so an operator sees when the last one did.
+    expect(lines.filter((l) => l.msg === "legacy JSON book events consumed")).toEqual([
+      expect.objectContaining({ count: 1, total: 1 }),
+      // Records seen in the batch; the total counts events, each once.
+      expect.objectContaining({ count: 1, total: 1 }),
+    ]);
+    expect(consumer.stats()).toMatchObject({ legacyJson: 1, protobuf: 1, duplicates: 2 });
+  });
+
+  test("an old JSON record and the same event as protobuf count as one event", async () => {
+    // The outbox row an old relay published as JSON, and a new relay again as protobuf.
+    const { lines, logger } = recorder();
+    const event = bookEvent();
+    await createEventConsumer(database.db, logger).handleBatch(
+      asIncoming([legacyMessage(event, 1), protobufMessage(event, 2)]),
+    );
+    expect(lines.filter((l) => l.msg === "book event")).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === "duplicate book event ignored")).toHaveLength(1);
+  });
+
+  test.each([
+    [
+      "another CloudEvents version",
+      { ce_specversion: "0.3" },
+      "unsupported CloudEvents specversion 0.3",
+    ],
+    [
+      "a content type it does not read",
+      { "content-type": "application/avro" },
+      "unsupported content type application/avro",
+    ],
+    [
+      "a ce_id that is not the event's",
+      { ce_id: "0199a7c6-1234-7abc-8def-0123456789ab" },
+      "ce_id is not the event's id",
+    ],
+  ])("skips a record with %s, logged with the reason", async (_, override, reason) => {
+    const { lines, logger } = recorder();
+    const message = protobufMessage(bookEvent(), 5);
+    for (const [name, value] of Object.entries(override)) {
+      (message.headers as Record<string, Buffer>)[name] = Buffer.from(value);
+    }
+    const consumer = createEventConsumer(database.db, logger);
+    await consumer.handleBatch(asIncoming([message]));
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: "error",
+        msg: "malformed event skipped",
+        reason,
+        offset: "5",
+      }),
+    ]);
+    expect(consumer.stats().skipped).toBe(1);
+  });
+
+  test("skips bytes that are no protobuf BookEvent under protobuf headers", async () => {
+    const { lines, logger } = recorder();
+    const message = protobufMessage(bookEvent(), 6);
+    message.value = Buffer.from([0xff, 0xff, 0xff]);
+    await createEventConsumer(database.db, logger).handleBatch(asIncoming([message]));
+    expect(lines[0]).toMatchObject({
+      msg: "malformed event skipped",
+      reason: "not a protobuf BookEvent",
+    });
   });
 });
 
@@ -123,8 +231,8 @@ test("forgetting old ids keeps the recent ones", async () => {
   const consumer = createEventConsumer(database.db, logger);
   const old = bookEvent();
   const recent = bookEvent();
-  await consumer.handleEvent(old);
-  await consumer.handleEvent(recent);
+  await consumer.handleEvent(fromEventJson(old) as BookEvent);
+  await consumer.handleEvent(fromEventJson(recent) as BookEvent);
   await database.db.execute(sql`update consumed_events set consumed_at = now() - interval '30 days'
     where event_id = ${old.id}`);
   await forgetConsumedBefore(database.db, new Date(Date.now() - 7 * 24 * 3_600_000));
@@ -244,7 +352,6 @@ describe("kafka consumer wrapper", () => {
       groupId: "g",
       handler: {
         handleBatch: async () => Promise.reject(new Error("db down")),
-        handleEvent: async () => {},
       },
       logger,
       onFatal: () => {},
@@ -295,7 +402,7 @@ describe.skipIf(!brokers)("kafka consumer round trip (set KAFKA_BROKERS to run)"
     // Kafka orders one partition only: one book's events (one key) must arrive in order; events
     // of different books may arrive in any order on a topic with several partitions.
     const first = bookEvent("book.created", "Dune");
-    const sameBook = (type: BookEvent["type"], title: string) => ({
+    const sameBook = (type: BookChange, title: string) => ({
       ...bookEvent(type, title),
       book: { ...first.book, title },
     });
@@ -305,8 +412,8 @@ describe.skipIf(!brokers)("kafka consumer round trip (set KAFKA_BROKERS to run)"
       sameBook("book.deleted", "Dune II"),
     ];
     const other = bookEvent("book.created", "Emma");
-    const events = [oneBook[0], other, oneBook[1], oneBook[2]] as BookEvent[];
-    await transport.publish(events);
+    const events = [oneBook[0], other, oneBook[1], oneBook[2]] as BookEventJson[];
+    await transport.publish(events.map((e) => fromEventJson(e) as BookEvent));
     const running = await startKafkaConsumer({
       brokers: (brokers as string).split(","),
       topic,

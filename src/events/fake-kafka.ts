@@ -9,10 +9,21 @@
  * non-retriable broker errors come out as the bare KafkaJSProtocolError (the retrier's `bail`),
  * and retriable ones, once the retries are spent, as KafkaJSNumberOfRetriesExceeded with the last
  * error as `cause` (retry/index.js).
+ *
+ * The consumer side keeps the broker's group semantics that petbooks relies on: members of one
+ * group split the partitions (round robin, rebalanced when one joins or leaves), another group
+ * gets every record again; a partition without a committed offset starts at the log's start
+ * (`fromBeginning: true`) or at its end at assignment (`false`, Kafka's auto.offset.reset
+ * latest); offsets are committed only by `commitOffsetsIfNecessary` unless `autoCommit: false`;
+ * header values reach `eachBatch` as Buffers; and DeleteGroups fails for a group with members
+ * (NON_EMPTY_GROUP) or none at all (GROUP_ID_NOT_FOUND), as KafkaJSDeleteGroupsError.
  */
 import {
+  type EachBatchPayload,
+  type IHeaders,
   type Kafka,
   KafkaJSConnectionError,
+  KafkaJSDeleteGroupsError,
   KafkaJSError,
   KafkaJSNumberOfRetriesExceeded,
   KafkaJSProtocolError,
@@ -28,7 +39,9 @@ export interface StoredRecord {
   offset: number;
   producerId: number;
   key: string;
-  value: string;
+  value: Buffer;
+  headers: Record<string, string>;
+  /** The `ce_id` header. */
   eventId: string;
 }
 
@@ -99,15 +112,20 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
     if (firstSequence !== state.nextSequence) return "OUT_OF_ORDER_SEQUENCE_NUMBER";
     const log = logs[partition] as StoredRecord[];
     for (const message of messages) {
+      const headers = Object.fromEntries(
+        Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]),
+      );
       log.push({
         partition,
         offset: log.length,
         producerId,
         key: String(message.key),
-        value: String(message.value),
-        eventId: String((message.headers as Record<string, string>)["event-id"]),
+        value: Buffer.from(message.value ?? ""),
+        headers,
+        eventId: String(headers.ce_id),
       });
     }
+    appended();
     state.nextSequence = last + 1;
     state.batches = [...state.batches, { first: firstSequence, last }].slice(-5);
     return "ok";
@@ -199,12 +217,185 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
       topicExists = true;
       return created;
     },
+    async deleteGroups(groupIds: string[]) {
+      const failed = groupIds.flatMap((groupId) => {
+        const group = groups.get(groupId);
+        if (!group)
+          return [{ groupId, errorCode: 69, error: new KafkaJSError("GROUP_ID_NOT_FOUND") }];
+        if (group.members.length > 0) {
+          return [{ groupId, errorCode: 68, error: new KafkaJSError("NON_EMPTY_GROUP") }];
+        }
+        return [];
+      });
+      if (failed.length > 0) throw new KafkaJSDeleteGroupsError("Error in DeleteGroups", failed);
+      for (const groupId of groupIds) groups.delete(groupId);
+      journal.push(`delete groups ${groupIds.join(",")}`);
+      return groupIds.map((groupId) => ({ groupId, errorCode: 0 }));
+    },
     async disconnect() {},
   });
 
+  // ---- consumer groups ----
+
+  interface Member {
+    name: string;
+    fromBeginning: boolean;
+    /** Partition -> next offset to hand over. */
+    positions: Map<number, number>;
+    /** Bumped by a rejoin: what a batch in hand resolves no longer moves the new positions. */
+    generation: number;
+  }
+  interface Group {
+    members: Member[];
+    /** Partition -> next offset to read (Kafka's committed offset). */
+    committed: Map<number, number>;
+  }
+  const groups = new Map<string, Group>();
+  let waiters: (() => void)[] = [];
+  /** Wakes every fetch loop: records arrived, or the groups changed. */
+  function appended() {
+    const woken = waiters;
+    waiters = [];
+    for (const wake of woken) wake();
+  }
+  const nextChange = () => new Promise<void>((resolve) => waiters.push(resolve));
+
+  /** Round robin over the members in join order, as kafkajs's default assigner does. */
+  const rebalance = (group: Group) => {
+    group.members.forEach((member, index) => {
+      const assigned = new Set(
+        logs.map((_, partition) => partition).filter((p) => p % group.members.length === index),
+      );
+      for (const partition of [...member.positions.keys()]) {
+        if (!assigned.has(partition)) member.positions.delete(partition);
+      }
+      for (const partition of assigned) {
+        if (member.positions.has(partition)) continue;
+        const log = logs[partition] as StoredRecord[];
+        member.positions.set(
+          partition,
+          group.committed.get(partition) ?? (member.fromBeginning ? 0 : log.length),
+        );
+      }
+    });
+    appended();
+  };
+
+  let consumerCount = 0;
+  const consumer = (config: { groupId: string }) => {
+    const name = `consumer#${++consumerCount}(${config.groupId})`;
+    let topic = "";
+    let fromBeginning = false;
+    let running = false;
+    let loop: Promise<void> | undefined;
+    let member: Member | undefined;
+    return {
+      events: { CRASH: "consumer.crash" },
+      on() {},
+      async connect() {
+        if (!available) throw new KafkaJSConnectionError("Connection error: connect ECONNREFUSED");
+      },
+      async subscribe(subscription: { topic: string; fromBeginning?: boolean }) {
+        topic = subscription.topic;
+        fromBeginning = subscription.fromBeginning ?? false;
+      },
+      async run(options: {
+        eachBatch: (payload: EachBatchPayload) => Promise<void>;
+        eachBatchAutoResolve?: boolean;
+        autoCommit?: boolean;
+      }) {
+        const group: Group = groups.get(config.groupId) ?? { members: [], committed: new Map() };
+        groups.set(config.groupId, group);
+        const joined: Member = { name, fromBeginning, positions: new Map(), generation: 0 };
+        member = joined;
+        group.members.push(joined);
+        rebalance(group);
+        journal.push(`${name} joined`);
+        running = true;
+        const autoResolve = options.eachBatchAutoResolve ?? true;
+        const commits = options.autoCommit ?? true;
+        loop = (async () => {
+          while (running) {
+            let handed = false;
+            for (const [partition, position] of joined.positions) {
+              const log = logs[partition] as StoredRecord[];
+              if (position >= log.length || !running) continue;
+              handed = true;
+              const records = log.slice(position, position + 100);
+              const generation = joined.generation;
+              let resolved = position - 1;
+              const messages = records.map((r) => ({
+                key: Buffer.from(r.key),
+                value: Buffer.from(r.value),
+                headers: Object.fromEntries(
+                  Object.entries(r.headers).map(([k, v]) => [k, Buffer.from(v)]),
+                ) as IHeaders,
+                offset: String(r.offset),
+                timestamp: "0",
+                attributes: 0,
+              }));
+              const commit = async () => {
+                if (commits && resolved >= 0) group.committed.set(partition, resolved + 1);
+              };
+              try {
+                await options.eachBatch({
+                  batch: { topic, partition, messages },
+                  resolveOffset: (offset: string) => {
+                    resolved = Math.max(resolved, Number(offset));
+                  },
+                  heartbeat: async () => {},
+                  commitOffsetsIfNecessary: commit,
+                  isRunning: () => running,
+                } as unknown as EachBatchPayload);
+                if (autoResolve) resolved = (records.at(-1) as StoredRecord).offset;
+                if (autoResolve && commits) await commit();
+              } catch (err) {
+                // kafkajs restarts the consumer from the last resolved offset.
+                journal.push(`${name} batch failed: ${(err as Error).message}`);
+              }
+              if (joined.positions.has(partition) && joined.generation === generation) {
+                joined.positions.set(partition, resolved + 1);
+              }
+            }
+            if (!handed && running) await nextChange();
+            else await Promise.resolve();
+          }
+        })();
+      },
+      async disconnect() {
+        if (!running) return;
+        running = false;
+        appended();
+        await loop;
+        const group = groups.get(config.groupId);
+        if (group && member) {
+          group.members = group.members.filter((m) => m !== member);
+          rebalance(group);
+        }
+        journal.push(`${name} left`);
+      },
+    };
+  };
+
   return {
-    kafka: { producer, admin } as unknown as Kafka,
+    kafka: { producer, admin, consumer } as unknown as Kafka,
+    /** The groups the broker knows, with how many members each has. */
+    groups: () => new Map([...groups].map(([id, g]) => [id, g.members.length])),
     journal,
+    /**
+     * The group rejoins, as kafkajs does after a session timeout, a coordinator move or new
+     * partitions: every member starts over from the group's committed offsets, or without one
+     * from its default (consumerGroup.js sync makes a new OffsetManager each time).
+     */
+    rejoin(groupId: string) {
+      const group = groups.get(groupId);
+      if (!group) throw new Error(`no group ${groupId}`);
+      for (const member of group.members) {
+        member.positions.clear();
+        member.generation += 1;
+      }
+      rebalance(group);
+    },
     /** The next produce request is stored, its ack lost, and the broker then stays away. */
     loseNextAck() {
       acksToLose += 1;

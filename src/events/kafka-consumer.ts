@@ -1,8 +1,16 @@
 /**
- * The kafkajs consumer of the `grpc` process: a consumer group on the books topic, from the
- * earliest offset for a new group, committing a message's offset only after it was handled.
- * It reconnects on its own while kafkajs retries; when kafkajs gives up (CRASH without restart)
- * `onFatal` is called, and the process should exit non-zero so its supervisor restarts it.
+ * The kafkajs consumers of the `grpc` process, on the books topic:
+ * - the logging consumer: group KAFKA_GROUP_ID, shared by every replica (each event is handled
+ *   by one of them), from the earliest offset for a new group, committing a message's offset
+ *   only after it was handled;
+ * - the WatchBooks feed (`kind: "feed"`): a group of this process alone, so it reads every
+ *   partition, whatever the other replicas do. It starts at the latest offset (a new group with
+ *   `fromBeginning: false` resets to the log end) and is deleted on stop. It commits its offsets
+ *   all the same: kafkajs forgets its positions at every rejoin (a session that timed out, a
+ *   coordinator that moved, partitions added), starting over from the committed offsets, and
+ *   without any from the log end, which would skip what was published meanwhile.
+ * They reconnect on their own while kafkajs retries; when kafkajs gives up (CRASH without
+ * restart) `onFatal` is called, and the process should exit non-zero so its supervisor restarts it.
  */
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../logger.ts";
@@ -14,10 +22,17 @@ export interface KafkaConsumerOptions {
   brokers: string[];
   topic: string;
   groupId: string;
-  handler: EventConsumer;
+  handler: Pick<EventConsumer, "handleBatch">;
+  /**
+   * `logging` (default): from the earliest offset for a new group, offsets committed after each
+   * batch. `feed`: from the latest offset, offsets committed likewise, the group deleted on stop.
+   */
+  kind?: "logging" | "feed";
   logger: Logger;
   onFatal: (err: Error) => void;
   kafka?: Kafka;
+  /** Sees the kafkajs consumer once made, for its lag and rebalance events (metrics). */
+  watch?: ((consumer: Consumer) => void) | undefined;
 }
 
 export interface RunningConsumer {
@@ -40,8 +55,10 @@ export const CONSUMER_TIMING = {
 
 export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise<RunningConsumer> {
   const { topic, handler, logger } = options;
+  const feed = options.kind === "feed";
   const kafka = options.kafka ?? createKafkaClient({ brokers: options.brokers, logger });
   const consumer: Consumer = kafka.consumer({ groupId: options.groupId, ...CONSUMER_TIMING });
+  options.watch?.(consumer);
   let stopping = false;
 
   consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -55,7 +72,7 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
   await retry(
     async () => {
       await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.subscribe({ topic, fromBeginning: !feed });
     },
     { name: "connect the Kafka consumer", times: 5, delayMs: 500, exponential: true, logger },
   ).catch((err) => {
@@ -66,6 +83,11 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
 
   await consumer.run({
     eachBatchAutoResolve: false,
+    // The feed commits too, though its group lives only as long as this process: kafkajs reads
+    // the committed offsets at every rejoin (consumerGroup.js sync makes a new OffsetManager,
+    // whose resolveOffsets falls back to the log end without them), so without commits a rejoin
+    // would skip every event published since the last fetch.
+    autoCommit: true,
     eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning }) => {
       if (!isRunning()) return;
       await handler.handleBatch(
@@ -74,6 +96,7 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
           partition: batch.partition,
           offset: m.offset,
           value: m.value,
+          headers: m.headers,
         })),
       );
       const last = batch.messages.at(-1);
@@ -82,7 +105,10 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
       await heartbeat();
     },
   });
-  logger.info("consuming book events", { topic, group: options.groupId });
+  logger.info(feed ? "feeding WatchBooks from Kafka" : "consuming book events", {
+    topic,
+    group: options.groupId,
+  });
 
   return {
     async stop() {
@@ -91,6 +117,45 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
       // and sends LeaveGroup (consumer/index.js `disconnect` -> runner.js `stop` ->
       // consumerGroup.js `leave`), so the partitions move now, not after the session timeout.
       await consumer.disconnect();
+      if (feed) await deleteGroup(kafka, options.groupId, logger);
     },
   };
+}
+
+/**
+ * Deletes the feed's group once it is empty. The broker refuses a group that still has members
+ * (NON_EMPTY_GROUP): LeaveGroup was answered before disconnect resolved, so that is rare, and a
+ * few tries settle it. kafkajs's admin bails at once on such an error (admin/index.js
+ * `deleteGroups` retries only NOT_CONTROLLER and COORDINATOR_NOT_AVAILABLE), hence our own retry.
+ * A group that cannot be deleted (or of a process that crashed) has no committed offsets, so the
+ * broker drops it by itself (offsets.retention.minutes after it emptied).
+ */
+async function deleteGroup(kafka: Kafka, groupId: string, logger: Logger): Promise<void> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await retry(() => admin.deleteGroups([groupId]), {
+      name: "delete the WatchBooks feed's consumer group",
+      times: 3,
+      delayMs: 200,
+      exponential: true,
+      logger,
+    });
+    logger.debug("deleted the WatchBooks feed's consumer group", { group: groupId });
+  } catch (err) {
+    // GROUP_ID_NOT_FOUND (it never formed) is as good as deleted.
+    const codes = ((err as { groups?: { errorCode?: number }[] }).groups ?? []).map(
+      (g) => g.errorCode,
+    );
+    if (codes.length > 0 && codes.every((code) => code === 69)) return;
+    logger.warn(
+      "could not delete the WatchBooks feed's consumer group; the broker drops it later",
+      {
+        group: groupId,
+        err,
+      },
+    );
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }

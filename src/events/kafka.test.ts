@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Socket, TCPSocketListener } from "bun";
 import {
   type Kafka,
@@ -16,7 +18,14 @@ import {
 import { ConfigError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { createManualClock } from "./clock.ts";
-import { BOOK_EVENT_TYPES, type BookEvent, type BookEventType } from "./events.ts";
+import { cloudEventHeaders } from "./cloudevents.ts";
+import {
+  BOOK_CHANGES,
+  type BookChange,
+  type BookEvent,
+  BookEventSchema,
+  typeOfChange,
+} from "./events.ts";
 import { createFakeKafka, protocolError } from "./fake-kafka.ts";
 import {
   createKafkaClient,
@@ -27,20 +36,20 @@ import {
   toKafkaMessages,
 } from "./kafka.ts";
 
-function bookEvent(type: BookEventType, bookId: string, occurredAt = new Date()): BookEvent {
-  return {
+function bookEvent(change: BookChange, bookId: string, occurredAt = new Date()): BookEvent {
+  return create(BookEventSchema, {
     id: randomUUID(),
-    type,
-    occurred_at: occurredAt.toISOString(),
+    type: typeOfChange(change),
+    occurredAt: timestampFromDate(occurredAt),
     book: {
       id: bookId,
       title: `Title of ${bookId}`,
       author: "Ada",
-      published_on: "2020-01-02",
-      created_at: "2024-05-06T07:08:09.000Z",
-      updated_at: occurredAt.toISOString(),
+      publishedOn: "2020-01-02",
+      createdAt: timestampFromDate(new Date("2024-05-06T07:08:09Z")),
+      updatedAt: timestampFromDate(occurredAt),
     },
-  };
+  });
 }
 
 function capturingLogger() {
@@ -50,12 +59,12 @@ function capturingLogger() {
 }
 
 describe("toKafkaMessages", () => {
-  test.each(BOOK_EVENT_TYPES)("%s: key is the book id, value the whole event", (type) => {
-    const event = bookEvent(type, "book-1", new Date("2025-03-04T05:06:07.089Z"));
+  test.each(BOOK_CHANGES)("%s: key is the book id, value the protobuf event", (change) => {
+    const event = bookEvent(change, "book-1", new Date("2025-03-04T05:06:07.089Z"));
     const [message] = toKafkaMessages([event]);
     expect(message?.key).toBe("book-1");
-    expect(JSON.parse(String(message?.value))).toEqual(event);
-    expect(message?.headers).toEqual({ "event-id": event.id, "event-type": type });
+    expect(fromBinary(BookEventSchema, message?.value as Buffer)).toEqual(event);
+    expect(message?.headers).toMatchObject({ ce_id: event.id, ce_type: `petbooks.${change}` });
     expect(message?.timestamp).toBe(String(Date.parse("2025-03-04T05:06:07.089Z")));
   });
 
@@ -67,13 +76,13 @@ describe("toKafkaMessages", () => {
       bookEvent("book.deleted", "b"),
     ];
     const messages = toKafkaMessages(events);
-    expect(messages.map((m) => m.headers?.["event-id"])).toEqual(events.map((e) => e.id));
+    expect(messages.map((m) => m.headers?.ce_id)).toEqual(events.map((e) => e.id));
     expect(messages.map((m) => m.key)).toEqual(["a", "b", "a", "b"]);
   });
 
-  test("refuses an event whose occurred_at is not a date", () => {
-    const event = { ...bookEvent("book.created", "a"), occurred_at: "yesterday" };
-    expect(() => toKafkaMessages([event])).toThrow("occurred_at is not a date");
+  test("refuses an event without occurred_at", () => {
+    const event = { ...bookEvent("book.created", "a"), occurredAt: undefined };
+    expect(() => toKafkaMessages([event])).toThrow("is incomplete");
   });
 });
 
@@ -708,7 +717,7 @@ describe("Kafka round trip", () => {
           eachMessage: async ({ message }) => {
             received.push({
               key: String(message.key),
-              value: JSON.parse(String(message.value)),
+              value: fromBinary(BookEventSchema, message.value as Buffer),
               headers: Object.fromEntries(
                 Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]),
               ),
@@ -719,12 +728,10 @@ describe("Kafka round trip", () => {
         await all.promise;
 
         for (const bookId of ["book-a", "book-b"]) {
-          const sent = events.filter((e) => e.book.id === bookId);
+          const sent = events.filter((e) => e.book?.id === bookId);
           const got = received.filter((r) => r.key === bookId);
           expect(got.map((r) => r.value)).toEqual(sent);
-          expect(got.map((r) => r.headers)).toEqual(
-            sent.map((e) => ({ "event-id": e.id, "event-type": e.type })),
-          );
+          expect(got.map((r) => r.headers)).toEqual(sent.map((e) => cloudEventHeaders(e)));
         }
       } finally {
         await consumer.disconnect();

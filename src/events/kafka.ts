@@ -12,6 +12,7 @@ import { ConfigError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { retry } from "../retry.ts";
 import { type Clock, systemClock } from "./clock.ts";
+import { type ExtraHeaders, toKafkaMessage } from "./cloudevents.ts";
 import type { BookEvent, EventTransport, TransportStats } from "./events.ts";
 import { patchKafkaRequestQueue } from "./kafkajs-request-queue.ts";
 
@@ -28,6 +29,8 @@ export interface KafkaTransportOptions {
   startAttempts?: number;
   /** Milliseconds before the second startup attempt, doubling after each. Default 500. */
   startDelayMs?: number;
+  /** Headers each record gets after the CloudEvents ones, e.g. `traceparent` (cloudevents.ts). */
+  extraHeaders?: ExtraHeaders;
 }
 
 export interface KafkaClientOptions {
@@ -48,26 +51,16 @@ const CLIENT_RETRIES = 2;
 
 /**
  * kafkajs retries an idempotent producer's sends forever by default; bounded, a send fails and
- * the relay retries the batch later (consumers dedupe on the event-id header).
+ * the relay retries the batch later (consumers dedupe on the event id, `ce_id`).
  */
 const SEND_RETRIES = 5;
 
-/** The messages for `events`, in the same order: one book's events share a key, so a partition. */
-export function toKafkaMessages(events: readonly BookEvent[]): Message[] {
-  return events.map((event) => ({
-    key: event.book.id,
-    value: JSON.stringify(event),
-    headers: { "event-id": event.id, "event-type": event.type },
-    timestamp: String(epochMillis(event)),
-  }));
-}
-
-function epochMillis(event: BookEvent): number {
-  const millis = Date.parse(event.occurred_at);
-  if (Number.isNaN(millis)) {
-    throw new TypeError(`event ${event.id}: occurred_at is not a date: ${event.occurred_at}`);
-  }
-  return millis;
+/**
+ * The records for `events`, in the same order: one book's events share a key, so a partition.
+ * Each is a CloudEvent in binary content mode (cloudevents.ts, docs/events.md).
+ */
+export function toKafkaMessages(events: readonly BookEvent[], extra?: ExtraHeaders): Message[] {
+  return events.map((event) => toKafkaMessage(event, extra));
 }
 
 /** Parses a `KAFKA_BROKERS` value such as "kafka-1:9092, kafka-2:9092" into host:port entries. */
@@ -318,7 +311,7 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
 
   /**
    * Swaps in a new producer; the caller's retry sends the batch again through it. Consumers drop
-   * the copies of what the broker had already stored (they dedupe on the event-id header).
+   * the copies of what the broker had already stored (they dedupe on the event id).
    * Disconnecting waits for the old producer's requests still in flight (network/connection.js,
    * `disconnect` awaits `waitForPendingRequests`), so none of them can land after the new
    * producer's and put one book's events out of order.
@@ -371,7 +364,11 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
           await current.connect();
           connected = true;
         }
-        await current.send({ topic, acks: -1, messages: toKafkaMessages(events) });
+        await current.send({
+          topic,
+          acks: -1,
+          messages: toKafkaMessages(events, options.extraHeaders),
+        });
       } catch (err) {
         const reason = producerFencingError(err);
         // Only once per bad producer, however many sends were waiting on it.

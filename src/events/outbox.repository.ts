@@ -4,24 +4,30 @@ import type { PgInsertValue } from "drizzle-orm/pg-core";
 import type { Db } from "../db/client.ts";
 import { rows } from "../db/rows.ts";
 import { integerLiteral } from "../db/sql.ts";
-import type { BookEvent } from "./events.ts";
+import { traceparentNow } from "../observability/event-traces.ts";
+import type { BookEventJson } from "./events.ts";
 import { outbox } from "./outbox.table.ts";
 
 export interface PendingEvent {
   id: number;
   aggregateId: string;
-  payload: BookEvent;
+  /** The event's JSON form, as the version that wrote the row stored it (unchecked). */
+  payload: unknown;
+  /** The writer's W3C trace context when tracing was on (observability/event-traces.ts). */
+  traceparent?: string | null;
 }
 
-const outboxRow = (event: BookEvent) => ({
+/** An event's row; the payload is its JSON form (events.ts says why). */
+const outboxRow = (event: BookEventJson) => ({
   eventId: event.id,
   aggregateId: event.book.id,
   type: event.type,
   payload: event,
+  traceparent: traceparentNow(),
 });
 
 /** Runs inside the caller's transaction, next to the change the event describes. */
-export async function appendEvent(tx: Db, event: BookEvent): Promise<void> {
+export async function appendEvent(tx: Db, event: BookEventJson): Promise<void> {
   await tx.insert(outbox).values(outboxRow(event));
 }
 
@@ -35,7 +41,7 @@ export function appendingEvent(db: Db, row: PgInsertValue<typeof outbox>) {
 }
 
 /** Many events in one statement, in the caller's transaction (bulk writes). */
-export async function appendEvents(tx: Db, events: BookEvent[]): Promise<void> {
+export async function appendEvents(tx: Db, events: BookEventJson[]): Promise<void> {
   if (events.length > 0) await tx.insert(outbox).values(events.map(outboxRow));
 }
 
@@ -53,7 +59,12 @@ export async function claimBatch(tx: Db, limit: number): Promise<PendingEvent[]>
   await tx.execute(
     sql`select set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`,
   );
-  const claimed = rows<{ id: number | string; aggregate_id: string; payload: BookEvent }>(
+  const claimed = rows<{
+    id: number | string;
+    aggregate_id: string;
+    payload: unknown;
+    traceparent: string | null;
+  }>(
     await tx.execute(sql`
       with batch as (
         select ${outbox.id} as id, ${outbox.aggregateId} as aggregate_id
@@ -73,10 +84,16 @@ export async function claimBatch(tx: Db, limit: number): Promise<PendingEvent[]>
       )
       update ${outbox} set published_at = now()
       from publishable where ${outbox.id} = publishable.id
-      returning ${outbox.id} as id, ${outbox.aggregateId} as aggregate_id, ${outbox.payload} as payload`),
+      returning ${outbox.id} as id, ${outbox.aggregateId} as aggregate_id, ${outbox.payload} as payload,
+        ${outbox.traceparent} as traceparent`),
   );
   return claimed
-    .map((e) => ({ id: Number(e.id), aggregateId: e.aggregate_id, payload: e.payload }))
+    .map((e) => ({
+      id: Number(e.id),
+      aggregateId: e.aggregate_id,
+      payload: e.payload,
+      traceparent: e.traceparent,
+    }))
     .sort((a, b) => a.id - b.id);
 }
 
@@ -121,4 +138,101 @@ export async function deletePublishedBefore(
       where published_at < ${cutoff.toISOString()}::timestamptz)
     returning ${outbox.id}`);
   return rows(deleted).length;
+}
+
+/**
+ * Where an event stands in publication order (WatchBooks resumes after it): its row, and when
+ * its batch was published (as text: microseconds, which a Date would lose), null while pending.
+ */
+export interface OutboxPosition {
+  id: number;
+  /** The book's id. */
+  aggregateId: string;
+  publishedAt: string | null;
+}
+
+/** The position of the event with this id, while its row is retained. */
+export async function findPosition(db: Db, eventId: string): Promise<OutboxPosition | undefined> {
+  const [row] = rows<{ id: number | string; aggregate_id: string; published_at: string | null }>(
+    await db.execute(sql`
+      select ${outbox.id} as id, ${outbox.aggregateId} as aggregate_id,
+        ${outbox.publishedAt}::text as published_at
+      from ${outbox} where ${outbox.eventId} = ${eventId}::uuid limit 1`),
+  );
+  return row
+    ? { id: Number(row.id), aggregateId: row.aggregate_id, publishedAt: row.published_at }
+    : undefined;
+}
+
+/** When the oldest retained row was written; undefined for an empty outbox. */
+export async function oldestRetainedAt(db: Db): Promise<Date | undefined> {
+  const [row] = rows<{ created_at: string | Date }>(
+    await db.execute(sql`
+      select ${outbox.createdAt} as created_at from ${outbox} order by ${outbox.id} limit 1`),
+  );
+  return row ? new Date(row.created_at) : undefined;
+}
+
+/**
+ * The events after `from` in publication order, at most `limit`, in one statement (one snapshot,
+ * so a row published meanwhile is in one part or the other, never both or neither): first the
+ * rows published after it, by (published_at, id), which is the order relays published them in;
+ * then the pending ones, by id (committed, about to be published: a client may see them before
+ * the live feed does). For a pending `from`, the pending rows after it. Only `bookIds`' events
+ * when given. Payloads are the rows' JSON forms.
+ *
+ * `wholeBatch`: also the events of other books published in the same relay transaction as
+ * `from`, before it. Through Kafka a batch's events reach a stream partition by partition, so a
+ * client may have seen `from` without them; they may come twice, but none goes missing. Events
+ * of `from`'s own book share its partition: those up to `from` were seen, and are left out.
+ */
+export async function eventsAfter(
+  db: Db,
+  from: OutboxPosition,
+  options: { bookIds?: readonly string[] | undefined; limit: number; wholeBatch?: boolean },
+): Promise<unknown[]> {
+  const limit = integerLiteral(options.limit);
+  const after = options.wholeBatch
+    ? sql`(published_at, id) >= (${from.publishedAt}::timestamptz, 0)
+        and not (published_at = ${from.publishedAt}::timestamptz
+          and aggregate_id = ${from.aggregateId}::uuid and id <= ${from.id}::bigint)`
+    : sql`(published_at, id) > (${from.publishedAt}::timestamptz, ${from.id}::bigint)`;
+  const books =
+    options.bookIds && options.bookIds.length > 0
+      ? sql`and aggregate_id in (${sql.join(
+          options.bookIds.map((id) => sql`${id}::uuid`),
+          sql`, `,
+        )})`
+      : sql``;
+  const published =
+    from.publishedAt === null
+      ? sql``
+      : sql`(select 0 as part, id, published_at, payload from ${outbox}
+          where published_at is not null
+            and ${after} ${books}
+          order by published_at, id limit ${limit})
+        union all`;
+  const pendingAfter = from.publishedAt === null ? sql`and id > ${from.id}::bigint` : sql``;
+  const found = rows<{ payload: unknown }>(
+    await db.execute(sql`
+      select payload from (
+        ${published}
+        (select 1 as part, id, published_at, payload from ${outbox}
+          where published_at is null ${pendingAfter} ${books}
+          order by id limit ${limit})
+      ) r order by part, published_at, id limit ${limit}`),
+  );
+  return found.map((r) => r.payload);
+}
+
+/** The retained events, as WatchBooks reads them to resume (grpc/book-watch.ts). */
+export function outboxReplay(db: Db) {
+  return {
+    findPosition: (eventId: string) => findPosition(db, eventId),
+    eventsAfter: (
+      from: OutboxPosition,
+      options: { bookIds?: readonly string[] | undefined; limit: number; wholeBatch?: boolean },
+    ) => eventsAfter(db, from, options),
+    oldestRetainedAt: () => oldestRetainedAt(db),
+  };
 }

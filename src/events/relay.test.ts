@@ -16,7 +16,13 @@ import { rows } from "../db/rows.ts";
 import { createLogger, silentLogger } from "../logger.ts";
 import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
 import { createManualClock, type ManualClock } from "./clock.ts";
-import type { BookEvent, EventTransport } from "./events.ts";
+import {
+  type BookEvent,
+  type BookEventJson,
+  BookEventType,
+  type EventTransport,
+  toEventJson,
+} from "./events.ts";
 import { createFakeKafka } from "./fake-kafka.ts";
 import { createKafkaTransport } from "./kafka.ts";
 import { countPending } from "./outbox.repository.ts";
@@ -205,7 +211,7 @@ describe("outbox relay", () => {
   test("a book insert that fails writes no event", async () => {
     const existing = await books().create({ title: "t", author: "a", published_on: "2000-01-01" });
     const duplicate = { id: existing.id, title: "again", author: "a", publishedOn: "2000-01-01" };
-    const event: BookEvent = {
+    const event: BookEventJson = {
       id: Bun.randomUUIDv7(),
       type: "book.created",
       occurred_at: new Date().toISOString(),
@@ -324,6 +330,48 @@ describe("outbox relay", () => {
     await cleaner.stop();
     expect(await bookTitles()).toHaveLength(25);
     expect(await outboxTypes()).toHaveLength(3);
+  });
+});
+
+describe("outbox rows of every version", () => {
+  test("a row an older version wrote is published as the protobuf event it describes", async () => {
+    // Exactly what versions before the protobuf contract stored (and still store: the outbox
+    // keeps the JSON form, so old and new relays can share it during a rolling upgrade).
+    const old: BookEventJson = {
+      id: Bun.randomUUIDv7(),
+      type: "book.deleted",
+      occurred_at: "2026-11-23T22:21:34.567Z",
+      book: {
+        id: Bun.randomUUIDv7(),
+        title: "Dune",
+        author: "Frank Herbert",
+        published_on: "1965-08-01",
+        created_at: "2026-11-20T10:00:00Z",
+        updated_at: "2026-11-23T22:21:34Z",
+      },
+    };
+    await database.db.execute(sql`insert into outbox (event_id, aggregate_id, type, payload)
+      values (${old.id}::uuid, ${old.book.id}::uuid, ${old.type}, ${JSON.stringify(old)}::json)`);
+    const transport = testTransport();
+    expect(await relayWith(transport).drain()).toBe(1);
+    const [event] = transport.published;
+    expect(event && toEventJson(event)).toEqual(old);
+    expect(event?.type).toBe(BookEventType.DELETED);
+  });
+
+  test("a row that is no event is logged and skipped; the rows after it still go out", async () => {
+    const { lines, logger } = capturingLogger();
+    await database.db.execute(sql`insert into outbox (event_id, aggregate_id, type, payload)
+      values (${Bun.randomUUIDv7()}::uuid, ${Bun.randomUUIDv7()}::uuid, 'book.created',
+        '{"hello":"world"}'::json)`);
+    await books().create({ title: "After", author: "a", published_on: "2000-01-01" });
+    const transport = testTransport();
+    expect(await relayWith(transport, { logger }).drain()).toBe(2);
+    expect(transport.published.map((e) => e.book?.title)).toEqual(["After"]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: "error", msg: "outbox row is not a book event; skipped" }),
+    );
+    expect(await countPending(database.db)).toBe(0);
   });
 });
 

@@ -7,10 +7,16 @@
  */
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
+import type { RelayMetrics } from "../observability/pipeline-metrics.ts";
 import { retry } from "../retry.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import type { EventTransport } from "./events.ts";
-import { claimBatch, deletePublishedBefore, oldestPendingAgeSeconds } from "./outbox.repository.ts";
+import { type BookEvent, type EventTransport, fromEventJson } from "./events.ts";
+import {
+  claimBatch,
+  deletePublishedBefore,
+  oldestPendingAgeSeconds,
+  type PendingEvent,
+} from "./outbox.repository.ts";
 
 export interface RelayOptions {
   db: Db;
@@ -41,6 +47,10 @@ export interface RelayOptions {
   clock?: Clock;
   /** Time for the stall check; `clock` when absent (tests step the two separately). */
   monitorClock?: Clock;
+  /** Records each batch attempt (observability/pipeline-metrics.ts); none: nothing recorded. */
+  metrics?: RelayMetrics | undefined;
+  /** Sees each claimed batch before it is published (tracing: the writers' trace contexts). */
+  onClaimed?: ((events: PendingEvent[]) => void) | undefined;
 }
 
 export interface OutboxHealth {
@@ -105,13 +115,28 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
     if (wake === controller) wake = undefined;
   };
 
+  /**
+   * The event a row stores (the JSON form, whichever version wrote it). A row that is none can
+   * never be published: it is logged and marked published with its batch, so it cannot hold up
+   * the rows after it.
+   */
+  const decodedPayload = (row: PendingEvent): BookEvent[] => {
+    const event = fromEventJson(row.payload);
+    if (typeof event !== "string") return [event];
+    logger.error("outbox row is not a book event; skipped", { outbox_id: row.id, reason: event });
+    return [];
+  };
+
   const claimAndPublish = () =>
     db.transaction(async (tx) => {
       const events = await claimBatch(tx, batchSize);
       if (events.length === 0) return 0;
-      await transport.publish(events.map((e) => e.payload));
+      options.onClaimed?.(events);
+      await transport.publish(events.flatMap(decodedPayload));
       return events.length;
     });
+  const metrics = options.metrics;
+  const attempt = metrics ? () => metrics.timeBatch(claimAndPublish) : claimAndPublish;
 
   /**
    * Each attempt claims again: no transaction (on the embedded database, no connection) is held
@@ -119,7 +144,7 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
    * `stopping` ends the waits, and the run with them.
    */
   const publishBatch = (stopping?: AbortSignal) =>
-    retry(claimAndPublish, {
+    retry(attempt, {
       name: `publish to ${transport.name}`,
       times: 3,
       delayMs: 50,

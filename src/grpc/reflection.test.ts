@@ -82,7 +82,11 @@ describe.each(versions)("%s", (_, service) => {
     const [books, ...dependencies] = files(answer);
     expect(books?.name).toBe("petbooks/v1/books.proto");
     expect(books?.package).toBe("petbooks.v1");
-    expect(books?.service[0]?.method.map((m) => m.name)).toEqual(["GetBook", "ListBooks"]);
+    expect(books?.service[0]?.method.map((m) => m.name)).toEqual([
+      "GetBook",
+      "ListBooks",
+      "WatchBooks",
+    ]);
     expect(books?.dependency).toEqual(["google/protobuf/timestamp.proto"]);
     expect(dependencies.map((f) => f.name)).toEqual(["google/protobuf/timestamp.proto"]);
     expect(dependencies[0]?.messageType[0]?.name).toBe("Timestamp");

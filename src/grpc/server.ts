@@ -1,10 +1,12 @@
 /**
  * The gRPC server: ConnectRPC on node:http2 in cleartext (h2c), so gRPC, gRPC-Web and Connect
- * clients all work. Bun.serve cannot carry gRPC: it sends no HTTP/2 trailers.
+ * clients all work, and HTTP/1.1 on the same port for Connect and gRPC-Web (listener.ts).
+ * Bun.serve cannot carry gRPC: it sends no HTTP/2 trailers.
  */
+import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import type { AddressInfo, Socket } from "node:net";
+import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { BooksRepository } from "../books/books.repository.ts";
 import { bookRpc } from "../books/books.rpc.ts";
@@ -18,10 +20,16 @@ import {
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
 import type { Logger } from "../logger.ts";
+import { grpcMetricsInterceptor } from "../observability/grpc-metrics.ts";
+import { grpcTracingInterceptor } from "../observability/grpc-tracing.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { Tracing } from "../observability/tracing.ts";
 import { type GrpcAuth, requireToken } from "./auth.ts";
+import { type BookWatchOptions, createBookWatch, RESET_STREAM } from "./book-watch.ts";
 import { answeringUndecodable } from "./decode-errors.ts";
 import { healthService } from "./health.ts";
 import { endOnAbort, logCalls, mapErrors } from "./interceptors.ts";
+import { dualProtocolListener } from "./listener.ts";
 import { registerReflection } from "./reflection.ts";
 
 export interface GrpcServerOptions {
@@ -45,6 +53,15 @@ export interface GrpcServerOptions {
    * this process, with a warning.
    */
   pageTokenSecret?: string | undefined;
+  /**
+   * WatchBooks: this process' live events and the retained ones to replay (book-watch.ts); the
+   * server adds its shutdown signal. Absent, WatchBooks is UNIMPLEMENTED.
+   */
+  watch?: Omit<BookWatchOptions, "shutdown" | "logger"> | undefined;
+  /** The process' metrics: every call is counted (grpc_server_*); none: METRICS=off. */
+  metrics?: Metrics | undefined;
+  /** A span per call (observability/tracing.ts); none: tracing is off. */
+  tracing?: Tracing | undefined;
 }
 
 export interface GrpcServer {
@@ -68,7 +85,14 @@ export function grpcRoutes(
   pageTokens: PageTokens,
 ) {
   return (router: ConnectRouter) => {
-    router.service(BookService, bookRpc({ ...options, pageTokens }));
+    const watch =
+      options.watch &&
+      createBookWatch({
+        ...options.watch,
+        shutdown,
+        logger: options.logger.child({ module: "watch" }),
+      });
+    router.service(BookService, bookRpc({ ...options, pageTokens, watch }));
     router.service(
       Health,
       healthService({
@@ -81,6 +105,29 @@ export function grpcRoutes(
     );
     registerReflection(router);
   };
+}
+
+/**
+ * Cuts one call: an HTTP/2 stream with RST_STREAM ENHANCE_YOUR_CALM (gRPC clients report it as
+ * RESOURCE_EXHAUSTED; the connection and its other calls go on), an HTTP/1.1 connection whole.
+ * Bun settles a write pending on an HTTP/2 stream that is only closed never, which would leave
+ * the call running for good: the stream is destroyed too. The error it is destroyed with is one
+ * Connect takes for a vanished client (ERR_STREAM_DESTROYED), so it does not report the call's
+ * end as a failure of its own on stderr.
+ */
+function resetterOf(req: http2.Http2ServerRequest | http.IncomingMessage): () => void {
+  const cut = () =>
+    Object.assign(new Error("WatchBooks stream reset: the client stopped reading"), {
+      code: "ERR_STREAM_DESTROYED",
+    });
+  if ("stream" in req) {
+    return () => {
+      if (req.stream.destroyed) return;
+      req.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      req.stream.destroy(cut());
+    };
+  }
+  return () => req.socket.destroy(cut());
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
@@ -110,18 +157,41 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       router.handlers.splice(0, router.handlers.length, ...handlers);
     },
     // The log line wraps the translation, so it records the code the caller actually got.
-    interceptors: [logCalls(logger), mapErrors(logger), requireToken(options.auth), endOnAbort],
+    interceptors: [
+      // Outermost: the span holds the call's log line; the metrics see the code the caller gets.
+      ...(options.tracing ? [grpcTracingInterceptor(options.tracing)] : []),
+      ...(options.metrics ? [grpcMetricsInterceptor(options.metrics)] : []),
+      logCalls(logger),
+      mapErrors(logger),
+      requireToken(options.auth),
+      endOnAbort,
+    ],
     shutdownSignal: cutoff.signal,
+    // What a call may do to its own HTTP stream: a WatchBooks client that stopped reading is cut.
+    contextValues: (req) => createContextValues().set(RESET_STREAM, resetterOf(req)),
   });
-  const server = http2.createServer({}, (req, res) => {
+  const answer = (
+    req: http2.Http2ServerRequest | http.IncomingMessage,
+    res: http2.Http2ServerResponse | http.ServerResponse,
+  ) => {
     // Bun's node:http2 has handed over streams that were already gone: nothing to answer there.
-    if (req.stream.destroyed || res.destroyed) return;
+    if ((req as http2.Http2ServerRequest).stream?.destroyed || res.destroyed) return;
     try {
-      handler(req, res);
+      handler(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
     } catch (err) {
       logger.warn("request could not be handled", { err });
     }
+  };
+  const server = http2.createServer({}, answer);
+  const http1 = http.createServer(answer);
+  /** HTTP/1.1 connections, which (unlike sessions) the grace period waits for too. */
+  const http1Sockets = new Set<Socket>();
+  http1.on("connection", (socket: Socket) => {
+    http1Sockets.add(socket);
+    socket.on("close", () => http1Sockets.delete(socket));
   });
+  const listener = dualProtocolListener(server, http1, logger);
+  const open = () => sessions.size + http1Sockets.size;
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);
@@ -134,34 +204,42 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
 
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
+    listener.once("error", reject);
+    listener.listen(options.port, options.host, () => {
+      listener.off("error", reject);
       resolve();
     });
   });
-  server.on("error", (err) => logger.error("http2 server error", { err }));
-  const { port } = server.address() as AddressInfo;
+  listener.on("error", (err) => logger.error("grpc listener error", { err }));
+  const { port } = listener.address() as AddressInfo;
   const urlHost = options.host.includes(":") ? `[${options.host}]` : options.host;
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number) => {
     shutdown.abort();
-    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
+    listener.destroyUnrouted();
     // GOAWAY: clients open no new streams here, and each session ends when its last call does.
     for (const session of sessions) if (!session.closed) session.close();
+    // HTTP/1.1: idle keep-alive connections go now, the others after their response.
+    http1.closeIdleConnections();
     const deadline = performance.now() + graceMs;
-    while (sessions.size > 0 && performance.now() < deadline) await Bun.sleep(20);
-    if (sessions.size > 0) {
+    while (open() > 0 && performance.now() < deadline) {
+      await Bun.sleep(20);
+      http1.closeIdleConnections();
+    }
+    if (open() > 0) {
       logger.warn("in-flight calls did not finish in time; closing them", {
         sessions: sessions.size,
+        http1_connections: http1Sockets.size,
         grace_ms: graceMs,
       });
       // Give them a status clients know to retry, then cut whatever still holds on.
       cutoff.abort(new ConnectError("The server is shutting down; try again.", Code.Unavailable));
       const last = performance.now() + CUTOFF_MS;
-      while (sessions.size > 0 && performance.now() < last) await Bun.sleep(10);
+      while (open() > 0 && performance.now() < last) await Bun.sleep(10);
       for (const session of sessions) session.destroy();
+      for (const socket of http1Sockets) socket.destroy();
     }
     await stopped;
   };

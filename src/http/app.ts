@@ -9,6 +9,10 @@ import { booksRoutes } from "../books/books.http.ts";
 import type { BooksService } from "../books/books.service.ts";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
+import { httpObserver, metricsRoutes } from "../observability/http-metrics.ts";
+import { httpTracing } from "../observability/http-tracing.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { Tracing } from "../observability/tracing.ts";
 import { petsRoutes } from "../pets/pets.http.ts";
 import type { PetsService } from "../pets/pets.service.ts";
 import type { PhotoStorage } from "../storage/photo-storage.ts";
@@ -43,6 +47,11 @@ export interface AppDeps {
   trustedProxies?: string[];
   /** CORS_ORIGINS: browser origins allowed to call the API (cors.ts); none, or unset: off. */
   corsOrigins?: string[];
+  /** The process' metrics, served at `/metrics` (METRICS_TOKEN: `metricsToken`); none: off. */
+  metrics?: Metrics | undefined;
+  metricsToken?: string | undefined;
+  /** A span per request (observability/tracing.ts); none: tracing is off. */
+  tracing?: Tracing | undefined;
 }
 
 export function maxRequestBytes(maxPhotoBytes: number) {
@@ -59,6 +68,7 @@ export const SERVER_BODY_LIMIT_BYTES = Number.MAX_SAFE_INTEGER;
 
 export function createApp(deps: AppDeps) {
   return new Elysia({ normalize: false })
+    .use(httpTracing(deps.tracing))
     .use(
       requestContext({
         logger: deps.logger.child({ module: "http" }),
@@ -67,11 +77,13 @@ export function createApp(deps: AppDeps) {
         maxBodyBytes: (path) =>
           // Matched on the raw path, like the router: a photo upload may carry the photo.
           PHOTO_UPLOAD_PATH.test(path) ? maxRequestBytes(deps.maxPhotoBytes) : MAX_JSON_BODY_BYTES,
+        observe: deps.metrics && httpObserver(deps.metrics),
       }),
     )
+    .use(metricsRoutes(deps.metrics, deps.metricsToken))
     .use(docs())
     .use(healthRoutes(deps.database, deps.relay))
-    .use(photoRoutes(deps.storage))
+    .use(photoRoutes(deps.storage, deps.logger.child({ module: "storage" })))
     .use(apiKeyGuard("/pets", deps.apiKey))
     .use(petsRoutes(deps.pets))
     .use(bearerGuard(deps.auth, ["/books", "/auth/me"]))

@@ -28,6 +28,10 @@ export function setBodyLimit(request: Request, limit: number): void {
   bodyLimits.set(request, limit);
 }
 
+/** The body-size limit noted for a request (for parsers elsewhere, e.g. the photo upload's). */
+export const bodyLimitOf = (request: Request): number =>
+  bodyLimits.get(request) ?? MAX_JSON_BODY_BYTES;
+
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\b/i;
 const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
 const MULTIPART_TYPE = /^multipart\/form-data\b/i;
@@ -127,7 +131,7 @@ export async function jsonOrFormBody({ request }: { request: Request }): Promise
 }
 
 /** Form fields as an object; a field given twice, or named `__proto__`, is refused. */
-function fieldsOf<V>(entries: Iterable<[string, V]>): Record<string, V> {
+export function fieldsOf<V>(entries: Iterable<[string, V]>): Record<string, V> {
   const fields: Record<string, V> = {};
   for (const [name, value] of entries) {
     const bad = keyProblem(name, Object.hasOwn(fields, name), `/${pointerToken(name)}`);

@@ -7,6 +7,7 @@ import { Elysia } from "elysia";
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type FieldError, RetryLaterError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { RequestObserver } from "../observability/http-metrics.ts";
 import {
   STORAGE_FULL,
   STORAGE_UNWRITABLE,
@@ -55,9 +56,17 @@ export interface RequestContextOptions {
   inFlight: InFlight;
   /** CORS_ORIGINS' policy (cors.ts); none: no CORS header at all. */
   cors?: Cors | undefined;
+  /** Told of every finished request (metrics); none: nothing is recorded. */
+  observe?: RequestObserver | undefined;
 }
 
-export function requestContext({ logger, maxBodyBytes, inFlight, cors }: RequestContextOptions) {
+export function requestContext({
+  logger,
+  maxBodyBytes,
+  inFlight,
+  cors,
+  observe,
+}: RequestContextOptions) {
   const states = new WeakMap<Request, RequestState>();
   const stateOf = (request: Request): RequestState => {
     let state = states.get(request);
@@ -159,14 +168,12 @@ export function requestContext({ logger, maxBodyBytes, inFlight, cors }: Request
       if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
       return problemResponse(body, headers);
     })
-    .onAfterResponse({ as: "global" }, ({ request, set }) => {
+    .onAfterResponse({ as: "global" }, ({ request, set, route, responseValue }) => {
       inFlight.finished();
       const state = stateOf(request);
-      logRequest(
-        request,
-        state,
-        state.status ?? (typeof set.status === "number" ? set.status : 200),
-      );
+      const status = state.status ?? (typeof set.status === "number" ? set.status : 200);
+      logRequest(request, state, status);
+      observe?.(request, route, status, state.startedAt, responseValue);
     });
 }
 

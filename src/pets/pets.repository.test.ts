@@ -41,6 +41,13 @@ async function addPhoto(petId: string) {
   return fileName;
 }
 
+const pick = (pet: { id: string; name: string; age: number; type: string }) => ({
+  id: pet.id,
+  name: pet.name,
+  age: pet.age,
+  type: pet.type,
+});
+
 /** The counters must always equal what count(*) says. */
 async function expectCountersExact() {
   const truth = rows<{ total: number; with_photos: number }>(
@@ -150,20 +157,53 @@ describe("pets repository", () => {
     expect(await repo.exists(drop.id)).toBe(false);
   });
 
-  test("exportBatch walks every pet once, newest first, across equal timestamps", async () => {
+  test("exportJson walks every pet once, newest first, across equal timestamps", async () => {
     const same = "2024-05-05T05:05:05.123456Z";
     for (let i = 0; i < 5; i++) await insertPet(same);
     for (let i = 0; i < 4; i++) await insertPet(`2024-0${i + 1}-01T00:00:00Z`);
     const expected = (
       await repo.listPage({ limit: 100, offset: 0, hasPhotos: undefined })
     ).pets.map((p) => p.id);
-    const seen: string[] = [];
-    let after: Awaited<ReturnType<PetsRepository["exportBatch"]>>["next"];
-    do {
-      const batch = await repo.exportBatch(after, 2, undefined);
-      seen.push(...batch.pets.map((p) => p.id));
-      after = batch.pets.length === 2 ? batch.next : undefined;
-    } while (after);
-    expect(seen).toEqual(expected);
+    const chunks: string[][] = [];
+    for await (const chunk of repo.exportJson(undefined, 2)) chunks.push(chunk);
+    expect(chunks.map((c) => c.length)).toEqual([2, 2, 2, 2, 1]);
+    const pets = chunks.flat().map((pet) => JSON.parse(pet) as { id: string });
+    expect(pets.map((p) => p.id)).toEqual(expected);
+  });
+
+  test("exportJson writes each pet as the export shows it, photos as file names", async () => {
+    const pet = await insertPet("2024-05-05T05:05:05.123456Z");
+    const first = await addPhoto(pet.id);
+    const second = await addPhoto(pet.id);
+    const bare = await insertPet("2023-01-01T00:00:00Z");
+    const all: string[] = [];
+    for await (const chunk of repo.exportJson(undefined, 1000)) all.push(...chunk);
+    const exported = all.map((pet) => JSON.parse(pet));
+    expect(exported).toEqual([
+      { ...pick(pet), photos: [first, second], created_at: "2024-05-05T05:05:05" },
+      { ...pick(bare), photos: [], created_at: "2023-01-01T00:00:00" },
+    ]);
+    // Byte for byte what JSON.stringify would write: keys in this order, no spaces.
+    expect(all).toEqual(exported.map((p) => JSON.stringify(p)));
+    const only = async (hasPhotos: boolean) => {
+      const ids: string[] = [];
+      for await (const chunk of repo.exportJson(hasPhotos, 1000)) {
+        ids.push(...chunk.map((pet) => (JSON.parse(pet) as { id: string }).id));
+      }
+      return ids;
+    };
+    expect(await only(true)).toEqual([pet.id]);
+    expect(await only(false)).toEqual([bare.id]);
+  });
+
+  test("exportJson yields nothing when no pet matches, and can stop early", async () => {
+    for await (const _ of repo.exportJson(true, 10)) throw new Error("no pet has photos");
+    for (let i = 0; i < 3; i++) await insertPet();
+    for await (const chunk of repo.exportJson(undefined, 1)) {
+      expect(chunk).toHaveLength(1);
+      break;
+    }
+    // The cursor's transaction is over: the database answers again.
+    expect(await repo.count(undefined)).toBe(3);
   });
 });

@@ -7,6 +7,7 @@ import { createLogger } from "../logger.ts";
 import { createLocalPhotoStorage, type PhotoStorage } from "../storage/photo-storage.ts";
 import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
 import { newPet, pngBytes } from "../testing/factories.ts";
+import type { ExportedPet } from "./pets.model.ts";
 import { createPetsRepository, type PetsRepository } from "./pets.repository.ts";
 import { createPetsService } from "./pets.service.ts";
 
@@ -129,21 +130,34 @@ describe("pets service", () => {
     expect(files()).toEqual([]);
   });
 
-  test("export batches cover every pet once and map photos to URLs", async () => {
+  test("the export's JSON covers every pet once and maps photos to URLs", async () => {
     const s = service();
     const created = [];
     for (let i = 0; i < 5; i++) created.push(await s.create(newPet()));
     const first = created[0];
     if (!first) throw new Error("no pet");
     const photo = await s.addPhoto(first.id, new Blob([pngBytes()]));
-    const batches = [];
-    for await (const batch of s.exportBatches(undefined, 2)) batches.push(batch);
-    const all = batches.flat();
-    expect(batches.every((b) => b.length <= 2)).toBe(true);
-    expect(new Set(all.map((p) => p.id)).size).toBe(all.length);
-    expect(all.find((p) => p.id === first.id)?.photos).toEqual([photo.url]);
-    const withPhotos = [];
-    for await (const batch of s.exportBatches(true)) withPhotos.push(...batch);
-    expect(withPhotos.map((p) => p.id)).toEqual([first.id]);
+    const exported = async (hasPhotos: boolean | undefined, chunk?: number) => {
+      const chunks = [];
+      for await (const part of s.exportJson(hasPhotos, chunk)) chunks.push(part);
+      return {
+        counts: chunks.map((c) => c.count),
+        pets: chunks.flatMap((c) => JSON.parse(`[${c.json}]`) as ExportedPet[]),
+      };
+    };
+    const all = await exported(undefined, 2);
+    expect(all.counts.every((n) => n > 0 && n <= 2)).toBe(true);
+    expect(all.counts.reduce((a, b) => a + b)).toBe(all.pets.length);
+    const ids = new Set(all.pets.map((p) => p.id));
+    expect(ids.size).toBe(all.pets.length);
+    expect(created.every((p) => ids.has(p.id))).toBe(true);
+    expect(all.pets.find((p) => p.id === first.id)?.photos).toEqual([photo.url]);
+    const withPhotos = await exported(true);
+    expect(withPhotos.pets.map((p) => p.id)).toEqual([first.id]);
+    // A name that reads like the photos in JSON does not fool the mapping to URLs.
+    const tricky = await s.create({ ...newPet(), name: '"photos":["x.png"],"created_at":"' });
+    const trickyPhoto = await s.addPhoto(tricky.id, new Blob([pngBytes()]));
+    const again = (await exported(true)).pets.find((p) => p.id === tricky.id);
+    expect(again).toMatchObject({ name: tricky.name, photos: [trickyPhoto.url] });
   });
 });

@@ -10,11 +10,11 @@ import {
 import type { Logger } from "../logger.ts";
 import { detectImageFormat } from "../storage/image-format.ts";
 import type { PhotoStorage } from "../storage/photo-storage.ts";
+import { stripMetadata } from "../storage/strip-metadata.ts";
 import { textProblem } from "../text.ts";
 import { isUuid } from "../uuid.ts";
 import {
   type DeletePetsResult,
-  type ExportedPet,
   type HasPhotosFilter,
   NAME_MAX_LENGTH,
   type NewPet,
@@ -23,7 +23,7 @@ import {
   type PetList,
   type Photo,
 } from "./pets.model.ts";
-import type { ExportCursor, PetRow, PetsRepository } from "./pets.repository.ts";
+import type { PetRow, PetsRepository } from "./pets.repository.ts";
 
 export const PHOTO_TYPE_UNSUPPORTED = "The photo must be a JPEG, PNG, WebP or GIF image.";
 export const photoTooLarge = (maxBytes: number) => `The photo is larger than ${maxBytes} bytes.`;
@@ -33,7 +33,20 @@ export interface PetsServiceDeps {
   storage: PhotoStorage;
   maxPhotoBytes: number;
   logger: Logger;
+  /**
+   * Notes photo files whose removal failed, for `serve`'s sweep to retry (object-deletion-sweeper.ts);
+   * unset, such a failure is only logged.
+   */
+  deferredRemovals?: { deferRemovals(fileNames: string[], err: unknown): Promise<void> };
 }
+
+/**
+ * Where the photos of a pet's export JSON (see exportJsonQuery) start and end: `photos` is a JSON
+ * array of file names, followed by `created_at`. Both marks have bare quotes, which can only be
+ * JSON's own: inside a string (a name, a file name) every `"` is escaped.
+ */
+const PHOTOS_START = '"photos":[';
+const PHOTOS_END = '],"created_at":';
 
 function checkedPet(input: NewPet) {
   const name = input.name.trim();
@@ -44,7 +57,32 @@ function checkedPet(input: NewPet) {
   return { id: Bun.randomUUIDv7(), name, age: input.age, type: input.type };
 }
 
-export function createPetsService({ repository, storage, maxPhotoBytes, logger }: PetsServiceDeps) {
+export function createPetsService({
+  repository,
+  storage,
+  maxPhotoBytes,
+  logger,
+  deferredRemovals,
+}: PetsServiceDeps) {
+  /** Removal failed (storage briefly away): noted for a retry, so no file is left orphaned. */
+  const deferRemovals = async (fileNames: string[], err: unknown) => {
+    logger.error("could not remove photo files", { files: fileNames, err });
+    await deferredRemovals?.deferRemovals(fileNames, err).catch((deferErr) =>
+      logger.error("could not note photo files to remove later", {
+        files: fileNames,
+        err: deferErr,
+      }),
+    );
+  };
+
+  /** A pet's export JSON with its photos' file names made URLs. */
+  const withPhotoUrls = (pet: string) => {
+    const start = pet.indexOf(PHOTOS_START) + PHOTOS_START.length - 1;
+    if (pet.charCodeAt(start + 1) === 93 /* ], no photo: most pets */) return pet;
+    const end = pet.indexOf(PHOTOS_END, start) + 1;
+    const urls = (JSON.parse(pet.slice(start, end)) as string[]).map((f) => storage.url(f));
+    return `${pet.slice(0, start)}${JSON.stringify(urls)}${pet.slice(end)}`;
+  };
   const toPet = (row: PetRow): Pet => ({
     id: row.id,
     name: row.name,
@@ -77,6 +115,8 @@ export function createPetsService({ repository, storage, maxPhotoBytes, logger }
     /**
      * The file is written before its row, and removed again if the row cannot be written, so a
      * failure never leaves a row pointing at nothing nor (short of a crash) a file nobody owns.
+     * Its metadata (EXIF GPS, camera serials, XMP, comments) is left out on the way: photo links
+     * are public. `file` is read in slices (an upload is a temporary file), never whole.
      */
     async addPhoto(petId: string, file: Blob): Promise<Photo> {
       if (!isUuid(petId) || !(await repository.exists(petId)))
@@ -87,27 +127,27 @@ export function createPetsService({ repository, storage, maxPhotoBytes, logger }
       if (file.size > maxPhotoBytes) {
         throw new PayloadTooLargeError(photoTooLarge(maxPhotoBytes));
       }
-      const bytes = new Uint8Array(await file.arrayBuffer());
-      const format = detectImageFormat(bytes);
+      const format = detectImageFormat(await file.slice(0, 16).bytes());
       if (!format) {
         throw new UnsupportedMediaTypeError(PHOTO_TYPE_UNSUPPORTED);
       }
+      const stripped = await stripMetadata(file, format.extension);
+      if (stripped.removed.length > 0) {
+        logger.debug("photo metadata left out", { removed: stripped.removed });
+      }
       const photo = { id: Bun.randomUUIDv7(), fileName: storage.newFileName(format) };
-      await storage.save(photo.fileName, bytes);
+      await storage.save(photo.fileName, stripped.stream());
       try {
         await repository.insertPhoto({
           ...photo,
           petId: petId.toLowerCase(),
           contentType: format.contentType,
-          sizeBytes: bytes.length,
+          sizeBytes: stripped.size,
         });
       } catch (err) {
-        await storage.remove(photo.fileName).catch((removeErr) =>
-          logger.error("could not remove photo after failed insert", {
-            file: photo.fileName,
-            err: removeErr,
-          }),
-        );
+        await storage
+          .remove(photo.fileName)
+          .catch((removeErr) => deferRemovals([photo.fileName], removeErr));
         // The pet was deleted between the check and the insert.
         if (isForeignKeyViolation(err)) throw new NotFoundError(PET_NOT_FOUND);
         throw err;
@@ -119,13 +159,14 @@ export function createPetsService({ repository, storage, maxPhotoBytes, logger }
       const unique = [...new Set(ids)];
       const candidates = [...new Set(unique.filter(isUuid).map((id) => id.toLowerCase()))];
       const { deletedIds, fileNames } = await repository.deleteMany(candidates);
-      // Files go after commit: a rolled-back delete must not lose photos.
+      // Files go after commit: a rolled-back delete must not lose photos. Those that cannot go
+      // now (storage briefly away) are noted, and `serve`'s sweep removes them later.
       const removals = await Promise.allSettled(fileNames.map((name) => storage.remove(name)));
-      removals.forEach((r, i) => {
-        if (r.status === "rejected") {
-          logger.error("could not remove photo file", { file: fileNames[i], err: r.reason });
-        }
-      });
+      const failed = fileNames.filter((_, i) => removals[i]?.status === "rejected");
+      if (failed.length > 0) {
+        const reason = removals.find((r) => r.status === "rejected") as PromiseRejectedResult;
+        await deferRemovals(failed, reason.reason);
+      }
       const deleted = new Set(deletedIds);
       const reported = new Set<string>();
       const errors: DeletePetsResult["errors"] = [];
@@ -138,22 +179,17 @@ export function createPetsService({ repository, storage, maxPhotoBytes, logger }
       return { deleted: deleted.size, errors };
     },
 
-    /** Every matching pet, newest first, in batches read with keyset pagination. */
-    async *exportBatches(
+    /**
+     * Every matching pet, newest first, as the export's JSON in chunks of up to `chunk` pets
+     * (the pets' objects joined by commas), photos as URLs.
+     */
+    async *exportJson(
       hasPhotos: HasPhotosFilter,
-      batchSize = 1000,
-    ): AsyncGenerator<ExportedPet[]> {
-      let after: ExportCursor | undefined;
-      do {
-        const batch = await repository.exportBatch(after, batchSize, hasPhotos);
-        if (batch.pets.length > 0) {
-          yield batch.pets.map((row) => ({
-            ...toPet(row),
-            photos: row.photos.map((p) => storage.url(p.fileName)),
-          }));
-        }
-        after = batch.pets.length === batchSize ? batch.next : undefined;
-      } while (after);
+      chunk = 1000,
+    ): AsyncGenerator<{ json: string; count: number }> {
+      for await (const pets of repository.exportJson(hasPhotos, chunk)) {
+        yield { json: pets.map(withPhotoUrls).join(","), count: pets.length };
+      }
     },
   };
 }

@@ -5,21 +5,44 @@ import { join } from "node:path";
 import { CONTENT_TYPE_BY_EXTENSION, type ImageFormat } from "./image-format.ts";
 import { storageWriteError } from "./storage-errors.ts";
 
+/** What a save takes: the whole file, or a stream of it (an upload, never held whole). */
+export type PhotoBody = Uint8Array | ReadableStream<Uint8Array>;
+
+/** Bytes `start` to `end` of a photo, both included (as in an HTTP Range). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 export interface StoredPhoto {
-  body: Blob;
+  size: number;
   contentType: string;
+  /** A strong validator: a stored photo's bytes never change, so neither does its tag. */
+  etag: string;
+  lastModified: Date;
+  /** The bytes, or those of `range`, read from storage as they are sent. */
+  body(range?: ByteRange): Blob | ReadableStream<Uint8Array>;
 }
 
 export interface PhotoStorage {
+  /** `local` (DATA_DIR/photos) or `s3` (S3_BUCKET), for logs and the readiness details. */
+  readonly kind: "local" | "s3";
+  /**
+   * Checks at startup that photos can be stored: throws one clear error (naming no secret) when
+   * the bucket stays out of reach, at once when the failure is permanent (wrong keys, no bucket).
+   */
+  ready(): Promise<void>;
   /** A fresh, unguessable file name: the link itself is the credential for viewing. */
   newFileName(format: ImageFormat): string;
   /**
    * Stores the file whole or not at all: a write that fails (a full disk: StorageFullError, one
-   * that cannot be written: StorageUnwritableError, see storage-errors.ts) leaves nothing behind.
+   * that cannot be written or a bucket that is away: StorageUnwritableError, see
+   * storage-errors.ts) leaves nothing behind.
    */
-  save(fileName: string, bytes: Uint8Array): Promise<void>;
+  save(fileName: string, body: PhotoBody): Promise<void>;
   /** Removing a file that is already gone is not an error. */
   remove(fileName: string): Promise<void>;
+  /** The photo's size, validators and bytes, or undefined when there is no such photo. */
   open(fileName: string): Promise<StoredPhoto | undefined>;
   url(fileName: string): string;
   /**
@@ -34,8 +57,28 @@ export interface PhotoStorage {
   sweepPartialFiles(): Promise<number>;
 }
 
+/** Photo file names as `newFileName` makes them: anything else names no photo. */
+export const PHOTO_FILE_NAME = /^[A-Za-z0-9_-]{22}\.(jpg|png|webp|gif)$/;
+
+export const newPhotoFileName = (format: ImageFormat) =>
+  `${randomBytes(16).toString("base64url")}.${format.extension}`;
+
+/** The content type a stored file name stands for, or undefined when it names no photo. */
+export function photoContentType(fileName: string): string | undefined {
+  const match = PHOTO_FILE_NAME.exec(fileName);
+  return match ? CONTENT_TYPE_BY_EXTENSION[match[1] as ImageFormat["extension"]] : undefined;
+}
+
+/** The whole of a body, for writers that take bytes (tests' failing writers). */
+export async function bodyBytes(body: PhotoBody): Promise<Uint8Array> {
+  return body instanceof Uint8Array ? body : new Uint8Array(await new Response(body).arrayBuffer());
+}
+
 export interface LocalPhotoStorageOptions {
-  /** Writes a whole file (Bun.write); tests pass one that fails like a full disk. */
+  /**
+   * Writes a whole file; tests pass one that fails like a full disk (it gets the bytes whole).
+   * Unset, a body is streamed to the disk as it comes.
+   */
   writeFile?: (path: string, bytes: Uint8Array) => Promise<unknown>;
 }
 
@@ -44,14 +87,17 @@ export const PARTIAL_FILE_MAX_AGE_MS = 60_000;
 const PARTIAL_FILE = /^\..+\.partial$/;
 
 export const PHOTO_ROUTE_PREFIX = "/photos/";
-const FILE_NAME = /^[A-Za-z0-9_-]{22}\.(jpg|png|webp|gif)$/;
+
+/** Streams a body to a file (Bun writes a Response's stream chunk by chunk). */
+const writeBody = (path: string, body: PhotoBody) =>
+  body instanceof Uint8Array ? Bun.write(path, body) : Bun.write(path, new Response(body));
 
 export function createLocalPhotoStorage(
   dir: string,
   publicUrl: string,
   options: LocalPhotoStorageOptions = {},
 ): PhotoStorage {
-  const writeFile = options.writeFile ?? ((path, bytes) => Bun.write(path, bytes));
+  const { writeFile } = options;
   // Made on first use, and tried again after a failure (the disk may have been fixed since).
   let ready: Promise<unknown> | undefined;
   const madeDir = () => {
@@ -63,15 +109,19 @@ export function createLocalPhotoStorage(
   };
   let base = publicUrl;
   return {
-    newFileName: (format) => `${randomBytes(16).toString("base64url")}.${format.extension}`,
-    async save(fileName, bytes) {
+    kind: "local",
+    // The folder is made on the first save (and a full or read-only disk answers then).
+    ready: async () => {},
+    newFileName: newPhotoFileName,
+    async save(fileName, body) {
       await madeDir().catch((err) => {
         throw storageWriteError(err);
       });
       // Write aside and rename, so a reader never sees a half-written photo.
       const partial = join(dir, `.${fileName}.partial`);
       try {
-        await writeFile(partial, bytes);
+        if (writeFile) await writeFile(partial, await bodyBytes(body));
+        else await writeBody(partial, body);
         await rename(partial, join(dir, fileName));
       } catch (err) {
         // At once: a full disk must not stay full of the attempts it refused.
@@ -109,12 +159,26 @@ export function createLocalPhotoStorage(
       }
     },
     async open(fileName) {
-      const match = FILE_NAME.exec(fileName);
-      if (!match) return undefined;
-      const file = Bun.file(join(dir, fileName));
-      if (!(await file.exists())) return undefined;
-      const extension = match[1] as ImageFormat["extension"];
-      return { body: file, contentType: CONTENT_TYPE_BY_EXTENSION[extension] };
+      const contentType = photoContentType(fileName);
+      if (!contentType) return undefined;
+      const path = join(dir, fileName);
+      let stats: Awaited<ReturnType<typeof stat>>;
+      try {
+        stats = await stat(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw err;
+      }
+      if (!stats.isFile()) return undefined;
+      const file = Bun.file(path);
+      return {
+        size: stats.size,
+        contentType,
+        // Saves rename a finished file into place, so size and time name one version of it.
+        etag: `"${stats.size.toString(16)}-${Math.trunc(stats.mtimeMs).toString(16)}"`,
+        lastModified: stats.mtime,
+        body: (range) => (range ? file.slice(range.start, range.end + 1) : file),
+      };
     },
     url: (fileName) => `${base}${PHOTO_ROUTE_PREFIX}${fileName}`,
     setPublicUrl(url) {

@@ -13,7 +13,8 @@ function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
+/** One PNG chunk: length, type, data and CRC. */
+export function pngChunk(type: string, data: Uint8Array): Uint8Array {
   const body = new Uint8Array([...new TextEncoder().encode(type), ...data]);
   const out = new Uint8Array(12 + data.length);
   const view = new DataView(out.buffer);

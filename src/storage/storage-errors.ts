@@ -8,6 +8,10 @@ export const STORAGE_FULL = "There is no room left to store the photo; try again
 /** What the answer to a disk that cannot be written says. */
 export const STORAGE_UNWRITABLE = "Photos cannot be stored right now; try again later.";
 
+/** What a reader is told when stored photos cannot be read: come back in a few seconds. */
+export const PHOTOS_UNREADABLE = "Photos cannot be read right now; try again shortly.";
+export const READ_RETRY_AFTER_SECONDS = 5;
+
 /** ENOSPC or EDQUOT: nothing more fits until room is made. */
 export class StorageFullError extends Error {
   override name = "StorageFullError";

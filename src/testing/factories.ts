@@ -16,10 +16,20 @@ export function newPet(overrides: Partial<NewPet> = {}): NewPet {
   };
 }
 
-/** Leading bytes of each accepted format, padded: enough for format detection. */
+/**
+ * The smallest files of each accepted format that uploads take: a signature and structure with
+ * image data in it (a scan, an image block, a VP8 chunk), as the metadata stripper needs.
+ */
 export const IMAGE_HEADS = {
-  jpeg: new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1]),
-  gif: new TextEncoder().encode("GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
+  jpeg: new Uint8Array([
+    ...[0xff, 0xd8],
+    ...[0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0], // APP0 JFIF
+    ...[0xff, 0xda, 0, 8, 1, 1, 0, 0, 63, 0, 0], // a scan header and one byte of it
+    ...[0xff, 0xd9],
+  ]),
+  gif: new TextEncoder().encode(
+    "GIF89a\x01\x00\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00;",
+  ),
   webp: new Uint8Array([
     ...new TextEncoder().encode("RIFF"),
     26,

@@ -11,7 +11,7 @@ import { API_KEY_CHALLENGE } from "../../src/auth/api-key.guard.ts";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS } from "../../src/http/cors.ts";
 import { DOCS_CSP, SECURITY_HEADERS } from "../../src/http/security-headers.ts";
 import { PARTIAL_FILE_MAX_AGE_MS } from "../../src/storage/photo-storage.ts";
-import { pngBytes } from "../../src/storage/png.ts";
+import { pngBytes, pngChunk } from "../../src/storage/png.ts";
 import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../../src/testing/tcp-proxy.ts";
 import { runBinary, startServer, tempDataDir } from "../binary.ts";
@@ -79,13 +79,20 @@ function uploadPhoto(base: string, petId: string, bytes: Uint8Array) {
   });
 }
 
-/** A valid PNG signature and header, padded to `size` bytes of noise. */
+/**
+ * A PNG of `size` bytes: a valid signature and header, then noise as image data (an IDAT chunk),
+ * so the metadata stripper stores it whole (bytes after IEND would go).
+ */
 function bigPng(size: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  crypto.getRandomValues(bytes.subarray(0, 65_536));
-  for (let at = 65_536; at < size; at += 65_536) bytes.copyWithin(at, 0, 65_536);
-  bytes.set(pngBytes());
-  return bytes;
+  const noise = new Uint8Array(size - 8 - 25 - 12 - 12);
+  crypto.getRandomValues(noise.subarray(0, 65_536));
+  for (let at = 65_536; at < noise.length; at += 65_536) noise.copyWithin(at, 0, 65_536);
+  const png = pngBytes();
+  return new Uint8Array([
+    ...png.subarray(0, 8 + 25),
+    ...pngChunk("IDAT", noise),
+    ...pngChunk("IEND", new Uint8Array()),
+  ]);
 }
 
 /** Polls `check` until it holds; a generous deadline, no speed assumed. */

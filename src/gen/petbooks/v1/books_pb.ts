@@ -2,10 +2,11 @@
 // @generated from file petbooks/v1/books.proto (package petbooks.v1, syntax proto3)
 /* eslint-disable */
 
-// The books catalogue, read-only over gRPC (writes go through the REST API).
+// The books catalogue, read-only over gRPC (writes go through the REST API), and the events its
+// changes publish (the Kafka topic's schema: see docs/events.md).
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file petbooks/v1/books.proto.
  */
 export const file_petbooks_v1_books: GenFile = /*@__PURE__*/
-  fileDesc("ChdwZXRib29rcy92MS9ib29rcy5wcm90bxILcGV0Ym9va3MudjEipwEKBEJvb2sSCgoCaWQYASABKAkSDQoFdGl0bGUYAiABKAkSDgoGYXV0aG9yGAMgASgJEhQKDHB1Ymxpc2hlZF9vbhgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIcCg5HZXRCb29rUmVxdWVzdBIKCgJpZBgBIAEoCSI5ChBMaXN0Qm9va3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImIKEUxpc3RCb29rc1Jlc3BvbnNlEiAKBWJvb2tzGAEgAygLMhEucGV0Ym9va3MudjEuQm9vaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBTKUAQoLQm9va1NlcnZpY2USOQoHR2V0Qm9vaxIbLnBldGJvb2tzLnYxLkdldEJvb2tSZXF1ZXN0GhEucGV0Ym9va3MudjEuQm9vaxJKCglMaXN0Qm9va3MSHS5wZXRib29rcy52MS5MaXN0Qm9va3NSZXF1ZXN0Gh4ucGV0Ym9va3MudjEuTGlzdEJvb2tzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChdwZXRib29rcy92MS9ib29rcy5wcm90bxILcGV0Ym9va3MudjEipwEKBEJvb2sSCgoCaWQYASABKAkSDQoFdGl0bGUYAiABKAkSDgoGYXV0aG9yGAMgASgJEhQKDHB1Ymxpc2hlZF9vbhgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIcCg5HZXRCb29rUmVxdWVzdBIKCgJpZBgBIAEoCSI5ChBMaXN0Qm9va3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImIKEUxpc3RCb29rc1Jlc3BvbnNlEiAKBWJvb2tzGAEgAygLMhEucGV0Ym9va3MudjEuQm9vaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSJEChFXYXRjaEJvb2tzUmVxdWVzdBIQCghib29rX2lkcxgBIAMoCRIdChVyZXN1bWVfYWZ0ZXJfZXZlbnRfaWQYAiABKAkiOwoSV2F0Y2hCb29rc1Jlc3BvbnNlEiUKBWV2ZW50GAEgASgLMhYucGV0Ym9va3MudjEuQm9va0V2ZW50IpMBCglCb29rRXZlbnQSCgoCaWQYASABKAkSKAoEdHlwZRgCIAEoDjIaLnBldGJvb2tzLnYxLkJvb2tFdmVudFR5cGUSLwoLb2NjdXJyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBGJvb2sYBCABKAsyES5wZXRib29rcy52MS5Cb29rKocBCg1Cb29rRXZlbnRUeXBlEh8KG0JPT0tfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhsKF0JPT0tfRVZFTlRfVFlQRV9DUkVBVEVEEAESGwoXQk9PS19FVkVOVF9UWVBFX1VQREFURUQQAhIbChdCT09LX0VWRU5UX1RZUEVfREVMRVRFRBADMuUBCgtCb29rU2VydmljZRI5CgdHZXRCb29rEhsucGV0Ym9va3MudjEuR2V0Qm9va1JlcXVlc3QaES5wZXRib29rcy52MS5Cb29rEkoKCUxpc3RCb29rcxIdLnBldGJvb2tzLnYxLkxpc3RCb29rc1JlcXVlc3QaHi5wZXRib29rcy52MS5MaXN0Qm9va3NSZXNwb25zZRJPCgpXYXRjaEJvb2tzEh4ucGV0Ym9va3MudjEuV2F0Y2hCb29rc1JlcXVlc3QaHy5wZXRib29rcy52MS5XYXRjaEJvb2tzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A book, with the same fields and formats as the REST API.
@@ -149,6 +150,128 @@ export const ListBooksResponseSchema: GenMessage<ListBooksResponse> = /*@__PURE_
   messageDesc(file_petbooks_v1_books, 3);
 
 /**
+ * @generated from message petbooks.v1.WatchBooksRequest
+ */
+export type WatchBooksRequest = Message<"petbooks.v1.WatchBooksRequest"> & {
+  /**
+   * Only events of these books (UUIDs; at most 1000); empty means every book.
+   *
+   * @generated from field: repeated string book_ids = 1;
+   */
+  bookIds: string[];
+
+  /**
+   * The id of the last event the client saw: the events after it are replayed first, then the
+   * stream goes on live. Empty means from now on.
+   *
+   * @generated from field: string resume_after_event_id = 2;
+   */
+  resumeAfterEventId: string;
+};
+
+/**
+ * Describes the message petbooks.v1.WatchBooksRequest.
+ * Use `create(WatchBooksRequestSchema)` to create a new message.
+ */
+export const WatchBooksRequestSchema: GenMessage<WatchBooksRequest> = /*@__PURE__*/
+  messageDesc(file_petbooks_v1_books, 4);
+
+/**
+ * @generated from message petbooks.v1.WatchBooksResponse
+ */
+export type WatchBooksResponse = Message<"petbooks.v1.WatchBooksResponse"> & {
+  /**
+   * The change; unset in a keepalive, which an idle stream gets every few seconds.
+   *
+   * @generated from field: petbooks.v1.BookEvent event = 1;
+   */
+  event?: BookEvent | undefined;
+};
+
+/**
+ * Describes the message petbooks.v1.WatchBooksResponse.
+ * Use `create(WatchBooksResponseSchema)` to create a new message.
+ */
+export const WatchBooksResponseSchema: GenMessage<WatchBooksResponse> = /*@__PURE__*/
+  messageDesc(file_petbooks_v1_books, 5);
+
+/**
+ * One change of the books catalogue: the value of each record on the books topic (binary
+ * protobuf, with CloudEvents headers; see docs/events.md) and of each WatchBooks response.
+ * New fields may be added; consumers ignore the ones they do not know.
+ *
+ * @generated from message petbooks.v1.BookEvent
+ */
+export type BookEvent = Message<"petbooks.v1.BookEvent"> & {
+  /**
+   * A UUID (version 7), unique per event: consumers drop a second copy by it, and WatchBooks
+   * resumes after it.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: petbooks.v1.BookEventType type = 2;
+   */
+  type: BookEventType;
+
+  /**
+   * When the change was made (UTC, millisecond precision).
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * The book after the change; for BOOK_EVENT_TYPE_DELETED, its last state.
+   *
+   * @generated from field: petbooks.v1.Book book = 4;
+   */
+  book?: Book | undefined;
+};
+
+/**
+ * Describes the message petbooks.v1.BookEvent.
+ * Use `create(BookEventSchema)` to create a new message.
+ */
+export const BookEventSchema: GenMessage<BookEvent> = /*@__PURE__*/
+  messageDesc(file_petbooks_v1_books, 6);
+
+/**
+ * What happened to the book.
+ *
+ * @generated from enum petbooks.v1.BookEventType
+ */
+export enum BookEventType {
+  /**
+   * @generated from enum value: BOOK_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: BOOK_EVENT_TYPE_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * @generated from enum value: BOOK_EVENT_TYPE_UPDATED = 2;
+   */
+  UPDATED = 2,
+
+  /**
+   * @generated from enum value: BOOK_EVENT_TYPE_DELETED = 3;
+   */
+  DELETED = 3,
+}
+
+/**
+ * Describes the enum petbooks.v1.BookEventType.
+ */
+export const BookEventTypeSchema: GenEnum<BookEventType> = /*@__PURE__*/
+  enumDesc(file_petbooks_v1_books, 0);
+
+/**
  * Reads the books catalogue.
  *
  * @generated from service petbooks.v1.BookService
@@ -177,6 +300,22 @@ export const BookService: GenService<{
     methodKind: "unary";
     input: typeof ListBooksRequestSchema;
     output: typeof ListBooksResponseSchema;
+  },
+  /**
+   * Streams the catalogue's changes as they happen: one BookEvent per response, in order for each
+   * book. Optionally only some books, and optionally resuming after the last event a client saw
+   * (replayed from the retained events, then live). A response without an event is a keepalive.
+   *
+   * Ends with OUT_OF_RANGE when the resume point is older than the retention (list again, then
+   * watch from now), INVALID_ARGUMENT when it is unknown, RESOURCE_EXHAUSTED when the client fell
+   * too far behind and UNAVAILABLE when the server shuts down (resume from the last event seen).
+   *
+   * @generated from rpc petbooks.v1.BookService.WatchBooks
+   */
+  watchBooks: {
+    methodKind: "server_streaming";
+    input: typeof WatchBooksRequestSchema;
+    output: typeof WatchBooksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_petbooks_v1_books, 0);

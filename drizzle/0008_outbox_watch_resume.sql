@@ -1,0 +1,2 @@
+CREATE INDEX "outbox_event_id_idx" ON "outbox" USING btree ("event_id");--> statement-breakpoint
+CREATE INDEX "outbox_published_idx" ON "outbox" USING btree ("published_at","id") WHERE "outbox"."published_at" is not null;

@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
+import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
+import { renderedOnce } from "./prepared.ts";
+import { textQuery } from "./text-query.ts";
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+}, SETUP_TIMEOUT_MS);
+afterAll(() => database?.close(), SETUP_TIMEOUT_MS);
+
+const rendered = renderedOnce();
+const statement = rendered("k", () => sql`select ${sql.placeholder("n")}::int + 1 as next`);
+const plain = rendered("plain", () => sql`select 'a$1' as text, 2 as two`);
+
+describe("textQuery", () => {
+  test("runs rendered text on the driver, with and without parameters, rows by column name", async () => {
+    const run = textQuery(database.db);
+    expect(await run<{ next: number }>(statement, [41])).toEqual([{ next: 42 }]);
+    expect(await run(plain)).toEqual([{ text: "a$1", two: 2 }]);
+  });
+
+  test("runs it through Drizzle on a handle that is no driver's own (a transaction)", async () => {
+    const answers = await database.db.transaction(async (tx) => {
+      const run = textQuery(tx);
+      return [await run<{ next: number }>(statement, [1]), await run(plain)];
+    });
+    expect(answers).toEqual([[{ next: 2 }], [{ text: "a$1", two: 2 }]]);
+  });
+
+  test("renderedOnce renders each key once and keeps at most its bound", () => {
+    let builds = 0;
+    const once = renderedOnce(2);
+    const build = () => {
+      builds += 1;
+      return sql`select 1`;
+    };
+    once("a", build);
+    once("a", build);
+    expect(builds).toBe(1);
+    once("b", build);
+    once("c", build); // over the bound: the kept ones go, and "a" is rendered again
+    once("a", build);
+    expect(builds).toBe(4);
+  });
+});

@@ -1,0 +1,47 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { Db } from "./client.ts";
+import { rows } from "./rows.ts";
+
+interface DriverClient {
+  /**
+   * postgres.js: without parameters over the simple query protocol, with them as an unnamed
+   * statement, as `execute` sends them.
+   */
+  unsafe?: (text: string, params?: unknown[]) => Promise<unknown[]>;
+  /** PGlite: a statement's text alone goes over the simple query protocol, as with postgres.js. */
+  exec?: (text: string) => Promise<{ rows: unknown[] }[]>;
+  query?: (text: string, params?: unknown[]) => Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * Runs SQL text rendered once (see renderedOnce), with its parameters if it has any (`$1`...),
+ * straight on the driver, rows as objects (so columns need names): what `db.execute` sends,
+ * without the query object, tracing span, cache lookup and promise chain Drizzle builds around
+ * that one call each time, about a twentieth of the CPU of a GET /pets. A handle that is no
+ * driver's own (a transaction's) goes through Drizzle.
+ */
+export function textQuery(db: Db): <T>(text: string, params?: unknown[]) => Promise<T[]> {
+  const client = (db as { $client?: DriverClient }).$client;
+  if (typeof client?.unsafe === "function") {
+    const unsafe = client.unsafe;
+    return async <T>(text: string, params: unknown[] = []) => (await unsafe(text, params)) as T[];
+  }
+  if (typeof client?.exec === "function" && typeof client.query === "function") {
+    const pglite = client as Required<Pick<DriverClient, "exec" | "query">>;
+    return async <T>(text: string, params: unknown[] = []) =>
+      (params.length === 0
+        ? ((await pglite.exec(text))[0]?.rows ?? [])
+        : (await pglite.query(text, params)).rows) as T[];
+  }
+  return async <T>(text: string, params: unknown[] = []) =>
+    rows<T>(await db.execute(withParams(text, params)));
+}
+
+/** Rendered text back as Drizzle SQL, `$n` bound to `params[n - 1]` (none in our literals). */
+function withParams(text: string, params: unknown[]): SQL {
+  if (params.length === 0) return sql.raw(text);
+  const parts = text.split(/\$(\d+)/);
+  return sql.join(
+    parts.map((part, i) => (i % 2 === 0 ? sql.raw(part) : sql`${params[Number(part) - 1]}`)),
+  );
+}

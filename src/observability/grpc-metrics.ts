@@ -1,0 +1,68 @@
+/**
+ * The gRPC server metrics under the names of go-grpc-prometheus / grpc-ecosystem, which existing
+ * dashboards and alerts use: started, handled by code, handling time. One Connect interceptor, so
+ * gRPC, gRPC-Web and Connect calls are all counted. It runs outermost: it sees the code the
+ * caller really gets, after the application errors were translated.
+ */
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Metrics } from "./metrics.ts";
+
+type GrpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
+
+const GRPC_TYPES: Record<string, GrpcType> = {
+  unary: "unary",
+  client_streaming: "client_stream",
+  server_streaming: "server_stream",
+  bidi_streaming: "bidi_stream",
+};
+
+/** `OK`, `NotFound`, `InvalidArgument`…: the spelling of Go's codes.Code, as dashboards expect. */
+export function grpcCodeLabel(code: Code | undefined): string {
+  return code === undefined ? "OK" : Code[code];
+}
+
+/** Calls `onEnd` once the stream is done: finished, failed, or abandoned by the caller. */
+async function* observed<T>(source: AsyncIterable<T>, onEnd: (err: unknown) => void) {
+  let failure: unknown;
+  try {
+    yield* source;
+  } catch (err) {
+    failure = err;
+    throw err;
+  } finally {
+    onEnd(failure);
+  }
+}
+
+export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {
+  const { started, handled, handling } = metrics.grpc;
+  return (next) => async (req) => {
+    const labels = {
+      grpc_type: GRPC_TYPES[req.method.methodKind] ?? "unary",
+      grpc_service: req.service.typeName,
+      grpc_method: req.method.name,
+    };
+    started.inc(labels);
+    const startedAt = performance.now();
+    const end = (err: unknown) => {
+      const code = err
+        ? ConnectError.from(err).code
+        : req.signal.aborted
+          ? Code.Canceled
+          : undefined;
+      handled.inc({ ...labels, grpc_code: grpcCodeLabel(code) });
+      handling.observe(labels, (performance.now() - startedAt) / 1000);
+    };
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        end(undefined);
+        return res;
+      }
+      return { ...res, message: observed(res.message, end) };
+    } catch (err) {
+      end(err);
+      throw err;
+    }
+  };
+}
