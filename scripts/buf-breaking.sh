@@ -7,8 +7,8 @@
 # - proto/ differs from HEAD (uncommitted edits): against HEAD.
 # - HEAD is a commit main does not contain (a branch): against the merge base with main, so
 #   changes made on main meanwhile are not held against the branch.
-# - HEAD is main's tip (a clean clone of main in CI): against HEAD's first parent, the main
-#   before the last commit or merge; comparing main with itself would check nothing.
+# - HEAD is main's tip (a clean clone of main in CI): against the main before the last commit
+#   that changed proto/; comparing main with itself would check nothing.
 # main is the local branch `main`, else `origin/main`. A clone without that history (a shallow
 # one) fails with a message instead of passing unchecked.
 set -euo pipefail
@@ -32,11 +32,14 @@ if [ -z "$against" ]; then
     base=$head
     why="the last commit (proto/ has uncommitted changes)"
   elif [ "$(git rev-parse "$main")" = "$head" ]; then
-    if ! base=$(git rev-parse -q --verify "HEAD^1^{commit}"); then
-      echo "buf breaking: HEAD is main and has no parent here (a shallow clone?); fetch more history or set BUF_BREAKING_AGAINST" >&2
+    # The last commit that changed proto/, against what it changed: comparing with HEAD's parent
+    # would check nothing whenever that commit left proto/ alone.
+    changed=$(git log -1 --format=%H -- proto)
+    if [ -z "$changed" ] || ! base=$(git rev-parse -q --verify "$changed^1^{commit}"); then
+      echo "buf breaking: no earlier proto/ in this clone (a shallow one?); fetch more history or set BUF_BREAKING_AGAINST" >&2
       exit 1
     fi
-    why="main before its last commit"
+    why="main before its last change of proto/ ($(git rev-parse --short "$changed"))"
   elif ! base=$(git merge-base HEAD "$main"); then
     echo "buf breaking: HEAD and $main share no history here (a shallow clone?); fetch more history or set BUF_BREAKING_AGAINST" >&2
     exit 1
