@@ -143,7 +143,7 @@ export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
 export async function openDatabaseFor(
   config: Config,
   logger: Logger,
-  options: { migrate: boolean },
+  options: { migrate: boolean; tracing?: Tracing | undefined },
 ) {
   const database = await openDatabase(
     {
@@ -151,6 +151,7 @@ export async function openDatabaseFor(
       dataDir: config.dataDir,
       poolSize: config.databasePoolSize,
       timeoutMs: config.databaseTimeoutMs,
+      tracing: options.tracing,
     },
     logger.child({ module: "db" }),
   );
@@ -209,7 +210,7 @@ export async function openServeDeps(config: Config, logger: Logger, telemetry: T
       await close().catch((err) => logger.error("close failed", { err }));
   };
   try {
-    const database = await openDatabaseFor(config, logger, { migrate: true });
+    const database = await openDatabaseFor(config, logger, { migrate: true, tracing });
     closers.push(() => database.close());
     const cache = await openCache(config, logger, telemetry);
     closers.push(() => cache.close());

@@ -161,7 +161,11 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
   if (parseArgs(argv, { help: "switch" }, GRPC_USAGE).flags.help) return usage(io, GRPC_USAGE);
   const config = loadConfig(io.env, { grpc: true });
   const logger = createLogger(config.logLevel);
-  const database = await openDatabaseFor(config, logger, { migrate: true });
+  const telemetry = await telemetryFor(config, io.env, "petbooks-grpc", logger);
+  const database = await openDatabaseFor(config, logger, {
+    migrate: true,
+    tracing: telemetry.tracing,
+  });
   // Without Redis, `serve` (another process) could not invalidate a cache of ours: read through.
   let cache = createNoCache();
   let onFatal: (err: Error) => void = () => {};
@@ -170,7 +174,6 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
   });
   let exitCode = 0;
   let feed: WatchFeed | undefined;
-  const telemetry = await telemetryFor(config, io.env, "petbooks-grpc", logger);
   const { metrics } = telemetry;
   let metricsServer: MetricsServer | undefined;
   try {

@@ -11,6 +11,8 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import type { Logger } from "../logger.ts";
+import { tracePglite, tracePostgres } from "../observability/db-tracing.ts";
+import type { Tracing } from "../observability/tracing.ts";
 import { redactUrl } from "../redact.ts";
 import { retry } from "../retry.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
@@ -46,6 +48,8 @@ export interface DatabaseOptions {
    * embedded-snapshot.ts), or `null` for initdb. Omitted: the snapshot built into the executable.
    */
   snapshot?: Blob | null;
+  /** A client span per statement (observability/db-tracing.ts); none: tracing is off. */
+  tracing?: Tracing | undefined;
 }
 
 export async function openDatabase(options: DatabaseOptions, logger: Logger): Promise<Database> {
@@ -80,11 +84,12 @@ async function openPostgres(url: string, options: DatabaseOptions, logger: Logge
     connection: { application_name: "petbooks", statement_timeout: timeoutMs },
   });
   boundWaitsForConnections(client, timeoutMs);
-  const db = drizzlePostgres({ client }) as unknown as Db;
+  const traced = tracePostgres(client, options.tracing);
+  const db = drizzlePostgres({ client: traced }) as unknown as Db;
   // Bounded on our side too: a connection whose peer vanished without a word (no FIN, no RST)
   // waits for TCP, and statement_timeout runs on a server that never got the query.
   const ping = async () => {
-    await withDatabaseTimeout(client.unsafe("select 1"), timeoutMs, "ping");
+    await withDatabaseTimeout(traced.unsafe("select 1"), timeoutMs, "ping");
   };
   const connect = () =>
     ping().catch((err) => {
@@ -226,7 +231,9 @@ async function openEmbedded(options: DatabaseOptions, logger: Logger) {
       parsers: DRIZZLE_PGLITE_PARSERS,
       ...(isNew && snapshot ? { loadDataDir: snapshot } : {}),
     });
-    const db = drizzlePglite({ client: withoutQueryParsers(client) }) as unknown as Db;
+    const db = drizzlePglite({
+      client: tracePglite(withoutQueryParsers(client), options.tracing),
+    }) as unknown as Db;
     logger.debug("embedded database opened", { data_dir: dataDir ?? "memory" });
     return {
       db,

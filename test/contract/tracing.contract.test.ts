@@ -29,6 +29,7 @@ interface ExportedSpan {
   name: string;
   kind: number;
   service: string;
+  attributes?: { key: string; value: { stringValue?: string } }[];
 }
 
 /** An OTLP/HTTP (JSON) trace receiver: every span it was sent. */
@@ -99,8 +100,9 @@ describe("OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
       headers: { "x-api-key": CONTRACT_API_KEY, traceparent: `00-${traceId}-${parentId}-01` },
     });
     expect(res.status).toBe(200);
+    // The server span (OTLP kind 2): its database statements' client spans share the trace.
     const span = await until("the request's span", () =>
-      receiver.spans.find((s) => s.traceId === traceId),
+      receiver.spans.find((s) => s.traceId === traceId && s.kind === 2),
     );
     expect(span).toMatchObject({ name: "GET /pets", parentSpanId: parentId, kind: 2 });
     expect(span.service).toBe("petbooks-serve");
@@ -130,7 +132,7 @@ describe("OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
       },
     );
     const span = await until("the call's span", () =>
-      receiver.spans.find((s) => s.traceId === traceId),
+      receiver.spans.find((s) => s.traceId === traceId && s.kind === 2),
     );
     expect(span).toMatchObject({
       name: "petbooks.v1.BookService/GetBook",
@@ -182,6 +184,20 @@ describe("dev: one trace from POST /books to the consumer", () => {
     const request = await until("the request's span", () =>
       receiver.spans.find((s) => s.traceId === traceId && s.name === "POST /books"),
     );
+    // A statement of the write: a client span (OTLP kind 3) under a span of the same trace.
+    const statement = await until("a database span of the request", () =>
+      receiver.spans.find(
+        (s) =>
+          s.traceId === traceId &&
+          s.attributes?.some(
+            (a) => a.key === "db.system.name" && a.value.stringValue === "postgresql",
+          ),
+      ),
+    );
+    expect(statement.kind).toBe(3);
+    expect(
+      receiver.spans.some((s) => s.traceId === traceId && s.spanId === statement.parentSpanId),
+    ).toBe(true);
     const consumed = await until("the consumer's span", () =>
       receiver.spans.find((s) => s.traceId === traceId && s.name.startsWith("process ")),
     );
