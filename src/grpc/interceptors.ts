@@ -7,6 +7,7 @@ import { Code, ConnectError, createContextKey, type Interceptor } from "@connect
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type ErrorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { observed } from "./observed-stream.ts";
 
 /** The id of the current call: the caller's `x-request-id` when it is sane, a fresh UUID otherwise. */
 export const REQUEST_ID = createContextKey("", { description: "request id" });
@@ -56,22 +57,6 @@ export function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "c
   if (contentType?.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType?.startsWith("application/grpc")) return "grpc";
   return "connect";
-}
-
-/** Calls `onEnd` once when the stream is done: finished, failed, or abandoned by the caller. */
-async function* observed<T>(
-  source: AsyncIterable<T>,
-  onEnd: (err: unknown) => void,
-): AsyncGenerator<T> {
-  let failure: unknown;
-  try {
-    yield* source;
-  } catch (err) {
-    failure = err;
-    throw err;
-  } finally {
-    onEnd(failure);
-  }
 }
 
 async function* translated<T>(

@@ -5,6 +5,7 @@
  * caller really gets, after the application errors were translated.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { observed } from "../grpc/observed-stream.ts";
 import type { Metrics } from "./metrics.ts";
 
 type GrpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
@@ -19,19 +20,6 @@ const GRPC_TYPES: Record<string, GrpcType> = {
 /** `OK`, `NotFound`, `InvalidArgument`…: the spelling of Go's codes.Code, as dashboards expect. */
 export function grpcCodeLabel(code: Code | undefined): string {
   return code === undefined ? "OK" : Code[code];
-}
-
-/** Calls `onEnd` once the stream is done: finished, failed, or abandoned by the caller. */
-async function* observed<T>(source: AsyncIterable<T>, onEnd: (err: unknown) => void) {
-  let failure: unknown;
-  try {
-    yield* source;
-  } catch (err) {
-    failure = err;
-    throw err;
-  } finally {
-    onEnd(failure);
-  }
 }
 
 export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {

@@ -5,20 +5,9 @@
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { context, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { observed } from "../grpc/observed-stream.ts";
 import { grpcCodeLabel } from "./grpc-metrics.ts";
 import type { Tracing } from "./tracing.ts";
-
-async function* observed<T>(source: AsyncIterable<T>, onEnd: (err: unknown) => void) {
-  let failure: unknown;
-  try {
-    yield* source;
-  } catch (err) {
-    failure = err;
-    throw err;
-  } finally {
-    onEnd(failure);
-  }
-}
 
 /** Server-side failures, as OpenTelemetry's RPC conventions count them (not the caller's). */
 const SERVER_ERRORS = new Set([
