@@ -5,8 +5,7 @@
  * event source in this process). The live feed itself is tested end to end in
  * test/watch.e2e.test.ts (`petbooks dev`) and on the fake broker in src/events/watch-feed.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -19,29 +18,13 @@ import { openDatabase } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { BookService } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
-import { type RunningGrpcServer, startGrpcServer, tempDataDir } from "../binary.ts";
-import { CONTRACT_JWT_SECRET } from "./harness.ts";
+import { startGrpcServer } from "../binary.ts";
+import { CONTRACT_JWT_SECRET, useBinaryCommand } from "./harness.ts";
 
-setDefaultTimeout(60_000);
-
-const dataDir = tempDataDir();
-const env: Record<string, string> = {
-  DATA_DIR: dataDir,
-  LOG_LEVEL: "info",
-  JWT_SECRET: CONTRACT_JWT_SECRET,
-};
-let dropDatabase = async () => {};
-let server: RunningGrpcServer | undefined;
 let authorization = "";
 
-beforeAll(async () => {
-  if (process.env.DATABASE_URL) {
-    const database = await createEmptyPostgresDatabase();
-    env.DATABASE_URL = database.url;
-    dropDatabase = database.drop;
-  }
-  // A user goes in before the server starts: the embedded database admits one process at a time.
+// A user goes in before the server starts: the embedded database admits one process at a time.
+const running = useBinaryCommand(startGrpcServer, {}, async (env) => {
   const database = await openDatabase(
     { databaseUrl: env.DATABASE_URL, dataDir: env.DATA_DIR },
     silentLogger,
@@ -58,14 +41,7 @@ beforeAll(async () => {
   } finally {
     await database.close();
   }
-  server = await startGrpcServer(env);
-}, SETUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  if (server && server.proc.exitCode === null) await server.stop("SIGKILL");
-  await dropDatabase();
-  rmSync(dataDir, { recursive: true, force: true });
-}, SETUP_TIMEOUT_MS);
+});
 
 type Options = { baseUrl: string; interceptors: Interceptor[] };
 const PROTOCOLS = [
@@ -82,7 +58,7 @@ async function watchOutcome(
   request: { bookIds?: string[]; resumeAfterEventId?: string },
   withToken: boolean,
 ) {
-  if (!server) throw new Error("petbooks grpc did not start (see beforeAll)");
+  const server = running();
   const token: Interceptor = (next) => (req) => {
     if (withToken) req.header.set("authorization", authorization);
     return next(req);
