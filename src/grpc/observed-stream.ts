@@ -1,4 +1,5 @@
 /** A streamed response that reports its end: the interceptors that log, count and trace calls. */
+import type { StreamResponse, UnaryResponse } from "@connectrpc/connect";
 
 /** Calls `onEnd` once when the stream is done: finished, failed, or abandoned by the caller. */
 export async function* observed<T>(
@@ -14,4 +15,26 @@ export async function* observed<T>(
   } finally {
     onEnd(failure);
   }
+}
+
+/**
+ * Awaits a call's response and calls `onEnd` once the call is over: on failure, at once for a
+ * unary answer, at the end of its stream for a streamed one.
+ */
+export async function whenCallEnds<R extends UnaryResponse | StreamResponse>(
+  response: Promise<R>,
+  onEnd: (err: unknown) => void,
+): Promise<R> {
+  let res: R;
+  try {
+    res = await response;
+  } catch (err) {
+    onEnd(err);
+    throw err;
+  }
+  if (!res.stream) {
+    onEnd(undefined);
+    return res;
+  }
+  return { ...res, message: observed(res.message, onEnd) };
 }

@@ -5,7 +5,7 @@
  * caller really gets, after the application errors were translated.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { observed } from "../grpc/observed-stream.ts";
+import { whenCallEnds } from "../grpc/observed-stream.ts";
 import type { Metrics } from "./metrics.ts";
 
 type GrpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
@@ -41,16 +41,6 @@ export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {
       handled.inc({ ...labels, grpc_code: grpcCodeLabel(code) });
       handling.observe(labels, (performance.now() - startedAt) / 1000);
     };
-    try {
-      const res = await next(req);
-      if (!res.stream) {
-        end(undefined);
-        return res;
-      }
-      return { ...res, message: observed(res.message, end) };
-    } catch (err) {
-      end(err);
-      throw err;
-    }
+    return whenCallEnds(next(req), end);
   };
 }

@@ -5,7 +5,7 @@
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { context, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { observed } from "../grpc/observed-stream.ts";
+import { whenCallEnds } from "../grpc/observed-stream.ts";
 import { grpcCodeLabel } from "./grpc-metrics.ts";
 import type { Tracing } from "./tracing.ts";
 
@@ -42,18 +42,6 @@ export function grpcTracingInterceptor(tracing: Tracing): Interceptor {
       }
       span.end();
     };
-    return context.with(trace.setSpan(context.active(), span), async () => {
-      try {
-        const res = await next(req);
-        if (!res.stream) {
-          end(undefined);
-          return res;
-        }
-        return { ...res, message: observed(res.message, end) };
-      } catch (err) {
-        end(err);
-        throw err;
-      }
-    });
+    return context.with(trace.setSpan(context.active(), span), () => whenCallEnds(next(req), end));
   };
 }
