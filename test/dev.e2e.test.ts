@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { bufCurl } from "../src/grpc/test-server.ts";
-import { SETUP_TIMEOUT_MS } from "../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
 import { type RunningDev, runBinary, startDev, tempDataDir } from "./binary.ts";
 
 setDefaultTimeout(60_000);

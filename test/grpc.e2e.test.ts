@@ -8,7 +8,8 @@ import { openDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { bufCurl, grpcJsCall, grpcJsClient } from "../src/grpc/test-server.ts";
 import { silentLogger } from "../src/logger.ts";
-import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../src/testing/database.ts";
+import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
 import { type RunningGrpcServer, runBinary, startGrpcServer, tempDataDir } from "./binary.ts";
 
 // These start the compiled binary (built on first use): more than the default 5 s on a busy machine.

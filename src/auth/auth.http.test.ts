@@ -9,6 +9,7 @@ import {
   TEST_JWT_SECRET,
   type TestApp,
 } from "../testing/app.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import {
   bodyCaseRequest,
   FORGED_TOKENS,
@@ -31,7 +32,7 @@ setDefaultTimeout(30_000);
 beforeAll(async () => {
   t = await createTestApp();
 }, 120_000);
-afterAll(() => t?.close());
+afterAll(() => t?.close(), TEARDOWN_TIMEOUT_MS);
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
@@ -250,7 +251,7 @@ describe("bearer token attack matrix", () => {
   beforeAll(async () => {
     user = await newUser();
     valid = await tokenFor(user);
-  });
+  }, SETUP_TIMEOUT_MS);
 
   const forged = {
     "no Authorization header": () => undefined,

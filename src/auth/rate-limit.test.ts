@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createLogger, silentLogger } from "../logger.ts";
 import { type OutageMode, startTcpProxy } from "../testing/tcp-proxy.ts";
+import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { createRedisCounterStore } from "./rate-limit.redis.ts";
 import {
   type CounterStore,
@@ -28,7 +29,7 @@ function limiterRules(name: string, makeStore: () => Promise<CounterStore>) {
     };
     afterAll(async () => {
       for (const s of stores) await s.close();
-    });
+    }, TEARDOWN_TIMEOUT_MS);
 
     test("allows `limit` hits per window, then refuses until the window ends", async () => {
       const clock = fakeClock();

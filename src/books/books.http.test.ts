@@ -3,8 +3,8 @@ import { sql } from "drizzle-orm";
 import { rows } from "../db/rows.ts";
 import { type BookEvent, type BookEventJson, changeOf } from "../events/events.ts";
 import { createTestApp, jsonRequest, readJson, type TestApp } from "../testing/app.ts";
-import { SETUP_TIMEOUT_MS } from "../testing/database.ts";
 import { caseInit, type HttpCase } from "../testing/http-cases.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { BOOKS_CASES } from "./books.cases.ts";
 import {
   BOOK_NOT_FOUND,

@@ -15,7 +15,8 @@ import {
   type TestGrpcServer,
 } from "../grpc/test-server.ts";
 import { createTestCache } from "../testing/app.ts";
-import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import type { Book } from "./books.model.ts";
 import { createBooksRepository } from "./books.repository.ts";
 import { PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, pageSize } from "./books.rpc.ts";
@@ -50,7 +51,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await database.db.execute(sql`delete from books`);
-});
+}, SETUP_TIMEOUT_MS);
 
 function addBook(): Promise<Book> {
   counter += 1;

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../logger.ts";
+import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { type Cache, createMemoryCache, createNoCache, UNAVAILABLE } from "./cache.ts";
 import { createRedisCache } from "./redis-cache.ts";
 
@@ -11,7 +12,7 @@ const redisUrl = process.env.REDIS_URL;
 const caches: Cache[] = [];
 afterAll(async () => {
   for (const cache of caches) await cache.close();
-});
+}, TEARDOWN_TIMEOUT_MS);
 
 const implementations: [string, () => Promise<Cache>][] = [
   ["memory", async () => createMemoryCache(60)],

@@ -3,7 +3,7 @@ import { createBooksRepository } from "../books/books.repository.ts";
 import { createPetsRepository } from "../pets/pets.repository.ts";
 import { detectImageFormat } from "../storage/image-format.ts";
 import { createTestApp, jsonRequest, readJson, type TestApp } from "../testing/app.ts";
-import { SETUP_TIMEOUT_MS } from "../testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { DEMO_USER, seed } from "./seed.ts";
 
 let t: TestApp;

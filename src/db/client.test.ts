@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { silentLogger } from "../logger.ts";
-import { SETUP_TIMEOUT_MS } from "../testing/database.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../testing/tcp-proxy.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { type Database, openDatabase } from "./client.ts";
 import { isDatabaseUnavailable } from "./errors.ts";
 

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { DataDirLockedError, lockDataDir } from "./data-dir-lock.ts";
 
 const dirs: string[] = [];
@@ -12,7 +13,7 @@ const tempDir = () => {
 };
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+}, TEARDOWN_TIMEOUT_MS);
 
 describe("lockDataDir", () => {
   test("takes and releases the lock", () => {

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { createLogger } from "../logger.ts";
-import { SETUP_TIMEOUT_MS, testSnapshot } from "../testing/database.ts";
+import { testSnapshot } from "../testing/database.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { openDatabase } from "./client.ts";
 import { createSnapshot } from "./create-snapshot.ts";
 import { MIGRATIONS, migrate } from "./migrate.ts";
@@ -13,7 +14,7 @@ import { rows } from "./rows.ts";
 const dirs: string[] = [];
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+}, TEARDOWN_TIMEOUT_MS);
 
 function newDataDir() {
   const dir = mkdtempSync(join(tmpdir(), "petbooks-snapshot-test-"));

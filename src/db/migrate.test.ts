@@ -4,9 +4,9 @@ import { silentLogger } from "../logger.ts";
 import {
   createEmptyPostgresDatabase,
   createTestDatabase,
-  SETUP_TIMEOUT_MS,
   type TestDatabase,
 } from "../testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { openDatabase } from "./client.ts";
 import { MIGRATIONS, migrate } from "./migrate.ts";
 import { rows } from "./rows.ts";

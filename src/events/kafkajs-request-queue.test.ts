@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
+import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { patchKafkaRequestQueue } from "./kafkajs-request-queue.ts";
 
 const logger = { debug() {}, warn() {} };
@@ -32,7 +33,7 @@ function timeoutsDuring(fn: () => void): number[] {
 const queues: RequestQueue[] = [];
 afterEach(() => {
   for (const q of queues.splice(0)) q.destroy();
-});
+}, TEARDOWN_TIMEOUT_MS);
 
 describe("kafkajs request queue fix", () => {
   patchKafkaRequestQueue();

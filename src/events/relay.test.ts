@@ -14,7 +14,8 @@ import { createMemoryCache } from "../cache/cache.ts";
 import { openDatabase } from "../db/client.ts";
 import { rows } from "../db/rows.ts";
 import { createLogger, silentLogger } from "../logger.ts";
-import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { createManualClock, type ManualClock } from "./clock.ts";
 import {
   type BookEvent,

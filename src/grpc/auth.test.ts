@@ -13,6 +13,7 @@ import type { Book } from "../books/books.model.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService, GetBookRequestSchema } from "../gen/petbooks/v1/books_pb.ts";
 import { memoryUsers } from "../testing/memory-users.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { callRaw, PROTOCOLS } from "./error-cases.ts";
 import {
   bufCurl,
@@ -45,8 +46,8 @@ let server: TestGrpcServer;
 
 beforeAll(async () => {
   server = await startTestGrpcServer({ books, repository });
-});
-afterAll(() => server.close(1000));
+}, SETUP_TIMEOUT_MS);
+afterAll(() => server.close(1000), TEARDOWN_TIMEOUT_MS);
 
 async function failureOf(call: Promise<unknown>): Promise<ConnectError> {
   try {

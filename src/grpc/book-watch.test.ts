@@ -35,7 +35,8 @@ import {
   type WatchBooksResponse,
 } from "../gen/petbooks/v1/books_pb.ts";
 import { silentLogger } from "../logger.ts";
-import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { createBookWatch, type WatchReplaySource } from "./book-watch.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Code } from "@connectrpc/connect";
 import type { Book } from "../books/books.model.ts";
 import { NotFoundError } from "../errors.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { callRaw, caseContext, GRPC_ERROR_CASES, INTERNALS } from "./error-cases.ts";
 import { COMPRESSED_WITHOUT_ENCODING, decodeErrorAnswer, undecodable } from "./interceptors.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
@@ -33,8 +34,8 @@ beforeAll(async () => {
       count: async () => books.length,
     },
   });
-});
-afterAll(() => server.close(1_000));
+}, SETUP_TIMEOUT_MS);
+afterAll(() => server.close(1_000), TEARDOWN_TIMEOUT_MS);
 
 const matrix = GRPC_ERROR_CASES.flatMap((c) =>
   c.protocols.map((protocol) => [c.name, protocol, c] as const),

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { Code, ConnectError } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { ServingStatus } from "./health.ts";
 import {
   bufCurl,
@@ -21,11 +22,11 @@ beforeAll(async () => {
     },
     healthWatchIntervalMs: 20,
   });
-});
-afterAll(() => server.close(1000));
+}, SETUP_TIMEOUT_MS);
+afterAll(() => server.close(1000), TEARDOWN_TIMEOUT_MS);
 beforeEach(() => {
   databaseUp = true;
-});
+}, SETUP_TIMEOUT_MS);
 
 describe("Check", () => {
   test.each(["", "petbooks.v1.BookService"])(

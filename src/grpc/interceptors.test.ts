@@ -11,6 +11,7 @@ import {
 } from "../errors.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { codeName, DATABASE_UNAVAILABLE } from "./interceptors.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
@@ -28,8 +29,8 @@ beforeAll(async () => {
       },
     },
   });
-});
-afterAll(() => server.close(1000));
+}, SETUP_TIMEOUT_MS);
+afterAll(() => server.close(1000), TEARDOWN_TIMEOUT_MS);
 
 async function failureOf(call: Promise<unknown>): Promise<ConnectError> {
   try {

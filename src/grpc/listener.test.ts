@@ -6,14 +6,15 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { silentLogger } from "../logger.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { dualProtocolListener } from "./listener.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
 let server: TestGrpcServer;
 beforeAll(async () => {
   server = await startTestGrpcServer();
-});
-afterAll(() => server?.close(1000));
+}, SETUP_TIMEOUT_MS);
+afterAll(() => server?.close(1000), TEARDOWN_TIMEOUT_MS);
 
 describe("one port for HTTP/2 and HTTP/1.1", () => {
   test.each([

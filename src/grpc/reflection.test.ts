@@ -8,6 +8,7 @@ import {
   type ServerReflectionResponse,
 } from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { bufCurl, startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
 let server: TestGrpcServer;
@@ -25,8 +26,8 @@ beforeAll(async () => {
       }),
     },
   });
-});
-afterAll(() => server.close(1000));
+}, SETUP_TIMEOUT_MS);
+afterAll(() => server.close(1000), TEARDOWN_TIMEOUT_MS);
 
 type Ask = MessageInitShape<typeof ServerReflectionRequestSchema>["messageRequest"];
 

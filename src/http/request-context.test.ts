@@ -6,6 +6,7 @@ import { NotFoundError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { createLocalPhotoStorage } from "../storage/photo-storage.ts";
 import { makeTempDir } from "../testing/temp.ts";
+import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS, createCors } from "./cors.ts";
 import { InFlight } from "./in-flight.ts";
 import { requestContext } from "./request-context.ts";
@@ -80,7 +81,7 @@ const png = new Uint8Array(64).fill(7);
 afterAll(async () => {
   // Nothing may be left behind by the failed writes (the temp folder goes after the run).
   expect(readdirSync(photoDir)).toEqual([]);
-});
+}, TEARDOWN_TIMEOUT_MS);
 
 const problemOf = async (res: Response) => {
   expect(res.headers.get("content-type")).toStartWith("application/problem+json");

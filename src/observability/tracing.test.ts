@@ -3,6 +3,7 @@
  * children of the caller's `traceparent`, cache calls as their children, log lines inside them
  * with `trace_id` and `span_id`; and nothing installed while tracing is off.
  */
+
 import { afterAll, describe, expect, test } from "bun:test";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
@@ -13,6 +14,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1
 import { InFlight } from "../http/in-flight.ts";
 import { requestContext } from "../http/request-context.ts";
 import { correlateLogs, createLogger } from "../logger.ts";
+import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { traceCache } from "./cache-tracing.ts";
 import { setTraceparentSource } from "./event-traces.ts";
 import { grpcTracingInterceptor } from "./grpc-tracing.ts";
@@ -30,7 +32,7 @@ afterAll(async () => {
   correlateLogs(undefined);
   setTraceparentSource(undefined);
   await tracing.shutdown();
-});
+}, TEARDOWN_TIMEOUT_MS);
 
 const afterResponseHooks = async () => {
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));

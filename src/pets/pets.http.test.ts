@@ -11,9 +11,9 @@ import {
   TEST_API_KEY,
   type TestApp,
 } from "../testing/app.ts";
-import { SETUP_TIMEOUT_MS } from "../testing/database.ts";
 import { IMAGE_HEADS, newPet, pngBytes } from "../testing/factories.ts";
 import { caseInit, type HttpCase, jsonOfSize, MiB } from "../testing/http-cases.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { CASES_MAX_PHOTO_BYTES, PETS_CASES } from "./pets.cases.ts";
 import {
   DeletePetsSchema,

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { rows } from "../db/rows.ts";
-import { createTestDatabase, SETUP_TIMEOUT_MS, type TestDatabase } from "../testing/database.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { newPet } from "../testing/factories.ts";
+import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { createPetsRepository, type PetsRepository } from "./pets.repository.ts";
 
 let database: TestDatabase;

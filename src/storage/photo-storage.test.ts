@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../logger.ts";
-import { SETUP_TIMEOUT_MS } from "../testing/database.ts";
 import { startTestS3Server, type TestS3Server } from "../testing/s3.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import {
   createLocalPhotoStorage,
   PARTIAL_FILE_MAX_AGE_MS,
@@ -16,7 +16,7 @@ import { createS3Client, createS3PhotoStorage } from "./s3-photo-storage.ts";
 import { StorageFullError, StorageUnwritableError } from "./storage-errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "petbooks-storage-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }), TEARDOWN_TIMEOUT_MS);
 
 const PNG = { extension: "png", contentType: "image/png" } as const;
 const errno = (code: string) => Object.assign(new Error(`${code}: simulated`), { code });
@@ -118,7 +118,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await s3?.close();
   await vhost?.close();
-});
+}, TEARDOWN_TIMEOUT_MS);
 
 /** A bucket named like a host under .localhost, for virtual-hosted style (see testing/s3.ts). */
 const VHOST_BUCKET = "photos.vhost.localhost";

@@ -8,12 +8,6 @@ import { createSnapshot } from "../db/create-snapshot.ts";
 import { migrate } from "../db/migrate.ts";
 import { silentLogger } from "../logger.ts";
 
-/**
- * Hooks that create a database or start a process do real work that a busy machine slows down
- * many times over: they get this budget instead of Bun's 5 s default.
- */
-export const SETUP_TIMEOUT_MS = 180_000;
-
 let snapshot: Promise<Blob> | undefined;
 
 /**

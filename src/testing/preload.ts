@@ -1,6 +1,7 @@
 /** Loaded before every test file (bunfig.toml): says once which database the suite runs on. */
 import { afterAll } from "bun:test";
 import { removeTempDirs } from "./temp.ts";
+import { TEARDOWN_TIMEOUT_MS } from "./timeouts.ts";
 
 const target = process.env.DATABASE_URL ? "PostgreSQL (DATABASE_URL)" : "embedded PGlite";
 if (!(globalThis as { __petbooksAnnounced?: boolean }).__petbooksAnnounced) {
@@ -9,4 +10,4 @@ if (!(globalThis as { __petbooksAnnounced?: boolean }).__petbooksAnnounced) {
 }
 
 // A hook in the preload runs once, after the last test file.
-afterAll(removeTempDirs);
+afterAll(removeTempDirs, TEARDOWN_TIMEOUT_MS);

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { startTcpProxy } from "./tcp-proxy.ts";
+import { TEARDOWN_TIMEOUT_MS } from "./timeouts.ts";
 
 /** An upper-casing echo server: what comes back shows the bytes went through. */
 const echo = Bun.listen({
@@ -12,7 +13,7 @@ const echo = Bun.listen({
     },
   },
 });
-afterAll(() => echo.stop(true));
+afterAll(() => echo.stop(true), TEARDOWN_TIMEOUT_MS);
 
 interface Client {
   received: () => string;

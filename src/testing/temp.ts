@@ -2,7 +2,8 @@
  * Temporary folders that tests make, removed when the test run ends (preload.ts registers the
  * cleanup): `bun test` emits no process "exit" event, and a 130 MB binary per run adds up.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -14,7 +15,8 @@ export function makeTempDir(prefix: string): string {
   return dir;
 }
 
-export function removeTempDirs(): void {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+export async function removeTempDirs(): Promise<void> {
+  const dirs = [...made];
   made.clear();
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 }

@@ -14,7 +14,7 @@ import {
   signedToken,
   TOKEN_REQUESTS,
 } from "../../src/auth/auth.cases.ts";
-import { SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   CONTRACT_JWT_SECRET,
   type ContractServer,

@@ -28,7 +28,8 @@ import {
 } from "../../src/grpc/error-cases.ts";
 import { bufCurl } from "../../src/grpc/test-server.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
+import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import { type RunningGrpcServer, runBinary, startGrpcServer, tempDataDir } from "../binary.ts";
 import { CONTRACT_JWT_SECRET } from "./harness.ts";
 

@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
 import { rmSync } from "node:fs";
-import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
+import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import { type RunningCommand, startServer, tempDataDir } from "../binary.ts";
 
 export const CONTRACT_API_KEY = "contract-api-key-0123456789";

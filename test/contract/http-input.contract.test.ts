@@ -10,7 +10,6 @@ import { connect } from "node:net";
 import { BOOKS_CASES } from "../../src/books/books.cases.ts";
 import { CASES_MAX_PHOTO_BYTES, PETS_CASES } from "../../src/pets/pets.cases.ts";
 import { pngBytes } from "../../src/storage/png.ts";
-import { SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
 import {
   caseInit,
   type HttpCase,
@@ -18,6 +17,7 @@ import {
   MiB,
   streamed,
 } from "../../src/testing/http-cases.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import { type RunningServer, startServer, tempDataDir } from "../binary.ts";
 import {
   CONTRACT_API_KEY,

@@ -18,7 +18,8 @@ import {
 } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { callRaw, PROTOCOLS } from "../../src/grpc/error-cases.ts";
 import { promtoolProblems, sample, sumOf } from "../../src/observability/metrics-text.ts";
-import { createEmptyPostgresDatabase, SETUP_TIMEOUT_MS } from "../../src/testing/database.ts";
+import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   type RunningGrpcServer,
   type RunningServer,
@@ -156,7 +157,7 @@ describe("grpc's metrics listener (METRICS_PORT), behind METRICS_TOKEN", () => {
       .split("\n")
       .find((l) => l.includes('"msg":"metrics listening"'));
     metricsUrl = (JSON.parse(line ?? "{}") as { url?: string }).url ?? "";
-  });
+  }, SETUP_TIMEOUT_MS);
 
   const auth = { authorization: `Bearer ${METRICS_TOKEN}` };
 

@@ -3,6 +3,7 @@
  * local folder, and a bucket on s3rver): the same upload answers, the same stored bytes, the same
  * range and conditional answers. Each case here failed before its fix (see docs/storage.md).
  */
+
 import { afterAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { pngBytes, pngChunk } from "../../src/storage/png.ts";
@@ -17,6 +18,7 @@ import {
   webpWithMetadata,
 } from "../../src/testing/photo-fixtures.ts";
 import { startTestS3Server } from "../../src/testing/s3.ts";
+import { TEARDOWN_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import { type ContractServer, expectProblem, useContractServer } from "./harness.ts";
 
 const s3 = await startTestS3Server("contract-photos");
@@ -70,7 +72,7 @@ const failingS3 = Bun.serve({
     );
   },
 });
-afterAll(() => failingS3.stop(true));
+afterAll(() => failingS3.stop(true), TEARDOWN_TIMEOUT_MS);
 
 const failing = useContractServer({
   S3_BUCKET: "failing-bucket",

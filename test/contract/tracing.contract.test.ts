@@ -5,10 +5,12 @@
  * `trace_id` and `span_id`. Without the variable nothing is sent (the other contract files run
  * that way).
  */
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetBookRequestSchema } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { callRaw } from "../../src/grpc/error-cases.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   type RunningDev,
   type RunningGrpcServer,
@@ -90,8 +92,8 @@ describe("OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
   beforeAll(() => {
     serve = runningServe();
     grpc = runningGrpc();
-  });
-  afterAll(() => receiver.stop());
+  }, SETUP_TIMEOUT_MS);
+  afterAll(() => receiver.stop(), TEARDOWN_TIMEOUT_MS);
 
   test("serve: a span per request in the caller's trace, and its ids in the log lines", async () => {
     const traceId = randomHex(16);
@@ -152,8 +154,8 @@ describe("dev: one trace from POST /books to the consumer", () => {
 
   beforeAll(() => {
     dev = running();
-  });
-  afterAll(() => receiver.stop());
+  }, SETUP_TIMEOUT_MS);
+  afterAll(() => receiver.stop(), TEARDOWN_TIMEOUT_MS);
 
   test("the consumer's span is a child of the request's, and its log line says so", async () => {
     const base = dev?.httpUrl ?? "";
@@ -219,7 +221,7 @@ describe("OTEL_EXPORTER_OTLP_ENDPOINT unset", () => {
 
   beforeAll(() => {
     serve = running();
-  });
+  }, SETUP_TIMEOUT_MS);
 
   test("log lines carry no trace ids, even for a request with a traceparent", async () => {
     const traceId = randomHex(16);
