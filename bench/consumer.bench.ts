@@ -1,23 +1,23 @@
 /**
  * Consumer throughput: already-published book events, as kafkajs hands them over (batches of
- * message objects, binary protobuf with CloudEvents headers), through the real handler (decode, duplicate check in PostgreSQL, one JSON log
- * line each), new and then all again as duplicates. Target: 5,000 events/s or more.
+ * message objects, binary protobuf with CloudEvents headers), through the real handler (decode,
+ * duplicate check in PostgreSQL, one JSON log line each), new and then all again as duplicates.
+ * Target: 5,000 events/s or more.
  *
  *   bun bench/consumer.bench.ts [--events 50000]
  *
  * Needs PostgreSQL at 127.0.0.1:5432 (or BENCH_POSTGRES_URL); makes and drops its own database.
  */
-import { parseArgs } from "node:util";
-import { openDatabase } from "../src/db/client.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { toKafkaMessage } from "../src/events/cloudevents.ts";
-import { createEventConsumer } from "../src/events/consumer.ts";
-import { type BookEventJson, fromEventJson } from "../src/events/events.ts";
-import { createLogger, silentLogger } from "../src/logger.ts";
 import { runBench } from "./lib/cleanup.ts";
 import { dropDatabase, recreateDatabase } from "./lib/database.ts";
 import { loadAverage } from "./lib/machine.ts";
-import { integerOption } from "./lib/options.ts";
+import {
+  type BookEventJson,
+  createEventConsumer,
+  kafkaRecordEncoder,
+  migrate,
+  openDatabase,
+} from "./lib/petbooks.ts";
 
 const DATABASE = "petbooks_bench_consumer";
 /** kafkajs hands over up to a fetch's worth per partition; 500 is typical. */
@@ -26,58 +26,38 @@ const TARGET = 5_000;
 
 function event(i: number): BookEventJson {
   const type = (["book.created", "book.updated", "book.deleted"] as const)[i % 3] ?? "book.created";
+  const at = "2026-01-01T00:00:00Z";
+  const book = { id: Bun.randomUUIDv7(), title: `Title ${i}`, author: "Author" };
   return {
     id: Bun.randomUUIDv7(),
     type,
     occurred_at: new Date().toISOString(),
-    book: {
-      id: Bun.randomUUIDv7(),
-      title: `Title ${i}`,
-      author: "Author",
-      published_on: "2001-02-03",
-      created_at: "2026-01-01T00:00:00Z",
-      updated_at: "2026-01-01T00:00:00Z",
-    },
+    book: { ...book, published_on: "2001-02-03", created_at: at, updated_at: at },
   };
 }
 
-function recordOf(json: BookEventJson) {
-  const decoded = fromEventJson(json);
-  if (typeof decoded === "string") throw new Error(decoded);
-  const { value, headers } = toKafkaMessage(decoded);
-  return { value: value as Buffer, headers: headers as Record<string, string> };
-}
-
 await runBench({
-  usage: "usage: bun bench/consumer.bench.ts [--events N]",
-  parseOptions: (argv) => {
-    const { values } = parseArgs({
-      args: argv,
-      options: { events: { type: "string", default: "50000" }, help: { type: "boolean" } },
-    });
-    return values.help ? undefined : { events: integerOption(values.events, "events") };
-  },
+  script: "bench/consumer.bench.ts",
+  options: { events: { int: 50_000, help: "events consumed, new and then again as duplicates" } },
   run: async ({ events }, cleanup) => {
     const url = await recreateDatabase(DATABASE);
     cleanup.defer(() => dropDatabase(DATABASE));
-    const database = await openDatabase({ databaseUrl: url, poolSize: 4 }, silentLogger);
+    const database = await openDatabase({ databaseUrl: url, poolSize: 4 });
     cleanup.defer(() => database.close());
-    await migrate(database.db, silentLogger);
+    await migrate(database.db);
+    const record = await kafkaRecordEncoder();
     const messages = Array.from({ length: events }, (_, i) => ({
       topic: "petbooks.books",
       partition: i % 3,
       offset: String(i),
       // As petbooks publishes them: binary protobuf with CloudEvents headers (docs/events.md).
-      ...recordOf(event(i)),
+      ...record(event(i)),
     }));
     let logBytes = 0;
     // The real logger (JSON.stringify per line); the bytes are counted instead of written.
-    const consumer = createEventConsumer(
-      database.db,
-      createLogger("info", (line) => {
-        logBytes += line.length;
-      }),
-    );
+    const consumer = await createEventConsumer(database.db, (line) => {
+      logBytes += line.length;
+    });
     const pass = async () => {
       const started = performance.now();
       for (let i = 0; i < messages.length; i += BATCH) {

@@ -18,11 +18,9 @@
  * The server is built from the current sources, pinned to core 0, LOG_LEVEL=warn; this driver
  * pins itself to core 1. Creates and finally drops the database petbooks_bench_grpc_endurance.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import http2 from "node:http2";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -33,30 +31,25 @@ import {
   GetBookRequestSchema,
   ListBooksRequestSchema,
 } from "../src/gen/petbooks/v1/books_pb.ts";
-import { PROTO_DIR } from "../src/grpc/test-server.ts";
-import { type Cleanup, runBench } from "./lib/cleanup.ts";
-import { JWT_SECRET } from "./lib/context.ts";
-import { connect, dropDatabase, recreateDatabase, seedBooks } from "./lib/database.ts";
+import { runBench } from "./lib/cleanup.ts";
+import { openWorkspace, progress } from "./lib/context.ts";
+import { seedBooks } from "./lib/database.ts";
 import { grpcClient } from "./lib/grpc.ts";
 import { grpcFrame } from "./lib/h2load.ts";
 import { loadAverage, machineFacts } from "./lib/machine.ts";
-import { integerOption } from "./lib/options.ts";
+import type { Options } from "./lib/options.ts";
 import {
-  buildPetbooks,
-  childEnv,
   freePorts,
   LOAD_CORE,
   openFds,
+  ROOT,
   rssMb,
   runChecked,
   SERVER_CORE,
-  startPinnedServer,
 } from "./lib/processes.ts";
 import { table } from "./lib/report.ts";
-import { obtainToken } from "./scenarios/books.ts";
-import { startHttp } from "./scenarios/pets.ts";
+import { bearerToken, startGrpc } from "./lib/servers.ts";
 
-const DATABASE = "petbooks_bench_grpc_endurance";
 const SAMPLE_EVERY_MS = 3_000;
 const PROGRESS_EVERY_MS = 10_000;
 /** RSS is compared from this share of the calls on (allocator, JIT and pools warmed up). */
@@ -64,36 +57,13 @@ const WARMUP_SHARE = 0.1;
 const MAX_RSS_GROWTH = 1.25;
 const CLIENTS = 4;
 
-const USAGE = "usage: bun bench/grpc-endurance.ts [--calls N] [--books N] [--lanes N] [--pool N]";
+const OPTIONS = {
+  calls: { int: 500_000, help: "calls in all, every kind counted" },
+  books: { int: 1000, help: "books seeded" },
+  lanes: { int: 48, help: "concurrent lanes of calls" },
+  pool: { int: 10, help: "DATABASE_POOL_SIZE of the server" },
+} as const;
 
-interface Options {
-  calls: number;
-  books: number;
-  lanes: number;
-  pool: number;
-}
-
-function parseOptions(argv: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: { type: "string", default: "500000" },
-      books: { type: "string", default: "1000" },
-      lanes: { type: "string", default: "48" },
-      pool: { type: "string", default: "10" },
-      help: { type: "boolean", default: false },
-    },
-  });
-  if (values.help) return undefined;
-  return {
-    calls: integerOption(values.calls, "calls"),
-    books: integerOption(values.books, "books"),
-    lanes: integerOption(values.lanes, "lanes"),
-    pool: integerOption(values.pool, "pool"),
-  };
-}
-
-const progress = (message: string) => console.error(`· ${message} (load ${loadAverage()})`);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
 const chance = (p: number) => Math.random() < p;
 const codeName = (code: number) => String(Code[code] ?? `code ${code}`);
@@ -148,7 +118,7 @@ interface World {
 /** A grpc-js client from proto/ with a connection of its own (grpc-js shares one otherwise). */
 function newGrpcJsClient(address: string): grpc.Client {
   const definition = protoLoader.loadSync("petbooks/v1/books.proto", {
-    includeDirs: [PROTO_DIR],
+    includeDirs: [join(ROOT, "proto")],
     keepCase: true,
     defaults: true,
   });
@@ -352,176 +322,202 @@ function slope(samples: { calls: number; rssMb: number }[]): number {
   return (num / den) * 100_000;
 }
 
-async function run(options: Options, cleanup: Cleanup): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), "petbooks-grpc-endurance-"));
-  cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
-  // The driver must survive whatever its own dropped sessions raise; count it instead.
-  let driverUncaught = 0;
-  process.on("uncaughtException", (err) => {
-    if (++driverUncaught <= 3) console.error("driver uncaught exception:", err);
-  });
-  progress("building petbooks from the current sources");
-  const binary = await buildPetbooks(dir);
-  const url = await recreateDatabase(DATABASE);
-  cleanup.defer(() => dropDatabase(DATABASE));
-  await runChecked([binary, "migrate"], childEnv({ DATABASE_URL: url, LOG_LEVEL: "warn" }));
-  const sql = connect(url);
-  await seedBooks(sql, options.books);
-  const ids = (await sql<{ id: string }[]>`select id from books`).map((r) => r.id);
-  await sql.end();
-  const [port, servePort] = (await freePorts(2)) as [number, number];
-  const serve = await startHttp(
-    { options, dir, cleanup },
-    "petbooks serve",
-    [binary, "serve"],
-    servePort,
-    {
-      DATABASE_URL: url,
-      PUBLIC_URL: "http://127.0.0.1",
-      DATA_DIR: join(dir, "data"),
-    },
-  );
-  const authorization = `Bearer ${await obtainToken(serve)}`;
-  await serve.stop();
-  const server = await startPinnedServer({
-    name: "petbooks grpc",
-    cmd: [binary, "grpc"],
-    env: childEnv({
-      DATABASE_URL: url,
-      DATABASE_POOL_SIZE: String(options.pool),
-      JWT_SECRET,
-      JWT_TTL: "3600",
-      HOST: "127.0.0.1",
-      GRPC_PORT: String(port),
-      LOG_LEVEL: "warn",
-    }),
-    port,
-    logFile: join(dir, "petbooks.log"),
-    ready: async (base) => (await healthy(base, ids[0] ?? "", authorization)).startsWith("SERVING"),
-  });
-  cleanup.defer(server.stop);
-  await runChecked(["taskset", "-a", "-cp", String(LOAD_CORE), String(process.pid)]);
-
-  const metadata = new grpc.Metadata();
-  metadata.set("authorization", authorization);
-  const w: World = {
-    ids,
-    url: server.baseUrl,
-    tally: new Tally(),
-    metadata,
-    authorization,
-    grpcJs: Array.from({ length: CLIENTS }, () => newGrpcJsClient(`127.0.0.1:${port}`)),
-    connect: Array.from({ length: CLIENTS }, () =>
-      grpcClient(server.baseUrl, BookService, authorization),
-    ),
-    health: grpcClient(server.baseUrl, Health),
-  };
-  const closeClients = () => {
-    for (const c of w.grpcJs) c.close();
-    for (const c of w.connect) c.close();
-    w.health.close();
-  };
-  cleanup.defer(closeClients);
-
+/** Samples of the server's RSS and open fds as the calls go by. */
+function sampler(pid: number, calls: () => number) {
   const samples: { atMs: number; calls: number; rssMb: number; fds: number }[] = [];
   const started = performance.now();
   const sample = () => {
-    const [rss, fds] = [rssMb(server.pid), openFds(server.pid)];
+    const [rss, fds] = [rssMb(pid), openFds(pid)];
     if (rss !== undefined && fds !== undefined) {
-      samples.push({ atMs: performance.now() - started, calls: w.tally.calls, rssMb: rss, fds });
+      samples.push({ atMs: performance.now() - started, calls: calls(), rssMb: rss, fds });
     }
   };
-  sample();
-  const before = samples[0];
-  const timers = [
-    setInterval(sample, SAMPLE_EVERY_MS),
-    setInterval(() => {
-      const last = samples.at(-1);
-      progress(
-        `${w.tally.calls} / ${options.calls} calls, RSS ${last?.rssMb.toFixed(1)} MB, fds ` +
-          `${last?.fds}, unexpected ${w.tally.unexpectedTotal}, server ${server.exitReason() ?? "running"}`,
-      );
-    }, PROGRESS_EVERY_MS),
-  ];
-  progress(
-    `driving ${options.calls} calls over ${options.lanes} lanes (driver on core ${LOAD_CORE})`,
-  );
-  try {
-    await Promise.all(Array.from({ length: options.lanes }, () => lane(w, options.calls)));
-  } finally {
-    for (const timer of timers) clearInterval(timer);
-  }
-  const seconds = (performance.now() - started) / 1000;
-  sample();
-  const end = samples.at(-1);
-  closeClients();
-  await Bun.sleep(3000);
-  const exit = server.exitReason();
-  const check = exit ? "not tried" : await healthy(server.baseUrl, ids[0] ?? "", authorization);
-  const idle = { rssMb: rssMb(server.pid), fds: openFds(server.pid) };
-  const measured = samples.filter((s) => s.calls >= options.calls * WARMUP_SHARE);
-  const warm = measured[0] ?? samples[0];
-  const log = readFileSync(join(dir, "petbooks.log"), "utf8").split("\n").filter(Boolean);
+  return { samples, sample };
+}
+type Samples = ReturnType<typeof sampler>["samples"];
+
+/** The server's warn and error lines, counted by level and message. */
+function logSummary(file: string) {
+  const log = readFileSync(file, "utf8").split("\n").filter(Boolean);
   const byMessage = new Map<string, number>();
   for (const line of log) {
-    const entry = (() => {
-      try {
-        const { level, msg } = JSON.parse(line) as { level?: string; msg?: string };
-        return `${level}: ${msg}`;
-      } catch {
-        return line.slice(0, 80);
-      }
-    })();
+    let entry: string;
+    try {
+      const { level, msg } = JSON.parse(line) as { level?: string; msg?: string };
+      entry = `${level}: ${msg}`;
+    } catch {
+      entry = line.slice(0, 80);
+    }
     byMessage.set(entry, (byMessage.get(entry) ?? 0) + 1);
   }
+  const detail = byMessage.size
+    ? ` (${[...byMessage].map(([k, v]) => `${k} x${v}`).join("; ")})`
+    : "";
+  return `server log lines at warn and above: ${log.length}${detail}`;
+}
+
+interface Outcome {
+  options: Options<typeof OPTIONS>;
+  tally: Tally;
+  seconds: number;
+  samples: Samples;
+  idle: { rssMb?: number; fds?: number };
+  exit: string | undefined;
+  check: string;
+  driverUncaught: number;
+  log: string;
+}
+
+/** The report; true when the server survived, answers, did not keep growing and nothing was unexpected. */
+function report(o: Outcome): boolean {
+  const { options, tally, samples, idle } = o;
+  const before = samples[0];
+  const end = samples.at(-1);
+  const measured = samples.filter((s) => s.calls >= options.calls * WARMUP_SHARE);
+  const warm = measured[0] ?? samples[0];
   const noLeak = (end?.rssMb ?? Number.NaN) <= (warm?.rssMb ?? 0) * MAX_RSS_GROWTH;
   const every = Math.max(1, Math.floor(samples.length / 12));
   const shown = samples.filter((_, i) => i % every === 0 || i === samples.length - 1);
+  const mb = (n: number | undefined) => n?.toFixed(1);
   const out = [
     "== petbooks gRPC endurance: cancelled and dropped calls",
     `machine: ${machineFacts()
       .map(([k, v]) => `${k} ${v}`)
       .join(", ")}`,
     `server on core ${SERVER_CORE}, pool ${options.pool}, ${options.books} books; ${options.lanes} lanes`,
-    `calls: ${w.tally.calls} in ${seconds.toFixed(1)} s (${(w.tally.calls / seconds).toFixed(0)} calls/s), load ${loadAverage()} at the end`,
+    `calls: ${tally.calls} in ${o.seconds.toFixed(1)} s (${(tally.calls / o.seconds).toFixed(0)} calls/s), load ${loadAverage()} at the end`,
     "",
     table(
       ["kind: outcome", "calls"],
-      [...w.tally.counts].sort().map(([k, v]) => [k, String(v)]),
+      [...tally.counts].sort().map(([k, v]) => [k, String(v)]),
     ),
-    w.tally.unexpected.size === 0
+    tally.unexpected.size === 0
       ? "unexpected outcomes: none"
       : `UNEXPECTED outcomes:\n${table(
           ["kind: outcome", "calls", "example"],
-          [...w.tally.unexpected].map(([k, u]) => [k, String(u.count), u.example]),
+          [...tally.unexpected].map(([k, u]) => [k, String(u.count), u.example]),
         )}`,
-    `driver uncaught exceptions: ${driverUncaught}`,
+    `driver uncaught exceptions: ${o.driverUncaught}`,
     "",
     table(
       ["t s", "calls", "RSS MB", "fds"],
       shown.map((s) => [
         (s.atMs / 1000).toFixed(0),
         String(s.calls),
-        s.rssMb.toFixed(1),
+        mb(s.rssMb) ?? "",
         String(s.fds),
       ]),
     ),
-    `RSS: before ${before?.rssMb.toFixed(1)} MB, after warm-up ${warm?.rssMb.toFixed(1)} MB, at the end ${end?.rssMb.toFixed(1)} MB, ` +
-      `3 s after the clients left ${idle.rssMb?.toFixed(1)} MB; trend after warm-up ${measured.length >= 3 ? slope(measured).toFixed(2) : "?"} MB per 100k calls`,
+    `RSS: before ${mb(before?.rssMb)} MB, after warm-up ${mb(warm?.rssMb)} MB, at the end ${mb(end?.rssMb)} MB, ` +
+      `3 s after the clients left ${mb(idle.rssMb)} MB; trend after warm-up ${measured.length >= 3 ? slope(measured).toFixed(2) : "?"} MB per 100k calls`,
     `open fds: before ${before?.fds}, at the end ${end?.fds}, 3 s after ${idle.fds}`,
-    `server log lines at warn and above: ${log.length}${byMessage.size ? ` (${[...byMessage].map(([k, v]) => `${k} x${v}`).join("; ")})` : ""}`,
+    o.log,
     "",
-    `server alive at the end: ${exit ? `NO (${exit})` : "yes"}; health and GetBook: ${check}`,
+    `server alive at the end: ${o.exit ? `NO (${o.exit})` : "yes"}; health and GetBook: ${o.check}`,
     `RSS did not keep growing (end <= ${MAX_RSS_GROWTH} x after warm-up): ${noLeak ? "yes" : "NO"}`,
   ];
   const pass =
-    !exit &&
-    check === "SERVING, GetBook OK" &&
+    !o.exit &&
+    o.check === "SERVING, GetBook OK" &&
     noLeak &&
-    w.tally.unexpectedTotal === 0 &&
-    driverUncaught === 0;
+    tally.unexpectedTotal === 0 &&
+    o.driverUncaught === 0;
   console.log([...out, `verdict: ${pass ? "PASS" : "FAIL"}`].join("\n"));
-  return pass ? 0 : 1;
+  return pass;
 }
 
-await runBench({ usage: USAGE, parseOptions, run });
+await runBench({
+  script: "bench/grpc-endurance.ts",
+  options: OPTIONS,
+  run: async (options, cleanup) => {
+    // The driver must survive whatever its own dropped sessions raise; count it instead.
+    let driverUncaught = 0;
+    process.on("uncaughtException", (err) => {
+      if (++driverUncaught <= 3) console.error("driver uncaught exception:", err);
+    });
+    const ws = await openWorkspace(cleanup, {
+      name: "grpc-endurance",
+      database: "petbooks_bench_grpc_endurance",
+      pool: options.pool,
+    });
+    await seedBooks(ws.sql, options.books);
+    const ids = (await ws.sql<{ id: string }[]>`select id from books`).map((r) => r.id);
+    const [port] = (await freePorts(1)) as [number];
+    const authorization = await bearerToken(ws);
+    const logFile = join(ws.dir, "petbooks.log");
+    const server = await startGrpc(
+      ws,
+      "petbooks grpc",
+      [ws.binary, "grpc"],
+      port,
+      { id: ids[0] ?? "", authorization },
+      {
+        logFile,
+        ready: async (base) =>
+          (await healthy(base, ids[0] ?? "", authorization)).startsWith("SERVING"),
+      },
+    );
+    await runChecked(["taskset", "-a", "-cp", String(LOAD_CORE), String(process.pid)]);
+
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", authorization);
+    const w: World = {
+      ids,
+      url: server.baseUrl,
+      tally: new Tally(),
+      metadata,
+      authorization,
+      grpcJs: Array.from({ length: CLIENTS }, () => newGrpcJsClient(`127.0.0.1:${port}`)),
+      connect: Array.from({ length: CLIENTS }, () =>
+        grpcClient(server.baseUrl, BookService, authorization),
+      ),
+      health: grpcClient(server.baseUrl, Health),
+    };
+    const closeClients = () => {
+      for (const c of w.grpcJs) c.close();
+      for (const c of w.connect) c.close();
+      w.health.close();
+    };
+    cleanup.defer(closeClients);
+
+    const { samples, sample } = sampler(server.pid, () => w.tally.calls);
+    sample();
+    const timers = [
+      setInterval(sample, SAMPLE_EVERY_MS),
+      setInterval(() => {
+        const last = samples.at(-1);
+        progress(
+          `${w.tally.calls} / ${options.calls} calls, RSS ${last?.rssMb.toFixed(1)} MB, fds ` +
+            `${last?.fds}, unexpected ${w.tally.unexpectedTotal}, server ${server.exitReason() ?? "running"}`,
+        );
+      }, PROGRESS_EVERY_MS),
+    ];
+    progress(
+      `driving ${options.calls} calls over ${options.lanes} lanes (driver on core ${LOAD_CORE})`,
+    );
+    const started = performance.now();
+    try {
+      await Promise.all(Array.from({ length: options.lanes }, () => lane(w, options.calls)));
+    } finally {
+      for (const timer of timers) clearInterval(timer);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    sample();
+    closeClients();
+    await Bun.sleep(3000);
+    const exit = server.exitReason();
+    const check = exit ? "not tried" : await healthy(server.baseUrl, ids[0] ?? "", authorization);
+    const idle = { rssMb: rssMb(server.pid), fds: openFds(server.pid) };
+    const outcome = {
+      options,
+      tally: w.tally,
+      seconds,
+      samples,
+      idle,
+      exit,
+      check,
+      driverUncaught,
+    };
+    return report({ ...outcome, log: logSummary(logFile) }) ? 0 : 1;
+  },
+});

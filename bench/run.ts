@@ -10,76 +10,33 @@
  * Needs PostgreSQL at 127.0.0.1:5432 (or BENCH_POSTGRES_URL), wrk, h2load, pgbench, psql and
  * taskset. Creates and finally drops the database petbooks_bench; touches no other.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { type Cleanup, runBench } from "./lib/cleanup.ts";
-import { type BenchOptions, type Context, progress } from "./lib/context.ts";
-import {
-  connect,
-  dropDatabase,
-  petCounts,
-  recreateDatabase,
-  seedBooks,
-  seedPets,
-} from "./lib/database.ts";
+import { type Context, openWorkspace, progress } from "./lib/context.ts";
+import { petCounts, seedBooks, seedPets } from "./lib/database.ts";
 import { loadAverage, machineFacts } from "./lib/machine.ts";
-import { integerOption } from "./lib/options.ts";
-import { buildPetbooks, childEnv, ROOT, runChecked } from "./lib/processes.ts";
+import type { Options } from "./lib/options.ts";
+import { ROOT, runChecked } from "./lib/processes.ts";
 import { markdownTable, Report } from "./lib/report.ts";
 import { booksScenario } from "./scenarios/books.ts";
 import { exportScenario } from "./scenarios/export.ts";
 import { grpcScenario } from "./scenarios/grpc.ts";
 import { petsScenario, seedEmbedded } from "./scenarios/pets.ts";
 
-const DATABASE = "petbooks_bench";
 const PETS = 100_000;
 const BOOKS = 100_000;
 const PARTS = ["pets", "embedded", "books", "grpc", "export"] as const;
-type Part = (typeof PARTS)[number];
 
-const USAGE = `usage: bun bench/run.ts [options]   (bun run bench)
-  --rounds N      interleaved rounds per comparison (default 3)
-  --duration S    seconds per measured run (default 5), after --warmup S (default 1)
-  --pool N        database pool of petbooks and the ceilings, pgbench clients (default 10)
-  --only LIST     some of ${PARTS.join(",")} (default: all)
-  --skip-1m       leave out the export over 1,000,000 pets
-  --write-docs    also write docs/performance.md from the report`;
-
-interface Options extends BenchOptions {
-  parts: Set<Part>;
-  writeDocs: boolean;
-}
-
-function parseOptions(argv: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      rounds: { type: "string", default: "3" },
-      duration: { type: "string", default: "5" },
-      warmup: { type: "string", default: "1" },
-      pool: { type: "string", default: "10" },
-      only: { type: "string" },
-      "skip-1m": { type: "boolean", default: false },
-      "write-docs": { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-  });
-  if (values.help) return undefined;
-  const parts = values.only ? values.only.split(",") : [...PARTS];
-  const unknown = parts.filter((p) => !PARTS.includes(p as Part));
-  if (unknown.length > 0) throw new Error(`--only: unknown part ${unknown.join(", ")}`);
-  return {
-    rounds: integerOption(values.rounds, "rounds"),
-    seconds: integerOption(values.duration, "duration"),
-    warmup: integerOption(values.warmup, "warmup", 0),
-    pool: integerOption(values.pool, "pool"),
-    skip1m: values["skip-1m"],
-    parts: new Set(parts as Part[]),
-    writeDocs: values["write-docs"],
-  };
-}
+const OPTIONS = {
+  rounds: { int: 3, help: "interleaved rounds per comparison" },
+  duration: { int: 5, help: "seconds per measured run, after --warmup" },
+  warmup: { int: 1, min: 0, help: "seconds of warm-up before each measured run" },
+  pool: { int: 10, help: "database pool of petbooks and the ceilings, pgbench clients" },
+  only: { choices: PARTS, list: true, help: `some of ${PARTS.join(",")} (default: all)` },
+  skip1m: { flag: true, help: "leave out the export over 1,000,000 pets" },
+  writeDocs: { flag: true, help: "also write docs/performance.md from the report" },
+} as const;
 
 const DOCS_INTRO = `# Performance
 
@@ -92,37 +49,39 @@ with their min-max; a target counts as met only when the median meets it. The ma
 
 `;
 
-async function run(options: Options, cleanup: Cleanup): Promise<number> {
+async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number> {
+  const options = {
+    rounds: o.rounds,
+    seconds: o.duration,
+    warmup: o.warmup,
+    pool: o.pool,
+    skip1m: o.skip1m,
+  };
+  const parts = new Set(o.only?.split(",") ?? PARTS);
   const started = new Date();
   const loadAtStart = loadAverage();
-  const dir = mkdtempSync(join(tmpdir(), "petbooks-bench-"));
-  cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
-  progress("building petbooks from the current sources (scripts/build.ts)");
-  const binary = await buildPetbooks(dir);
-
-  const databaseUrl = await recreateDatabase(DATABASE);
-  cleanup.defer(() => dropDatabase(DATABASE));
-  await runChecked([binary, "migrate"], childEnv({ DATABASE_URL: databaseUrl, LOG_LEVEL: "warn" }));
-  const sql = connect(databaseUrl);
-  cleanup.defer(() => sql.end({ timeout: 5 }));
+  const ws = await openWorkspace(cleanup, {
+    name: "bench",
+    database: "petbooks_bench",
+    pool: o.pool,
+  });
   progress(`seeding ${PETS} pets and ${BOOKS} books`);
-  await seedPets(sql, PETS);
-  await seedBooks(sql, BOOKS);
-  const counts = await petCounts(sql);
+  await seedPets(ws.sql, PETS);
+  await seedBooks(ws.sql, BOOKS);
+  const counts = await petCounts(ws.sql);
 
   const report = new Report();
-  const ctx: Context = { options, dir, binary, databaseUrl, report, cleanup };
-  const wants = (part: Part) => options.parts.has(part);
+  const ctx: Context = { ...ws, options, report };
   let embeddedDir: string | undefined;
-  if (wants("embedded")) {
-    embeddedDir = join(dir, "data-embedded");
+  if (parts.has("embedded")) {
+    embeddedDir = join(ws.dir, "data-embedded");
     progress(`seeding the embedded database with ${PETS} pets`);
     await seedEmbedded(ctx, embeddedDir, PETS);
   }
-  if (wants("pets") || wants("embedded")) await petsScenario(ctx, embeddedDir);
-  if (wants("books")) await booksScenario(ctx);
-  if (wants("grpc")) await grpcScenario(ctx);
-  if (wants("export")) await exportScenario(ctx, sql);
+  if (parts.has("pets") || parts.has("embedded")) await petsScenario(ctx, embeddedDir);
+  if (parts.has("books")) await booksScenario(ctx);
+  if (parts.has("grpc")) await grpcScenario(ctx);
+  if (parts.has("export")) await exportScenario(ctx, ws.sql);
 
   const finished = new Date();
   const markdown = [
@@ -158,7 +117,7 @@ async function run(options: Options, cleanup: Cleanup): Promise<number> {
   writeFileSync(join(resultsDir, "latest.md"), markdown);
   console.log(markdown);
   progress(`report written to ${file} and bench/results/latest.md`);
-  if (options.writeDocs) {
+  if (o.writeDocs) {
     mkdirSync(join(ROOT, "docs"), { recursive: true });
     const demoted = markdown.replaceAll(/^(#+) /gm, "#$1 ");
     writeFileSync(join(ROOT, "docs", "performance.md"), DOCS_INTRO + demoted);
@@ -169,4 +128,4 @@ async function run(options: Options, cleanup: Cleanup): Promise<number> {
   return report.verdicts.every((v) => v.met !== false) ? 0 : 1;
 }
 
-await runBench({ usage: USAGE, parseOptions, run, beforeCleanup: () => progress("cleaning up") });
+await runBench({ script: "bench/run.ts   (bun run bench)", options: OPTIONS, run });

@@ -8,81 +8,39 @@
  *   after the other in alternating order, each timed whole.
  * - with --ci: `CI=true bash .ci/run` on a fresh clone of HEAD, timed whole.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { runBench } from "./lib/cleanup.ts";
-import { databaseUrl } from "./lib/database.ts";
-import { integerOption } from "./lib/options.ts";
-import {
-  childEnv,
-  ensureBinary,
-  freePorts,
-  ROOT,
-  runChecked,
-  stageBinary,
-} from "./lib/processes.ts";
+import { openWorkspace, type Workspace } from "./lib/context.ts";
+import { dropDatabase, recreateDatabase } from "./lib/database.ts";
+import { loadAverage } from "./lib/machine.ts";
+import { childEnv, freePorts, ROOT, runChecked, startServer } from "./lib/processes.ts";
 import { table } from "./lib/report.ts";
+import { interleaved } from "./lib/rounds.ts";
+import { petbooksEnv } from "./lib/servers.ts";
 import { median, spread } from "./lib/stats.ts";
 
-const USAGE = `usage: bun bench/startup.bench.ts [--rounds N] [--legs] [--ci]
-  --rounds N  fresh/restart pairs (default 6)
-  --legs      also time the README's test command on embedded and on PostgreSQL
-  --ci        also time CI=true bash .ci/run on a fresh clone of HEAD`;
-
-interface Options {
-  rounds: number;
-  legs: boolean;
-  ci: boolean;
-}
-
-const READY_DEADLINE_MS = 300_000;
 /** Targets of issue 10: a first start within 2x a restart and under 5 s; the embedded leg at most 1.5x PostgreSQL's. */
 const TARGETS = { freshOverRestart: 2, freshSeconds: 5, embeddedOverPostgres: 1.5 };
+const fmt = (n: number) => n.toFixed(2);
 
-function parseOptions(argv: string[]): Options | undefined {
-  const options: Options = { rounds: 6, legs: false, ci: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--help") return undefined;
-    else if (arg === "--rounds") options.rounds = integerOption(argv[++i] ?? "", "--rounds");
-    else if (arg === "--legs") options.legs = true;
-    else if (arg === "--ci") options.ci = true;
-    else throw new Error(`unknown option ${arg}`);
-  }
-  return options;
-}
-
-/** Seconds from spawning `serve` until /readyz answers 200; the process is then stopped. */
+/** Seconds from spawning `serve` (not pinned) until /readyz answers 200; it is then stopped. */
 async function timeToReady(binary: string, dataDir: string): Promise<number> {
-  const [port] = await freePorts(1);
+  const [port] = (await freePorts(1)) as [number];
   const started = performance.now();
-  const proc = Bun.spawn([binary, "serve"], {
-    env: childEnv({
-      API_KEY: "bench-api-key-0123456789",
-      JWT_SECRET: "bench-jwt-secret-0123456789-0123456789-abcdef",
-      DATA_DIR: dataDir,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      LOG_LEVEL: "warn",
-    }),
-    stdout: "ignore",
-    stderr: "ignore",
+  const server = await startServer({
+    name: "serve",
+    cmd: [binary, "serve"],
+    env: petbooksEnv({ DATA_DIR: dataDir, PORT: String(port) }),
+    port,
+    core: null,
+    logFile: "/dev/null",
+    pollMs: 20,
+    readyTimeoutMs: 300_000,
   });
-  try {
-    while (performance.now() - started < READY_DEADLINE_MS) {
-      if (proc.exitCode !== null) throw new Error(`serve exited with ${proc.exitCode}`);
-      const ok = await fetch(`http://127.0.0.1:${port}/readyz`)
-        .then((r) => r.status === 200)
-        .catch(() => false);
-      if (ok) return (performance.now() - started) / 1000;
-      await Bun.sleep(20);
-    }
-    throw new Error("serve did not become ready");
-  } finally {
-    proc.kill("SIGTERM");
-    await proc.exited;
-  }
+  const seconds = (performance.now() - started) / 1000;
+  await server.stop();
+  return seconds;
 }
 
 async function timeCommand(cmd: string[], env: Record<string, string>, cwd = ROOT) {
@@ -98,41 +56,27 @@ async function timeCommand(cmd: string[], env: Record<string, string>, cwd = ROO
   return { seconds, code, summary: summary ?? "(no summary line)" };
 }
 
-const fmt = (n: number) => n.toFixed(2);
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ");
-
-async function run(options: Options, cleanup: { defer(step: () => unknown): void }) {
-  if (await ensureBinary()) console.log("built ./petbooks");
-  const work = mkdtempSync(join(tmpdir(), "petbooks-startup-bench-"));
-  cleanup.defer(() => rmSync(work, { recursive: true, force: true }));
-  const binary = stageBinary(work);
-  console.log(`load average before: ${load()}`);
-
+/** First starts against restarts, interleaved; true when the targets are met. */
+async function startTimes(ws: Workspace, rounds: number): Promise<boolean> {
   // One data directory for every restart, made before timing starts.
-  const existing = join(work, "data-existing");
-  await timeToReady(binary, existing);
-  const fresh: number[] = [];
-  const restart: number[] = [];
-  for (let round = 0; round < options.rounds; round++) {
-    const dataDir = join(work, `data-${round}`);
-    // Interleaved F R, R F, ... so a change of load does not favour one side.
-    if (round % 2 === 0) {
-      fresh.push(await timeToReady(binary, dataDir));
-      restart.push(await timeToReady(binary, existing));
-    } else {
-      restart.push(await timeToReady(binary, existing));
-      fresh.push(await timeToReady(binary, dataDir));
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  const existing = join(ws.dir, "data-existing");
+  await timeToReady(ws.binary, existing);
+  const dataDir = (round: number) => join(ws.dir, `data-${round}`);
+  const runs = await interleaved(
+    ["fresh", "restart"] as const,
+    rounds,
+    (subject, round) => timeToReady(ws.binary, subject === "fresh" ? dataDir(round) : existing),
+    (round) => {
+      rmSync(dataDir(round - 1), { recursive: true, force: true });
+      return true;
+    },
+  );
+  const [fresh, restart] = [runs.fresh.map((r) => r.result), runs.restart.map((r) => r.result)];
   const ratios = fresh.map((f, i) => f / (restart[i] as number));
   const freshMedian = median(fresh);
   const ratioMedian = median(ratios);
   console.log(
-    `\nEmbedded start until /readyz (${options.rounds} rounds, load average ${load()})\n${table(
+    `\nEmbedded start until /readyz (${rounds} rounds, load average ${loadAverage()})\n${table(
       ["", "median s", "min-max s"],
       [
         ["first start (new DATA_DIR)", fmt(freshMedian), spread(fresh, fmt)],
@@ -141,69 +85,66 @@ async function run(options: Options, cleanup: { defer(step: () => unknown): void
       ],
     )}`,
   );
-  let met = freshMedian < TARGETS.freshSeconds && ratioMedian <= TARGETS.freshOverRestart;
+  const met = freshMedian < TARGETS.freshSeconds && ratioMedian <= TARGETS.freshOverRestart;
   console.log(
     `target: first start under ${TARGETS.freshSeconds} s and within ${TARGETS.freshOverRestart}x a restart: ${met ? "met" : "MISSED"}`,
   );
-
-  if (options.legs) {
-    const base = childEnv({});
-    const ciDb = `petbooks_startup_bench_${process.pid}`;
-    await runChecked([
-      "psql",
-      "-h",
-      "127.0.0.1",
-      "-U",
-      "postgres",
-      "-qc",
-      `create database "${ciDb}"`,
-    ]);
-    cleanup.defer(() =>
-      runChecked([
-        "psql",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-        "-qc",
-        `drop database if exists "${ciDb}" with (force)`,
-      ]),
-    );
-    const postgresEnv = {
-      ...base,
-      DATABASE_URL: databaseUrl(ciDb),
-      REDIS_URL: "redis://127.0.0.1:6379",
-    };
-    const legs: Record<string, number> = {};
-    for (const name of ["embedded", "postgres", "postgres", "embedded"]) {
-      const result = await timeCommand(
-        ["bun", "run", "test"],
-        name === "postgres" ? postgresEnv : base,
-      );
-      console.log(
-        `${name} leg: ${fmt(result.seconds)} s, exit ${result.code}, ${result.summary}, load ${load()}`,
-      );
-      if (result.code !== 0) met = false;
-      legs[name] = (legs[name] ?? 0) + result.seconds / 2;
-    }
-    const ratio = (legs.embedded ?? 0) / (legs.postgres ?? 1);
-    const ok = ratio <= TARGETS.embeddedOverPostgres;
-    met &&= ok;
-    console.log(
-      `\nTest legs (mean of 2 each): embedded ${fmt(legs.embedded ?? 0)} s, PostgreSQL ${fmt(legs.postgres ?? 0)} s, ratio ${fmt(ratio)}; target at most ${TARGETS.embeddedOverPostgres}: ${ok ? "met" : "MISSED"}`,
-    );
-  }
-
-  if (options.ci) {
-    const clone = join(work, "clone");
-    await runChecked(["git", "clone", "-q", ROOT, clone]);
-    const result = await timeCommand(["bash", ".ci/run"], { ...childEnv({}), CI: "true" }, clone);
-    console.log(
-      `\nCI (CI=true bash .ci/run on a fresh clone): ${fmt(result.seconds)} s, exit ${result.code}, ${result.summary}, load ${load()}`,
-    );
-    if (result.code !== 0) met = false;
-  }
-  return met ? 0 : 1;
+  return met;
 }
 
-await runBench({ usage: USAGE, parseOptions, run });
+/** The test command on embedded and on PostgreSQL (E P P E); true when the target is met. */
+async function testLegs(ws: Workspace): Promise<boolean> {
+  const database = `petbooks_bench_startup_${process.pid}`;
+  const postgres = {
+    DATABASE_URL: await recreateDatabase(database),
+    REDIS_URL: "redis://127.0.0.1:6379",
+  };
+  ws.cleanup.defer(() => dropDatabase(database));
+  const legs: Record<string, number> = {};
+  let passed = true;
+  for (const name of ["embedded", "postgres", "postgres", "embedded"]) {
+    const result = await timeCommand(
+      ["bun", "run", "test"],
+      childEnv(name === "postgres" ? postgres : {}),
+    );
+    console.log(
+      `${name} leg: ${fmt(result.seconds)} s, exit ${result.code}, ${result.summary}, load ${loadAverage()}`,
+    );
+    if (result.code !== 0) passed = false;
+    legs[name] = (legs[name] ?? 0) + result.seconds / 2;
+  }
+  const ratio = (legs.embedded ?? 0) / (legs.postgres ?? 1);
+  const ok = ratio <= TARGETS.embeddedOverPostgres;
+  console.log(
+    `\nTest legs (mean of 2 each): embedded ${fmt(legs.embedded ?? 0)} s, PostgreSQL ${fmt(legs.postgres ?? 0)} s, ratio ${fmt(ratio)}; target at most ${TARGETS.embeddedOverPostgres}: ${ok ? "met" : "MISSED"}`,
+  );
+  return passed && ok;
+}
+
+/** CI on a fresh clone of HEAD; true when it passed. */
+async function ci(ws: Workspace): Promise<boolean> {
+  const clone = join(ws.dir, "clone");
+  await runChecked(["git", "clone", "-q", ROOT, clone]);
+  const result = await timeCommand(["bash", ".ci/run"], childEnv({ CI: "true" }), clone);
+  console.log(
+    `\nCI (CI=true bash .ci/run on a fresh clone): ${fmt(result.seconds)} s, exit ${result.code}, ${result.summary}, load ${loadAverage()}`,
+  );
+  return result.code === 0;
+}
+
+await runBench({
+  script: "bench/startup.bench.ts",
+  options: {
+    rounds: { int: 6, help: "fresh/restart pairs" },
+    legs: { flag: true, help: "also time the README's test command on embedded and on PostgreSQL" },
+    ci: { flag: true, help: "also time CI=true bash .ci/run on a fresh clone of HEAD" },
+  },
+  run: async (options, cleanup) => {
+    const ws = await openWorkspace(cleanup, { name: "startup-bench" });
+    console.log(`load average before: ${loadAverage()}`);
+    let met = await startTimes(ws, options.rounds);
+    if (options.legs) met = (await testLegs(ws)) && met;
+    if (options.ci) met = (await ci(ws)) && met;
+    return met ? 0 : 1;
+  },
+});

@@ -14,53 +14,24 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pngChunk } from "../src/storage/png.ts";
-import { gpsExifTiff } from "../src/testing/photo-fixtures.ts";
-import { startTestS3Server } from "../src/testing/s3.ts";
 import { runBench } from "./lib/cleanup.ts";
-import { API_KEY, JWT_SECRET, progress } from "./lib/context.ts";
+import { API_KEY, openWorkspace, progress } from "./lib/context.ts";
 import { loadAverage } from "./lib/machine.ts";
-import { integerOption } from "./lib/options.ts";
-import {
-  buildPetbooks,
-  childEnv,
-  freePorts,
-  peakRssMb,
-  rssMb,
-  stopProcess,
-} from "./lib/processes.ts";
+import type { Options } from "./lib/options.ts";
+import { photoFixtures } from "./lib/petbooks.ts";
+import { freePorts, peakRssMb, rssMb, startServer } from "./lib/processes.ts";
+import { petbooksEnv } from "./lib/servers.ts";
 
-const USAGE = `usage: bun bench/upload-memory.bench.ts [--uploads N] [--mib N] [--backend local|s3|both]
-  --uploads N   concurrent uploads (default 64)
-  --mib N       size of each photo in MiB (default 10; MAX_PHOTO_BYTES is set to match)
-  --backend B   local, s3 or both (default both)
-  --binary P    measure this executable instead of a build of the current sources (e.g. an
-                older commit's, to compare; it must know S3_BUCKET for --backend s3)`;
+const OPTIONS = {
+  uploads: { int: 64, help: "concurrent uploads" },
+  mib: { int: 10, help: "size of each photo in MiB (MAX_PHOTO_BYTES is set to match)" },
+  backend: { text: "both", choices: ["local", "s3", "both"], help: "local, s3 or both" },
+  binary: {
+    help: "measure this executable instead of a build of the current sources (e.g. an older commit's, to compare; it must know S3_BUCKET for --backend s3)",
+  },
+} as const;
 
-interface Options {
-  uploads: number;
-  mib: number;
-  backends: ("local" | "s3")[];
-  binary: string | undefined;
-}
-
-function parseOptions(argv: string[]): Options | undefined {
-  const options: Options = { uploads: 64, mib: 10, backends: ["local", "s3"], binary: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--help") return undefined;
-    else if (arg === "--uploads") options.uploads = integerOption(argv[++i] ?? "", "--uploads");
-    else if (arg === "--mib") options.mib = integerOption(argv[++i] ?? "", "--mib");
-    else if (arg === "--binary") options.binary = argv[++i];
-    else if (arg === "--backend") {
-      const value = argv[++i];
-      if (value === "both") options.backends = ["local", "s3"];
-      else if (value === "local" || value === "s3") options.backends = [value];
-      else throw new Error(`--backend must be local, s3 or both (got ${value})`);
-    } else throw new Error(`unknown option ${arg}`);
-  }
-  return options;
-}
+const { pngChunk, gpsExifTiff, startTestS3Server } = await photoFixtures();
 
 /** A PNG of exactly `size` bytes: header, an eXIf with GPS, one IDAT of random bytes, IEND. */
 function bigPng(size: number): Uint8Array<ArrayBuffer> {
@@ -102,39 +73,29 @@ interface Result {
 
 async function measure(
   binary: string,
-  backend: "local" | "s3",
-  options: Options,
+  backend: string,
+  options: Options<typeof OPTIONS>,
   photo: Blob,
   s3Env: Record<string, string>,
 ): Promise<Result> {
   const dataDir = mkdtempSync(join(tmpdir(), "petbooks-upload-bench-"));
-  const [port] = await freePorts(1);
+  const [port] = (await freePorts(1)) as [number];
   const url = `http://127.0.0.1:${port}`;
-  const proc = Bun.spawn([binary, "serve"], {
-    env: childEnv({
-      API_KEY,
-      JWT_SECRET,
-      DATA_DIR: dataDir,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      PUBLIC_URL: url,
-      LOG_LEVEL: "warn",
-      METRICS: "off",
+  const env = { DATA_DIR: dataDir, PORT: String(port), PUBLIC_URL: url, METRICS: "off" };
+  const server = await startServer({
+    name: "serve",
+    cmd: [binary, "serve"],
+    port,
+    core: null,
+    readyTimeoutMs: 120_000,
+    logFile: "/dev/null",
+    env: petbooksEnv({
+      ...env,
       MAX_PHOTO_BYTES: String(options.mib * 1024 * 1024),
       ...(backend === "s3" ? s3Env : {}),
     }),
-    stdout: "ignore",
-    stderr: "pipe",
   });
   try {
-    const deadline = Date.now() + 120_000;
-    while ((await fetch(`${url}/readyz`).catch(() => undefined))?.status !== 200) {
-      if (proc.exitCode !== null) {
-        throw new Error(`serve exited: ${await new Response(proc.stderr).text()}`);
-      }
-      if (Date.now() > deadline) throw new Error("serve did not become ready in 120 s");
-      await Bun.sleep(100);
-    }
     const headers = { "x-api-key": API_KEY };
     const created = await fetch(`${url}/pets`, {
       method: "POST",
@@ -153,10 +114,10 @@ async function measure(
     for (let i = 0; i < 2; i++) await upload();
     Bun.gc(true);
     await Bun.sleep(500);
-    const baselineMb = rssMb(proc.pid) ?? Number.NaN;
+    const baselineMb = rssMb(server.pid) ?? Number.NaN;
     let peakSampledMb = baselineMb;
     const sampler = setInterval(() => {
-      peakSampledMb = Math.max(peakSampledMb, rssMb(proc.pid) ?? 0);
+      peakSampledMb = Math.max(peakSampledMb, rssMb(server.pid) ?? 0);
     }, 10);
     const started = performance.now();
     const statuses = await Promise.all(Array.from({ length: options.uploads }, upload));
@@ -168,30 +129,30 @@ async function measure(
       backend,
       baselineMb,
       peakSampledMb,
-      peakHwmMb: peakRssMb(proc.pid) ?? Number.NaN,
+      peakHwmMb: peakRssMb(server.pid) ?? Number.NaN,
       seconds,
       statuses: counted,
       load: loadAverage(),
     };
   } finally {
-    await stopProcess(proc);
+    await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 await runBench({
-  usage: USAGE,
-  parseOptions,
+  script: "bench/upload-memory.bench.ts",
+  options: OPTIONS,
   async run(options, cleanup) {
-    const dir = mkdtempSync(join(tmpdir(), "petbooks-upload-bench-bin-"));
-    cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
-    if (!options.binary) progress("building petbooks");
-    const binary = options.binary ?? (await buildPetbooks(dir));
+    const { binary } = await openWorkspace(cleanup, {
+      name: "upload-bench-bin",
+      binary: options.binary,
+    });
     const s3 = await startTestS3Server("upload-bench");
     cleanup.defer(() => s3.close());
     const photo = new Blob([bigPng(options.mib * 1024 * 1024)], { type: "image/png" });
     const results: Result[] = [];
-    for (const backend of options.backends) {
+    for (const backend of options.backend === "both" ? ["local", "s3"] : [options.backend]) {
       progress(`${options.uploads} concurrent ${options.mib} MiB uploads, ${backend}`);
       results.push(await measure(binary, backend, options, photo, s3.env));
     }

@@ -16,40 +16,23 @@
  * 4. write throughput again, the watchers connected (streams that fall behind are closed with
  *    RESOURCE_EXHAUSTED, as they would be in production: their number is reported).
  */
-import { rmSync } from "node:fs";
 import http2 from "node:http2";
-import { parseArgs } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health } from "../src/gen/grpc/health/v1/health_pb.ts";
 import {
   type BookEvent,
   BookEventType,
   WatchBooksResponseSchema,
 } from "../src/gen/petbooks/v1/books_pb.ts";
-import { makeTempDir } from "../src/testing/temp.ts";
 import { runBench } from "./lib/cleanup.ts";
+import { openWorkspace, progress } from "./lib/context.ts";
+import { grpcClient } from "./lib/grpc.ts";
 import { loadAverage } from "./lib/machine.ts";
-import { integerOption } from "./lib/options.ts";
-import {
-  buildPetbooks,
-  childEnv,
-  cpuSeconds,
-  freePorts,
-  rssMb,
-  startPinnedServer,
-} from "./lib/processes.ts";
+import { cpuSeconds, freePorts, rssMb, startServer } from "./lib/processes.ts";
+import { obtainToken, petbooksEnv } from "./lib/servers.ts";
 import { percentile } from "./lib/stats.ts";
 
 const STREAMS_PER_CONNECTION = 100;
-
-interface Options {
-  watchers: number;
-  rate: number;
-  seconds: number;
-  writers: number;
-}
 
 const json = (body: unknown, authorization?: string) => ({
   method: "POST",
@@ -136,82 +119,50 @@ function watchRaw(
   };
 }
 
-await runBench<Options>({
-  usage:
-    "usage: bun bench/watchers.bench.ts [--watchers 1000] [--rate 20] [--seconds 20] [--writers 16]",
-  parseOptions: (argv) => {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        watchers: { type: "string", default: "1000" },
-        rate: { type: "string", default: "20" },
-        seconds: { type: "string", default: "20" },
-        writers: { type: "string", default: "16" },
-        help: { type: "boolean" },
-      },
-    });
-    if (values.help) return undefined;
-    return {
-      watchers: integerOption(values.watchers, "watchers"),
-      rate: integerOption(values.rate, "rate"),
-      seconds: integerOption(values.seconds, "seconds"),
-      writers: integerOption(values.writers, "writers"),
-    };
+await runBench({
+  script: "bench/watchers.bench.ts",
+  options: {
+    watchers: { int: 1000, help: "WatchBooks streams" },
+    rate: { int: 20, help: "POST /books per second in the latency phase" },
+    seconds: { int: 20, help: "length of the latency phase; each throughput phase is half" },
+    writers: { int: 16, help: "closed-loop writers in the throughput phases" },
   },
   run: async (options, cleanup) => {
     const loadAtStart = loadAverage();
-    const dir = makeTempDir("petbooks-watchers-bench-");
     // Last of the cleanup steps: the binary (130 MB) and the database go once the server is down.
-    cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
-    console.error("building petbooks…");
-    const binary = await buildPetbooks(dir);
-    const [httpPort, grpcPort] = await freePorts(2);
-    const server = await startPinnedServer({
+    const { dir, binary } = await openWorkspace(cleanup, { name: "watchers-bench" });
+    const [httpPort, grpcPort] = (await freePorts(2)) as [number, number];
+    const server = await startServer({
       name: "petbooks dev",
       cmd: [binary, "dev"],
-      port: httpPort as number,
-      env: childEnv({
-        HOST: "127.0.0.1",
+      port: httpPort,
+      env: petbooksEnv({
         PORT: String(httpPort),
         GRPC_PORT: String(grpcPort),
         DATA_DIR: dir,
-        API_KEY: "watchers-bench-api-key-0123456789",
-        JWT_SECRET: "watchers-bench-jwt-secret-0123456789-0123456789",
-        // The consumer's line per event and the rpc lines are not what is measured.
-        LOG_LEVEL: "warn",
-        // The sign-ins below are the bench's own.
+        // The consumer's line per event and the rpc lines are not what is measured (warn), and
+        // the sign-ins below are the bench's own.
         AUTH_ADDRESS_ATTEMPTS: "100000",
       }),
       logFile: `${dir}/dev.log`,
     });
     cleanup.defer(() => server.stop());
     const grpcUrl = `http://127.0.0.1:${grpcPort}`;
-
-    await fetch(
-      `${server.baseUrl}/auth/register`,
-      json({ username: "bench", password: "long password" }),
-    );
-    const token = (await (
-      await fetch(
-        `${server.baseUrl}/auth/token`,
-        json({ grant_type: "password", username: "bench", password: "long password" }),
-      )
-    ).json()) as { access_token: string };
-    const authorization = `Bearer ${token.access_token}`;
-    const health = createClient(Health, createGrpcTransport({ baseUrl: grpcUrl }));
-    for (;;) {
-      const ok = await health.check({}).then(
+    const authorization = `Bearer ${await obtainToken(server)}`;
+    const health = grpcClient(grpcUrl, Health);
+    cleanup.defer(health.close);
+    while (
+      !(await health.client.check({}).then(
         () => true,
         () => false,
-      );
-      if (ok) break;
+      ))
+    )
       await Bun.sleep(100);
-    }
 
     // Warm-up: the statements prepared, the JIT settled.
     await writeThroughput(server.baseUrl, authorization, options.writers, 3_000);
 
-    console.error("phase 1: write throughput without watchers");
+    progress("phase 1: write throughput without watchers");
     const throughputMs = (options.seconds * 1000) / 2;
     const without = await writeThroughput(
       server.baseUrl,
@@ -220,7 +171,7 @@ await runBench<Options>({
       throughputMs,
     );
 
-    console.error(`phase 2: opening ${options.watchers} watchers`);
+    progress(`phase 2: opening ${options.watchers} watchers`);
     await Bun.sleep(1000);
     const rssBefore = rssMb(server.pid) ?? Number.NaN;
     const connections = Math.ceil(options.watchers / STREAMS_PER_CONNECTION);
@@ -265,7 +216,7 @@ await runBench<Options>({
     await Bun.sleep(2000);
     const rssAfter = rssMb(server.pid) ?? Number.NaN;
 
-    console.error(`phase 3: ${options.rate} POST /books per second for ${options.seconds} s`);
+    progress(`phase 3: ${options.rate} POST /books per second for ${options.seconds} s`);
     const answeredAt = new Map<string, number>();
     const cpuBefore = cpuSeconds(server.pid);
     const started = performance.now();
@@ -298,7 +249,7 @@ await runBench<Options>({
     latencies.sort((a, b) => a - b);
     const rssSteady = rssMb(server.pid) ?? Number.NaN;
 
-    console.error("phase 4: write throughput with the watchers connected");
+    progress("phase 4: write throughput with the watchers connected");
     const withWatchers = await writeThroughput(
       server.baseUrl,
       authorization,

@@ -1,12 +1,25 @@
 /**
- * Bearer tokens checked as petbooks checks them: the token with src/auth/tokens.ts (which
- * remembers verified tokens), and its user looked up, with the statement captured from the users
- * repository, at most every 5 s per user.
+ * What both ceilings share: their environment, their postgres.js pool, and bearer tokens checked
+ * as petbooks checks them: the token with src/auth/tokens.ts (which remembers verified tokens),
+ * and its user looked up, with the statement captured from the users repository, at most every
+ * 5 s per user.
  */
-import type postgres from "postgres";
-import { createTokenIssuer } from "../../src/auth/tokens.ts";
-import { createUsersRepository } from "../../src/auth/users.repository.ts";
+import postgres from "postgres";
 import { captureOne, type recordingDb, replay } from "../lib/capture.ts";
+import { createTokenIssuer, createUsersRepository } from "../lib/petbooks.ts";
+
+export const env = (name: string, fallback?: string) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is required`);
+  return value;
+};
+
+/** The pool of DATABASE_POOL_SIZE (10) connections to DATABASE_URL. */
+export const connectPool = () =>
+  postgres(env("DATABASE_URL"), {
+    max: Number(env("DATABASE_POOL_SIZE", "10")),
+    onnotice: () => {},
+  });
 
 const USER_CACHE_MS = 5_000;
 

@@ -13,23 +13,12 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import postgres from "postgres";
-import { createBooksRepository } from "../../src/books/books.repository.ts";
-import { createPageTokens, pageTokenKey } from "../../src/books/page-tokens.ts";
 import { type BookSchema, BookService } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { captureOne, recordingDb, replay } from "../lib/capture.ts";
-import { bearerAuth } from "./auth.ts";
+import { createBooksRepository, createPageTokens, pageTokenKey } from "../lib/petbooks.ts";
+import { bearerAuth, connectPool, env } from "./auth.ts";
 
-const env = (name: string, fallback?: string) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined) throw new Error(`${name} is required`);
-  return value;
-};
-
-const sql = postgres(env("DATABASE_URL"), {
-  max: Number(env("DATABASE_POOL_SIZE", "10")),
-  onnotice: () => {},
-});
+const sql = connectPool();
 const pageTokens = createPageTokens(pageTokenKey(env("JWT_SECRET")));
 const recorder = recordingDb();
 const repository = createBooksRepository(recorder.db);

@@ -9,23 +9,16 @@
  * Env: DATABASE_URL, DATABASE_POOL_SIZE (10), API_KEY, JWT_SECRET, JWT_TTL (3600), PUBLIC_URL, PORT.
  */
 import { PgDialect } from "drizzle-orm/pg-core";
-import postgres from "postgres";
-import { apiKeyChecker } from "../../src/auth/api-key.ts";
-import { createBooksRepository } from "../../src/books/books.repository.ts";
-import { createPetsRepository, listPageQuery } from "../../src/pets/pets.repository.ts";
 import { captureOne, recordingDb, replay } from "../lib/capture.ts";
-import { bearerAuth } from "./auth.ts";
+import {
+  apiKeyChecker,
+  createBooksRepository,
+  createPetsRepository,
+  listPageQuery,
+} from "../lib/petbooks.ts";
+import { bearerAuth, connectPool, env } from "./auth.ts";
 
-const env = (name: string, fallback?: string) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined) throw new Error(`${name} is required`);
-  return value;
-};
-
-const sql = postgres(env("DATABASE_URL"), {
-  max: Number(env("DATABASE_POOL_SIZE", "10")),
-  onnotice: () => {},
-});
+const sql = connectPool();
 const apiKeyMatches = apiKeyChecker(env("API_KEY"));
 const photoUrl = `${env("PUBLIC_URL")}/photos/`;
 const dialect = new PgDialect();

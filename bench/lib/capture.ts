@@ -6,7 +6,7 @@
  */
 import { drizzle } from "drizzle-orm/postgres-js";
 import type postgres from "postgres";
-import type { Db } from "../../src/db/client.ts";
+import type { Db } from "./petbooks.ts";
 
 export interface Statement {
   text: string;

@@ -1,3 +1,6 @@
+import { progress } from "./context.ts";
+import { type OptionSpec, type Options, parseOptions, usage } from "./options.ts";
+
 /** Undo steps, run last-first whether the bench finished, failed or was interrupted. */
 export class Cleanup {
   private steps: (() => unknown)[] = [];
@@ -17,30 +20,31 @@ export class Cleanup {
   }
 }
 
-export interface BenchSpec<O> {
-  usage: string;
-  /** Undefined for --help; throws on a bad option. */
-  parseOptions: (argv: string[]) => O | undefined;
+export interface BenchSpec<Spec extends Record<string, OptionSpec>> {
+  /** The script's path from the repository root, for the usage line. */
+  script: string;
+  options: Spec;
   /** The benchmark; a number it returns is the exit code (0 otherwise). */
-  run: (options: O, cleanup: Cleanup) => Promise<unknown>;
-  /** Called before the cleanup steps run (to say so). */
-  beforeCleanup?: () => void;
+  run: (options: Options<Spec>, cleanup: Cleanup) => Promise<unknown>;
 }
 
 /**
  * What every benchmark's entry point does: parse the options (a bad one exits 2 with the usage,
  * --help prints it), run, and always run the cleanup steps, on SIGINT and SIGTERM too.
  */
-export async function runBench<O>(spec: BenchSpec<O>): Promise<never> {
-  let options: O | undefined;
+export async function runBench<Spec extends Record<string, OptionSpec>>(
+  spec: BenchSpec<Spec>,
+): Promise<never> {
+  const help = usage(spec.script, spec.options);
+  let options: Options<Spec> | undefined;
   try {
-    options = spec.parseOptions(Bun.argv.slice(2));
+    options = parseOptions(Bun.argv.slice(2), spec.options);
   } catch (err) {
-    console.error(`${(err as Error).message}\n${spec.usage}`);
+    console.error(`${(err as Error).message}\n${help}`);
     process.exit(2);
   }
   if (!options) {
-    console.log(spec.usage);
+    console.log(help);
     process.exit(0);
   }
   const cleanup = new Cleanup();
@@ -54,7 +58,7 @@ export async function runBench<O>(spec: BenchSpec<O>): Promise<never> {
   } catch (err) {
     console.error(err instanceof Error ? err.message : err);
   } finally {
-    spec.beforeCleanup?.();
+    progress("cleaning up");
     await cleanup.run();
   }
   process.exit(code);

@@ -113,8 +113,3 @@ export async function seedBooks(sql: postgres.Sql, n: number): Promise<void> {
           from generate_series(1, ${integer(n)}) g) s`);
   await sql.unsafe("vacuum analyze books");
 }
-
-export async function bookCount(sql: postgres.Sql): Promise<number> {
-  const [row] = await sql<{ total: string }[]>`select sum(total) as total from book_stats`;
-  return Number(row?.total ?? 0);
-}

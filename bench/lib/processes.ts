@@ -1,16 +1,14 @@
 /** Building the binary and running the servers under test, each pinned to its own core. */
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { buildExecutable, MINIFY_FLAGS } from "../../scripts/build.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
-export const BINARY = join(ROOT, "petbooks");
 /** Servers under test run on this core; load generators (wrk, h2load, pgbench) on the other. */
 export const SERVER_CORE = 0;
 export const LOAD_CORE = 1;
 
-const BUILD_INPUTS = ["src", "drizzle", "package.json", "bun.lock"];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 15_000;
 
@@ -26,19 +24,6 @@ export function childEnv(extra: Env): Env {
   return { ...base, ...extra };
 }
 
-function newestMtimeMs(path: string): number {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  const entries = readdirSync(path, { recursive: true, encoding: "utf8" });
-  return Math.max(stat.mtimeMs, ...entries.map((entry) => statSync(join(path, entry)).mtimeMs));
-}
-
-function binaryIsStale(): boolean {
-  if (!existsSync(BINARY)) return true;
-  const inputs = BUILD_INPUTS.map((p) => join(ROOT, p)).filter((p) => existsSync(p));
-  return Math.max(...inputs.map(newestMtimeMs)) > statSync(BINARY).mtimeMs;
-}
-
 /** Runs a command to completion; its output is shown only if it fails. */
 export async function runChecked(cmd: string[], env: Env = childEnv({})): Promise<string> {
   const proc = Bun.spawn(cmd, { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
@@ -49,23 +34,6 @@ export async function runChecked(cmd: string[], env: Env = childEnv({})): Promis
   ]);
   if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}\n${out}${err}`);
   return out;
-}
-
-/** Builds ./petbooks when it is missing or older than its sources; true when it had to. */
-export async function ensureBinary(): Promise<boolean> {
-  if (!binaryIsStale()) return false;
-  await runChecked(["bun", "run", "build"]);
-  return true;
-}
-
-/**
- * Runs are made from a private copy, so a rebuild of ./petbooks during the bench (someone else
- * running `bun run build`) can neither crash the servers nor change what is measured.
- */
-export function stageBinary(dir: string): string {
-  const copy = join(dir, "petbooks");
-  copyFileSync(BINARY, copy);
-  return copy;
 }
 
 /** Builds the current sources the way `bun run build` does, into `dir` (./petbooks untouched). */
@@ -164,7 +132,8 @@ export interface RunningServer {
   baseUrl: string;
   /** Why it is no longer running, or undefined while it is. */
   exitReason(): string | undefined;
-  stop(): Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export interface ServerSpec {
@@ -172,7 +141,8 @@ export interface ServerSpec {
   cmd: string[];
   env: Env;
   port: number;
-  core?: number;
+  /** The core it is pinned to (SERVER_CORE when omitted), or null: not pinned. */
+  core?: number | null;
   /**
    * True once it answers as it should: best a request only this server can answer (it needs our
    * credentials), so that another process which grabbed the same free port cannot pass for ours.
@@ -181,14 +151,19 @@ export interface ServerSpec {
   ready?: (baseUrl: string) => Promise<boolean>;
   /** Where its stderr goes (its log); inherited when omitted. */
   logFile?: string;
+  readyTimeoutMs?: number;
+  /** Between two readiness checks. */
+  pollMs?: number;
 }
 
 const readyz = (baseUrl: string) =>
   fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) }).then((res) => res.ok);
 
-/** Starts a server under `taskset` (which execs it, so the pid is the server's own). */
-export async function startPinnedServer(spec: ServerSpec): Promise<RunningServer> {
-  const proc = Bun.spawn(["taskset", "-c", String(spec.core ?? SERVER_CORE), ...spec.cmd], {
+/** Starts a server, under `taskset` when pinned (which execs it, so the pid is the server's). */
+export async function startServer(spec: ServerSpec): Promise<RunningServer> {
+  const core = spec.core === undefined ? SERVER_CORE : spec.core;
+  const pin = core === null ? [] : ["taskset", "-c", String(core)];
+  const proc = Bun.spawn([...pin, ...spec.cmd], {
     cwd: ROOT,
     env: spec.env,
     stdout: "ignore",
@@ -199,16 +174,16 @@ export async function startPinnedServer(spec: ServerSpec): Promise<RunningServer
     pid: proc.pid,
     baseUrl: `http://127.0.0.1:${spec.port}`,
     exitReason: () => exitReason(proc),
-    stop: () => stopProcess(proc),
+    stop: (graceMs) => stopProcess(proc, graceMs),
   };
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const deadline = Date.now() + (spec.readyTimeoutMs ?? READY_TIMEOUT_MS);
   try {
     for (;;) {
       const exited = exitReason(proc);
       if (exited) throw new Error(`${spec.name} ${exited} before it was ready`);
       if (await (spec.ready ?? readyz)(server.baseUrl).catch(() => false)) return server;
       if (Date.now() > deadline) throw new Error(`${spec.name} was not ready in time`);
-      await Bun.sleep(100);
+      await Bun.sleep(spec.pollMs ?? 100);
     }
   } catch (err) {
     await server.stop();

@@ -80,3 +80,19 @@ export function runsTable<T>(
   const header = ["round", "subject", ...Object.keys(columns), "load average at start"];
   return `<details><summary>Every run</summary>\n\n${markdownTable(header, rows)}\n\n</details>`;
 }
+
+/** The every-run columns of a load run: its rate, p50 and p99 ("-" when not measured), failures. */
+export function loadColumns<R extends { p50Ms?: number; p99Ms?: number; failures?: number }>(
+  rate: string,
+  perSecond: (r: R) => number | undefined,
+  extra: Record<string, (r: R) => string> = {},
+): Record<string, (r: R) => string> {
+  const ms = (n: number | undefined) => (n === undefined ? "-" : fmt.ms(n));
+  return {
+    [rate]: (r) => fmt.int(perSecond(r) ?? Number.NaN),
+    "p50 ms": (r) => ms(r.p50Ms),
+    "p99 ms": (r) => ms(r.p99Ms),
+    ...extra,
+    failed: (r) => String(r.failures ?? 0),
+  };
+}

@@ -9,22 +9,15 @@ import {
   ListBooksRequestSchema,
   ListBooksResponseSchema,
 } from "../../src/gen/petbooks/v1/books_pb.ts";
-import { type Context, JWT_SECRET, progress } from "../lib/context.ts";
+import { type Context, progress } from "../lib/context.ts";
 import { withSql } from "../lib/database.ts";
 import { grpcClient } from "../lib/grpc.ts";
 import { grpcFrame, type H2loadResult, h2load } from "../lib/h2load.ts";
-import {
-  childEnv,
-  freePorts,
-  LOAD_CORE,
-  type RunningServer,
-  startPinnedServer,
-} from "../lib/processes.ts";
-import { fmt, markdownTable, runsTable } from "../lib/report.ts";
-import { interleaved, type Timed } from "../lib/rounds.ts";
-import { formatRatio, median, pairedRatio } from "../lib/stats.ts";
-import { obtainToken } from "./books.ts";
-import { startHttp } from "./pets.ts";
+import { freePorts, LOAD_CORE, type RunningServer } from "../lib/processes.ts";
+import { fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
+import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
+import { bearerToken, CEILINGS, startGrpc } from "../lib/servers.ts";
+import { formatRatio } from "../lib/stats.ts";
 
 const TARGET = 0.9;
 const PAGE_SIZE = 50;
@@ -35,6 +28,7 @@ const CHECK_CALLS = 3_000;
 const HEADERS = ["content-type: application/grpc", "te: trailers"];
 const METHODS = ["GetBook", "ListBooks"] as const;
 type Method = (typeof METHODS)[number];
+const SERVERS = ["petbooks", "ceiling"] as const;
 
 /** GetBook of `id` and two pages of ListBooks, as bytes: the same from both, or no comparison. */
 async function answers(server: RunningServer, id: string, authorization: string) {
@@ -60,8 +54,8 @@ async function answers(server: RunningServer, id: string, authorization: string)
   }
 }
 
-export async function grpcScenario(ctx: Context) {
-  const { options, report, dir } = ctx;
+/** Both servers answering the same bytes; each method's request body in a file, for h2load. */
+async function startBoth(ctx: Context) {
   const id = await withSql(ctx.databaseUrl, async (sql) => {
     const [row] = await sql<
       { id: string }[]
@@ -69,84 +63,50 @@ export async function grpcScenario(ctx: Context) {
     if (!row) throw new Error("no book to ask for");
     return row.id;
   });
-  const [petbooksPort, ceilingPort, servePort] = (await freePorts(3)) as [number, number, number];
+  const [petbooksPort, ceilingPort] = (await freePorts(2)) as [number, number];
   // BookService wants the REST API's bearer token (GRPC_AUTH=bearer, the default).
-  const serve = await startHttp(ctx, "petbooks serve", [ctx.binary, "serve"], servePort, {
-    DATABASE_URL: ctx.databaseUrl,
-    PUBLIC_URL: "http://127.0.0.1",
-    DATA_DIR: join(dir, "data-postgres"),
-  });
-  const authorization = `Bearer ${await obtainToken(serve)}`;
-  await serve.stop();
-  const start = async (name: string, cmd: string[], port: number) => {
-    const server = await startPinnedServer({
-      name,
-      cmd,
-      port,
-      env: childEnv({
-        DATABASE_URL: ctx.databaseUrl,
-        DATABASE_POOL_SIZE: String(options.pool),
-        JWT_SECRET,
-        JWT_TTL: "3600",
-        HOST: "127.0.0.1",
-        GRPC_PORT: String(port),
-        LOG_LEVEL: "warn",
-      }),
-      logFile: join(dir, `${name.replaceAll(/\W+/g, "-")}.log`),
-      ready: async (baseUrl) => {
-        const { client, close } = grpcClient(baseUrl, BookService, authorization);
-        try {
-          return (await client.getBook({ id }, { timeoutMs: 1000 })).id === id;
-        } finally {
-          close();
-        }
-      },
-    });
-    ctx.cleanup.defer(server.stop);
-    return server;
-  };
+  const authorization = await bearerToken(ctx);
+  const ready = { id, authorization };
   const servers = {
-    petbooks: await start("petbooks grpc", [ctx.binary, "grpc"], petbooksPort),
-    ceiling: await start(
+    petbooks: await startGrpc(ctx, "petbooks grpc", [ctx.binary, "grpc"], petbooksPort, ready),
+    ceiling: await startGrpc(
+      ctx,
       "grpc ceiling",
-      [process.execPath, join(import.meta.dir, "../ceilings/grpc.ts")],
+      [process.execPath, join(CEILINGS, "grpc.ts")],
       ceilingPort,
+      ready,
     ),
   };
-  const [mine, theirs] = await Promise.all([
-    answers(servers.petbooks, id, authorization),
-    answers(servers.ceiling, id, authorization),
-  ]);
-  if (!mine.every((bytes, i) => bytes.equals(theirs[i] as Buffer))) {
+  const [mine, theirs] = await Promise.all(
+    SERVERS.map((s) => answers(servers[s], id, authorization)),
+  );
+  if (!mine?.every((bytes, i) => bytes.equals(theirs?.[i] as Buffer))) {
     throw new Error("petbooks and the gRPC ceiling do not answer the same bytes");
   }
-  const expectedBytes: Record<Method, number> = {
-    GetBook: 5 + (mine[0]?.length ?? 0),
-    ListBooks: 5 + (mine[1]?.length ?? 0),
-  };
-  const bodies: Record<Method, string> = {
-    GetBook: join(dir, "get-book.grpc"),
-    ListBooks: join(dir, "list-books.grpc"),
+  const bodies: Record<Method, { file: string; answerBytes: number }> = {
+    GetBook: { file: join(ctx.dir, "get-book.grpc"), answerBytes: 5 + (mine[0]?.length ?? 0) },
+    ListBooks: { file: join(ctx.dir, "list-books.grpc"), answerBytes: 5 + (mine[1]?.length ?? 0) },
   };
   writeFileSync(
-    bodies.GetBook,
+    bodies.GetBook.file,
     grpcFrame(toBinary(GetBookRequestSchema, create(GetBookRequestSchema, { id }))),
   );
-  writeFileSync(
-    bodies.ListBooks,
-    grpcFrame(
-      toBinary(ListBooksRequestSchema, create(ListBooksRequestSchema, { pageSize: PAGE_SIZE })),
-    ),
-  );
+  const list = create(ListBooksRequestSchema, { pageSize: PAGE_SIZE });
+  writeFileSync(bodies.ListBooks.file, grpcFrame(toBinary(ListBooksRequestSchema, list)));
+  return { servers, authorization, bodies };
+}
 
+export async function grpcScenario(ctx: Context) {
+  const { options, report, dir } = ctx;
+  const { servers, authorization, bodies } = await startBoth(ctx);
   const load = (
-    name: keyof typeof servers,
+    name: (typeof SERVERS)[number],
     method: Method,
     run: { seconds: number; requests?: number },
   ) =>
     h2load({
       url: `${servers[name].baseUrl}/petbooks.v1.BookService/${method}`,
-      dataFile: bodies[method],
+      dataFile: bodies[method].file,
       headers: [...HEADERS, `authorization: ${authorization}`],
       clients: CLIENTS,
       streams: STREAMS,
@@ -158,19 +118,22 @@ export async function grpcScenario(ctx: Context) {
   // h2load sees HTTP 200 for a gRPC error too: a counted run, where its byte count is exact,
   // shows that every call got the OK answer. It warms both servers up as well.
   for (const method of METHODS) {
-    for (const name of ["petbooks", "ceiling"] as const) {
+    for (const name of SERVERS) {
       const check = await load(name, method, { seconds: 0, requests: CHECK_CALLS });
-      if (check.failures > 0 || Math.abs(check.dataBytesPerCall - expectedBytes[method]) > 0.001) {
+      if (
+        check.failures > 0 ||
+        Math.abs(check.dataBytesPerCall - bodies[method].answerBytes) > 0.001
+      ) {
         throw new Error(`${method} on ${name}: not every call got the OK answer`);
       }
     }
   }
   progress(`gRPC: same bytes from both; every one of ${CHECK_CALLS} calls OK on both`);
 
-  const results = {} as Record<Method, Record<"petbooks" | "ceiling", Timed<H2loadResult>[]>>;
+  const results = {} as Record<Method, Runs<(typeof SERVERS)[number], H2loadResult>>;
   for (const method of METHODS) {
     progress(`gRPC ${method}: ${options.rounds} rounds`);
-    results[method] = await interleaved(["petbooks", "ceiling"] as const, options.rounds, (name) =>
+    results[method] = await interleaved(SERVERS, options.rounds, (name) =>
       load(name, method, { seconds: options.seconds }),
     );
   }
@@ -179,25 +142,22 @@ export async function grpcScenario(ctx: Context) {
   const rows: string[][] = [];
   const everyRun: Record<string, Timed<H2loadResult>[]> = {};
   for (const method of METHODS) {
-    const r = results[method];
-    const of = (name: "petbooks" | "ceiling", key: "callsPerSecond" | "p99Ms") =>
-      r[name].map((x) => x.result[key]);
-    const ratio = pairedRatio(of("petbooks", "callsPerSecond"), of("ceiling", "callsPerSecond"));
-    const failed = [...r.petbooks, ...r.ceiling].some((x) => x.result.failures > 0);
+    const { petbooks, ceiling } = results[method];
+    const ratio = ratioOf(petbooks, ceiling, (x) => x.callsPerSecond);
     report.judge(
       `gRPC ${method}: calls/s >= ${TARGET} x same-SQL ceiling`,
       formatRatio(ratio),
-      failed ? undefined : ratio.median >= TARGET,
+      anyFailed(petbooks, ceiling) ? undefined : ratio.median >= TARGET,
     );
     rows.push([
       method,
-      fmt.int(median(of("petbooks", "callsPerSecond"))),
-      fmt.int(median(of("ceiling", "callsPerSecond"))),
+      fmt.int(medianOf(petbooks, (x) => x.callsPerSecond)),
+      fmt.int(medianOf(ceiling, (x) => x.callsPerSecond)),
       formatRatio(ratio),
-      formatRatio(pairedRatio(of("petbooks", "p99Ms"), of("ceiling", "p99Ms"))),
+      formatRatio(ratioOf(petbooks, ceiling, (x) => x.p99Ms)),
     ]);
-    everyRun[`${method}, petbooks`] = r.petbooks;
-    everyRun[`${method}, ceiling`] = r.ceiling;
+    everyRun[`${method}, petbooks`] = petbooks;
+    everyRun[`${method}, ceiling`] = ceiling;
   }
   report.section(
     "gRPC",
@@ -218,11 +178,9 @@ export async function grpcScenario(ctx: Context) {
       ],
       rows,
     ),
-    runsTable(everyRun, {
-      "calls/s": (x) => fmt.int(x.callsPerSecond),
-      "p50 ms": (x) => fmt.ms(x.p50Ms),
-      "p99 ms": (x) => fmt.ms(x.p99Ms),
-      failed: (x) => String(x.failures),
-    }),
+    runsTable(
+      everyRun,
+      loadColumns("calls/s", (x) => x.callsPerSecond),
+    ),
   );
 }

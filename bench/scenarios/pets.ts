@@ -6,11 +6,9 @@
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
-import { openDatabase } from "../../src/db/client.ts";
-import { silentLogger } from "../../src/logger.ts";
-import { listPageQuery } from "../../src/pets/pets.repository.ts";
-import { API_KEY, type Context, JWT_SECRET, progress } from "../lib/context.ts";
+import { API_KEY, type Context, progress } from "../lib/context.ts";
 import { petSeedStatements } from "../lib/database.ts";
+import { listPageQuery, openDatabase } from "../lib/petbooks.ts";
 import { runPgbench } from "../lib/pgbench.ts";
 import {
   childEnv,
@@ -19,11 +17,11 @@ import {
   peakRssMb,
   type RunningServer,
   runChecked,
-  startPinnedServer,
 } from "../lib/processes.ts";
-import { fmt, markdownTable, runsTable } from "../lib/report.ts";
-import { interleaved, type Timed } from "../lib/rounds.ts";
-import { formatRatio, median, pairedRatio } from "../lib/stats.ts";
+import { fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
+import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
+import { CEILINGS, startServe } from "../lib/servers.ts";
+import { formatRatio, type Ratio } from "../lib/stats.ts";
 import { loadServer, type ServerLoad } from "../lib/wrk.ts";
 
 const CONNECTIONS = 64;
@@ -37,8 +35,6 @@ const FILTERS = [
 type Filter = (typeof FILTERS)[number];
 const SUBJECTS = ["petbooks", "ceiling", "PostgreSQL alone", "embedded"] as const;
 type Subject = (typeof SUBJECTS)[number];
-
-export const CEILING_HTTP = join(import.meta.dir, "../ceilings/http.ts");
 
 /**
  * Why embedded GET /pets stays well under 0.4 of PostgreSQL's rate: what a profile of it showed
@@ -56,42 +52,10 @@ const EMBEDDED_PROFILE =
   "protocol's one will do), but with four fifths of the time in PostgreSQL itself no change " +
   "in petbooks can bring embedded to 0.4 of PostgreSQL: that takes PostgreSQL.";
 
-/** `petbooks serve` (or the ceiling) on core 0, ready once GET /pets answers our key. */
-export async function startHttp(
-  ctx: Pick<Context, "dir" | "cleanup"> & { options: Pick<Context["options"], "pool"> },
-  name: string,
-  cmd: string[],
-  port: number,
-  env: Record<string, string>,
-): Promise<RunningServer> {
-  const server = await startPinnedServer({
-    name,
-    cmd,
-    port,
-    env: childEnv({
-      API_KEY,
-      JWT_SECRET,
-      JWT_TTL: "3600",
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      LOG_LEVEL: "warn",
-      // No cache: GET /books is compared uncached, and GET /pets has none.
-      CACHE_TTL: "0",
-      DATABASE_POOL_SIZE: String(ctx.options.pool),
-      ...env,
-    }),
-    logFile: join(ctx.dir, `${name.replaceAll(/\W+/g, "-")}.log`),
-    ready: (baseUrl) =>
-      fetch(`${baseUrl}/pets?limit=1`, { headers: { "x-api-key": API_KEY } }).then((r) => r.ok),
-  });
-  ctx.cleanup.defer(server.stop);
-  return server;
-}
-
 /** A migrated embedded database in `dataDir` holding `count` pets seeded like PostgreSQL's. */
 export async function seedEmbedded(ctx: Context, dataDir: string, count: number) {
   await runChecked([ctx.binary, "migrate"], childEnv({ DATA_DIR: dataDir, LOG_LEVEL: "warn" }));
-  const database = await openDatabase({ dataDir }, silentLogger);
+  const database = await openDatabase({ dataDir });
   try {
     await database.db.transaction(async (tx) => {
       for (const statement of petSeedStatements(count)) await tx.execute(sql.raw(statement));
@@ -109,29 +73,26 @@ async function answer(server: RunningServer, path: string): Promise<string> {
   return body;
 }
 
-export async function petsScenario(ctx: Context, embeddedDir: string | undefined) {
-  const { options, report } = ctx;
+/** petbooks, its ceiling (and petbooks embedded), checked to answer every filter alike. */
+async function startServers(ctx: Context, embeddedDir: string | undefined) {
   const [port, ceilingPort, embeddedPort] = (await freePorts(3)) as [number, number, number];
   // One photo URL base for both, so their answers can be compared byte for byte.
   const pg = { DATABASE_URL: ctx.databaseUrl, PUBLIC_URL: `http://127.0.0.1:${port}` };
   const servers: Partial<Record<Subject, RunningServer>> = {
-    petbooks: await startHttp(ctx, "petbooks serve", [ctx.binary, "serve"], port, {
+    petbooks: await startServe(ctx, "petbooks serve", port, {
       ...pg,
       DATA_DIR: join(ctx.dir, "data-postgres"),
     }),
-    ceiling: await startHttp(ctx, "ceiling", [process.execPath, CEILING_HTTP], ceilingPort, pg),
+    ceiling: await startServe(ctx, "ceiling", ceilingPort, pg, [
+      process.execPath,
+      join(CEILINGS, "http.ts"),
+    ]),
   };
   if (embeddedDir) {
-    servers.embedded = await startHttp(
-      ctx,
-      "petbooks embedded",
-      [ctx.binary, "serve"],
-      embeddedPort,
-      {
-        DATA_DIR: embeddedDir,
-        PUBLIC_URL: `http://127.0.0.1:${embeddedPort}`,
-      },
-    );
+    servers.embedded = await startServe(ctx, "petbooks embedded", embeddedPort, {
+      DATA_DIR: embeddedDir,
+      PUBLIC_URL: `http://127.0.0.1:${embeddedPort}`,
+    });
   }
   const { petbooks, ceiling } = servers as Record<"petbooks" | "ceiling", RunningServer>;
   for (const filter of FILTERS) {
@@ -143,7 +104,12 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
     if (servers.embedded) await answer(servers.embedded, path);
   }
   progress("GET /pets: petbooks and the ceiling answer every filter with the same bytes");
+  return servers;
+}
 
+/** One run of a subject: wrk on a server, or pgbench on the page statement. */
+function measurer(ctx: Context, servers: Partial<Record<Subject, RunningServer>>) {
+  const { options } = ctx;
   const dialect = new PgDialect();
   const pgbench = (filter: Filter, seconds: number) =>
     runPgbench({
@@ -157,7 +123,7 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       core: LOAD_CORE,
       scriptFile: join(ctx.dir, "pets-page.sql"),
     });
-  const measure = async (subject: Subject, filter: Filter): Promise<Partial<ServerLoad>> => {
+  return async (subject: Subject, filter: Filter): Promise<Partial<ServerLoad>> => {
     const server = servers[subject];
     if (server) {
       const load = { connections: CONNECTIONS, core: LOAD_CORE, headers: { "X-API-KEY": API_KEY } };
@@ -167,56 +133,68 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
     const r = await pgbench(filter, options.seconds);
     return { rps: r.tps, failures: r.failed };
   };
+}
+
+/** The filter's verdicts, and its row of the table. */
+function judgeFilter(
+  ctx: Context,
+  filter: Filter,
+  runs: Runs<Subject, Partial<ServerLoad>>,
+): string[] {
+  const rps = (r: Partial<ServerLoad>) => r.rps;
+  const vsCeiling = ratioOf(runs.petbooks, runs.ceiling, rps);
+  const p99 = ratioOf(runs.petbooks, runs.ceiling, (r) => r.p99Ms);
+  const vsPostgres = ratioOf(runs.petbooks, runs["PostgreSQL alone"], rps);
+  const invalid = anyFailed(...Object.values<Timed<Partial<ServerLoad>>[]>(runs));
+  const judge = (target: string, ratio: Ratio, ok: boolean) =>
+    ctx.report.judge(
+      `GET /pets ${filter.name}: ${target}`,
+      formatRatio(ratio),
+      invalid ? undefined : ok,
+    );
+  judge(
+    `req/s >= ${TARGETS.ceiling} x same-SQL ceiling`,
+    vsCeiling,
+    vsCeiling.median >= TARGETS.ceiling,
+  );
+  judge(`p99 <= ${TARGETS.p99} x ceiling's`, p99, p99.median <= TARGETS.p99);
+  judge(
+    `req/s >= ${TARGETS.postgres} x PostgreSQL alone (pgbench)`,
+    vsPostgres,
+    vsPostgres.median >= TARGETS.postgres,
+  );
+  const cpu = (s: Subject) => fmt.int(medianOf(runs[s], (r) => r.cpuUs));
+  return [
+    filter.name,
+    ...(["petbooks", "ceiling", "PostgreSQL alone"] as const).map((s) =>
+      fmt.int(medianOf(runs[s], rps)),
+    ),
+    formatRatio(vsCeiling),
+    formatRatio(p99),
+    formatRatio(vsPostgres),
+    `${cpu("petbooks")} / ${cpu("ceiling")}`,
+    runs.embedded ? fmt.int(medianOf(runs.embedded, rps)) : "-",
+    runs.embedded ? formatRatio(ratioOf(runs.embedded, runs.petbooks, rps)) : "-",
+  ];
+}
+
+export async function petsScenario(ctx: Context, embeddedDir: string | undefined) {
+  const { options, report } = ctx;
+  const servers = await startServers(ctx, embeddedDir);
+  const measure = measurer(ctx, servers);
   const subjects = SUBJECTS.filter((s) => s !== "embedded" || servers.embedded);
   const rows: string[][] = [];
   const everyRun: Record<string, Timed<Partial<ServerLoad>>[]> = {};
   for (const filter of FILTERS) {
     progress(`GET /pets ${filter.name}: ${options.rounds} rounds of ${subjects.join(", ")}`);
     const runs = await interleaved(subjects, options.rounds, (s) => measure(s, filter));
-    const of = (s: Subject, key: keyof ServerLoad) =>
-      (runs[s] ?? []).map((r) => r.result[key] ?? NaN);
-    const invalid = Object.values(runs).some((list) =>
-      list.some((r) => (r.result.failures ?? 0) > 0),
-    );
-    const vsCeiling = pairedRatio(of("petbooks", "rps"), of("ceiling", "rps"));
-    const p99 = pairedRatio(of("petbooks", "p99Ms"), of("ceiling", "p99Ms"));
-    const vsPostgres = pairedRatio(of("petbooks", "rps"), of("PostgreSQL alone", "rps"));
-    const judge = (target: string, ratio: typeof p99, ok: boolean) =>
-      report.judge(
-        `GET /pets ${filter.name}: ${target}`,
-        formatRatio(ratio),
-        invalid ? undefined : ok,
-      );
-    judge(
-      `req/s >= ${TARGETS.ceiling} x same-SQL ceiling`,
-      vsCeiling,
-      vsCeiling.median >= TARGETS.ceiling,
-    );
-    judge(`p99 <= ${TARGETS.p99} x ceiling's`, p99, p99.median <= TARGETS.p99);
-    judge(
-      `req/s >= ${TARGETS.postgres} x PostgreSQL alone (pgbench)`,
-      vsPostgres,
-      vsPostgres.median >= TARGETS.postgres,
-    );
-    rows.push([
-      filter.name,
-      ...(["petbooks", "ceiling", "PostgreSQL alone"] as const).map((s) =>
-        fmt.int(median(of(s, "rps"))),
-      ),
-      formatRatio(vsCeiling),
-      formatRatio(p99),
-      formatRatio(vsPostgres),
-      `${fmt.int(median(of("petbooks", "cpuUs")))} / ${fmt.int(median(of("ceiling", "cpuUs")))}`,
-      runs.embedded ? fmt.int(median(of("embedded", "rps"))) : "-",
-      runs.embedded ? formatRatio(pairedRatio(of("embedded", "rps"), of("petbooks", "rps"))) : "-",
-    ]);
+    rows.push(judgeFilter(ctx, filter, runs as Runs<Subject, Partial<ServerLoad>>));
     for (const s of subjects) everyRun[`${filter.name}, ${s}`] = runs[s];
   }
   const peak = Object.fromEntries(
     Object.entries(servers).map(([s, server]) => [s, fmt.mb(peakRssMb(server.pid) ?? NaN)]),
   );
   await Promise.all(Object.values(servers).map((s) => s.stop()));
-
   report.section(
     "GET /pets",
     `100,000 pets (30% with 1 to 3 photos), \`limit\` 20. Load: \`wrk -t1 -c${CONNECTIONS}\`, ` +
@@ -246,12 +224,11 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
     `Peak RSS: petbooks on PostgreSQL ${peak.petbooks} MB, ceiling ${peak.ceiling} MB` +
       (servers.embedded ? `, petbooks embedded ${peak.embedded} MB.` : "."),
     ...(servers.embedded ? [EMBEDDED_PROFILE] : []),
-    runsTable(everyRun, {
-      "req/s": (r) => fmt.int(r.rps ?? NaN),
-      "p50 ms": (r) => (r.p50Ms === undefined ? "-" : fmt.ms(r.p50Ms)),
-      "p99 ms": (r) => (r.p99Ms === undefined ? "-" : fmt.ms(r.p99Ms)),
-      "server CPU µs/request": (r) => (r.cpuUs === undefined ? "-" : fmt.int(r.cpuUs)),
-      failed: (r) => String(r.failures ?? 0),
-    }),
+    runsTable(
+      everyRun,
+      loadColumns("req/s", (r) => r.rps, {
+        "server CPU µs/request": (r) => (r.cpuUs === undefined ? "-" : fmt.int(r.cpuUs)),
+      }),
+    ),
   );
 }

@@ -1,0 +1,131 @@
+/** petbooks (and its ceilings) started for a bench: `serve`, `grpc`, a bearer token. */
+import { join } from "node:path";
+import { BookService } from "../../src/gen/petbooks/v1/books_pb.ts";
+import { API_KEY, JWT_SECRET, type Workspace } from "./context.ts";
+import { grpcClient } from "./grpc.ts";
+import {
+  childEnv,
+  freePorts,
+  type RunningServer,
+  type ServerSpec,
+  startServer,
+} from "./processes.ts";
+
+export const CEILINGS = join(import.meta.dir, "../ceilings");
+const USER = { username: "bench-reader", password: "bench reader password" };
+
+/** The environment every petbooks command of the benches gets, `extra` on top. */
+export const petbooksEnv = (extra: Record<string, string>) =>
+  childEnv({
+    API_KEY,
+    JWT_SECRET,
+    JWT_TTL: "3600",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "warn",
+    ...extra,
+  });
+
+const logFile = (ws: Pick<Workspace, "dir">, name: string) =>
+  join(ws.dir, `${name.replaceAll(/\W+/g, "-")}.log`);
+
+/**
+ * `petbooks serve` (or another `cmd` serving the same API) on core 0, pool `ws.pool`, no cache
+ * unless `env` says otherwise; ready once GET /pets answers our key. Stopped by the cleanup.
+ */
+export async function startServe(
+  ws: Pick<Workspace, "dir" | "cleanup" | "pool" | "binary">,
+  name: string,
+  port: number,
+  env: Record<string, string>,
+  cmd = [ws.binary, "serve"],
+): Promise<RunningServer> {
+  const server = await startServer({
+    name,
+    cmd,
+    port,
+    // No cache: GET /books is compared uncached, and GET /pets has none.
+    env: petbooksEnv({
+      PORT: String(port),
+      CACHE_TTL: "0",
+      DATABASE_POOL_SIZE: String(ws.pool),
+      ...env,
+    }),
+    logFile: logFile(ws, name),
+    ready: (baseUrl) =>
+      fetch(`${baseUrl}/pets?limit=1`, { headers: { "x-api-key": API_KEY } }).then((r) => r.ok),
+  });
+  ws.cleanup.defer(server.stop);
+  return server;
+}
+
+/** `petbooks grpc` (or the gRPC ceiling) on core 0, ready once it answers GetBook of `id`. */
+export async function startGrpc(
+  ws: Pick<Workspace, "dir" | "cleanup" | "pool" | "databaseUrl">,
+  name: string,
+  cmd: string[],
+  port: number,
+  ready: { id: string; authorization: string },
+  spec: Partial<ServerSpec> = {},
+): Promise<RunningServer> {
+  const server = await startServer({
+    name,
+    cmd,
+    port,
+    env: petbooksEnv({
+      DATABASE_URL: ws.databaseUrl,
+      DATABASE_POOL_SIZE: String(ws.pool),
+      GRPC_PORT: String(port),
+    }),
+    logFile: logFile(ws, name),
+    ready: async (baseUrl) => {
+      const { client, close } = grpcClient(baseUrl, BookService, ready.authorization);
+      try {
+        return (await client.getBook({ id: ready.id }, { timeoutMs: 1000 })).id === ready.id;
+      } finally {
+        close();
+      }
+    },
+    ...spec,
+  });
+  ws.cleanup.defer(server.stop);
+  return server;
+}
+
+export async function ok(res: Promise<Response>, what: string, also = 0): Promise<Response> {
+  const answer = await res;
+  if (!answer.ok && answer.status !== also)
+    throw new Error(`${what} answered ${answer.status}: ${await answer.text()}`);
+  return answer;
+}
+
+/** Registers the bench user (unless it exists) and logs in through petbooks' own API. */
+export async function obtainToken(server: Pick<RunningServer, "baseUrl">): Promise<string> {
+  const post = (path: string, body: string, type: string) =>
+    fetch(`${server.baseUrl}${path}`, { method: "POST", headers: { "content-type": type }, body });
+  await ok(
+    post("/auth/register", JSON.stringify(USER), "application/json"),
+    "POST /auth/register",
+    409,
+  );
+  const form = new URLSearchParams({ grant_type: "password", ...USER }).toString();
+  const res = await ok(
+    post("/auth/token", form, "application/x-www-form-urlencoded"),
+    "POST /auth/token",
+  );
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+/** "Bearer <token>" of the bench user, from a `serve` started for it on the bench's database. */
+export async function bearerToken(ws: Workspace): Promise<string> {
+  const [port] = (await freePorts(1)) as [number];
+  const serve = await startServe(ws, "petbooks serve (sign-in)", port, {
+    DATABASE_URL: ws.databaseUrl,
+    PUBLIC_URL: "http://127.0.0.1",
+    DATA_DIR: join(ws.dir, "data-postgres"),
+  });
+  try {
+    return `Bearer ${await obtainToken(serve)}`;
+  } finally {
+    await serve.stop();
+  }
+}
