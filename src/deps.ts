@@ -1,12 +1,19 @@
-/** Composition root: config → database → cache → events → storage → repositories → services. */
+/**
+ * The composition root: config → infrastructure (database, cache, events, storage) → feature
+ * modules. Every subcommand, the test app and the benchmarks get their wiring from here.
+ */
 import { join } from "node:path";
-import { type AuthService, createAuthService } from "./auth/auth.service.ts";
+import { createAuthModule, createAuthServiceFor } from "./auth/auth.module.ts";
+import type { AuthService } from "./auth/auth.service.ts";
 import type { HashQueue } from "./auth/hash-queue.ts";
 import { openPasswordProtection } from "./auth/protection.ts";
 import type { AuthLimits } from "./auth/rate-limit.ts";
-import { createTokenIssuer } from "./auth/tokens.ts";
-import { createUsersRepository } from "./auth/users.repository.ts";
-import { createBooksService } from "./books/books.service.ts";
+import {
+  type BooksModuleDeps,
+  createBooksModule,
+  createBooksRpc,
+  createBooksServiceFor,
+} from "./books/books.module.ts";
 import { type Cache, createMemoryCache, createNoCache } from "./cache/cache.ts";
 import { createRedisCache } from "./cache/redis-cache.ts";
 import type { Config } from "./config.ts";
@@ -33,8 +40,7 @@ import {
 import { traceConsumer, traceHeaders, traceTransport } from "./observability/pipeline-tracing.ts";
 import type { Telemetry } from "./observability/telemetry.ts";
 import type { Tracing } from "./observability/tracing.ts";
-import { createPetsRepository } from "./pets/pets.repository.ts";
-import { createPetsService } from "./pets/pets.service.ts";
+import { createPetsModule, createPetsServiceFor } from "./pets/pets.module.ts";
 import { createObjectDeletionSweeper } from "./storage/object-deletion-sweeper.ts";
 import { createObjectDeletionsRepository } from "./storage/object-deletions.repository.ts";
 import { createLocalPhotoStorage, type PhotoStorage } from "./storage/photo-storage.ts";
@@ -62,31 +68,25 @@ export function openPhotoStorage(config: PetsConfig, logger: Logger): PhotoStora
   return createLocalPhotoStorage(join(config.dataDir, "photos"), config.publicUrl);
 }
 
-export function buildPets(database: Database, config: PetsConfig, logger: Logger) {
-  const storage = openPhotoStorage(config, logger);
-  // Removals that fail after a delete commits wait in a table for `serve`'s sweep.
-  const sweeper = createObjectDeletionSweeper({
+/** Photo files whose removal failed after a delete committed wait in a table for `serve`'s sweep. */
+function deletionSweeper(database: Database, storage: PhotoStorage, logger: Logger) {
+  return createObjectDeletionSweeper({
     repository: createObjectDeletionsRepository(database.db),
     storage,
     logger: logger.child({ module: "storage" }),
   });
-  const pets = createPetsService({
-    repository: createPetsRepository(database.db),
-    storage,
-    maxPhotoBytes: config.maxPhotoBytes,
-    logger: logger.child({ module: "pets" }),
-    deferredRemovals: sweeper,
-  });
-  return { storage, pets, sweeper };
 }
 
-/** The pets of a `serve` process: first away with what crashed uploads left (a log says how many). */
-async function buildServedPets(database: Database, config: PetsConfig, logger: Logger) {
-  const built = buildPets(database, config, logger);
-  await built.storage.ready();
-  logger.info("photo storage", { storage: built.storage.kind, bucket: config.s3?.bucket });
+/** First away with what crashed uploads left (a log says how many), then the sweep runs. */
+async function prepareServedStorage(
+  storage: PhotoStorage,
+  config: PetsConfig,
+  logger: Logger,
+): Promise<void> {
+  await storage.ready();
+  logger.info("photo storage", { storage: storage.kind, bucket: config.s3?.bucket });
   try {
-    const removed = await built.storage.sweepPartialFiles();
+    const removed = await storage.sweepPartialFiles();
     if (removed > 0)
       logger.info("removed partial photo files left by interrupted uploads", { removed });
     const spooled = await sweepStaleUploads();
@@ -94,50 +94,115 @@ async function buildServedPets(database: Database, config: PetsConfig, logger: L
   } catch (err) {
     logger.warn("could not sweep partial photo files", { err });
   }
-  built.sweeper.start();
-  return built;
 }
 
-export interface BooksInfrastructure {
+/** What the served features run on, opened by `openServeDeps` (or a test). */
+export interface FeatureInfrastructure {
   database: Database;
   cache: Cache;
   transport: EventTransport;
-  jwtSecret: string;
-  jwtTtlSeconds: number;
-  outboxRetentionHours?: number;
-  outboxStallSeconds?: number;
-  /** The password endpoints' limits and hashing queue (auth/protection.ts); defaults if unset. */
-  authLimits?: AuthLimits;
-  hashQueue?: HashQueue;
+  storage: PhotoStorage;
   /** The process' metrics (observability/metrics.ts); none: METRICS=off, or a one-shot command. */
   metrics?: Metrics | undefined;
   /** Tracing (observability/tracing.ts): events carry their writer's trace; none: off. */
   tracing?: Tracing | undefined;
 }
 
-export function buildBooks(infra: BooksInfrastructure, logger: Logger) {
+export interface FeatureSettings {
+  apiKey: string;
+  jwtSecret: string;
+  jwtTtlSeconds: number;
+  maxPhotoBytes: number;
+  trustedProxies?: string[] | undefined;
+  outboxRetentionHours?: number | undefined;
+  outboxStallSeconds?: number | undefined;
+  /** The password endpoints' limits and hashing queue (auth/protection.ts); defaults if unset. */
+  authLimits?: AuthLimits | undefined;
+  hashQueue?: HashQueue | undefined;
+  /** An AuthService built elsewhere (tests: other hashers and clocks). */
+  authService?: AuthService | undefined;
+  /** WatchBooks on the gRPC side of `dev` (book-watch.ts). */
+  watch?: BooksModuleDeps["watch"];
+  /** Swaps the books repositories (the benchmark without the outbox). */
+  openBooksData?: BooksModuleDeps["openData"];
+}
+
+/**
+ * The features of `serve` and `dev` (pets, auth, books, in the order their routes are
+ * registered), with the outbox relay that publishes the books' events and the sweep of photo
+ * files whose removal failed. Nothing is started here.
+ */
+export function buildFeatures(
+  infra: FeatureInfrastructure,
+  settings: FeatureSettings,
+  logger: Logger,
+) {
+  const { database, metrics, tracing } = infra;
   const relay = createOutboxRelay({
-    db: infra.database.db,
+    db: database.db,
     transport: infra.transport,
     logger: logger.child({ module: "relay" }),
-    retentionHours: infra.outboxRetentionHours,
-    stallSeconds: infra.outboxStallSeconds,
-    metrics: relayMetrics(infra.metrics),
-    onClaimed: infra.tracing && rememberEventTraces,
+    retentionHours: settings.outboxRetentionHours,
+    stallSeconds: settings.outboxStallSeconds,
+    metrics: relayMetrics(metrics),
+    onClaimed: tracing && rememberEventTraces,
   });
-  watchOutbox(infra.metrics, relay, infra.database.db);
-  const auth = createAuthService({
-    users: createUsersRepository(infra.database.db),
-    tokens: createTokenIssuer(infra.jwtSecret, infra.jwtTtlSeconds),
-    limits: infra.authLimits,
-    hashQueue: infra.hashQueue,
+  watchOutbox(metrics, relay, database.db);
+  const sweeper = deletionSweeper(database, infra.storage, logger);
+  const pets = createPetsModule({
+    db: database.db,
+    storage: infra.storage,
+    apiKey: settings.apiKey,
+    maxPhotoBytes: settings.maxPhotoBytes,
+    logger,
+    deferredRemovals: sweeper,
   });
-  const books = createBooksService({
-    db: infra.database.db,
+  const auth = createAuthModule({
+    db: database.db,
+    jwtSecret: settings.jwtSecret,
+    jwtTtlSeconds: settings.jwtTtlSeconds,
+    limits: settings.authLimits,
+    hashQueue: settings.hashQueue,
+    trustedProxies: settings.trustedProxies,
+    service: settings.authService,
+  });
+  const books = createBooksModule({
+    db: database.db,
     cache: infra.cache,
+    auth: auth.service,
     onEventCommitted: () => relay.nudge(),
+    openData: settings.openBooksData,
+    pageTokenSecret: settings.jwtSecret,
+    watch: settings.watch,
   });
-  return { relay, auth, books };
+  return { relay, sweeper, pets, auth, books, modules: [pets, auth, books] as const };
+}
+
+export type Features = ReturnType<typeof buildFeatures>;
+
+/** The services alone, for the commands that serve nothing (`seed`, `export-pets`). */
+export function buildServices(
+  database: Database,
+  cache: Cache,
+  config: PetsConfig & Pick<Config, "jwtSecret" | "jwtTtlSeconds">,
+  logger: Logger,
+) {
+  const storage = openPhotoStorage(config, logger);
+  const pets = createPetsServiceFor({
+    db: database.db,
+    storage,
+    maxPhotoBytes: config.maxPhotoBytes,
+    logger,
+    deferredRemovals: deletionSweeper(database, storage, logger),
+  });
+  // No token is issued or checked here; the issuer only needs some key.
+  const jwtSecret = config.jwtSecret ?? crypto.randomUUID().repeat(2);
+  return {
+    pets,
+    // Its writes record their events in the outbox, which `serve`'s relay publishes.
+    books: createBooksServiceFor({ db: database.db, cache }),
+    auth: createAuthServiceFor({ db: database.db, jwtSecret, jwtTtlSeconds: config.jwtTtlSeconds }),
+  };
 }
 
 export async function openDatabaseFor(
@@ -201,8 +266,18 @@ export function eventTransport(
   return traceTransport(transport, tracing, config.kafkaTopic);
 }
 
-/** Everything `serve` runs on, opened in dependency order and closed in reverse. */
-export async function openServeDeps(config: Config, logger: Logger, telemetry: Telemetry = {}) {
+/**
+ * Everything `serve` (and `dev`) runs on, opened in dependency order and closed in reverse, and
+ * its features built on it. `settings` adds to the config what only `dev` knows (WatchBooks).
+ */
+export async function openServeDeps(
+  config: Config,
+  logger: Logger,
+  telemetry: Telemetry = {},
+  settings: (
+    infrastructure: FeatureInfrastructure,
+  ) => Promise<Partial<FeatureSettings>> | Partial<FeatureSettings> = () => ({}),
+) {
   const { metrics, tracing } = telemetry;
   const closers: (() => Promise<unknown>)[] = [];
   const closeAll = async () => {
@@ -219,36 +294,29 @@ export async function openServeDeps(config: Config, logger: Logger, telemetry: T
     closers.push(() => transport.stop());
     const protection = await openPasswordProtection(config, logger);
     closers.push(() => protection.close());
-    const books = buildBooks(
+    const storage = openPhotoStorage(config, logger);
+    const infrastructure = { database, cache, transport, storage, metrics, tracing };
+    const features = buildFeatures(
+      infrastructure,
       {
-        database,
-        cache,
-        transport,
+        apiKey: config.apiKey as string,
         jwtSecret: config.jwtSecret as string,
         jwtTtlSeconds: config.jwtTtlSeconds,
+        maxPhotoBytes: config.maxPhotoBytes,
+        trustedProxies: config.trustedProxies,
         outboxRetentionHours: config.outboxRetentionHours,
         outboxStallSeconds: config.outboxStallSeconds,
         authLimits: protection.limits,
         hashQueue: protection.hashQueue,
-        metrics,
-        tracing,
+        ...(await settings(infrastructure)),
       },
       logger,
     );
-    closers.push(() => books.relay.stop());
-    return {
-      database,
-      cache,
-      transport,
-      ...(await buildServedPets(database, config, logger).then((pets) => {
-        closers.push(() => pets.sweeper.stop());
-        return pets;
-      })),
-      ...books,
-      metrics,
-      tracing,
-      close: closeAll,
-    };
+    closers.push(() => features.relay.stop());
+    await prepareServedStorage(storage, config, logger);
+    features.sweeper.start();
+    closers.push(() => features.sweeper.stop());
+    return { ...infrastructure, ...features, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
@@ -272,11 +340,26 @@ export function grpcAuthFor(
   if (!config.jwtSecret) throw new Error("GRPC_AUTH=bearer needs JWT_SECRET (see loadConfig)");
   const service =
     auth ??
-    createAuthService({
-      users: createUsersRepository(database.db),
-      tokens: createTokenIssuer(config.jwtSecret, config.jwtTtlSeconds),
+    createAuthServiceFor({
+      db: database.db,
+      jwtSecret: config.jwtSecret,
+      jwtTtlSeconds: config.jwtTtlSeconds,
     });
   return { mode: "bearer", authenticate: (authorization) => service.authenticate(authorization) };
+}
+
+/**
+ * The gRPC services of `grpc` alone: BookService over a books service of its own (reads only:
+ * writes are `serve`'s), page tokens signed with JWT_SECRET, WatchBooks on `watch`.
+ */
+export function grpcServices(
+  database: Database,
+  cache: Cache,
+  config: Pick<Config, "jwtSecret">,
+  watch: BooksModuleDeps["watch"],
+) {
+  const books = createBooksServiceFor({ db: database.db, cache });
+  return [createBooksRpc(books, { pageTokenSecret: config.jwtSecret, watch })];
 }
 
 export interface ConsumerOptions {

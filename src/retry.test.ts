@@ -1,17 +1,28 @@
 import { describe, expect, test } from "bun:test";
 import {
+  KafkaJSConnectionError,
+  KafkaJSNumberOfRetriesExceeded,
+  KafkaJSProtocolError,
+} from "kafkajs";
+import { DatabaseTimeoutError } from "./db/errors.ts";
+import {
   AppError,
   ConflictError,
   type ErrorCode,
   NotFoundError,
+  RetryLaterError,
   UnauthorizedError,
   ValidationError,
 } from "./errors.ts";
-import { createLogger, type Logger } from "./logger.ts";
-import { type RetryOptions, retry, retryable } from "./retry.ts";
+import type { Logger } from "./logger.ts";
+import { isTransient, type RetryOptions, retry, retryable } from "./retry.ts";
+import { capturingLogger } from "./testing/logger.ts";
+import { recordingSleep } from "./testing/sleep.ts";
 
 class TransientError extends Error {}
 class OtherError extends Error {}
+
+const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
 
 function failing(failures: number, error: () => unknown = () => new TransientError("flaky")) {
   let calls = 0;
@@ -21,20 +32,6 @@ function failing(failures: number, error: () => unknown = () => new TransientErr
     return calls;
   };
   return { op, calls: () => calls };
-}
-
-function recordingSleep() {
-  const delays: number[] = [];
-  const sleep = async (ms: number) => {
-    delays.push(ms);
-  };
-  return { sleep, delays };
-}
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger("debug", (line) => lines.push(JSON.parse(line)));
-  return { logger, lines };
 }
 
 describe("retry", () => {
@@ -192,6 +189,98 @@ describe("retry", () => {
   });
 });
 
+describe("isTransient", () => {
+  test.each<[string, unknown]>([
+    ["a refused connection", withCode("connect ECONNREFUSED 127.0.0.1:1", "ECONNREFUSED")],
+    ["a reset connection", withCode("read ECONNRESET", "ECONNRESET")],
+    ["postgres.js's connect timeout", withCode("write CONNECT_TIMEOUT", "CONNECT_TIMEOUT")],
+    ["a PostgreSQL that is starting", withCode("the database system is starting up", "57P03")],
+    [
+      "a driver error under Drizzle's",
+      new Error("Failed query", { cause: withCode("x", "57P01") }),
+    ],
+    ["our own wait for the database", new DatabaseTimeoutError("ping: no answer in 10 ms")],
+    ["a code kept only in the message", new Error("Connection error: connect ECONNREFUSED")],
+    [
+      "a timeout, by its class name",
+      Object.assign(new Error("t"), { name: "ConnectionTimeoutError" }),
+    ],
+    ["a kafkajs connection error", new KafkaJSConnectionError("Connection timeout")],
+    [
+      "kafkajs giving up on a connection error",
+      new KafkaJSNumberOfRetriesExceeded(new KafkaJSConnectionError("Connection timeout"), {
+        retryCount: 5,
+        retryTime: 100,
+      }),
+    ],
+    ["an unavailable AppError", new RetryLaterError("unavailable", "too busy", 5)],
+  ])("%s is transient", (_, err) => {
+    expect(isTransient(err)).toBe(true);
+  });
+
+  test.each<[string, unknown]>([
+    ["a plain error", new Error("boom")],
+    ["a wrong password", withCode("password authentication failed", "28P01")],
+    ["a missing database", withCode('database "x" does not exist', "3D000")],
+    ["a unique violation", withCode("duplicate key", "23505")],
+    ["a validation error", new ValidationError("bad title")],
+    [
+      "a broker error kafkajs does not retry",
+      new KafkaJSProtocolError(
+        Object.assign(new Error("Not authorized to access topics"), {
+          type: "TOPIC_AUTHORIZATION_FAILED",
+          code: 29,
+          retriable: false,
+        }),
+      ),
+    ],
+    ["a word that only contains a code", new Error("XECONNREFUSEDX")],
+    ["a thrown string", "ECONNREFUSED"],
+    ["nothing", undefined],
+  ])("%s is not", (_, err) => {
+    expect(isTransient(err)).toBe(false);
+  });
+});
+
+describe("retryOn", () => {
+  test("a transient error is retried, with the waits given to `sleep`", async () => {
+    const { sleep, delays } = recordingSleep();
+    const f = failing(2, () => withCode("connect ECONNREFUSED", "ECONNREFUSED"));
+    expect(await retry(f.op, { times: 3, delayMs: 10, retryOn: isTransient, sleep })).toBe(3);
+    expect(delays).toEqual([10, 10]);
+  });
+
+  test("an error it rejects fails at once, without a wait or a log line", async () => {
+    const { sleep, delays } = recordingSleep();
+    const { logger, lines } = capturingLogger();
+    const refusal = withCode("password authentication failed", "28P01");
+    const f = failing(5, () => refusal);
+    const caught = await retry(f.op, { times: 3, retryOn: isTransient, sleep, logger }).catch(
+      (e: unknown) => e,
+    );
+    expect(caught).toBe(refusal);
+    expect(f.calls()).toBe(1);
+    expect(delays).toEqual([]);
+    expect(lines).toEqual([]);
+  });
+
+  test("both filters must accept: `exceptions` first, then `retryOn`", async () => {
+    const f = failing(5, () => new OtherError("connect ECONNREFUSED"));
+    await expect(
+      retry(f.op, { times: 3, delayMs: 0, exceptions: [TransientError], retryOn: isTransient }),
+    ).rejects.toThrow(OtherError);
+    expect(f.calls()).toBe(1);
+  });
+
+  test("does not override the AppErrors that are never retried", async () => {
+    const f = failing(5, () => new NotFoundError("gone"));
+    await expect(retry(f.op, { times: 3, delayMs: 0, retryOn: () => true })).rejects.toThrow(
+      NotFoundError,
+    );
+    expect(f.calls()).toBe(1);
+  });
+});
+
 describe("@retryable", () => {
   class Repository {
     calls = 0;
@@ -296,5 +385,67 @@ describe("@retryable", () => {
     ["delayMs=-5", { delayMs: -5 }],
   ])("rejects %s with a RangeError when the class is defined", (_, options) => {
     expect(() => retryable(options)).toThrow(RangeError);
+  });
+
+  describe("with options from the instance and the call", () => {
+    class Connection {
+      readonly delays: number[] = [];
+      readonly seen: string[] = [];
+      constructor(
+        readonly attempts: number,
+        private readonly errors: unknown[],
+      ) {}
+
+      @retryable((c: Connection, [label]: [string]) => ({
+        name: `open ${label}`,
+        times: c.attempts,
+        delayMs: 5,
+        retryOn: isTransient,
+        sleep: async (ms) => {
+          c.delays.push(ms);
+        },
+      }))
+      async open(label: string): Promise<string> {
+        this.seen.push(label);
+        const error = this.errors.shift();
+        if (error) throw error;
+        return `${label} open`;
+      }
+    }
+    const refused = () => withCode("connect ECONNREFUSED", "ECONNREFUSED");
+
+    test("takes `times` and `sleep` from the instance, `name` from the arguments", async () => {
+      const { logger, lines } = capturingLogger();
+      const connection = Object.assign(new Connection(3, [refused(), refused()]), { logger });
+      expect(await connection.open("db")).toBe("db open");
+      expect(connection.seen).toEqual(["db", "db", "db"]);
+      expect(connection.delays).toEqual([5, 5]);
+      expect(lines).toEqual([
+        expect.objectContaining({ operation: "open db", attempt: 1, of: 3 }),
+        expect.objectContaining({ operation: "open db", attempt: 2, of: 3 }),
+      ]);
+    });
+
+    test("each instance its own `times`", async () => {
+      const once = new Connection(1, [refused()]);
+      await expect(once.open("a")).rejects.toThrow("ECONNREFUSED");
+      expect(once.seen).toHaveLength(1);
+      const twice = new Connection(2, [refused()]);
+      expect(await twice.open("b")).toBe("b open");
+      expect(twice.seen).toHaveLength(2);
+    });
+
+    test("a non-transient error fails at once", async () => {
+      const connection = new Connection(3, [withCode("wrong password", "28P01")]);
+      await expect(connection.open("db")).rejects.toThrow("wrong password");
+      expect(connection.seen).toHaveLength(1);
+      expect(connection.delays).toEqual([]);
+    });
+
+    test("invalid options from the function are refused at the call, before any attempt", async () => {
+      const connection = new Connection(0, []);
+      await expect(connection.open("db")).rejects.toThrow(RangeError);
+      expect(connection.seen).toEqual([]);
+    });
   });
 });

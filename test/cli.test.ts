@@ -1,6 +1,6 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import packageJson from "../package.json";
-import { runBinary, tempDataDir } from "./binary.ts";
+import { runBinary, tempDataDir } from "../src/testing/binary.ts";
 
 // These run the compiled binary (built on first use): more than the default 5 s on a busy machine.
 setDefaultTimeout(60_000);

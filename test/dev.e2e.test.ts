@@ -1,9 +1,9 @@
 /** `petbooks dev`: the whole system in one process, as a newcomer would first run it. */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { bufCurl } from "../src/grpc/test-server.ts";
+import { type RunningDev, runBinary, startDev, tempDataDir } from "../src/testing/binary.ts";
+import { bufCurl } from "../src/testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
-import { type RunningDev, runBinary, startDev, tempDataDir } from "./binary.ts";
 
 setDefaultTimeout(60_000);
 

@@ -2,15 +2,20 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import type { Book } from "../src/books/books.model.ts";
-import { createBooksService } from "../src/books/books.service.ts";
+import { createBooksServiceFor } from "../src/books/books.module.ts";
 import { createNoCache } from "../src/cache/cache.ts";
 import { openDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
-import { bufCurl, grpcJsCall, grpcJsClient } from "../src/grpc/test-server.ts";
 import { silentLogger } from "../src/logger.ts";
+import {
+  type RunningGrpcServer,
+  runBinary,
+  startGrpcServer,
+  tempDataDir,
+} from "../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
+import { bufCurl, grpcJsCall, grpcJsClient } from "../src/testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
-import { type RunningGrpcServer, runBinary, startGrpcServer, tempDataDir } from "./binary.ts";
 
 // These start the compiled binary (built on first use): more than the default 5 s on a busy machine.
 setDefaultTimeout(60_000);
@@ -31,7 +36,7 @@ async function seed(n: number) {
   );
   try {
     await migrate(database.db, silentLogger);
-    const books = createBooksService({ db: database.db, cache: createNoCache() });
+    const books = createBooksServiceFor({ db: database.db, cache: createNoCache() });
     for (let i = 1; i <= n; i++) {
       seeded.push(
         await books.create({ title: `Book ${i}`, author: "E2E", published_on: "1999-12-31" }),

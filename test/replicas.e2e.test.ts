@@ -11,12 +11,12 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { createS3Client } from "../src/storage/s3-photo-storage.ts";
+import { type RunningServer, runBinary, startServer, tempDataDir } from "../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
 import { newPet, pngBytes } from "../src/testing/factories.ts";
 import { contains, GPS_LATITUDE_BYTES, jpegWithMetadata } from "../src/testing/photo-fixtures.ts";
 import { startTestS3Server, type TestS3Server } from "../src/testing/s3.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
-import { type RunningServer, runBinary, startServer, tempDataDir } from "./binary.ts";
 
 const API_KEY = "replicas-api-key-0123456789";
 const JWT_SECRET = "replicas-jwt-secret-0123456789-0123456789-abcdef";

@@ -1,10 +1,10 @@
 /** The compiled binary, end to end: serve over HTTP, then export what it stored. */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { type RunningServer, runBinary, startServer, tempDataDir } from "../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
 import { pngBytes } from "../src/testing/factories.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
-import { type RunningServer, runBinary, startServer, tempDataDir } from "./binary.ts";
 
 // These start the compiled binary (built on first use): more than the default 5 s on a busy machine.
 setDefaultTimeout(60_000);

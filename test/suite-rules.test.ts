@@ -3,8 +3,8 @@
  * 5 s default, and a loaded CI leg once failed on one (the temp-folder cleanup, at 6.5 s).
  */
 import { describe, expect, test } from "bun:test";
-import { Glob } from "bun";
 import { join } from "node:path";
+import { Glob } from "bun";
 
 const ROOT = join(import.meta.dir, "..");
 

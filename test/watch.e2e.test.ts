@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { BookService, type WatchBooksResponse } from "../src/gen/petbooks/v1/books_pb.ts";
+import { type RunningDev, startDev, tempDataDir } from "../src/testing/binary.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
-import { type RunningDev, startDev, tempDataDir } from "./binary.ts";
 
 setDefaultTimeout(60_000);
 

@@ -1,7 +1,8 @@
 import { expect, test } from "bun:test";
-import { apiKeyMatches } from "./api-key.ts";
+import { apiKeyChecker } from "./api-key.ts";
 
 const KEY = "correct-horse-battery-staple";
+const matches = apiKeyChecker(KEY);
 
 test.each([
   [KEY, true],
@@ -11,6 +12,6 @@ test.each([
   ["", false],
   [null, false],
   [undefined, false],
-])("apiKeyMatches(%p) is %p", (given, expected) => {
-  expect(apiKeyMatches(given, KEY)).toBe(expected);
+])("apiKeyChecker(KEY)(%p) is %p", (given, expected) => {
+  expect(matches(given)).toBe(expected);
 });

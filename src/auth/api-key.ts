@@ -12,7 +12,3 @@ export function apiKeyChecker(expected: string): (given: string | null | undefin
   const expectedDigest = digest(expected);
   return (given) => Boolean(given) && timingSafeEqual(digest(given as string), expectedDigest);
 }
-
-export function apiKeyMatches(given: string | null | undefined, expected: string): boolean {
-  return apiKeyChecker(expected)(given);
-}

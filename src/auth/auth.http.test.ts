@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { createApp } from "../http/app.ts";
-import { silentLogger } from "../logger.ts";
 import {
   createTestApp,
   jsonRequest,
   readJson,
-  TEST_API_KEY,
   TEST_JWT_SECRET,
   type TestApp,
 } from "../testing/app.ts";
@@ -78,14 +75,7 @@ function appWith(deps: Partial<AuthServiceDeps>, trustedProxies: string[] = []) 
     tokens: createTokenIssuer(TEST_JWT_SECRET, 3600),
     ...deps,
   });
-  const app = createApp({
-    ...t.services,
-    apiKey: TEST_API_KEY,
-    maxPhotoBytes: 1024 * 1024,
-    logger: silentLogger,
-    auth,
-    trustedProxies,
-  });
+  const app = t.appWith({ authService: auth, trustedProxies });
   return { auth, app };
 }
 

@@ -9,7 +9,7 @@ import {
   TokenRequestSchema,
   TokenSchema,
   UserSchema,
-} from "./auth.model.ts";
+} from "./auth.schemas.ts";
 import type { AuthService } from "./auth.service.ts";
 import { currentUser } from "./bearer.guard.ts";
 import { type ClientAddress, clientAddressResolver } from "./client-address.ts";

@@ -2,6 +2,7 @@
 import { eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { preparedOnce } from "../db/prepared.ts";
+import { rfc3339Text } from "../db/timestamps.ts";
 import { users } from "./users.table.ts";
 
 export interface UserRow {
@@ -10,8 +11,11 @@ export interface UserRow {
   createdAt: string;
 }
 
-const createdAtText = sql<string>`to_char(${users.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
-const publicColumns = { id: users.id, username: users.username, createdAt: createdAtText };
+const publicColumns = {
+  id: users.id,
+  username: users.username,
+  createdAt: rfc3339Text(users.createdAt),
+};
 
 export function createUsersRepository(db: Db) {
   const findCredentials = preparedOnce(() =>

@@ -6,12 +6,8 @@ import { createTestApp, jsonRequest, readJson, type TestApp } from "../testing/a
 import { caseInit, type HttpCase } from "../testing/http-cases.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { BOOKS_CASES } from "./books.cases.ts";
-import {
-  BOOK_NOT_FOUND,
-  BookPatchSchema,
-  ListBooksQuerySchema,
-  NewBookSchema,
-} from "./books.model.ts";
+import { BOOK_NOT_FOUND } from "./books.model.ts";
+import { BookPatchSchema, ListBooksQuerySchema, NewBookSchema } from "./books.schemas.ts";
 
 let t: TestApp;
 let auth: { headers: { authorization: string } };

@@ -7,21 +7,17 @@ import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { jsonBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem-responses.ts";
 import { singleValuedQuery } from "../http/query.ts";
-import { trimFields } from "../http/text-field.ts";
+import type { BookList } from "./books.model.ts";
 import {
-  type BookList,
   BookListSchema,
   BookPatchSchema,
   BookSchema,
   ListBooksQuerySchema,
   NewBookSchema,
-} from "./books.model.ts";
+} from "./books.schemas.ts";
 import type { BooksService } from "./books.service.ts";
 
 const IdParams = t.Object({ id: t.String({ description: "The book's id." }) });
-
-/** Trims text fields before validation, so "  " is empty and padding does not count. */
-const trimTextFields = trimFields("title", "author");
 
 const doc = (summary: string, description?: string, withJsonBody = false) => ({
   tags: ["books"],
@@ -41,7 +37,6 @@ export function booksRoutes(books: BooksService) {
       },
       {
         parse: jsonBody,
-        transform: trimTextFields,
         body: NewBookSchema,
         response: {
           201: BookSchema,
@@ -90,10 +85,9 @@ export function booksRoutes(books: BooksService) {
       },
       detail: doc("Get a book"),
     })
-    .put("/:id", ({ params, body }) => books.replace(params.id, body), {
+    .put("/:id", ({ params, body }) => books.update(params.id, body), {
       params: IdParams,
       parse: jsonBody,
-      transform: trimTextFields,
       body: NewBookSchema,
       response: {
         200: BookSchema,
@@ -109,10 +103,9 @@ export function booksRoutes(books: BooksService) {
       },
       detail: doc("Replace a book", "Every field is required.", true),
     })
-    .patch("/:id", ({ params, body }) => books.patch(params.id, body), {
+    .patch("/:id", ({ params, body }) => books.update(params.id, body), {
       params: IdParams,
       parse: jsonBody,
-      transform: trimTextFields,
       body: BookPatchSchema,
       response: {
         200: BookSchema,

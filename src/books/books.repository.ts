@@ -4,14 +4,12 @@ import type { Db } from "../db/client.ts";
 import { preparedOnce, renderedOnce, renderSql } from "../db/prepared.ts";
 import { integerLiteral } from "../db/sql.ts";
 import { textQuery } from "../db/text-query.ts";
+import { rfc3339Text } from "../db/timestamps.ts";
 import type { BookEventJson, BookSnapshot } from "../events/events.ts";
 import { appendingEvent } from "../events/outbox.repository.ts";
 import { traceparentNow } from "../observability/event-traces.ts";
 import type { ListBooksQuery } from "./books.model.ts";
 import { bookStats, books } from "./books.table.ts";
-
-const rfc3339 = (column: typeof books.createdAt | typeof books.updatedAt) =>
-  sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
 
 /** A book as the API and its events show it. */
 const snapshotColumns = {
@@ -19,8 +17,8 @@ const snapshotColumns = {
   title: books.title,
   author: books.author,
   published_on: sql<string>`${books.publishedOn}::text`,
-  created_at: rfc3339(books.createdAt),
-  updated_at: rfc3339(books.updatedAt),
+  created_at: rfc3339Text(books.createdAt),
+  updated_at: rfc3339Text(books.updatedAt),
 };
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);

@@ -8,19 +8,19 @@ import postgres from "postgres";
 import type { Cache } from "../cache/cache.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
 import { DATABASE_UNAVAILABLE } from "../grpc/interceptors.ts";
+import { createTestCache } from "../testing/app.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import {
   grpcJsCall,
   grpcJsClient,
   startTestGrpcServer,
   type TestGrpcServer,
-} from "../grpc/test-server.ts";
-import { createTestCache } from "../testing/app.ts";
-import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+} from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import type { Book } from "./books.model.ts";
-import { createBooksRepository } from "./books.repository.ts";
+import { createBooksServiceFor } from "./books.module.ts";
 import { PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, pageSize } from "./books.rpc.ts";
-import { type BooksService, createBooksService } from "./books.service.ts";
+import type { BooksService } from "./books.service.ts";
 import { createPageTokens, pageTokenKey } from "./page-tokens.ts";
 
 const PAGE_TOKEN_SECRET = "books-rpc-test-secret-0123456789-0123456789";
@@ -34,10 +34,9 @@ let counter = 0;
 beforeAll(async () => {
   database = await createTestDatabase();
   cache = await createTestCache();
-  books = createBooksService({ db: database.db, cache });
+  books = createBooksServiceFor({ db: database.db, cache });
   server = await startTestGrpcServer({
     books,
-    repository: createBooksRepository(database.db),
     ping: database.ping,
     pageTokenSecret: PAGE_TOKEN_SECRET,
   });
@@ -270,10 +269,7 @@ describe("failures", () => {
       books: {
         get: () =>
           Promise.reject(new Error('relation "books" does not exist: select * from books')),
-      },
-      repository: {
-        listAfter: () => Promise.reject(new Error('syntax error at or near "selec"')),
-        count: async () => 0,
+        pageAfter: () => Promise.reject(new Error('syntax error at or near "selec"')),
       },
     });
     try {
@@ -330,11 +326,7 @@ describe("a database that cannot be reached", () => {
     ["a server shutting down, wrapped by Drizzle", shutDown],
   ])("%s is UNAVAILABLE, not INTERNAL", async (_, error) => {
     const broken = await startTestGrpcServer({
-      books: { get: () => Promise.reject(error()) },
-      repository: {
-        listAfter: () => Promise.reject(error()),
-        count: () => Promise.reject(error()),
-      },
+      books: { get: () => Promise.reject(error()), pageAfter: () => Promise.reject(error()) },
     });
     try {
       await expectUnavailable(broken);
@@ -352,8 +344,7 @@ describe("a database that cannot be reached", () => {
     });
     const db = drizzle(client);
     const broken = await startTestGrpcServer({
-      books: createBooksService({ db, cache }),
-      repository: createBooksRepository(db),
+      books: createBooksServiceFor({ db, cache }),
     });
     try {
       await expectUnavailable(broken);
@@ -368,8 +359,7 @@ describe("a database that cannot be reached", () => {
     async () => {
       const closed = await createTestDatabase();
       const broken = await startTestGrpcServer({
-        books: createBooksService({ db: closed.db, cache }),
-        repository: createBooksRepository(closed.db),
+        books: createBooksServiceFor({ db: closed.db, cache }),
       });
       try {
         await closed.close();

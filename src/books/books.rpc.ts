@@ -11,7 +11,6 @@ import {
 import { type BookWatch, RESET_STREAM } from "../grpc/book-watch.ts";
 import { isUuid } from "../uuid.ts";
 import type { Book } from "./books.model.ts";
-import type { BooksRepository } from "./books.repository.ts";
 import type { BooksService } from "./books.service.ts";
 import type { PageTokens } from "./page-tokens.ts";
 
@@ -20,10 +19,8 @@ export const PAGE_SIZE_DEFAULT = 50;
 export const PAGE_SIZE_MAX = 1000;
 
 export interface BookRpcDeps {
-  /** GetBook goes through the service, and so through its cache. */
-  books: Pick<BooksService, "get">;
-  /** ListBooks reads keyset pages, which the service's offset pages do not offer. */
-  repository: Pick<BooksRepository, "listAfter" | "count">;
+  /** Every call goes through the service, and so through its cache. */
+  books: Pick<BooksService, "get" | "pageAfter">;
   /** Issues and checks ListBooks page tokens (see page-tokens.ts). */
   pageTokens: PageTokens;
   /** WatchBooks streams (grpc/book-watch.ts); absent, WatchBooks is UNIMPLEMENTED. */
@@ -49,7 +46,6 @@ export function toBookMessage(book: Book): MessageInitShape<typeof BookSchema> {
 
 export function bookRpc({
   books,
-  repository,
   pageTokens,
   watch,
 }: BookRpcDeps): ServiceImpl<typeof BookService> {
@@ -71,10 +67,7 @@ export function bookRpc({
       const after =
         request.pageToken === "" ? undefined : pageTokens.decode(request.pageToken, query);
       // One row more than the page tells whether another page follows, without an empty last page.
-      const [rows, total] = await Promise.all([
-        repository.listAfter({ after, limit: limit + 1 }),
-        repository.count({}),
-      ]);
+      const { items: rows, total } = await books.pageAfter({ after, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return create(ListBooksResponseSchema, {

@@ -3,7 +3,7 @@
  * outbox); the cache is invalidated after the commit and before the caller gets an answer.
  */
 import type { Cache } from "../cache/cache.ts";
-import type { Db } from "../db/client.ts";
+import type { UnitOfWork } from "../db/unit-of-work.ts";
 import { type FieldError, NotFoundError, ValidationError } from "../errors.ts";
 import {
   type BookChange,
@@ -11,32 +11,32 @@ import {
   type BookSnapshot,
   outboxEvent,
 } from "../events/events.ts";
-import { appendEvent, appendEvents } from "../events/outbox.repository.ts";
+import type { OutboxWriter } from "../events/outbox.repository.ts";
 import { textProblem } from "../text.ts";
 import { isUuid } from "../uuid.ts";
 import {
-  AUTHOR_MAX_LENGTH,
   BOOK_NOT_FOUND,
+  BOOK_TEXT,
   type Book,
   type BookList,
   type BookPatch,
   isCalendarDate,
   type ListBooksQuery,
   type NewBook,
-  TITLE_MAX_LENGTH,
 } from "./books.model.ts";
-import { createBooksRepository } from "./books.repository.ts";
+import type { BooksRepository } from "./books.repository.ts";
+
+/** What the books service reads and writes through: its table and the outbox. */
+export interface BooksData {
+  books: BooksRepository;
+  outbox: OutboxWriter;
+}
 
 export interface BooksServiceDeps {
-  db: Db;
+  data: UnitOfWork<BooksData>;
   cache: Cache;
   /** Called after every committed write (the relay publishes sooner). */
   onEventCommitted?: () => void;
-  /**
-   * False only in the benchmark's variant without the outbox (bench/books-no-outbox-server.ts),
-   * which measures what the events cost: writes then record none.
-   */
-  recordEvents?: boolean;
 }
 
 const LIST_NAMESPACE = "books:list";
@@ -48,14 +48,14 @@ function checkedFields(input: BookPatch): {
   publishedOn?: string;
 } {
   const errors: FieldError[] = [];
-  const trimmed = (field: string, value: string | undefined, maxLength: number) => {
+  const trimmed = (field: "title" | "author", value: string | undefined) => {
     const text = value?.trim();
-    const problem = text === undefined ? undefined : textProblem(text, { minLength: 1, maxLength });
+    const problem = text === undefined ? undefined : textProblem(text, BOOK_TEXT[field]);
     if (problem) errors.push({ path: `/${field}`, message: `${field} ${problem}` });
     return text;
   };
-  const title = trimmed("title", input.title, TITLE_MAX_LENGTH);
-  const author = trimmed("author", input.author, AUTHOR_MAX_LENGTH);
+  const title = trimmed("title", input.title);
+  const author = trimmed("author", input.author);
   if (input.published_on !== undefined && !isCalendarDate(input.published_on)) {
     errors.push({ path: "/published_on", message: "must be a real date as YYYY-MM-DD" });
   }
@@ -70,22 +70,17 @@ function checkedFields(input: BookPatch): {
 /** A new event, in the JSON form the outbox stores (events.ts says why). */
 const event = (change: BookChange, book: BookSnapshot): BookEventJson => outboxEvent(change, book);
 
-export function createBooksService({
-  db,
-  cache,
-  onEventCommitted = () => {},
-  recordEvents = true,
-}: BooksServiceDeps) {
-  const repository = createBooksRepository(db);
+export function createBooksService({ data, cache, onEventCommitted = () => {} }: BooksServiceDeps) {
+  const repository = data.repositories.books;
 
   /** Updates and deletes: `change` and its event in one transaction; then invalidate, nudge. */
   const write = async (
     type: BookChange,
-    change: (repo: ReturnType<typeof createBooksRepository>) => Promise<BookSnapshot | undefined>,
+    change: (books: BooksRepository) => Promise<BookSnapshot | undefined>,
   ): Promise<BookSnapshot> => {
-    const book = await db.transaction(async (tx) => {
-      const changed = await change(createBooksRepository(tx));
-      if (changed && recordEvents) await appendEvent(tx, event(type, changed));
+    const book = await data.transaction(async ({ books, outbox }) => {
+      const changed = await change(books);
+      if (changed) await outbox.append([event(type, changed)]);
       return changed;
     });
     if (!book) throw new NotFoundError(BOOK_NOT_FOUND);
@@ -150,7 +145,7 @@ export function createBooksService({
       // each concurrent create wait longer.
       const created = await repository.insert(
         { id: book.id, ...fields, createdAt: now },
-        recordEvents ? event("book.created", book) : undefined,
+        event("book.created", book),
       );
       await cache.invalidate([LIST_NAMESPACE]);
       onEventCommitted();
@@ -163,14 +158,9 @@ export function createBooksService({
         id: Bun.randomUUIDv7(),
         ...(checkedFields(input) as Required<ReturnType<typeof checkedFields>>),
       }));
-      const created = await db.transaction(async (tx) => {
-        const inserted = await createBooksRepository(tx).insertMany(rows);
-        if (recordEvents) {
-          await appendEvents(
-            tx,
-            inserted.map((book) => event("book.created", book)),
-          );
-        }
+      const created = await data.transaction(async ({ books, outbox }) => {
+        const inserted = await books.insertMany(rows);
+        await outbox.append(inserted.map((book) => event("book.created", book)));
         return inserted.length;
       });
       await cache.invalidate([LIST_NAMESPACE]);
@@ -187,21 +177,38 @@ export function createBooksService({
 
     listJson,
 
-    replace(id: string, input: NewBook): Promise<Book> {
-      if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);
-      const fields = checkedFields(input);
-      return write("book.updated", (repo) => repo.update(id, fields));
-    },
+    /** How many books there are. */
+    count: (): Promise<number> => repository.count({}),
 
-    patch(id: string, input: BookPatch): Promise<Book> {
+    /** Sets the fields given (PUT gives all of them, PATCH some). */
+    update(id: string, input: BookPatch): Promise<Book> {
       if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);
       const fields = checkedFields(input);
-      return write("book.updated", (repo) => repo.update(id, fields));
+      return write("book.updated", (books) => books.update(id, fields));
     },
 
     async delete(id: string): Promise<void> {
       if (!isUuid(id)) throw new NotFoundError(BOOK_NOT_FOUND);
-      await write("book.deleted", (repo) => repo.delete(id));
+      await write("book.deleted", (books) => books.delete(id));
+    },
+
+    /**
+     * A keyset page (ListBooks, books.rpc.ts): the books after the id `after`, newest first, and
+     * how many there are in all; read through the cache like the offset pages.
+     */
+    async pageAfter(query: { after?: string | undefined; limit: number }) {
+      const page = await cached(
+        LIST_NAMESPACE,
+        JSON.stringify(["after", query.limit, query.after ?? null]),
+        async () => {
+          const [items, total] = await Promise.all([
+            repository.listAfter(query),
+            repository.count({}),
+          ]);
+          return { items, total };
+        },
+      );
+      return page as { items: Book[]; total: number };
     },
   };
 }

@@ -2,7 +2,7 @@
 import { createClient } from "redis";
 import type { Logger } from "../logger.ts";
 import { redactUrl } from "../redact.ts";
-import { retry } from "../retry.ts";
+import { isTransient, retryable } from "../retry.ts";
 
 export type RedisClient = ReturnType<typeof newClient>;
 
@@ -36,26 +36,51 @@ function newClient(url: string, connectedOnce: () => boolean) {
   });
 }
 
+/** What a connection needs of the client: node-redis's, or a stand-in in tests. */
+interface Connectable {
+  readonly isOpen: boolean;
+  connect(): Promise<unknown>;
+  ping(): Promise<unknown>;
+}
+
+/** The startup connection: connect and ping, tried again while Redis is out of reach. */
+export class RedisConnection {
+  constructor(
+    private readonly client: Connectable,
+    readonly purpose: string,
+    readonly logger: Logger,
+    readonly attempts = 5,
+    readonly sleep: (ms: number) => Promise<void> = Bun.sleep,
+  ) {}
+
+  @retryable((c: RedisConnection) => ({
+    name: `connect to Redis (${c.purpose})`,
+    times: c.attempts,
+    delayMs: 200,
+    exponential: true,
+    retryOn: isTransient,
+    sleep: c.sleep,
+  }))
+  async open(): Promise<void> {
+    if (!this.client.isOpen) await this.client.connect();
+    await this.client.ping();
+  }
+}
+
 export async function connectRedis(options: RedisConnectOptions): Promise<RedisClient> {
   let connectedOnce = false;
   const client = newClient(options.url, () => connectedOnce);
   client.on("error", options.onError);
-  await retry(
-    async () => {
-      if (!client.isOpen) await client.connect();
-      await client.ping();
-      connectedOnce = true;
-    },
-    {
-      name: `connect to Redis (${options.purpose})`,
-      times: options.connectAttempts ?? 5,
-      delayMs: 200,
-      exponential: true,
-      logger: options.logger,
-    },
-  ).catch(async (err) => {
+  const connection = new RedisConnection(
+    client,
+    options.purpose,
+    options.logger,
+    options.connectAttempts,
+  );
+  await connection.open().catch(async (err) => {
     await client.destroy();
     throw new Error(`cannot reach Redis at ${redactUrl(options.url)}: ${(err as Error).message}`);
   });
+  connectedOnce = true;
   return client;
 }

@@ -1,24 +1,23 @@
 /** The subcommands: each parses its flags, builds what it needs, and returns an exit code. */
-import type { AuthService } from "../auth/auth.service.ts";
-import { createBooksRepository } from "../books/books.repository.ts";
-import { createBooksService } from "../books/books.service.ts";
 import { type Cache, createNoCache } from "../cache/cache.ts";
 import { type Config, loadConfig, publicUrlFor } from "../config.ts";
 import type { Database } from "../db/client.ts";
 import {
-  buildBooks,
-  buildPets,
+  buildServices,
   grpcAuthFor,
+  grpcServices,
   openCache,
   openDatabaseFor,
   openServeDeps,
   type ServeDeps,
   startEventConsumer,
 } from "../deps.ts";
-import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
+import type { InProcessBus } from "../events/bus.ts";
 import type { LiveEvents } from "../events/live-events.ts";
 import { outboxReplay } from "../events/outbox.repository.ts";
 import { startWatchFeed, type WatchFeed } from "../events/watch-feed.ts";
+import type { FeatureModule } from "../feature-module.ts";
+import type { GrpcAuth } from "../grpc/auth.ts";
 import { startGrpcServer } from "../grpc/server.ts";
 import { createApp, SERVER_BODY_LIMIT_BYTES } from "../http/app.ts";
 import { drain } from "../http/drain.ts";
@@ -27,7 +26,6 @@ import { createLogger, type Logger } from "../logger.ts";
 import { type MetricsServer, startMetricsServer } from "../observability/metrics-server.ts";
 import { type Telemetry, telemetryFor } from "../observability/telemetry.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
-import { createPetsRepository } from "../pets/pets.repository.ts";
 import { booleanFlag, integerFlag, parseArgs } from "./args.ts";
 import { checkGrpc, checkHttp } from "./healthcheck.ts";
 import { DEMO_USER, progressBar, seed } from "./seed.ts";
@@ -56,14 +54,15 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   const inFlight = new InFlight();
   deps.metrics?.addInFlight(() => inFlight.count);
   const app = createApp({
-    apiKey: config.apiKey as string,
-    maxPhotoBytes: config.maxPhotoBytes,
+    modules: deps.modules,
     logger,
+    database: deps.database,
     inFlight,
-    trustedProxies: config.trustedProxies,
+    relay: deps.relay,
     corsOrigins: config.corsOrigins,
+    metrics: deps.metrics,
     metricsToken: config.metrics.token,
-    ...deps,
+    tracing: deps.tracing,
   }).listen({
     hostname: config.host,
     port: config.port,
@@ -91,37 +90,36 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   };
 }
 
-/** BookService, health and reflection on HOST:GRPC_PORT; `auth` is `dev`'s own AuthService. */
+/** WatchBooks: the live events of this process, the retained outbox rows for resuming. */
+function watchOptions(config: Config, database: Database, live: LiveEvents | undefined) {
+  return {
+    live,
+    // Through Kafka, one relay batch reaches a stream partition by partition (book-watch.ts).
+    partitioned: config.kafkaBrokers.length > 0,
+    replay: outboxReplay(database.db),
+    retentionMs: config.outboxRetentionHours * 3_600_000,
+  };
+}
+
+/** The features' gRPC services, health and reflection on HOST:GRPC_PORT. */
 async function startGrpc(
   config: Config,
-  database: Database,
-  cache: Cache,
+  { database, cache }: { database: Database; cache: Cache },
+  services: NonNullable<FeatureModule["rpc"]>[],
+  auth: GrpcAuth,
   logger: Logger,
-  auth?: AuthService,
   { metrics, tracing }: Telemetry = {},
-  live?: LiveEvents,
 ) {
   const server = await startGrpcServer({
     host: config.host,
     port: config.grpcPort,
-    books: createBooksService({ db: database.db, cache }),
-    repository: createBooksRepository(database.db),
+    services,
     ping: database.ping,
     logger,
     // GRPC_AUTH: BookService needs the REST API's bearer tokens, unless it is `none`.
-    auth: grpcAuthFor(config, database, auth),
-    // Signs ListBooks page tokens; unset, the server warns and uses a per-process key.
-    pageTokenSecret: config.jwtSecret,
+    auth,
     metrics,
     tracing,
-    // WatchBooks: live events of this process, the retained outbox rows for resuming.
-    watch: {
-      live,
-      // Through Kafka, one relay batch reaches a stream partition by partition (book-watch.ts).
-      partitioned: config.kafkaBrokers.length > 0,
-      replay: outboxReplay(database.db),
-      retentionMs: config.outboxRetentionHours * 3_600_000,
-    },
   });
   logger.info("listening", {
     url: server.url,
@@ -194,12 +192,11 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
     });
     const server = await startGrpc(
       config,
-      database,
-      cache,
+      { database, cache },
+      grpcServices(database, cache, config, watchOptions(config, database, feed.live)),
+      grpcAuthFor(config, database),
       logger,
-      undefined,
       telemetry,
-      feed.live,
     );
     const consumer = await startEventConsumer({
       database,
@@ -246,23 +243,23 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
   const config = { ...loadConfig(io.env, { apiKey: true, jwtSecret: true }), kafkaBrokers: [] };
   const logger = createLogger(config.logLevel);
   const telemetry = await telemetryFor(config, io.env, "petbooks-dev", logger);
-  const deps = await openServeDeps(config, logger, telemetry);
+  // The in-process bus carries the events to WatchBooks, so the feed starts before the features.
+  let feed: WatchFeed | undefined;
+  const deps = await openServeDeps(config, logger, telemetry, async ({ transport, database }) => {
+    feed = await startWatchFeed({ logger, bus: transport as InProcessBus, onFatal: () => {} });
+    return { watch: watchOptions(config, database, feed.live) };
+  });
   try {
     const http = startHttp(config, deps, logger);
-    const feed = await startWatchFeed({
-      logger,
-      bus: deps.transport as InProcessBus,
-      onFatal: () => {},
-    });
     const grpc = await startGrpc(
       config,
-      deps.database,
-      deps.cache,
+      deps,
+      deps.modules.flatMap((module) => (module.rpc ? [module.rpc] : [])),
+      // dev's own AuthService: a user deleted over REST is refused over gRPC at once.
+      grpcAuthFor(config, deps.database, deps.auth.service),
       logger,
-      deps.auth,
       // One registry: serve's `/metrics` shows the gRPC calls and the consumer too.
       deps,
-      feed.live,
     );
     const consumer = await startEventConsumer({
       database: deps.database,
@@ -276,7 +273,7 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
     logger.info("shutting down", { signal });
     await Promise.all([http.stop(), grpc.close(SHUTDOWN_GRACE_MS)]);
     await consumer.stop();
-    await feed.stop();
+    await feed?.stop();
   } finally {
     await deps.close();
     await deps.tracing?.shutdown();
@@ -304,7 +301,7 @@ export async function exportPetsCommand(argv: string[], io: CliIo): Promise<numb
   // The embedded database belongs to this process alone while it runs, so bring it up to date;
   // a shared PostgreSQL is migrated by `serve` or `migrate`, never by a read-only export.
   const database = await openDatabaseFor(config, logger, { migrate: !config.databaseUrl });
-  const { pets } = buildPets(database, config, logger);
+  const { pets } = buildServices(database, createNoCache(), config, logger);
   const progress = (io.stderr as { isTTY?: boolean }).isTTY
     ? (n: number) => io.stderr.write(`\rexported ${n} pets`)
     : undefined;
@@ -336,27 +333,11 @@ export async function seedCommand(argv: string[], io: CliIo): Promise<number> {
     throw err;
   });
   try {
-    const { auth, books } = buildBooks(
-      {
-        database,
-        cache,
-        // The events go to the outbox; the relay of `serve` publishes them.
-        transport: createInProcessBus(logger),
-        // No token is issued here; the issuer only needs some key.
-        jwtSecret: config.jwtSecret ?? crypto.randomUUID().repeat(2),
-        jwtTtlSeconds: config.jwtTtlSeconds,
-      },
-      logger,
-    );
-    const { pets } = buildPets(database, config, logger);
+    const services = buildServices(database, cache, config, logger);
     const started = performance.now();
     const result = await seed(
       {
-        pets,
-        books,
-        auth,
-        countPets: () => createPetsRepository(database.db).count(undefined),
-        countBooks: () => createBooksRepository(database.db).count({}),
+        ...services,
         progress: (io.stderr as { isTTY?: boolean }).isTTY
           ? progressBar((text) => io.stderr.write(text))
           : undefined,

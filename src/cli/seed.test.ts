@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createBooksRepository } from "../books/books.repository.ts";
-import { createPetsRepository } from "../pets/pets.repository.ts";
 import { detectImageFormat } from "../storage/image-format.ts";
 import { createTestApp, jsonRequest, readJson, type TestApp } from "../testing/app.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
@@ -12,15 +10,7 @@ beforeAll(async () => {
 }, SETUP_TIMEOUT_MS);
 afterAll(() => t?.close(), SETUP_TIMEOUT_MS);
 
-const run = (targets: { pets: number; books: number }) =>
-  seed(
-    {
-      ...t.services,
-      countPets: () => createPetsRepository(t.database.db).count(undefined),
-      countBooks: () => createBooksRepository(t.database.db).count({}),
-    },
-    targets,
-  );
+const run = (targets: { pets: number; books: number }) => seed(t.services, targets);
 
 test("seeds demo data the API serves, and a second run adds nothing", async () => {
   const first = await run({ pets: 1500, books: 1200 });

@@ -126,8 +126,6 @@ export interface SeedDeps {
   pets: PetsService;
   books: BooksService;
   auth: AuthService;
-  countPets(): Promise<number>;
-  countBooks(): Promise<number>;
   progress?: (label: string, done: number, total: number) => void;
 }
 
@@ -147,7 +145,7 @@ export async function seed(deps: SeedDeps, targets: SeedTargets): Promise<SeedRe
     },
   );
 
-  const existingPets = await deps.countPets();
+  const existingPets = await deps.pets.count();
   const petsToAdd = Math.max(0, targets.pets - existingPets);
   let photosAdded = 0;
   for (let done = 0; done < petsToAdd; ) {
@@ -169,7 +167,7 @@ export async function seed(deps: SeedDeps, targets: SeedTargets): Promise<SeedRe
     deps.progress?.("pets", done, petsToAdd);
   }
 
-  const existingBooks = await deps.countBooks();
+  const existingBooks = await deps.books.count();
   const booksToAdd = Math.max(0, targets.books - existingBooks);
   for (let done = 0; done < booksToAdd; ) {
     const size = Math.min(BATCH, booksToAdd - done);

@@ -5,9 +5,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { silentLogger } from "../logger.ts";
+import { capturingLogger } from "../testing/logger.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../testing/tcp-proxy.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
-import { type Database, openDatabase } from "./client.ts";
+import { type Database, openDatabase, PostgresConnection } from "./client.ts";
 import { isDatabaseUnavailable } from "./errors.ts";
 
 const baseUrl = process.env.DATABASE_URL;
@@ -95,4 +96,59 @@ describe.skipIf(!baseUrl)("PostgreSQL out of reach", () => {
     },
     SETUP_TIMEOUT_MS,
   );
+});
+
+describe("PostgresConnection", () => {
+  const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+
+  /** A ping that fails with `errors` in turn, then answers; the waits are recorded, not slept. */
+  function connection(errors: Error[], attempts = 5) {
+    const { logger, lines } = capturingLogger();
+    const delays: number[] = [];
+    let pings = 0;
+    const ping = async () => {
+      pings += 1;
+      const error = errors.shift();
+      if (error) throw error;
+    };
+    const sleep = async (ms: number) => {
+      delays.push(ms);
+    };
+    return {
+      connection: new PostgresConnection(ping, logger, attempts, sleep),
+      lines,
+      delays,
+      pings: () => pings,
+    };
+  }
+
+  test("tries again while PostgreSQL is out of reach, waiting longer each time", async () => {
+    const c = connection([
+      withCode("connect ECONNREFUSED 127.0.0.1:5432", "ECONNREFUSED"),
+      withCode("the database system is starting up", "57P03"),
+    ]);
+    await c.connection.connect();
+    expect(c.pings()).toBe(3);
+    expect(c.delays).toHaveLength(2);
+    expect(c.delays[0]).toBeWithin(500, 600.001);
+    expect(c.delays[1]).toBeWithin(1000, 1200.001);
+    expect(c.lines).toEqual([
+      expect.objectContaining({ operation: "connect to PostgreSQL", attempt: 1, of: 5 }),
+      expect.objectContaining({ operation: "connect to PostgreSQL", attempt: 2, of: 5 }),
+    ]);
+  });
+
+  test("gives up after `attempts`, with the last error", async () => {
+    const refused = () => withCode("connect ECONNREFUSED 127.0.0.1:5432", "ECONNREFUSED");
+    const c = connection([refused(), refused(), refused()], 2);
+    await expect(c.connection.connect()).rejects.toThrow("ECONNREFUSED");
+    expect(c.pings()).toBe(2);
+  });
+
+  test("a refusal no retry fixes fails at once", async () => {
+    const c = connection([withCode("password authentication failed", "28P01")]);
+    await expect(c.connection.connect()).rejects.toThrow("password authentication failed");
+    expect(c.pings()).toBe(1);
+    expect(c.delays).toEqual([]);
+  });
 });

@@ -14,7 +14,7 @@ import type { Logger } from "../logger.ts";
 import { tracePglite, tracePostgres } from "../observability/db-tracing.ts";
 import type { Tracing } from "../observability/tracing.ts";
 import { redactUrl } from "../redact.ts";
-import { retry } from "../retry.ts";
+import { isTransient, retryable } from "../retry.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { bundledSnapshot } from "./embedded-snapshot.ts";
 import { permanentRefusal, withDatabaseTimeout } from "./errors.ts";
@@ -60,14 +60,27 @@ export async function openDatabase(options: DatabaseOptions, logger: Logger): Pr
 
 export const DEFAULT_DATABASE_TIMEOUT_MS = 5_000;
 
-/** PostgreSQL refused the connection for a reason no retry fixes (see permanentRefusal). */
-class DatabaseRefusedError extends Error {
-  override name = "DatabaseRefusedError";
-}
+/** The startup check that PostgreSQL answers: a ping, tried again while it is out of reach. */
+export class PostgresConnection {
+  constructor(
+    private readonly ping: () => Promise<void>,
+    readonly logger: Logger,
+    readonly attempts = 5,
+    readonly sleep: (ms: number) => Promise<void> = Bun.sleep,
+  ) {}
 
-/** PostgreSQL could not be reached (yet): worth another attempt. */
-class DatabaseUnreachableError extends Error {
-  override name = "DatabaseUnreachableError";
+  // A wrong password or a missing database (permanentRefusal) is not transient: it fails at once.
+  @retryable((c: PostgresConnection) => ({
+    name: "connect to PostgreSQL",
+    times: c.attempts,
+    delayMs: 500,
+    exponential: true,
+    retryOn: isTransient,
+    sleep: c.sleep,
+  }))
+  async connect(): Promise<void> {
+    await this.ping();
+  }
 }
 
 async function openPostgres(url: string, options: DatabaseOptions, logger: Logger) {
@@ -91,29 +104,17 @@ async function openPostgres(url: string, options: DatabaseOptions, logger: Logge
   const ping = async () => {
     await withDatabaseTimeout(traced.unsafe("select 1"), timeoutMs, "ping");
   };
-  const connect = () =>
-    ping().catch((err) => {
-      const refusal = permanentRefusal(err);
-      throw refusal
-        ? new DatabaseRefusedError(`${refusal}: ${(err as Error).message}`)
-        : new DatabaseUnreachableError((err as Error).message, { cause: err });
-    });
   try {
-    await retry(connect, {
-      name: "connect to PostgreSQL",
-      times: options.connectAttempts ?? 5,
-      delayMs: 500,
-      exponential: true,
-      logger,
-      exceptions: [DatabaseUnreachableError],
-    });
+    await new PostgresConnection(ping, logger, options.connectAttempts).connect();
   } catch (err) {
     await client.end({ timeout: 1 });
     const where = redactUrl(url);
+    const refusal = permanentRefusal(err);
+    const message = (err as Error).message;
     throw new Error(
-      err instanceof DatabaseRefusedError
-        ? `PostgreSQL at ${where} refused the connection: ${err.message}`
-        : `cannot reach PostgreSQL at ${where}: ${(err as Error).message}`,
+      refusal
+        ? `PostgreSQL at ${where} refused the connection: ${refusal}: ${message}`
+        : `cannot reach PostgreSQL at ${where}: ${message}`,
     );
   }
   return {

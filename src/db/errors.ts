@@ -5,7 +5,7 @@
  */
 
 /** Node socket errors and postgres.js's own connection error codes. */
-const UNREACHABLE_CODES = new Set([
+export const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
   "ETIMEDOUT",

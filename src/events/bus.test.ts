@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createBooksService } from "../books/books.service.ts";
+import { createBooksServiceFor } from "../books/books.module.ts";
 import { createMemoryCache } from "../cache/cache.ts";
 import { createLogger, silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
@@ -64,7 +64,7 @@ describe("in-process bus", () => {
       createLogger("info", (l) => lines.push(l)),
     );
     bus.subscribe((e) => consumer.handleEvent(e));
-    const books = createBooksService({ db: database.db, cache: createMemoryCache(60) });
+    const books = createBooksServiceFor({ db: database.db, cache: createMemoryCache(60) });
     await books.create({ title: "Dune", author: "Frank Herbert", published_on: "1965-08-01" });
     const relay = createOutboxRelay({ db: database.db, transport: bus, logger: silentLogger });
     // A deadlock never resolves: the test's timeout, generous for a busy machine, catches it.

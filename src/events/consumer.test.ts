@@ -1,14 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { sql } from "drizzle-orm";
 import type { EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
-import { rows } from "../db/rows.ts";
-import { createLogger } from "../logger.ts";
+import type { Logger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { capturingLogger } from "../testing/logger.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { toKafkaMessage } from "./cloudevents.ts";
-import { createEventConsumer, forgetConsumedBefore } from "./consumer.ts";
+import { createEventConsumer } from "./consumer.ts";
 import { type BookChange, type BookEvent, type BookEventJson, fromEventJson } from "./events.ts";
-import { CONSUMER_TIMING, startKafkaConsumer } from "./kafka-consumer.ts";
+import {
+  CONSUMER_TIMING,
+  type KafkaConsumerOptions,
+  startKafkaConsumer,
+} from "./kafka-consumer.ts";
 import { testEventJson } from "./test-events.ts";
 
 let database: TestDatabase;
@@ -54,11 +57,6 @@ function legacyMessage(event: BookEventJson, offset: number): KafkaMessage {
   });
 }
 
-function recorder() {
-  const lines: Record<string, unknown>[] = [];
-  return { lines, logger: createLogger("debug", (l) => lines.push(JSON.parse(l))) };
-}
-
 const asIncoming = (messages: KafkaMessage[], partition = 0) =>
   messages.map((m) => ({
     topic: "petbooks.books",
@@ -72,7 +70,7 @@ describe("book event consumer", () => {
   test.each(["book.created", "book.updated", "book.deleted"] as const)(
     "logs a %s as one structured line",
     async (type) => {
-      const { lines, logger } = recorder();
+      const { lines, logger } = capturingLogger();
       const event = bookEvent(type, "The Left Hand of Darkness");
       await createEventConsumer(database.db, logger).handleBatch(
         asIncoming([protobufMessage(event, 41)], 2),
@@ -95,7 +93,7 @@ describe("book event consumer", () => {
   );
 
   test("a redelivered event is logged as a duplicate, within a batch and across batches", async () => {
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const consumer = createEventConsumer(database.db, logger);
     const event = bookEvent();
     await consumer.handleBatch(asIncoming([protobufMessage(event, 1), protobufMessage(event, 2)]));
@@ -118,7 +116,7 @@ describe("book event consumer", () => {
     ["JSON that is not a book event", JSON.stringify({ hello: "world" })],
     ["an unknown event type", JSON.stringify({ ...bookEvent(), type: "book.burned" })],
   ])("skips %s with an error line, and goes on", async (_, value) => {
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const good = bookEvent();
     await createEventConsumer(database.db, logger).handleBatch(
       asIncoming([kafkaMessage(value, 7), protobufMessage(good, 8)]),
@@ -128,7 +126,7 @@ describe("book event consumer", () => {
   });
 
   test("keeps the order of the batch", async () => {
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const events = ["a", "b", "c", "d"].map((t) => bookEvent("book.updated", t));
     await createEventConsumer(database.db, logger).handleBatch(
       asIncoming(events.map((e, i) => protobufMessage(e, i))),
@@ -139,7 +137,7 @@ describe("book event consumer", () => {
 
 describe("rolling upgrade: records of older versions", () => {
   test("an old JSON record and a protobuf record are each consumed exactly once", async () => {
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const consumer = createEventConsumer(database.db, logger);
     const old = bookEvent("book.created", "Written by an older serve");
     const current = bookEvent("book.updated", "Written by this version");
@@ -171,7 +169,7 @@ describe("rolling upgrade: records of older versions", () => {
 
   test("an old JSON record and the same event as protobuf count as one event", async () => {
     // The outbox row an old relay published as JSON, and a new relay again as protobuf.
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const event = bookEvent();
     await createEventConsumer(database.db, logger).handleBatch(
       asIncoming([legacyMessage(event, 1), protobufMessage(event, 2)]),
@@ -197,7 +195,7 @@ describe("rolling upgrade: records of older versions", () => {
       "ce_id is not the event's id",
     ],
   ])("skips a record with %s, logged with the reason", async (_, override, reason) => {
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const message = protobufMessage(bookEvent(), 5);
     for (const [name, value] of Object.entries(override)) {
       (message.headers as Record<string, Buffer>)[name] = Buffer.from(value);
@@ -216,7 +214,7 @@ describe("rolling upgrade: records of older versions", () => {
   });
 
   test("skips bytes that are no protobuf BookEvent under protobuf headers", async () => {
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const message = protobufMessage(bookEvent(), 6);
     message.value = Buffer.from([0xff, 0xff, 0xff]);
     await createEventConsumer(database.db, logger).handleBatch(asIncoming([message]));
@@ -225,23 +223,6 @@ describe("rolling upgrade: records of older versions", () => {
       reason: "not a protobuf BookEvent",
     });
   });
-});
-
-test("forgetting old ids keeps the recent ones", async () => {
-  const { logger } = recorder();
-  const consumer = createEventConsumer(database.db, logger);
-  const old = bookEvent();
-  const recent = bookEvent();
-  await consumer.handleEvent(fromEventJson(old) as BookEvent);
-  await consumer.handleEvent(fromEventJson(recent) as BookEvent);
-  await database.db.execute(sql`update consumed_events set consumed_at = now() - interval '30 days'
-    where event_id = ${old.id}`);
-  await forgetConsumedBefore(database.db, new Date(Date.now() - 7 * 24 * 3_600_000));
-  const left = rows<{ event_id: string }>(
-    await database.db.execute(sql`select event_id from consumed_events`),
-  );
-  expect(left.map((r) => r.event_id)).toContain(recent.id);
-  expect(left.map((r) => r.event_id)).not.toContain(old.id);
 });
 
 /** A stand-in for kafkajs's client that records what the consumer wrapper does. */
@@ -291,18 +272,31 @@ function fakeKafka() {
   };
 }
 
+/** The wrapper on a fake client, handling into this file's database unless `options` say otherwise. */
+function startOnFake(
+  fake: ReturnType<typeof fakeKafka>,
+  logger: Logger,
+  options: Partial<KafkaConsumerOptions> = {},
+) {
+  return startKafkaConsumer({
+    brokers: ["127.0.0.1:9092"],
+    topic: "t",
+    groupId: "g",
+    handler: createEventConsumer(database.db, logger),
+    logger,
+    onFatal: () => {},
+    kafka: fake.kafka,
+    ...options,
+  });
+}
+
 describe("kafka consumer wrapper", () => {
   test("joins the group from the beginning and commits only after handling", async () => {
     const fake = fakeKafka();
-    const { lines, logger } = recorder();
-    const running = await startKafkaConsumer({
-      brokers: ["127.0.0.1:9092"],
+    const { lines, logger } = capturingLogger();
+    const running = await startOnFake(fake, logger, {
       topic: "petbooks.books",
       groupId: "petbooks-grpc",
-      handler: createEventConsumer(database.db, logger),
-      logger,
-      onFatal: () => {},
-      kafka: fake.kafka,
     });
     const resolved = await fake.deliver([
       kafkaMessage(JSON.stringify(bookEvent()), 10),
@@ -322,16 +316,8 @@ describe("kafka consumer wrapper", () => {
 
   test("a member that dies without leaving loses its partitions after about 10 s", async () => {
     const fake = fakeKafka();
-    const { logger } = recorder();
-    await startKafkaConsumer({
-      brokers: ["127.0.0.1:9092"],
-      topic: "t",
-      groupId: "g",
-      handler: createEventConsumer(database.db, logger),
-      logger,
-      onFatal: () => {},
-      kafka: fake.kafka,
-    });
+    const { logger } = capturingLogger();
+    await startOnFake(fake, logger);
     expect(fake.configs).toEqual([
       { groupId: "g", sessionTimeout: 10_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 3_000 },
     ]);
@@ -346,17 +332,9 @@ describe("kafka consumer wrapper", () => {
 
   test("a failing handler commits nothing, so kafkajs redelivers", async () => {
     const fake = fakeKafka();
-    const { logger } = recorder();
-    await startKafkaConsumer({
-      brokers: ["127.0.0.1:9092"],
-      topic: "t",
-      groupId: "g",
-      handler: {
-        handleBatch: async () => Promise.reject(new Error("db down")),
-      },
-      logger,
-      onFatal: () => {},
-      kafka: fake.kafka,
+    const { logger } = capturingLogger();
+    await startOnFake(fake, logger, {
+      handler: { handleBatch: async () => Promise.reject(new Error("db down")) },
     });
     await expect(fake.deliver([kafkaMessage(JSON.stringify(bookEvent()), 3)])).rejects.toThrow(
       "db down",
@@ -369,18 +347,12 @@ describe("kafka consumer wrapper", () => {
     [false, 1],
   ])("a crash with restart=%p calls onFatal %d time(s)", async (restart, expected) => {
     const fake = fakeKafka();
-    const { logger } = recorder();
+    const { logger } = capturingLogger();
     let fatal = 0;
-    await startKafkaConsumer({
-      brokers: ["127.0.0.1:9092"],
-      topic: "t",
-      groupId: "g",
-      handler: createEventConsumer(database.db, logger),
-      logger,
+    await startOnFake(fake, logger, {
       onFatal: () => {
         fatal += 1;
       },
-      kafka: fake.kafka,
     });
     fake.crash(restart);
     expect(fatal).toBe(expected);
@@ -393,7 +365,7 @@ describe.skipIf(!brokers)("kafka consumer round trip (set KAFKA_BROKERS to run)"
   test("events published by the transport are logged by the consumer", async () => {
     const { createKafkaTransport } = await import("./kafka.ts");
     const topic = `petbooks-test-${Date.now()}`;
-    const { lines, logger } = recorder();
+    const { lines, logger } = capturingLogger();
     const transport = createKafkaTransport({
       brokers: (brokers as string).split(","),
       topic,

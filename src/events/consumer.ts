@@ -4,13 +4,15 @@
  * Records are read by their headers (cloudevents.ts): protobuf CloudEvents, and the JSON records
  * older versions wrote, counted so that an operator sees when the last of them went through.
  */
-import { inArray, lt } from "drizzle-orm";
 import type { IHeaders } from "kafkajs";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import { type DecodedRecord, decodeRecord, type RecordFormat } from "./cloudevents.ts";
-import { consumedEvents } from "./consumed-events.table.ts";
+import { rememberNew } from "./consumed-events.repository.ts";
 import { type BookEvent, changeOf } from "./events.ts";
+
+// The retention sweep `grpc` runs (deps.ts), with the SQL in the repository.
+export { forgetConsumedBefore } from "./consumed-events.repository.ts";
 
 /** Where a message came from: Kafka's coordinates, or the in-process bus. */
 export interface EventSource {
@@ -57,17 +59,6 @@ const STAT_OF_FORMAT: Record<RecordFormat | "in-process", keyof ConsumerStats> =
   "legacy-json": "legacyJson",
   "in-process": "inProcess",
 };
-
-/** Marks the ids handled and returns those that were new. One statement per batch. */
-async function rememberNew(db: Db, ids: string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set();
-  const inserted = await db
-    .insert(consumedEvents)
-    .values(ids.map((eventId) => ({ eventId })))
-    .onConflictDoNothing()
-    .returning({ eventId: consumedEvents.eventId });
-  return new Set(inserted.map((r) => r.eventId));
-}
 
 export function createEventConsumer(db: Db, logger: Logger): EventConsumer {
   const stats: ConsumerStats = {
@@ -141,14 +132,4 @@ export function createEventConsumer(db: Db, logger: Logger): EventConsumer {
       handle([{ source, event, format: "in-process" }]),
     stats: () => ({ ...stats }),
   };
-}
-
-/** Forgets handled ids older than the retention (a redelivery is never that late). */
-export async function forgetConsumedBefore(db: Db, cutoff: Date): Promise<void> {
-  const old = db
-    .select({ id: consumedEvents.eventId })
-    .from(consumedEvents)
-    .where(lt(consumedEvents.consumedAt, cutoff))
-    .limit(10_000);
-  await db.delete(consumedEvents).where(inArray(consumedEvents.eventId, old));
 }

@@ -5,8 +5,10 @@
  * old and new relays share the outbox during a rolling upgrade, so the stored form stays the one
  * both read (docs/events.md).
  */
+
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Book as RestBook } from "../books/books.model.ts";
 import {
   type Book,
   type BookEvent,
@@ -17,15 +19,8 @@ import { isUuid } from "../uuid.ts";
 
 export { type BookEvent, BookEventSchema, BookEventType };
 
-/** A book as the REST API shows it: the `book` of an event's JSON form. */
-export interface BookSnapshot {
-  id: string;
-  title: string;
-  author: string;
-  published_on: string;
-  created_at: string;
-  updated_at: string;
-}
+/** The `book` of an event's JSON form: the book as the REST API shows it. */
+export type BookSnapshot = RestBook;
 
 /** The change kinds as named in the JSON form, the outbox's `type` column and the logs. */
 export const BOOK_CHANGES = ["book.created", "book.updated", "book.deleted"] as const;

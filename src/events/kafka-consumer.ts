@@ -12,9 +12,9 @@
  * They reconnect on their own while kafkajs retries; when kafkajs gives up (CRASH without
  * restart) `onFatal` is called, and the process should exit non-zero so its supervisor restarts it.
  */
-import type { Consumer, Kafka } from "kafkajs";
+import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../logger.ts";
-import { retry } from "../retry.ts";
+import { isTransient, retryable } from "../retry.ts";
 import type { EventConsumer } from "./consumer.ts";
 import { createKafkaClient } from "./kafka.ts";
 
@@ -53,6 +53,28 @@ export const CONSUMER_TIMING = {
   maxWaitTimeInMs: 3_000,
 } as const;
 
+/** Joining the group: connect, then subscribe to the topic. */
+export class KafkaConsumerConnection {
+  constructor(
+    private readonly consumer: Pick<Consumer, "connect" | "subscribe">,
+    readonly logger: Logger,
+    readonly sleep: (ms: number) => Promise<void> = Bun.sleep,
+  ) {}
+
+  @retryable((c: KafkaConsumerConnection) => ({
+    name: "connect the Kafka consumer",
+    times: 5,
+    delayMs: 500,
+    exponential: true,
+    retryOn: isTransient,
+    sleep: c.sleep,
+  }))
+  async connect(topic: string, fromBeginning: boolean): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic, fromBeginning });
+  }
+}
+
 export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise<RunningConsumer> {
   const { topic, handler, logger } = options;
   const feed = options.kind === "feed";
@@ -69,13 +91,7 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
     }
   });
 
-  await retry(
-    async () => {
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: !feed });
-    },
-    { name: "connect the Kafka consumer", times: 5, delayMs: 500, exponential: true, logger },
-  ).catch((err) => {
+  await new KafkaConsumerConnection(consumer, logger).connect(topic, !feed).catch((err) => {
     throw new Error(
       `cannot reach Kafka at ${options.brokers.join(",")}: ${(err as Error).message}`,
     );
@@ -122,11 +138,42 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
   };
 }
 
+/** GROUP_ID_NOT_FOUND for every group: it never formed, which is as good as deleted. */
+function groupIsGone(err: unknown): boolean {
+  const codes = ((err as { groups?: { errorCode?: number }[] } | null)?.groups ?? []).map(
+    (g) => g.errorCode,
+  );
+  return codes.length > 0 && codes.every((code) => code === 69);
+}
+
 /**
  * Deletes the feed's group once it is empty. The broker refuses a group that still has members
  * (NON_EMPTY_GROUP): LeaveGroup was answered before disconnect resolved, so that is rare, and a
  * few tries settle it. kafkajs's admin bails at once on such an error (admin/index.js
- * `deleteGroups` retries only NOT_CONTROLLER and COORDINATOR_NOT_AVAILABLE), hence our own retry.
+ * `deleteGroups` retries only NOT_CONTROLLER and COORDINATOR_NOT_AVAILABLE), hence our own retry;
+ * kafkajs marks its KafkaJSDeleteGroupsError retriable, so isTransient takes it.
+ */
+export class KafkaGroupDeletion {
+  constructor(
+    private readonly admin: Pick<Admin, "deleteGroups">,
+    readonly logger: Logger,
+    readonly sleep: (ms: number) => Promise<void> = Bun.sleep,
+  ) {}
+
+  @retryable((c: KafkaGroupDeletion) => ({
+    name: "delete the WatchBooks feed's consumer group",
+    times: 3,
+    delayMs: 200,
+    exponential: true,
+    retryOn: (err) => !groupIsGone(err) && isTransient(err),
+    sleep: c.sleep,
+  }))
+  async delete(groupId: string): Promise<void> {
+    await this.admin.deleteGroups([groupId]);
+  }
+}
+
+/**
  * A group that cannot be deleted (or of a process that crashed) has no committed offsets, so the
  * broker drops it by itself (offsets.retention.minutes after it emptied).
  */
@@ -134,20 +181,10 @@ async function deleteGroup(kafka: Kafka, groupId: string, logger: Logger): Promi
   const admin = kafka.admin();
   try {
     await admin.connect();
-    await retry(() => admin.deleteGroups([groupId]), {
-      name: "delete the WatchBooks feed's consumer group",
-      times: 3,
-      delayMs: 200,
-      exponential: true,
-      logger,
-    });
+    await new KafkaGroupDeletion(admin, logger).delete(groupId);
     logger.debug("deleted the WatchBooks feed's consumer group", { group: groupId });
   } catch (err) {
-    // GROUP_ID_NOT_FOUND (it never formed) is as good as deleted.
-    const codes = ((err as { groups?: { errorCode?: number }[] }).groups ?? []).map(
-      (g) => g.errorCode,
-    );
-    if (codes.length > 0 && codes.every((code) => code === 69)) return;
+    if (groupIsGone(err)) return;
     logger.warn(
       "could not delete the WatchBooks feed's consumer group; the broker drops it later",
       {

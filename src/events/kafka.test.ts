@@ -16,7 +16,7 @@ import {
   type ProducerConfig,
 } from "kafkajs";
 import { ConfigError } from "../errors.ts";
-import { createLogger } from "../logger.ts";
+import { capturingLogger } from "../testing/logger.ts";
 import { createManualClock } from "./clock.ts";
 import { cloudEventHeaders } from "./cloudevents.ts";
 import {
@@ -30,6 +30,7 @@ import { createFakeKafka, protocolError } from "./fake-kafka.ts";
 import {
   createKafkaClient,
   createKafkaTransport,
+  KafkaConnection,
   kafkaLogCreator,
   parseKafkaBrokers,
   producerFencingError,
@@ -50,12 +51,6 @@ function bookEvent(change: BookChange, bookId: string, occurredAt = new Date()):
       updatedAt: timestampFromDate(occurredAt),
     },
   });
-}
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger("debug", (line) => lines.push(JSON.parse(line)));
-  return { logger, lines };
 }
 
 describe("toKafkaMessages", () => {
@@ -416,6 +411,55 @@ describe("Kafka transport against a fake client", () => {
     expect(fake.names().filter((n) => n === "admin.connect")).toHaveLength(2);
     expect(fake.names().filter((n) => n === "producer.disconnect")).toHaveLength(2);
     expect(fake.names()).not.toContain("producer.connect");
+  });
+
+  test("start does not retry what a retry cannot fix", async () => {
+    const fake = fakeKafka({
+      adminConnect: () =>
+        Promise.reject(new KafkaJSNonRetriableError("SASL PLAIN authentication failed")),
+    });
+    const err = (await fakeTransport(fake, 5)
+      .start()
+      .catch((e) => e)) as Error;
+    expect(err.message).toStartWith("cannot reach Kafka at kafka-1:9092,kafka-2:9092: ");
+    expect(fake.names().filter((n) => n === "admin.connect")).toHaveLength(1);
+  });
+
+  test("KafkaConnection waits longer before each attempt, and repeats the whole of it", async () => {
+    let failures = 2;
+    const fake = fakeKafka({
+      adminConnect: async () => {
+        if (failures-- > 0) throw new KafkaJSConnectionError("Connection timeout");
+      },
+    });
+    const { logger, lines } = capturingLogger();
+    const delays: number[] = [];
+    const sleep = async (ms: number) => {
+      delays.push(ms);
+    };
+    const producer = fake.kafka.producer();
+    await new KafkaConnection(fake.kafka, "book-events", 6, logger, 3, 100, sleep).connect(
+      producer,
+    );
+    expect(delays).toHaveLength(2);
+    expect(delays[0]).toBeWithin(100, 120.001);
+    expect(delays[1]).toBeWithin(200, 240.001);
+    expect(fake.names()).toEqual([
+      "admin.connect",
+      "producer.disconnect",
+      "admin.disconnect",
+      "admin.connect",
+      "producer.disconnect",
+      "admin.disconnect",
+      "admin.connect",
+      "admin.createTopics",
+      "producer.connect",
+      "admin.disconnect",
+    ]);
+    expect(lines.filter((l) => l.msg === "attempt failed, retrying")).toEqual([
+      expect.objectContaining({ operation: "connect to Kafka", attempt: 1, of: 3 }),
+      expect.objectContaining({ operation: "connect to Kafka", attempt: 2, of: 3 }),
+    ]);
   });
 
   test("publish sends one batch to the topic, acknowledged by all replicas, in order", async () => {

@@ -7,10 +7,11 @@ import {
   logLevel as KafkaLogLevel,
   type Message,
   Partitioners,
+  type Producer,
 } from "kafkajs";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { retry } from "../retry.ts";
+import { isTransient, retryable } from "../retry.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type ExtraHeaders, toKafkaMessage } from "./cloudevents.ts";
 import type { BookEvent, EventTransport, TransportStats } from "./events.ts";
@@ -45,7 +46,8 @@ const DEFAULT_CLIENT_ID = "petbooks";
 
 /**
  * Few kafkajs-internal retries (about a second per connection attempt): at startup our own
- * bounded `retry` around them decides when to give up, and logs each attempt.
+ * bounded retry around them (KafkaConnection.connect) decides when to give up, and logs each
+ * attempt.
  */
 const CLIENT_RETRIES = 2;
 
@@ -265,6 +267,46 @@ export function producerFencingError(err: unknown): string | undefined {
   return undefined;
 }
 
+/** The transport's startup: the topic made sure of, then the producer connected. */
+export class KafkaConnection {
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly topic: string,
+    private readonly partitions: number | undefined,
+    readonly logger: Logger,
+    readonly attempts = 5,
+    readonly delayMs = 500,
+    readonly sleep: (ms: number) => Promise<void> = Bun.sleep,
+  ) {}
+
+  // Creating a topic that exists is a no-op, so a whole attempt can be repeated.
+  @retryable((c: KafkaConnection) => ({
+    name: "connect to Kafka",
+    times: c.attempts,
+    delayMs: c.delayMs,
+    exponential: true,
+    retryOn: isTransient,
+    sleep: c.sleep,
+  }))
+  async connect(producer: Producer): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const created = await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: this.topic, numPartitions: this.partitions }],
+      });
+      if (created) this.logger.info("created Kafka topic", { topic: this.topic });
+      await producer.connect();
+    } catch (err) {
+      await producer.disconnect().catch(() => {});
+      throw err;
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+}
+
 export interface KafkaTransport extends EventTransport {
   stats(): TransportStats;
 }
@@ -289,25 +331,14 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
   let started = false;
   let stopping: Promise<void> | undefined;
 
-  const connectAndCreateTopic = async () => {
-    const admin = kafka.admin();
-    try {
-      await admin.connect();
-      const created = await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic, numPartitions: options.partitions }],
-      });
-      if (created) logger.info("created Kafka topic", { topic });
-      await producer.connect();
-      connected = true;
-    } catch (err) {
-      connected = false;
-      await producer.disconnect().catch(() => {});
-      throw err;
-    } finally {
-      await admin.disconnect().catch(() => {});
-    }
-  };
+  const connection = new KafkaConnection(
+    kafka,
+    topic,
+    options.partitions,
+    logger,
+    options.startAttempts,
+    options.startDelayMs,
+  );
 
   /**
    * Swaps in a new producer; the caller's retry sends the batch again through it. Consumers drop
@@ -336,14 +367,10 @@ export function createKafkaTransport(options: KafkaTransportOptions): KafkaTrans
     async start() {
       if (started) return;
       try {
-        await retry(connectAndCreateTopic, {
-          name: "connect to Kafka",
-          times: options.startAttempts ?? 5,
-          delayMs: options.startDelayMs ?? 500,
-          exponential: true,
-          logger,
-        });
+        await connection.connect(producer);
+        connected = true;
       } catch (err) {
+        connected = false;
         throw new Error(
           `cannot reach Kafka at ${options.brokers.join(",")}: ${(err as Error).message}`,
           { cause: err },

@@ -26,11 +26,6 @@ const outboxRow = (event: BookEventJson) => ({
   traceparent: traceparentNow(),
 });
 
-/** Runs inside the caller's transaction, next to the change the event describes. */
-export async function appendEvent(tx: Db, event: BookEventJson): Promise<void> {
-  await tx.insert(outbox).values(outboxRow(event));
-}
-
 /**
  * An event's insert as a common table expression, so that the change it describes can write it in
  * the same statement: one round trip, atomic without an explicit transaction. Takes the row's
@@ -40,9 +35,18 @@ export function appendingEvent(db: Db, row: PgInsertValue<typeof outbox>) {
   return db.$with("appended_event").as(db.insert(outbox).values(row));
 }
 
-/** Many events in one statement, in the caller's transaction (bulk writes). */
-export async function appendEvents(tx: Db, events: BookEventJson[]): Promise<void> {
-  if (events.length > 0) await tx.insert(outbox).values(events.map(outboxRow));
+/** Where a feature's writes record their events: in its unit of work, next to the change. */
+export interface OutboxWriter {
+  /** The events in one statement, in the caller's transaction. */
+  append(events: BookEventJson[]): Promise<void>;
+}
+
+export function createOutboxWriter(db: Db): OutboxWriter {
+  return {
+    async append(events) {
+      if (events.length > 0) await db.insert(outbox).values(events.map(outboxRow));
+    },
+  };
 }
 
 /**

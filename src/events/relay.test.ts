@@ -8,13 +8,14 @@ import {
   test,
 } from "bun:test";
 import { sql } from "drizzle-orm";
+import { createBooksServiceFor } from "../books/books.module.ts";
 import { createBooksRepository } from "../books/books.repository.ts";
-import { createBooksService } from "../books/books.service.ts";
 import { createMemoryCache } from "../cache/cache.ts";
 import { openDatabase } from "../db/client.ts";
 import { rows } from "../db/rows.ts";
-import { createLogger, silentLogger } from "../logger.ts";
+import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { capturingLogger } from "../testing/logger.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { createManualClock, type ManualClock } from "./clock.ts";
 import {
@@ -78,7 +79,7 @@ function testTransport(
   return transport;
 }
 
-const books = () => createBooksService({ db: database.db, cache: createMemoryCache(60) });
+const books = () => createBooksServiceFor({ db: database.db, cache: createMemoryCache(60) });
 
 /** The database's own message for a failed query (Drizzle wraps it with the SQL). */
 async function failureCause(promise: Promise<unknown>): Promise<string> {
@@ -119,11 +120,6 @@ async function tickUntil(
 
 const nothingPending = async () => (await countPending(database.db)) === 0;
 
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  return { lines, logger: createLogger("debug", (line) => lines.push(JSON.parse(line))) };
-}
-
 const bookTitles = async () =>
   rows<{ title: string }>(await database.db.execute(sql`select title from books`)).map(
     (r) => r.title,
@@ -137,7 +133,7 @@ async function makeChanges(perBook: number, bookCount: number) {
   const service = books();
   for (let b = 0; b < bookCount; b++) {
     const book = await service.create({ title: `t${b}`, author: "a", published_on: "2000-01-01" });
-    for (let i = 1; i < perBook; i++) await service.patch(book.id, { title: `t${b}.${i}` });
+    for (let i = 1; i < perBook; i++) await service.update(book.id, { title: `t${b}.${i}` });
   }
 }
 
@@ -198,7 +194,7 @@ describe("outbox relay", () => {
           type === "book.created"
             ? service.create({ title: "new", author: "a", published_on: "2000-01-01" })
             : type === "book.updated"
-              ? service.patch(existing.id, { title: "changed" })
+              ? service.update(existing.id, { title: "changed" })
               : service.delete(existing.id);
         expect(await failureCause(change)).toContain('constraint "refuse_event"');
       } finally {
@@ -482,7 +478,7 @@ describe("outbox stall check", () => {
     const service = books();
     const dune = await service.create({ title: "Dune", author: "a", published_on: "1965-08-01" });
     const emma = await service.create({ title: "Emma", author: "b", published_on: "1815-12-23" });
-    await service.patch(dune.id, { title: "Dune I" });
+    await service.update(dune.id, { title: "Dune I" });
 
     // The broker stores the first batch, its ack is lost, and it stays away.
     fake.loseNextAck();
@@ -492,7 +488,7 @@ describe("outbox stall check", () => {
     await tickUntil(clock, () => failedRuns() >= 3);
     expect(fake.records()).toHaveLength(3); // stored, although the relay could not know
     // Writes go on: the next batch will be larger than the stored one.
-    await service.patch(dune.id, { title: "Dune II" });
+    await service.update(dune.id, { title: "Dune II" });
     await service.delete(emma.id);
     const hermes = await service.create({
       title: "Hermes",

@@ -8,7 +8,7 @@
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import type { RelayMetrics } from "../observability/pipeline-metrics.ts";
-import { retry } from "../retry.ts";
+import { retryable } from "../retry.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type BookEvent, type EventTransport, fromEventJson } from "./events.ts";
 import {
@@ -77,6 +77,40 @@ export interface OutboxRelay {
   health(): OutboxHealth;
 }
 
+/**
+ * One batch's publication: claim, publish, mark published, in one transaction. Each attempt
+ * claims again: no transaction (on the embedded database, no connection) is held while waiting
+ * between attempts, and a retried batch takes in the events written meanwhile. A retry resends
+ * the same event ids, which consumers drop as copies.
+ */
+class BatchPublisher {
+  constructor(
+    private readonly claimAndPublish: () => Promise<number>,
+    readonly transportName: string,
+    /** Each attempt is worth a debug line; the run's failure gets the warning. */
+    readonly attemptLogger: Logger,
+    readonly clock: Clock,
+  ) {}
+
+  // Any failure is retried: which of a transport's errors last is the transport's business, and
+  // the run loop retries every failure anyway, after backing off; this only rides out a blip.
+  @retryable((p: BatchPublisher, [stopping]: [AbortSignal?]) => ({
+    name: `publish to ${p.transportName}`,
+    times: 3,
+    delayMs: 50,
+    exponential: true,
+    logger: p.attemptLogger,
+    // `stopping` ends the waits, and the run with them.
+    sleep: async (ms) => {
+      await p.clock.sleep(ms, stopping);
+      if (stopping?.aborted) throw new Error("the relay is stopping");
+    },
+  }))
+  async publish(_stopping?: AbortSignal): Promise<number> {
+    return this.claimAndPublish();
+  }
+}
+
 export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const { db, transport, logger } = options;
   const batchSize = options.batchSize ?? 500;
@@ -91,8 +125,7 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const stallCheckMs = options.stallCheckMs ?? Math.min(10_000, (stallSeconds * 1000) / 2);
   const clock = options.clock ?? systemClock;
   const monitorClock = options.monitorClock ?? clock;
-  // Each attempt of a run is worth a debug line; the run's failure gets the warning.
-  const retryLogger: Logger = { ...logger, warn: (msg, fields) => logger.debug(msg, fields) };
+  const attemptLogger: Logger = { ...logger, warn: (msg, fields) => logger.debug(msg, fields) };
   const producerRecreations = () => transport.stats?.().producerRecreations ?? 0;
 
   let running = false;
@@ -136,25 +169,13 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
       return events.length;
     });
   const metrics = options.metrics;
-  const attempt = metrics ? () => metrics.timeBatch(claimAndPublish) : claimAndPublish;
-
-  /**
-   * Each attempt claims again: no transaction (on the embedded database, no connection) is held
-   * while waiting between attempts, and a retried batch takes in the events written meanwhile.
-   * `stopping` ends the waits, and the run with them.
-   */
-  const publishBatch = (stopping?: AbortSignal) =>
-    retry(attempt, {
-      name: `publish to ${transport.name}`,
-      times: 3,
-      delayMs: 50,
-      exponential: true,
-      logger: retryLogger,
-      sleep: async (ms) => {
-        await clock.sleep(ms, stopping);
-        if (stopping?.aborted) throw new Error("the relay is stopping");
-      },
-    });
+  const publisher = new BatchPublisher(
+    metrics ? () => metrics.timeBatch(claimAndPublish) : claimAndPublish,
+    transport.name,
+    attemptLogger,
+    clock,
+  );
+  const publishBatch = (stopping?: AbortSignal) => publisher.publish(stopping);
 
   const runOnce = () => publishBatch();
 

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createContextValues,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -12,9 +18,6 @@ import { createTokenIssuer } from "../auth/tokens.ts";
 import type { Book } from "../books/books.model.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService, GetBookRequestSchema } from "../gen/petbooks/v1/books_pb.ts";
-import { memoryUsers } from "../testing/memory-users.ts";
-import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
-import { callRaw, PROTOCOLS } from "./error-cases.ts";
 import {
   bufCurl,
   grpcJsCall,
@@ -23,7 +26,11 @@ import {
   TEST_GRPC_JWT_SECRET,
   type TestGrpcServer,
   testAuth,
-} from "./test-server.ts";
+} from "../testing/grpc-server.ts";
+import { memoryUsers } from "../testing/memory-users.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { authCheck } from "./auth.ts";
+import { callRaw, PROTOCOLS } from "./error-cases.ts";
 
 const ID = "0199a7c6-0000-7000-8000-000000000001";
 const book: Book = {
@@ -36,8 +43,8 @@ const book: Book = {
 };
 const books = {
   get: async () => book,
+  pageAfter: async () => ({ items: [book], total: 1 }),
 };
-const repository = { listAfter: async () => [book], count: async () => 1 };
 
 const TOKEN_REQUIRED = "A bearer token is required (Authorization: Bearer <token>).";
 const TOKEN_INVALID = "The token is invalid or expired.";
@@ -45,7 +52,7 @@ const TOKEN_INVALID = "The token is invalid or expired.";
 let server: TestGrpcServer;
 
 beforeAll(async () => {
-  server = await startTestGrpcServer({ books, repository });
+  server = await startTestGrpcServer({ books });
 }, SETUP_TIMEOUT_MS);
 afterAll(() => server.close(1000), TEARDOWN_TIMEOUT_MS);
 
@@ -202,9 +209,25 @@ describe("open services", () => {
   });
 });
 
+describe("a service a feature adds", () => {
+  test("needs a token without being named anywhere: only health and reflection are open", async () => {
+    const bearer = { mode: "bearer" as const, authenticate: () => Promise.reject(new Error("no")) };
+    const values = createContextValues();
+    const check = (service: string) => authCheck(bearer, service, new Headers(), values);
+    expect(await check("petbooks.v1.OwnerService")).toBeInstanceOf(Error);
+    for (const open of [
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+      "grpc.reflection.v1alpha.ServerReflection",
+    ]) {
+      expect(await check(open)).toBeUndefined();
+    }
+  });
+});
+
 describe("GRPC_AUTH=none", () => {
   test("BookService answers anyone, with a warning at startup", async () => {
-    const open = await startTestGrpcServer({ books, repository, auth: { mode: "none" } });
+    const open = await startTestGrpcServer({ books, auth: { mode: "none" } });
     try {
       for (const [, transport] of transports) {
         const client = createClient(BookService, transport(open.url));
@@ -224,7 +247,6 @@ describe("a deleted user's tokens", () => {
     const auth = await testAuth();
     const shared = await startTestGrpcServer({
       books,
-      repository,
       auth: { mode: "bearer", authenticate: (h) => auth.service.authenticate(h) },
     });
     try {
@@ -251,7 +273,6 @@ describe("a deleted user's tokens", () => {
     });
     const other = await startTestGrpcServer({
       books,
-      repository,
       auth: { mode: "bearer", authenticate: (h) => grpcSide.authenticate(h) },
     });
     try {
@@ -274,7 +295,6 @@ test("a unary call is authenticated once, however it ends", async () => {
   let checks = 0;
   const counted = await startTestGrpcServer({
     books,
-    repository,
     auth: {
       mode: "bearer",
       authenticate: (h) => {

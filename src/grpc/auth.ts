@@ -11,7 +11,9 @@
  * answers an unauthenticated caller UNAUTHENTICATED even when its message cannot be decoded.
  */
 import { type ContextValues, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { BookService } from "../gen/petbooks/v1/books_pb.ts";
+import { Health } from "../gen/grpc/health/v1/health_pb.ts";
+import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.ts";
+import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 
 export type GrpcAuth =
   | { mode: "none" }
@@ -21,8 +23,15 @@ export type GrpcAuth =
       authenticate(authorization: string | null): Promise<unknown>;
     };
 
-/** The services that need a token; the others (health, reflection) are open. */
-const PROTECTED = new Set<string>([BookService.typeName]);
+/**
+ * The services open to anyone: health and reflection, what load balancers and tools ask. Every
+ * other service needs a token, so a feature's new service is protected without a word said.
+ */
+const OPEN = new Set<string>([
+  Health.typeName,
+  ServerReflection.typeName,
+  ServerReflectionV1Alpha.typeName,
+]);
 
 /** Why the caller may not make this call (what authenticate threw), or undefined if it may. */
 type AuthCheck = Promise<unknown>;
@@ -42,7 +51,7 @@ export function authCheck(
   header: Headers,
   values: ContextValues,
 ): AuthCheck {
-  if (auth.mode === "none" || !PROTECTED.has(serviceTypeName)) return Promise.resolve(undefined);
+  if (auth.mode === "none" || OPEN.has(serviceTypeName)) return Promise.resolve(undefined);
   let check = values.get(AUTH_CHECK);
   if (!check) {
     check = auth.authenticate(header.get("authorization")).then(

@@ -19,8 +19,8 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
-import { createBooksRepository } from "../books/books.repository.ts";
-import { type BooksService, createBooksService } from "../books/books.service.ts";
+import { createBooksServiceFor } from "../books/books.module.ts";
+import type { BooksService } from "../books/books.service.ts";
 import { createNoCache } from "../cache/cache.ts";
 import { rows } from "../db/rows.ts";
 import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
@@ -36,9 +36,9 @@ import {
 } from "../gen/petbooks/v1/books_pb.ts";
 import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { createBookWatch, type WatchReplaySource } from "./book-watch.ts";
-import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
 const DAY_MS = 24 * 3_600_000;
 const REPLAY_LIMIT = 20;
@@ -59,11 +59,10 @@ beforeAll(async () => {
   live = createLiveEvents({ logger: silentLogger });
   bus.subscribe((event) => live.publish(event));
   relay = createOutboxRelay({ db: database.db, transport: bus, logger: silentLogger });
-  books = createBooksService({ db: database.db, cache: createNoCache() });
+  books = createBooksServiceFor({ db: database.db, cache: createNoCache() });
   const replay = outboxReplay(database.db);
   server = await startTestGrpcServer({
     books,
-    repository: createBooksRepository(database.db),
     ping: database.ping,
     watch: {
       live,
@@ -160,7 +159,7 @@ describe("WatchBooks live", () => {
   test("delivers create, update and delete of a book in order, as they are published", async () => {
     const watcher = await watch();
     const book = await newBook();
-    await books.patch(book.id, { title: "Renamed" });
+    await books.update(book.id, { title: "Renamed" });
     await books.delete(book.id);
     await publish();
     const events = await watcher.take(3);
@@ -179,10 +178,10 @@ describe("WatchBooks live", () => {
     const [a, b, c] = [await newBook(), await newBook(), await newBook()];
     await publish();
     const watcher = await watch({ bookIds: [a.id, c.id.toUpperCase()] });
-    await books.patch(b.id, { title: "b1" });
-    await books.patch(a.id, { title: "a1" });
-    await books.patch(b.id, { title: "b2" });
-    await books.patch(c.id, { title: "c1" });
+    await books.update(b.id, { title: "b1" });
+    await books.update(a.id, { title: "a1" });
+    await books.update(b.id, { title: "b2" });
+    await books.update(c.id, { title: "c1" });
     await publish();
     const events = await watcher.take(2);
     await watcher.hangUp();
@@ -248,8 +247,8 @@ describe("WatchBooks resume", () => {
     const seen = await first.take(2);
     await first.hangUp();
     // Missed while away.
-    await books.patch(a.id, { title: "a missed" });
-    await books.patch(b.id, { title: "b missed" });
+    await books.update(a.id, { title: "a missed" });
+    await books.update(b.id, { title: "b missed" });
     await publish();
 
     // The resumed stream listens before it reads the outbox; hold the read until an event
@@ -259,12 +258,12 @@ describe("WatchBooks resume", () => {
     const listeners = live.listeners;
     const resumed = await watch({ resumeAfterEventId: seen[1]?.id as string });
     await until(() => live.listeners > listeners);
-    await books.patch(a.id, { title: "a during the replay" });
+    await books.update(a.id, { title: "a during the replay" });
     await publish();
     gate.resolve();
     replayGate = Promise.resolve();
     const replayed = await resumed.take(3);
-    await books.patch(b.id, { title: "b live" });
+    await books.update(b.id, { title: "b live" });
     await publish();
     const [liveEvent] = await resumed.take(1);
     await resumed.hangUp();
@@ -280,12 +279,12 @@ describe("WatchBooks resume", () => {
     const [a, b] = [await newBook(), await newBook()];
     await publish();
     const first = await watch({ bookIds: [a.id] });
-    await books.patch(a.id, { title: "a1" });
+    await books.update(a.id, { title: "a1" });
     await publish();
     const [seen] = await first.take(1);
     await first.hangUp();
-    await books.patch(b.id, { title: "b1" });
-    await books.patch(a.id, { title: "a2" });
+    await books.update(b.id, { title: "b1" });
+    await books.update(a.id, { title: "a2" });
     await publish();
     const resumed = await watch({ bookIds: [a.id], resumeAfterEventId: seen?.id as string });
     const [next] = await resumed.take(1);
@@ -307,11 +306,11 @@ describe("WatchBooks resume", () => {
     const book = await newBook();
     await publish();
     const first = await watch({ bookIds: [book.id] });
-    await books.patch(book.id, { title: "seen" });
+    await books.update(book.id, { title: "seen" });
     await publish();
     const [seen] = await first.take(1);
     await first.hangUp();
-    for (let i = 0; i <= REPLAY_LIMIT; i++) await books.patch(book.id, { title: `missed ${i}` });
+    for (let i = 0; i <= REPLAY_LIMIT; i++) await books.update(book.id, { title: `missed ${i}` });
     await publish();
     const resumed = await watch({ resumeAfterEventId: seen?.id as string });
     expect((await resumed.failure()).code).toBe(Code.OutOfRange);
@@ -333,10 +332,10 @@ describe("the replay of retained events", () => {
     const [a, b] = [await newBook(), await newBook()];
     await publish();
     // One relay batch: both updates are pending when the relay claims.
-    await books.patch(a.id, { title: "a1" });
-    await books.patch(b.id, { title: "b1" });
+    await books.update(a.id, { title: "a1" });
+    await books.update(b.id, { title: "b1" });
     await publish();
-    await books.patch(a.id, { title: "a2" });
+    await books.update(a.id, { title: "a2" });
     await publish();
     const titles = (payloads: unknown[]) =>
       payloads.map((p) => (fromEventJson(p) as BookEvent).book?.title);

@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Code } from "@connectrpc/connect";
 import type { Book } from "../books/books.model.ts";
 import { NotFoundError } from "../errors.ts";
+import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { callRaw, caseContext, GRPC_ERROR_CASES, INTERNALS } from "./error-cases.ts";
 import { COMPRESSED_WITHOUT_ENCODING, decodeErrorAnswer, undecodable } from "./interceptors.ts";
-import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
 /** Five books, newest (highest id) first, served without a database. */
 const books: Book[] = [5, 4, 3, 2, 1].map((n) => ({
@@ -27,11 +27,10 @@ beforeAll(async () => {
         if (!book) throw new NotFoundError("Book with the matching ID was not found.");
         return book;
       },
-    },
-    repository: {
-      listAfter: async ({ after, limit }) =>
-        books.filter((b) => after === undefined || b.id < after).slice(0, limit),
-      count: async () => books.length,
+      pageAfter: async ({ after, limit }) => ({
+        items: books.filter((b) => after === undefined || b.id < after).slice(0, limit),
+        total: books.length,
+      }),
     },
   });
 }, SETUP_TIMEOUT_MS);

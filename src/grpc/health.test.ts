@@ -2,15 +2,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { Code, ConnectError } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
-import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
-import { ServingStatus } from "./health.ts";
 import {
   bufCurl,
   grpcJsCall,
   grpcJsClient,
   startTestGrpcServer,
   type TestGrpcServer,
-} from "./test-server.ts";
+} from "../testing/grpc-server.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { ServingStatus } from "./health.ts";
 
 let databaseUp = true;
 let server: TestGrpcServer;

@@ -11,9 +11,9 @@ import {
 } from "../errors.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
+import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { codeName, DATABASE_UNAVAILABLE } from "./interceptors.ts";
-import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
 /** GetBook throws whatever the test put under its id. */
 const failures = new Map<string, unknown>();

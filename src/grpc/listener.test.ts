@@ -6,9 +6,9 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { silentLogger } from "../logger.ts";
+import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { dualProtocolListener } from "./listener.ts";
-import { startTestGrpcServer, type TestGrpcServer } from "./test-server.ts";
 
 let server: TestGrpcServer;
 beforeAll(async () => {

@@ -6,8 +6,8 @@ import * as grpc from "@grpc/grpc-js";
 import type { Book } from "../books/books.model.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService, GetBookRequestSchema } from "../gen/petbooks/v1/books_pb.ts";
+import { grpcJsCall, grpcJsClient, startTestGrpcServer } from "../testing/grpc-server.ts";
 import { ServingStatus } from "./health.ts";
-import { grpcJsCall, grpcJsClient, startTestGrpcServer } from "./test-server.ts";
 
 const ID = "0199a7c6-0000-7000-8000-000000000000";
 const book: Book = {

@@ -8,24 +8,15 @@ import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { BooksRepository } from "../books/books.repository.ts";
-import { bookRpc } from "../books/books.rpc.ts";
-import type { BooksService } from "../books/books.service.ts";
-import {
-  createPageTokens,
-  type PageTokens,
-  pageTokenKey,
-  randomPageTokenKey,
-} from "../books/page-tokens.ts";
+import type { FeatureModule } from "../feature-module.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
-import { BookService } from "../gen/petbooks/v1/books_pb.ts";
 import type { Logger } from "../logger.ts";
 import { grpcMetricsInterceptor } from "../observability/grpc-metrics.ts";
 import { grpcTracingInterceptor } from "../observability/grpc-tracing.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Tracing } from "../observability/tracing.ts";
 import { type GrpcAuth, requireToken } from "./auth.ts";
-import { type BookWatchOptions, createBookWatch, RESET_STREAM } from "./book-watch.ts";
+import { RESET_STREAM } from "./book-watch.ts";
 import { answeringUndecodable } from "./decode-errors.ts";
 import { healthService } from "./health.ts";
 import { endOnAbort, logCalls, mapErrors } from "./interceptors.ts";
@@ -36,8 +27,8 @@ export interface GrpcServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
-  books: Pick<BooksService, "get">;
-  repository: Pick<BooksRepository, "listAfter" | "count">;
+  /** The features' services (FeatureModule.rpc), made when the server starts. */
+  services: readonly NonNullable<FeatureModule["rpc"]>[];
   /** Health is SERVING while this resolves. */
   ping: () => Promise<void>;
   /** Who may call BookService (GRPC_AUTH): bearer tokens, or anyone (auth.ts). */
@@ -47,17 +38,6 @@ export interface GrpcServerOptions {
   healthWatchIntervalMs?: number;
   /** A slower ping makes health NOT_SERVING. */
   healthPingTimeoutMs?: number;
-  /**
-   * The secret ListBooks page tokens are signed with (a key is derived from it): JWT_SECRET, so
-   * every replica shares it. Without one (only allowed with GRPC_AUTH=none), a random key of
-   * this process, with a warning.
-   */
-  pageTokenSecret?: string | undefined;
-  /**
-   * WatchBooks: this process' live events and the retained ones to replay (book-watch.ts); the
-   * server adds its shutdown signal. Absent, WatchBooks is UNIMPLEMENTED.
-   */
-  watch?: Omit<BookWatchOptions, "shutdown" | "logger"> | undefined;
   /** The process' metrics: every call is counted (grpc_server_*); none: METRICS=off. */
   metrics?: Metrics | undefined;
   /** A span per call (observability/tracing.ts); none: tracing is off. */
@@ -79,25 +59,15 @@ export interface GrpcServer {
 /** How long calls get to report UNAVAILABLE once the grace period is over. */
 const CUTOFF_MS = 250;
 
-export function grpcRoutes(
-  options: GrpcServerOptions,
-  shutdown: AbortSignal,
-  pageTokens: PageTokens,
-) {
+function grpcRoutes(options: GrpcServerOptions, shutdown: AbortSignal) {
   return (router: ConnectRouter) => {
-    const watch =
-      options.watch &&
-      createBookWatch({
-        ...options.watch,
-        shutdown,
-        logger: options.logger.child({ module: "watch" }),
-      });
-    router.service(BookService, bookRpc({ ...options, pageTokens, watch }));
+    const services = options.services.map((rpc) => rpc({ shutdown, logger: options.logger }));
+    for (const service of services) service.register(router);
     router.service(
       Health,
       healthService({
         ping: options.ping,
-        services: [BookService.typeName],
+        services: services.map((s) => s.typeName),
         watchIntervalMs: options.healthWatchIntervalMs,
         pingTimeoutMs: options.healthPingTimeoutMs,
         shutdown,
@@ -141,17 +111,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       "GRPC_AUTH=none: BookService answers every caller without a token; only for a trusted private network",
     );
   }
-  if (!options.pageTokenSecret) {
-    logger.warn(
-      "JWT_SECRET is not set: ListBooks page tokens are signed with a random key of this process, so they do not survive a restart or work across replicas",
-    );
-  }
-  const pageTokens = createPageTokens(
-    options.pageTokenSecret ? pageTokenKey(options.pageTokenSecret) : randomPageTokenKey(),
-  );
   const handler = connectNodeAdapter({
     routes: (router) => {
-      grpcRoutes(options, shutdown.signal, pageTokens)(router);
+      grpcRoutes(options, shutdown.signal)(router);
       // Unary handlers answer a request they cannot decode themselves (see decode-errors.ts).
       const handlers = router.handlers.map((h) => answeringUndecodable(h, logger, options.auth));
       router.handlers.splice(0, router.handlers.length, ...handlers);

@@ -1,22 +1,12 @@
-/** The `serve` HTTP application, assembled from feature plugins. */
+/** The `serve` HTTP application: the cross-cutting plugins, then each feature module's routes. */
 import { Elysia } from "elysia";
-import { apiKeyGuard } from "../auth/api-key.guard.ts";
-import { authRoutes } from "../auth/auth.http.ts";
-import type { AuthService } from "../auth/auth.service.ts";
-import { bearerGuard } from "../auth/bearer.guard.ts";
-import { clientAddressResolver } from "../auth/client-address.ts";
-import { booksRoutes } from "../books/books.http.ts";
-import type { BooksService } from "../books/books.service.ts";
 import type { Database } from "../db/client.ts";
+import type { FeatureModule } from "../feature-module.ts";
 import type { Logger } from "../logger.ts";
 import { httpObserver, metricsRoutes } from "../observability/http-metrics.ts";
 import { httpTracing } from "../observability/http-tracing.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Tracing } from "../observability/tracing.ts";
-import { petsRoutes } from "../pets/pets.http.ts";
-import type { PetsService } from "../pets/pets.service.ts";
-import type { PhotoStorage } from "../storage/photo-storage.ts";
-import { photoRoutes } from "../storage/photos.http.ts";
 import { createCors } from "./cors.ts";
 import { docs } from "./docs.ts";
 import { healthRoutes, type OutboxProbe } from "./health.http.ts";
@@ -26,25 +16,15 @@ import { requestContext } from "./request-context.ts";
 
 export { MAX_JSON_BODY_BYTES };
 
-/** Room for the multipart envelope around the largest accepted photo. */
-const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
-const PHOTO_UPLOAD_PATH = /^\/pets\/[^/]+\/photo\/?$/;
-
 export interface AppDeps {
-  apiKey: string;
-  maxPhotoBytes: number;
+  /** The features, in the order their routes and guards are registered. */
+  modules: readonly FeatureModule[];
   logger: Logger;
   database: Database;
-  storage: PhotoStorage;
-  pets: PetsService;
-  auth: AuthService;
-  books: BooksService;
   /** Counts the requests being handled, for a graceful shutdown (see drain.ts). */
   inFlight?: InFlight;
   /** The outbox relay, for `/readyz?verbose`. */
   relay?: OutboxProbe;
-  /** TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (auth/client-address.ts). */
-  trustedProxies?: string[];
   /** CORS_ORIGINS: browser origins allowed to call the API (cors.ts); none, or unset: off. */
   corsOrigins?: string[];
   /** The process' metrics, served at `/metrics` (METRICS_TOKEN: `metricsToken`); none: off. */
@@ -52,10 +32,6 @@ export interface AppDeps {
   metricsToken?: string | undefined;
   /** A span per request (observability/tracing.ts); none: tracing is off. */
   tracing?: Tracing | undefined;
-}
-
-export function maxRequestBytes(maxPhotoBytes: number) {
-  return maxPhotoBytes + MULTIPART_OVERHEAD_BYTES;
 }
 
 /**
@@ -66,29 +42,33 @@ export function maxRequestBytes(maxPhotoBytes: number) {
  */
 export const SERVER_BODY_LIMIT_BYTES = Number.MAX_SAFE_INTEGER;
 
+/** The first limit a module claims for the path, the JSON limit otherwise. */
+function maxBodyBytes(modules: readonly FeatureModule[]) {
+  const claims = modules.flatMap((m) => (m.maxBodyBytes ? [m.maxBodyBytes] : []));
+  return (path: string) => {
+    for (const claim of claims) {
+      const limit = claim(path);
+      if (limit !== undefined) return limit;
+    }
+    return MAX_JSON_BODY_BYTES;
+  };
+}
+
 export function createApp(deps: AppDeps) {
-  return new Elysia({ normalize: false })
+  const app = new Elysia({ normalize: false })
     .use(httpTracing(deps.tracing))
     .use(
       requestContext({
         logger: deps.logger.child({ module: "http" }),
         inFlight: deps.inFlight ?? new InFlight(),
         cors: createCors(deps.corsOrigins ?? []),
-        maxBodyBytes: (path) =>
-          // Matched on the raw path, like the router: a photo upload may carry the photo.
-          PHOTO_UPLOAD_PATH.test(path) ? maxRequestBytes(deps.maxPhotoBytes) : MAX_JSON_BODY_BYTES,
+        maxBodyBytes: maxBodyBytes(deps.modules),
         observe: deps.metrics && httpObserver(deps.metrics),
       }),
     )
     .use(metricsRoutes(deps.metrics, deps.metricsToken))
-    .use(docs())
-    .use(healthRoutes(deps.database, deps.relay))
-    .use(photoRoutes(deps.storage, deps.logger.child({ module: "storage" })))
-    .use(apiKeyGuard("/pets", deps.apiKey))
-    .use(petsRoutes(deps.pets))
-    .use(bearerGuard(deps.auth, ["/books", "/auth/me"]))
-    .use(authRoutes(deps.auth, { clientAddress: clientAddressResolver(deps.trustedProxies) }))
-    .use(booksRoutes(deps.books));
+    .use(docs(deps.modules.map((m) => m.docsTag)))
+    .use(healthRoutes(deps.database, deps.relay));
+  for (const module of deps.modules) app.use(module.http);
+  return app;
 }
-
-export type App = ReturnType<typeof createApp>;

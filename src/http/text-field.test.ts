@@ -4,9 +4,10 @@ import { Elysia, t } from "elysia";
 import { silentLogger } from "../logger.ts";
 import { InFlight } from "./in-flight.ts";
 import { requestContext } from "./request-context.ts";
-import { TextField, trimFields } from "./text-field.ts";
+import { TextField } from "./text-field.ts";
 
 const name = TextField("name", { minLength: 1, maxLength: 3, description: "A name." });
+const trimmedName = TextField("name", { minLength: 1, maxLength: 3, trimmed: true });
 
 describe("TextField", () => {
   const check = TypeCompiler.Compile(t.Object({ name }));
@@ -44,8 +45,7 @@ describe("TextField", () => {
         }),
       )
       .post("/", ({ body }) => body, {
-        transform: trimFields("name"),
-        body: t.Object({ name }, { additionalProperties: false }),
+        body: t.Object({ name: trimmedName }, { additionalProperties: false }),
       });
     const send = async (body: unknown) => {
       const res = await app.handle(
@@ -57,7 +57,11 @@ describe("TextField", () => {
       );
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
-    expect(await send({ name: " ab " })).toEqual({ status: 200, body: { name: "ab" } });
+    // Validated as it will be stored, trimmed; the trimming itself is the service's.
+    expect(await send({ name: " ab " })).toEqual({ status: 200, body: { name: " ab " } });
+    expect((await send({ name: "   " })).body.errors).toEqual([
+      { path: "/name", message: "name must be 1 to 3 characters long" },
+    ]);
     expect((await send({ name: "a\u0000" })).body.errors).toEqual([
       { path: "/name", message: "name must not contain the NUL character (U+0000)" },
     ]);
@@ -79,13 +83,23 @@ describe("TextField", () => {
   });
 });
 
-describe("trimFields", () => {
-  test("trims only the named string fields, and leaves other bodies alone", () => {
-    const body = { name: "  a ", other: " b ", n: 1 };
-    trimFields("name", "n")({ body });
-    expect(body).toEqual({ name: "a", other: " b ", n: 1 });
-    for (const other of [null, "  x ", [" a "], 3]) {
-      expect(() => trimFields("name")({ body: other })).not.toThrow();
-    }
+describe("TextField, trimmed", () => {
+  const check = TypeCompiler.Compile(t.Object({ name: trimmedName }));
+
+  test.each([["a"], [" abc "], ["\t🐈🐈🐈\n"]])("accepts %j: its trimmed text fits", (value) => {
+    expect(check.Check({ name: value })).toBe(true);
+  });
+
+  test.each([[" "], [" abcd "], [" a\u0000 "]])("refuses %j", (value) => {
+    expect(check.Check({ name: value })).toBe(false);
+  });
+
+  test("documents itself as the untrimmed field does", () => {
+    expect(JSON.parse(JSON.stringify(trimmedName))).toEqual({
+      type: "string",
+      minLength: 1,
+      maxLength: 3,
+      error: "name must be a string of 1 to 3 characters, without NUL characters",
+    });
   });
 });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { createMemoryCache } from "../cache/cache.ts";
-import { buildBooks, buildPets, startEventConsumer } from "../deps.ts";
+import { buildFeatures, openPhotoStorage, startEventConsumer } from "../deps.ts";
 import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { createApp } from "../http/app.ts";
 import { correlateLogs, createLogger, silentLogger } from "../logger.ts";
@@ -60,20 +60,18 @@ describe("a book write's trace", () => {
   test("runs from POST /books through the outbox and the relay to the consumer", async () => {
     const logger = createLogger("info", (line) => lines.push(JSON.parse(line)));
     const bus = traceTransport(createInProcessBus(silentLogger), tracing, "petbooks.books");
-    const pets = buildPets(
-      database,
-      { dataDir, publicUrl: "http://petbooks.test", maxPhotoBytes: 1024 },
-      silentLogger,
-    );
-    const books = buildBooks(
+    const features = buildFeatures(
       {
         database,
         cache: createMemoryCache(60),
         transport: bus,
-        jwtSecret: JWT_SECRET,
-        jwtTtlSeconds: 3600,
+        storage: openPhotoStorage(
+          { dataDir, publicUrl: "http://petbooks.test", maxPhotoBytes: 1024 },
+          silentLogger,
+        ),
         tracing,
       },
+      { apiKey: API_KEY, jwtSecret: JWT_SECRET, jwtTtlSeconds: 3600, maxPhotoBytes: 1024 },
       silentLogger,
     );
     const consumer = await startEventConsumer({
@@ -83,15 +81,7 @@ describe("a book write's trace", () => {
       onFatal: () => {},
       tracing,
     });
-    const app = createApp({
-      apiKey: API_KEY,
-      maxPhotoBytes: 1024,
-      logger,
-      database,
-      ...pets,
-      ...books,
-      tracing,
-    });
+    const app = createApp({ modules: features.modules, logger, database, tracing });
     const post = (path: string, body: unknown, headers: Record<string, string>) =>
       app.handle(
         new Request(`http://localhost${path}`, {
@@ -122,7 +112,7 @@ describe("a book write's trace", () => {
         },
       );
       expect(created.status).toBe(201);
-      await books.relay.drain();
+      await features.relay.drain();
       await (bus as InProcessBus).idle();
 
       const request = only("POST /books");
@@ -146,7 +136,7 @@ describe("a book write's trace", () => {
       });
     } finally {
       await consumer.stop();
-      await books.relay.stop();
+      await features.relay.stop();
     }
   }, 60_000);
 });

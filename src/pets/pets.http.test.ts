@@ -15,14 +15,13 @@ import { IMAGE_HEADS, newPet, pngBytes } from "../testing/factories.ts";
 import { caseInit, type HttpCase, jsonOfSize, MiB } from "../testing/http-cases.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { CASES_MAX_PHOTO_BYTES, PETS_CASES } from "./pets.cases.ts";
+import { PET_NOT_FOUND, type Pet } from "./pets.model.ts";
 import {
   DeletePetsSchema,
   ListPetsQuerySchema,
   NewPetSchema,
-  PET_NOT_FOUND,
-  type Pet,
   PhotoUploadSchema,
-} from "./pets.model.ts";
+} from "./pets.schemas.ts";
 
 const MAX_PHOTO_BYTES = CASES_MAX_PHOTO_BYTES;
 let t: TestApp;

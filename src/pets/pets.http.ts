@@ -6,7 +6,6 @@ import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { jsonBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem-responses.ts";
 import { singleValuedQuery } from "../http/query.ts";
-import { trimFields } from "../http/text-field.ts";
 import { discardUpload, photoUploadBody } from "../storage/photo-upload.ts";
 import {
   DeletePetsResultSchema,
@@ -18,7 +17,7 @@ import {
   PhotoSchema,
   PhotoUploadSchema,
   parseHasPhotos,
-} from "./pets.model.ts";
+} from "./pets.schemas.ts";
 import type { PetsService } from "./pets.service.ts";
 
 /** Uploads stream to a temporary file (photo-upload.ts), never whole into memory. */
@@ -36,7 +35,6 @@ export function petsRoutes(pets: PetsService) {
       },
       {
         parse: jsonBody,
-        transform: trimFields("name"),
         body: NewPetSchema,
         response: {
           201: PetSchema,

@@ -1,10 +1,11 @@
 /** All SQL for pets and their photos. */
-import { eq, inArray, type SQL, sql } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { preparedOnce, renderedOnce } from "../db/prepared.ts";
 import { rows } from "../db/rows.ts";
 import { integerLiteral } from "../db/sql.ts";
 import { textQuery } from "../db/text-query.ts";
+import { utcSecondsText } from "../db/timestamps.ts";
 import type { HasPhotosFilter, PetType } from "./pets.model.ts";
 import { petPhotos, petStats, pets } from "./pets.table.ts";
 
@@ -30,9 +31,6 @@ export interface NewPhotoRow {
   contentType: string;
   sizeBytes: number;
 }
-
-const createdAtText = (column: SQL | typeof pets.createdAt) =>
-  sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')`;
 
 /** Unqualified on purpose: used on `pets` inside the page subqueries; undefined for no filter. */
 const hasPhotosCondition = (hasPhotos: HasPhotosFilter) =>
@@ -117,7 +115,7 @@ export function exportJsonQuery(hasPhotos: HasPhotosFilter) {
   return sql`
     select row_to_json(t)::text as pet from (
       select p.id, p.name, p.age, p.type, ${photos} as photos,
-        to_char(p.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as created_at
+        ${utcSecondsText(sql`p.created_at`)} as created_at
       from ${pets} p
       ${condition ? sql`where ${condition}` : sql``}
       order by p.created_at desc, p.id desc) t`;
@@ -158,7 +156,7 @@ export function createPetsRepository(db: Db) {
         name: pets.name,
         age: pets.age,
         type: pets.type,
-        createdAt: createdAtText(pets.createdAt),
+        createdAt: utcSecondsText(pets.createdAt),
       })
       .prepare("pets_insert"),
   );
@@ -241,24 +239,20 @@ export function createPetsRepository(db: Db) {
     },
 
     /**
-     * Deletes the pets and their photo rows in one transaction and returns what went, so the
-     * caller can remove the files after commit. The pets are locked first: a photo upload racing
-     * with the delete then either finishes before it (and its file is returned here) or fails.
+     * Deletes the pets and their photo rows and returns what went, so the caller can remove the
+     * files after commit. Run it in a transaction (the service's unit of work): the pets are
+     * locked first, so a photo upload racing with the delete either finishes before it (and its
+     * file is returned here) or fails.
      */
     async deleteMany(ids: string[]): Promise<{ deletedIds: string[]; fileNames: string[] }> {
       if (ids.length === 0) return { deletedIds: [], fileNames: [] };
-      return db.transaction(async (tx) => {
-        await tx.select({ id: pets.id }).from(pets).where(inArray(pets.id, ids)).for("update");
-        const photos = await tx
-          .delete(petPhotos)
-          .where(inArray(petPhotos.petId, ids))
-          .returning({ fileName: petPhotos.fileName });
-        const deleted = await tx
-          .delete(pets)
-          .where(inArray(pets.id, ids))
-          .returning({ id: pets.id });
-        return { deletedIds: deleted.map((r) => r.id), fileNames: photos.map((p) => p.fileName) };
-      });
+      await db.select({ id: pets.id }).from(pets).where(inArray(pets.id, ids)).for("update");
+      const photos = await db
+        .delete(petPhotos)
+        .where(inArray(petPhotos.petId, ids))
+        .returning({ fileName: petPhotos.fileName });
+      const deleted = await db.delete(pets).where(inArray(pets.id, ids)).returning({ id: pets.id });
+      return { deletedIds: deleted.map((r) => r.id), fileNames: photos.map((p) => p.fileName) };
     },
 
     /**

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { unitOfWork } from "../db/unit-of-work.ts";
 import { AppError, NotFoundError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { createLocalPhotoStorage, type PhotoStorage } from "../storage/photo-storage.ts";
@@ -31,7 +32,9 @@ afterAll(async () => {
 
 const service = (overrides: Partial<PetsRepository> = {}, store: PhotoStorage = storage) =>
   createPetsService({
-    repository: { ...repository, ...overrides },
+    data: unitOfWork(database.db, (db) => ({
+      pets: { ...createPetsRepository(db), ...overrides },
+    })),
     storage: store,
     maxPhotoBytes: 1024,
     logger: createLogger("debug", (l) => logLines.push(l)),

@@ -1,6 +1,7 @@
 /** The rules of the pets registry: validation, photo handling, bulk delete bookkeeping. */
 
 import { isForeignKeyViolation } from "../db/errors.ts";
+import type { UnitOfWork } from "../db/unit-of-work.ts";
 import {
   NotFoundError,
   PayloadTooLargeError,
@@ -16,8 +17,8 @@ import { isUuid } from "../uuid.ts";
 import {
   type DeletePetsResult,
   type HasPhotosFilter,
-  NAME_MAX_LENGTH,
   type NewPet,
+  PET_NAME,
   PET_NOT_FOUND,
   type Pet,
   type PetList,
@@ -28,8 +29,13 @@ import type { PetRow, PetsRepository } from "./pets.repository.ts";
 export const PHOTO_TYPE_UNSUPPORTED = "The photo must be a JPEG, PNG, WebP or GIF image.";
 export const photoTooLarge = (maxBytes: number) => `The photo is larger than ${maxBytes} bytes.`;
 
+/** What the pets service reads and writes through. */
+export interface PetsData {
+  pets: PetsRepository;
+}
+
 export interface PetsServiceDeps {
-  repository: PetsRepository;
+  data: UnitOfWork<PetsData>;
   storage: PhotoStorage;
   maxPhotoBytes: number;
   logger: Logger;
@@ -50,7 +56,7 @@ const PHOTOS_END = '],"created_at":';
 
 function checkedPet(input: NewPet) {
   const name = input.name.trim();
-  const problem = textProblem(name, { minLength: 1, maxLength: NAME_MAX_LENGTH });
+  const problem = textProblem(name, PET_NAME);
   if (problem) {
     throw new ValidationError("Invalid pet.", [{ path: "/name", message: `name ${problem}` }]);
   }
@@ -58,12 +64,13 @@ function checkedPet(input: NewPet) {
 }
 
 export function createPetsService({
-  repository,
+  data,
   storage,
   maxPhotoBytes,
   logger,
   deferredRemovals,
 }: PetsServiceDeps) {
+  const repository = data.repositories.pets;
   /** Removal failed (storage briefly away): noted for a retry, so no file is left orphaned. */
   const deferRemovals = async (fileNames: string[], err: unknown) => {
     logger.error("could not remove photo files", { files: fileNames, err });
@@ -95,6 +102,11 @@ export function createPetsService({
   return {
     async create(input: NewPet): Promise<Pet> {
       return toPet(await repository.insert(checkedPet(input)));
+    },
+
+    /** How many pets there are, all or only those with (or without) photos. */
+    count(hasPhotos: HasPhotosFilter = undefined): Promise<number> {
+      return repository.count(hasPhotos);
     },
 
     /** Many pets in one statement, under the same rules as `create`; their ids in order. */
@@ -158,7 +170,9 @@ export function createPetsService({
     async deleteMany(ids: string[]): Promise<DeletePetsResult> {
       const unique = [...new Set(ids)];
       const candidates = [...new Set(unique.filter(isUuid).map((id) => id.toLowerCase()))];
-      const { deletedIds, fileNames } = await repository.deleteMany(candidates);
+      const { deletedIds, fileNames } = await data.transaction(({ pets }) =>
+        pets.deleteMany(candidates),
+      );
       // Files go after commit: a rolled-back delete must not lose photos. Those that cannot go
       // now (storage briefly away) are noted, and `serve`'s sweep removes them later.
       const removals = await Promise.allSettled(fileNames.map((name) => storage.remove(name)));

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { unitOfWork } from "../db/unit-of-work.ts";
 import { createManualClock } from "../events/clock.ts";
 import { createLogger, silentLogger } from "../logger.ts";
 import { createPetsRepository } from "../pets/pets.repository.ts";
@@ -54,7 +55,7 @@ async function setup() {
     maxDelayMs: 4 * MINUTE,
   });
   const pets = createPetsService({
-    repository: createPetsRepository(database.db),
+    data: unitOfWork(database.db, (db) => ({ pets: createPetsRepository(db) })),
     storage,
     maxPhotoBytes: 1024 * 1024,
     logger,
@@ -134,13 +135,15 @@ describe("photo removals that fail after a delete commits", () => {
     const { storage } = flakyStorage();
     state.down = true;
     const failingInsert = createPetsService({
-      repository: {
-        ...createPetsRepository(database.db),
-        exists: async () => true,
-        insertPhoto: async () => {
-          throw new Error("insert failed");
+      data: unitOfWork(database.db, (db) => ({
+        pets: {
+          ...createPetsRepository(db),
+          exists: async () => true,
+          insertPhoto: async () => {
+            throw new Error("insert failed");
+          },
         },
-      },
+      })),
       storage: {
         ...storage,
         remove: async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Cache, createMemoryCache } from "../cache/cache.ts";
 import { createRedisCache } from "../cache/redis-cache.ts";
-import { buildBooks, buildPets } from "../deps.ts";
+import { buildFeatures, type FeatureSettings, openPhotoStorage } from "../deps.ts";
 import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { createApp } from "../http/app.ts";
 import { createLogger, type Logger, silentLogger } from "../logger.ts";
@@ -17,8 +17,9 @@ export const PUBLIC_URL = "http://petbooks.test";
 export interface TestApp {
   app: ReturnType<typeof createApp>;
   database: TestDatabase;
-  services: ReturnType<typeof buildPets> &
-    ReturnType<typeof buildBooks> & { database: TestDatabase };
+  services: TestServices;
+  /** Another app over the same database, cache and bus, its features built with `overrides`. */
+  appWith(overrides: Partial<FeatureSettings>): ReturnType<typeof createApp>;
   cache: Cache;
   bus: InProcessBus;
   dataDir: string;
@@ -44,6 +45,18 @@ export async function createTestCache(ttlSeconds = 60): Promise<Cache> {
   });
 }
 
+function testServices(features: ReturnType<typeof buildFeatures>, database: TestDatabase) {
+  return {
+    database,
+    relay: features.relay,
+    pets: features.pets.service,
+    auth: features.auth.service,
+    books: features.books.service,
+  };
+}
+
+type TestServices = ReturnType<typeof testServices>;
+
 export async function createTestApp(
   options: { maxPhotoBytes?: number; jwtTtlSeconds?: number } = {},
 ): Promise<TestApp> {
@@ -58,30 +71,28 @@ export async function createTestApp(
   };
   const cache = await createTestCache();
   const bus = createInProcessBus(silentLogger);
-  const services = {
+  const infrastructure = {
     database,
-    ...buildPets(database, config, silentLogger),
-    ...buildBooks(
-      {
-        database,
-        cache,
-        transport: bus,
-        jwtSecret: TEST_JWT_SECRET,
-        jwtTtlSeconds: options.jwtTtlSeconds ?? 3600,
-      },
-      silentLogger,
-    ),
+    cache,
+    transport: bus,
+    storage: openPhotoStorage(config, silentLogger),
   };
-  const app = createApp({
+  const settings: FeatureSettings = {
     apiKey: TEST_API_KEY,
+    jwtSecret: TEST_JWT_SECRET,
+    jwtTtlSeconds: options.jwtTtlSeconds ?? 3600,
     maxPhotoBytes: config.maxPhotoBytes,
-    logger,
-    ...services,
-  });
+  };
+  const features = buildFeatures(infrastructure, settings, silentLogger);
+  const appFor = (built: ReturnType<typeof buildFeatures>) =>
+    createApp({ modules: built.modules, logger, database });
+  const app = appFor(features);
   return {
     app,
     database,
-    services,
+    services: testServices(features, database),
+    appWith: (overrides) =>
+      appFor(buildFeatures(infrastructure, { ...settings, ...overrides }, silentLogger)),
     cache,
     bus,
     dataDir,
@@ -93,7 +104,7 @@ export async function createTestApp(
       return app.handle(new Request(`http://localhost${path}`, { ...rest, headers }));
     },
     async close() {
-      await services.relay.stop();
+      await features.relay.stop();
       await cache.close();
       await database.close();
       rmSync(dataDir, { recursive: true, force: true });

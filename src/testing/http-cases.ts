@@ -9,7 +9,7 @@ export type CaseBody = NonNullable<RequestInit["body"]>;
 
 export interface CaseRequest {
   method: string;
-  /** May hold `{pet}` or `{book}`: replaced by the id of a fresh pet or book the runner made. */
+  /** May hold `{pet}`, `{book}` (any `{resource}`): replaced by the id of one the runner made. */
   path: string;
   headers?: Record<string, string>;
   /** Makes the body: a fresh one per send (a stream can be read only once). */
@@ -34,12 +34,10 @@ export const MiB = 1024 * 1024;
 /** What the runners do with a case: its path with ids filled in, and a fetch/Request init. */
 export function caseInit(
   request: CaseRequest,
-  ids: { pet?: string; book?: string } = {},
+  ids: Record<string, string | undefined> = {},
   credentials: Record<string, string> = {},
 ): { path: string; init: RequestInit } {
-  const path = request.path
-    .replace("{pet}", () => ids.pet ?? "{pet}")
-    .replace("{book}", () => ids.book ?? "{book}");
+  const path = request.path.replace(/\{(\w+)\}/g, (slot, name: string) => ids[name] ?? slot);
   const body = request.body?.();
   const init: RequestInit & { duplex?: "half" } = {
     method: request.method,

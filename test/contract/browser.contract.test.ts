@@ -9,9 +9,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, rmSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { type RunningServer, startServer, tempDataDir } from "../../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
-import { type RunningServer, startServer, tempDataDir } from "../binary.ts";
 import { CONTRACT_API_KEY, CONTRACT_JWT_SECRET } from "./harness.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";

@@ -12,10 +12,10 @@ import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS } from "../../src/http/cors.
 import { DOCS_CSP, SECURITY_HEADERS } from "../../src/http/security-headers.ts";
 import { PARTIAL_FILE_MAX_AGE_MS } from "../../src/storage/photo-storage.ts";
 import { pngBytes, pngChunk } from "../../src/storage/png.ts";
+import { runBinary, startServer, tempDataDir } from "../../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../../src/testing/tcp-proxy.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
-import { runBinary, startServer, tempDataDir } from "../binary.ts";
 import {
   CONTRACT_API_KEY,
   CONTRACT_JWT_SECRET,

@@ -11,7 +11,7 @@ import { rmSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createTokenIssuer } from "../../src/auth/tokens.ts";
 import { createUsersRepository } from "../../src/auth/users.repository.ts";
-import { createBooksService } from "../../src/books/books.service.ts";
+import { createBooksServiceFor } from "../../src/books/books.module.ts";
 import { createNoCache } from "../../src/cache/cache.ts";
 import { openDatabase } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
@@ -26,11 +26,16 @@ import {
   INTERNALS,
   PROTOCOLS,
 } from "../../src/grpc/error-cases.ts";
-import { bufCurl } from "../../src/grpc/test-server.ts";
 import { silentLogger } from "../../src/logger.ts";
+import {
+  type RunningGrpcServer,
+  runBinary,
+  startGrpcServer,
+  tempDataDir,
+} from "../../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { bufCurl } from "../../src/testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
-import { type RunningGrpcServer, runBinary, startGrpcServer, tempDataDir } from "../binary.ts";
 import { CONTRACT_JWT_SECRET } from "./harness.ts";
 
 // A build, a database and a process: real work, generous limits, no speed assumed.
@@ -59,7 +64,7 @@ async function seed(target: Record<string, string>, n: number) {
   );
   try {
     await migrate(database.db, silentLogger);
-    const books = createBooksService({ db: database.db, cache: createNoCache() });
+    const books = createBooksServiceFor({ db: database.db, cache: createNoCache() });
     for (let i = 1; i <= n; i++) {
       const book = await books.create({
         title: `Book ${i}`,

@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
 import { rmSync } from "node:fs";
+import { type RunningCommand, startServer, tempDataDir } from "../../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
-import { type RunningCommand, startServer, tempDataDir } from "../binary.ts";
 
 export const CONTRACT_API_KEY = "contract-api-key-0123456789";
 export const CONTRACT_JWT_SECRET = "contract-jwt-secret-0123456789-0123456789-abcdef";

@@ -10,6 +10,7 @@ import { connect } from "node:net";
 import { BOOKS_CASES } from "../../src/books/books.cases.ts";
 import { CASES_MAX_PHOTO_BYTES, PETS_CASES } from "../../src/pets/pets.cases.ts";
 import { pngBytes } from "../../src/storage/png.ts";
+import { type RunningServer, startServer, tempDataDir } from "../../src/testing/binary.ts";
 import {
   caseInit,
   type HttpCase,
@@ -18,7 +19,6 @@ import {
   streamed,
 } from "../../src/testing/http-cases.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
-import { type RunningServer, startServer, tempDataDir } from "../binary.ts";
 import {
   CONTRACT_API_KEY,
   CONTRACT_JWT_SECRET,
@@ -45,15 +45,20 @@ async function created(path: string, headers: Record<string, string>, body: unkn
 }
 
 const newPet = () => created("/pets", API_KEY, { name: "Case", age: 2, type: "cat" });
-const newBook = () =>
-  created("/books", bearer, { title: "Case", author: "Someone", published_on: "2000-01-01" });
+/** What fills each `{resource}` of a case's path: a fresh one, made through the API. */
+const makers: Record<string, () => Promise<string>> = {
+  pet: newPet,
+  book: () =>
+    created("/books", bearer, { title: "Case", author: "Someone", published_on: "2000-01-01" }),
+};
 
 /** Sends a case the way pets.http.test.ts and books.http.test.ts do, and checks the answer. */
 async function run(c: HttpCase, credentials: Record<string, string>) {
-  const ids = {
-    ...(c.request.path.includes("{pet}") && { pet: await newPet() }),
-    ...(c.request.path.includes("{book}") && { book: await newBook() }),
-  };
+  const ids: Record<string, string> = {};
+  for (const [, name] of c.request.path.matchAll(/\{(\w+)\}/g)) {
+    const make = makers[name as string];
+    if (make) ids[name as string] = await make();
+  }
   const { path, init } = caseInit(c.request, ids, credentials);
   const res = await fetch(`${server.url}${path}`, init);
   if (c.expectedStatus < 400) {

@@ -18,8 +18,6 @@ import {
 } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { callRaw, PROTOCOLS } from "../../src/grpc/error-cases.ts";
 import { promtoolProblems, sample, sumOf } from "../../src/observability/metrics-text.ts";
-import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
-import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   type RunningGrpcServer,
   type RunningServer,
@@ -27,7 +25,9 @@ import {
   startGrpcServer,
   startServer,
   tempDataDir,
-} from "../binary.ts";
+} from "../../src/testing/binary.ts";
+import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   CONTRACT_API_KEY,
   CONTRACT_JWT_SECRET,

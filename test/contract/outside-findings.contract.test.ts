@@ -1,6 +1,6 @@
 /** Defects an outside check found in the binary: each case failed before its fix. */
 import { describe, expect, test } from "bun:test";
-import { runBinary, tempDataDir } from "../binary.ts";
+import { runBinary, tempDataDir } from "../../src/testing/binary.ts";
 import {
   CONTRACT_API_KEY,
   CONTRACT_JWT_SECRET,

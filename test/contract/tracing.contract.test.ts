@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetBookRequestSchema } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { callRaw } from "../../src/grpc/error-cases.ts";
-import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   type RunningDev,
   type RunningGrpcServer,
@@ -18,7 +17,8 @@ import {
   startDev,
   startGrpcServer,
   startServer,
-} from "../binary.ts";
+} from "../../src/testing/binary.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import { CONTRACT_API_KEY, useBinaryCommand } from "./harness.ts";
 
 // Real processes and an exporter that batches: generous limits, no speed assumed.

@@ -18,7 +18,7 @@ import { openDatabase } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { BookService } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { startGrpcServer } from "../binary.ts";
+import { startGrpcServer } from "../../src/testing/binary.ts";
 import { CONTRACT_JWT_SECRET, useBinaryCommand } from "./harness.ts";
 
 let authorization = "";

@@ -12,10 +12,12 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { type AuthService, createAuthService } from "../auth/auth.service.ts";
 import { createTokenIssuer } from "../auth/tokens.ts";
-import { createLogger } from "../logger.ts";
-import { type MemoryUsers, memoryUsers } from "../testing/memory-users.ts";
-import type { GrpcAuth } from "./auth.ts";
-import { type GrpcServer, type GrpcServerOptions, startGrpcServer } from "./server.ts";
+import { type BooksModuleDeps, createBooksRpc } from "../books/books.module.ts";
+import type { BookRpcDeps } from "../books/books.rpc.ts";
+import type { GrpcAuth } from "../grpc/auth.ts";
+import { type GrpcServer, type GrpcServerOptions, startGrpcServer } from "../grpc/server.ts";
+import { capturingLogger } from "./logger.ts";
+import { type MemoryUsers, memoryUsers } from "./memory-users.ts";
 
 const root = join(import.meta.dir, "..", "..");
 export const PROTO_DIR = join(root, "proto");
@@ -61,10 +63,20 @@ const withAuthorization =
     return next(req);
   };
 
+/**
+ * Options of the server, and of its BookService (`books`, `pageTokenSecret`, `watch`): a books
+ * service whose calls fail unless given, page tokens signed with the test secret, no WatchBooks.
+ */
+export type TestGrpcServerOptions = Partial<Omit<GrpcServerOptions, "host" | "port" | "logger">> &
+  Partial<Pick<BooksModuleDeps, "pageTokenSecret" | "watch">> & {
+    books?: Partial<BookRpcDeps["books"]>;
+  };
+
 export async function startTestGrpcServer(
-  options: Partial<Omit<GrpcServerOptions, "host" | "port" | "logger">> = {},
+  options: TestGrpcServerOptions = {},
 ): Promise<TestGrpcServer> {
-  const logs: Record<string, unknown>[] = [];
+  const { books, pageTokenSecret, watch, ...serverOptions } = options;
+  const { lines: logs, logger } = capturingLogger();
   const auth = await testAuth();
   const bearerAuth: GrpcAuth = {
     mode: "bearer",
@@ -73,13 +85,20 @@ export async function startTestGrpcServer(
   const server = await startGrpcServer({
     host: "127.0.0.1",
     port: 0,
-    books: { get: unavailable },
-    repository: { listAfter: unavailable, count: unavailable },
+    services: [
+      createBooksRpc(
+        { get: unavailable, pageAfter: unavailable, ...books },
+        // An explicit `pageTokenSecret: undefined` is a server without one.
+        {
+          pageTokenSecret: "pageTokenSecret" in options ? pageTokenSecret : TEST_GRPC_JWT_SECRET,
+          watch,
+        },
+      ),
+    ],
     ping: async () => {},
-    logger: createLogger("debug", (line) => logs.push(JSON.parse(line))),
+    logger,
     auth: bearerAuth,
-    pageTokenSecret: TEST_GRPC_JWT_SECRET,
-    ...options,
+    ...serverOptions,
   });
   const bearer = { authorization: `Bearer ${auth.token}` };
   return {

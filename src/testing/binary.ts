@@ -3,8 +3,8 @@
  * minification and embedded snapshot: what ships is what is tested), and runs it like a user.
  */
 import { join } from "node:path";
-import { buildExecutable } from "../scripts/build.ts";
-import { makeTempDir } from "../src/testing/temp.ts";
+import { buildExecutable } from "../../scripts/build.ts";
+import { makeTempDir } from "./temp.ts";
 
 let built: Promise<string> | undefined;
 

@@ -1,0 +1,70 @@
+import { describe, expect, test } from "bun:test";
+import { capturingLogger } from "../testing/logger.ts";
+import { recordingSleep } from "../testing/sleep.ts";
+import { RedisConnection } from "./redis-client.ts";
+
+const refused = () =>
+  Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" });
+
+/** A stand-in for node-redis's client whose connects fail with `errors` in turn. */
+function fakeClient(errors: Error[]) {
+  const calls: string[] = [];
+  const client = {
+    isOpen: false,
+    async connect() {
+      calls.push("connect");
+      const error = errors.shift();
+      if (error) throw error;
+      client.isOpen = true;
+    },
+    async ping() {
+      calls.push("ping");
+      return "PONG";
+    },
+  };
+  return { client, calls };
+}
+
+describe("RedisConnection", () => {
+  test("tries again while Redis is out of reach, waiting longer each time", async () => {
+    const { client, calls } = fakeClient([refused(), refused()]);
+    const { logger, lines } = capturingLogger();
+    const { sleep, delays } = recordingSleep();
+    await new RedisConnection(client, "cache", logger, 5, sleep).open();
+    expect(calls).toEqual(["connect", "connect", "connect", "ping"]);
+    expect(delays).toHaveLength(2);
+    expect(delays[0]).toBeWithin(200, 240.001);
+    expect(delays[1]).toBeWithin(400, 480.001);
+    expect(lines).toEqual([
+      expect.objectContaining({ operation: "connect to Redis (cache)", attempt: 1, of: 5 }),
+      expect.objectContaining({ operation: "connect to Redis (cache)", attempt: 2, of: 5 }),
+    ]);
+  });
+
+  test("an open client is only pinged", async () => {
+    const { client, calls } = fakeClient([]);
+    client.isOpen = true;
+    await new RedisConnection(client, "cache", capturingLogger().logger).open();
+    expect(calls).toEqual(["ping"]);
+  });
+
+  test("gives up after `attempts`, with the last error", async () => {
+    const { client, calls } = fakeClient([refused(), refused(), refused()]);
+    const { sleep } = recordingSleep();
+    const connection = new RedisConnection(client, "cache", capturingLogger().logger, 2, sleep);
+    await expect(connection.open()).rejects.toThrow("ECONNREFUSED");
+    expect(calls).toEqual(["connect", "connect"]);
+  });
+
+  test("a refusal no retry fixes (a wrong password) fails at once", async () => {
+    const wrongPassword = Object.assign(new Error("WRONGPASS invalid username-password pair"), {
+      name: "ErrorReply",
+    });
+    const { client, calls } = fakeClient([wrongPassword]);
+    const { sleep, delays } = recordingSleep();
+    const connection = new RedisConnection(client, "cache", capturingLogger().logger, 5, sleep);
+    await expect(connection.open()).rejects.toThrow("WRONGPASS");
+    expect(calls).toEqual(["connect"]);
+    expect(delays).toEqual([]);
+  });
+});
