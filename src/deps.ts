@@ -101,6 +101,8 @@ export interface FeatureInfrastructure {
   database: Database;
   cache: Cache;
   transport: EventTransport;
+  /** The transport when it is the in-process bus. */
+  bus?: InProcessBus | undefined;
   storage: PhotoStorage;
   /** The process' metrics (observability/metrics.ts); none: METRICS=off, or a one-shot command. */
   metrics?: Metrics | undefined;
@@ -248,22 +250,26 @@ export async function openCache(
   return traceCache(instrumentCache(redis, metrics), tracing);
 }
 
-/** Kafka when KAFKA_BROKERS is set, the in-process bus otherwise. */
+/**
+ * Kafka when KAFKA_BROKERS is set, the in-process bus otherwise; `bus` is the latter, for what
+ * consumes in the same process (`dev`).
+ */
 export function eventTransport(
   config: Config,
   logger: Logger,
   tracing?: Tracing,
-): EventTransport | InProcessBus {
-  const transport =
-    config.kafkaBrokers.length === 0
-      ? createInProcessBus(logger.child({ module: "bus" }))
-      : createKafkaTransport({
-          brokers: config.kafkaBrokers,
-          topic: config.kafkaTopic,
-          logger: logger.child({ module: "kafka" }),
-          extraHeaders: traceHeaders(tracing),
-        });
-  return traceTransport(transport, tracing, config.kafkaTopic);
+): { transport: EventTransport; bus: InProcessBus | undefined } {
+  if (config.kafkaBrokers.length === 0) {
+    const bus = createInProcessBus(logger.child({ module: "bus" }));
+    return { transport: traceTransport(bus, tracing, config.kafkaTopic), bus };
+  }
+  const kafka = createKafkaTransport({
+    brokers: config.kafkaBrokers,
+    topic: config.kafkaTopic,
+    logger: logger.child({ module: "kafka" }),
+    extraHeaders: traceHeaders(tracing),
+  });
+  return { transport: traceTransport(kafka, tracing, config.kafkaTopic), bus: undefined };
 }
 
 /**
@@ -289,13 +295,13 @@ export async function openServeDeps(
     closers.push(() => database.close());
     const cache = await openCache(config, logger, telemetry);
     closers.push(() => cache.close());
-    const transport = eventTransport(config, logger, tracing);
+    const { transport, bus } = eventTransport(config, logger, tracing);
     await transport.start();
     closers.push(() => transport.stop());
     const protection = await openPasswordProtection(config, logger);
     closers.push(() => protection.close());
     const storage = openPhotoStorage(config, logger);
-    const infrastructure = { database, cache, transport, storage, metrics, tracing };
+    const infrastructure = { database, cache, transport, bus, storage, metrics, tracing };
     const features = buildFeatures(
       infrastructure,
       {

@@ -41,11 +41,13 @@ export class NotFoundError extends AppError {
 
 export const API_KEY_REQUIRED = "A valid API key is required in the X-API-KEY header.";
 
+/** Which credential was missing or wrong (HTTP words its challenge: http/challenges.ts). */
+export type Credential = "api-key" | "bearer" | "invalid-bearer" | "metrics-token";
+
 export class UnauthorizedError extends AppError {
   constructor(
     message = API_KEY_REQUIRED,
-    /** The WWW-Authenticate challenge to send along, if any. */
-    readonly challenge?: string,
+    readonly credential?: Credential,
   ) {
     super("unauthorized", message);
   }

@@ -13,11 +13,9 @@ import { type AuthLimits, createAuthLimits, createMemoryCounterStore } from "./r
 import type { TokenIssuer } from "./tokens.ts";
 import type { UserRow, UsersRepository } from "./users.repository.ts";
 
-export const BEARER_CHALLENGE = 'Bearer realm="petbooks"';
 export const BEARER_TOKEN_REQUIRED = "A bearer token is required (Authorization: Bearer <token>).";
 export const WRONG_CREDENTIALS = "Wrong username or password.";
 export const USERNAME_TAKEN = "That username is taken.";
-const INVALID_TOKEN = `${BEARER_CHALLENGE}, error="invalid_token"`;
 
 export interface AuthServiceDeps {
   users: UsersRepository;
@@ -126,21 +124,24 @@ export function createAuthService({
         throw err;
       }
       if (!found || !valid) {
-        throw new UnauthorizedError(WRONG_CREDENTIALS, BEARER_CHALLENGE);
+        throw new UnauthorizedError(WRONG_CREDENTIALS, "bearer");
       }
       await admission.succeeded();
       return tokens.issue(found.id);
     },
 
-    /** The user behind an `Authorization` header value, or a 401 with the right challenge. */
+    /**
+     * The user behind an `Authorization` header value, or an UnauthorizedError that says whether
+     * the token was missing or not accepted.
+     */
     async authenticate(authorization: string | null): Promise<User> {
       const match = authorization ? /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization) : null;
       if (!match?.[1]) {
-        throw new UnauthorizedError(BEARER_TOKEN_REQUIRED, BEARER_CHALLENGE);
+        throw new UnauthorizedError(BEARER_TOKEN_REQUIRED, "bearer");
       }
       const userId = await tokens.verify(match[1]);
       const user = userId ? await loadUser(userId) : undefined;
-      if (!user) throw new UnauthorizedError("The token is invalid or expired.", INVALID_TOKEN);
+      if (!user) throw new UnauthorizedError("The token is invalid or expired.", "invalid-bearer");
       return user;
     },
 

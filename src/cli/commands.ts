@@ -240,13 +240,14 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
  */
 export async function devCommand(argv: string[], io: CliIo): Promise<number> {
   if (parseArgs(argv, { help: "switch" }, DEV_USAGE).flags.help) return usage(io, DEV_USAGE);
+  // One process: its events go through the in-process bus, whatever KAFKA_BROKERS says.
   const config = { ...loadConfig(io.env, { apiKey: true, jwtSecret: true }), kafkaBrokers: [] };
   const logger = createLogger(config.logLevel);
   const telemetry = await telemetryFor(config, io.env, "petbooks-dev", logger);
   // The in-process bus carries the events to WatchBooks, so the feed starts before the features.
   let feed: WatchFeed | undefined;
-  const deps = await openServeDeps(config, logger, telemetry, async ({ transport, database }) => {
-    feed = await startWatchFeed({ logger, bus: transport as InProcessBus, onFatal: () => {} });
+  const deps = await openServeDeps(config, logger, telemetry, async ({ bus, database }) => {
+    feed = await startWatchFeed({ logger, bus: inProcess(bus), onFatal: () => {} });
     return { watch: watchOptions(config, database, feed.live) };
   });
   try {
@@ -264,7 +265,7 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
     const consumer = await startEventConsumer({
       database: deps.database,
       logger,
-      bus: deps.transport as InProcessBus,
+      bus: inProcess(deps.bus),
       onFatal: () => {},
       metrics: deps.metrics,
       tracing: deps.tracing,
@@ -280,6 +281,11 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
   }
   logger.info("stopped");
   return 0;
+}
+
+function inProcess(bus: InProcessBus | undefined): InProcessBus {
+  if (!bus) throw new Error("dev runs on the in-process bus, and it has none");
+  return bus;
 }
 
 export async function migrateCommand(argv: string[], io: CliIo): Promise<number> {

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { API_KEY_CHALLENGE } from "../auth/api-key.guard.ts";
 import { createTestApp, readJson, type TestApp } from "../testing/app.ts";
 import {
   CODE_BY_STATUS,
@@ -10,6 +9,7 @@ import {
   nonStandardKeywords,
   problemContent,
 } from "../testing/openapi-checks.ts";
+import { API_KEY_CHALLENGE } from "./challenges.ts";
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX } from "./pagination.ts";
 import { DOCS_CSP, SECURITY_HEADERS } from "./security-headers.ts";
 

@@ -3,13 +3,7 @@
  * answers with. Only route files import this: it knows every feature's texts.
  */
 import type { TObject } from "@sinclair/typebox";
-import { API_KEY_CHALLENGE } from "../auth/api-key.guard.ts";
-import {
-  BEARER_CHALLENGE,
-  BEARER_TOKEN_REQUIRED,
-  USERNAME_TAKEN,
-  WRONG_CREDENTIALS,
-} from "../auth/auth.service.ts";
+import { BEARER_TOKEN_REQUIRED, USERNAME_TAKEN, WRONG_CREDENTIALS } from "../auth/auth.service.ts";
 import { HASHING_BUSY } from "../auth/hash-queue.ts";
 import { ADDRESS_LIMITED, USERNAME_LIMITED } from "../auth/rate-limit.ts";
 import { TOKEN_BODY_REQUIRED } from "../auth/token-request.ts";
@@ -19,6 +13,7 @@ import { API_KEY_REQUIRED, type FieldError } from "../errors.ts";
 import { PET_NOT_FOUND } from "../pets/pets.model.ts";
 import { PHOTO_TYPE_UNSUPPORTED, photoTooLarge } from "../pets/pets.service.ts";
 import { STORAGE_FULL } from "../storage/storage-errors.ts";
+import { API_KEY_CHALLENGE, BEARER_CHALLENGE } from "./challenges.ts";
 import { MAX_JSON_BODY_BYTES } from "./limits.ts";
 import { bodyTooLarge, INVALID_JSON, INVALID_MULTIPART, JSON_REQUIRED } from "./parsers.ts";
 import {

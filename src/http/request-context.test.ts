@@ -1,12 +1,13 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { Elysia } from "elysia";
-import { API_KEY_CHALLENGE, apiKeyGuard } from "../auth/api-key.guard.ts";
+import { apiKeyGuard } from "../auth/api-key.guard.ts";
 import { NotFoundError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { createLocalPhotoStorage } from "../storage/photo-storage.ts";
 import { makeTempDir } from "../testing/temp.ts";
 import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { API_KEY_CHALLENGE } from "./challenges.ts";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS, createCors } from "./cors.ts";
 import { InFlight } from "./in-flight.ts";
 import { requestContext } from "./request-context.ts";

@@ -14,6 +14,7 @@ import {
   StorageFullError,
   StorageUnwritableError,
 } from "../storage/storage-errors.ts";
+import { challengeFor } from "./challenges.ts";
 import type { Cors } from "./cors.ts";
 import type { InFlight } from "./in-flight.ts";
 import { setBodyLimit } from "./parsers.ts";
@@ -161,8 +162,8 @@ export function requestContext({
       }
       state.status = body.status;
       const headers: Record<string, string> = { "x-request-id": state.id };
-      if (appError instanceof UnauthorizedError && appError.challenge) {
-        headers["www-authenticate"] = appError.challenge;
+      if (appError instanceof UnauthorizedError && appError.credential) {
+        headers["www-authenticate"] = challengeFor(appError.credential);
       }
       if (appError instanceof RetryLaterError) retryAfterSeconds = appError.retryAfterSeconds;
       if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);

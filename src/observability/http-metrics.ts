@@ -57,7 +57,6 @@ export function httpObserver(metrics: Metrics): RequestObserver {
 
 export const METRICS_TOKEN_REQUIRED =
   "Metrics need the header Authorization: Bearer <METRICS_TOKEN>.";
-export const METRICS_CHALLENGE = 'Bearer realm="petbooks-metrics"';
 
 /**
  * Whether a request may read the metrics: always without METRICS_TOKEN, otherwise only with
@@ -93,7 +92,7 @@ export function metricsRoutes(metrics: Metrics | undefined, token: string | unde
     "/metrics",
     ({ request }) => {
       if (!allowed(request.headers.get("authorization"))) {
-        throw new UnauthorizedError(METRICS_TOKEN_REQUIRED, METRICS_CHALLENGE);
+        throw new UnauthorizedError(METRICS_TOKEN_REQUIRED, "metrics-token");
       }
       return metricsResponse(metrics);
     },

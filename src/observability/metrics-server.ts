@@ -2,13 +2,9 @@
  * The metrics listener of a process without an HTTP API (`grpc`): `GET /metrics` on
  * HOST:METRICS_PORT, nothing else.
  */
+import { METRICS_CHALLENGE } from "../http/challenges.ts";
 import type { Logger } from "../logger.ts";
-import {
-  METRICS_CHALLENGE,
-  METRICS_TOKEN_REQUIRED,
-  metricsAccess,
-  metricsResponse,
-} from "./http-metrics.ts";
+import { METRICS_TOKEN_REQUIRED, metricsAccess, metricsResponse } from "./http-metrics.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface MetricsServerOptions {

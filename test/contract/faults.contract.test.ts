@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { API_KEY_CHALLENGE } from "../../src/auth/api-key.guard.ts";
+import { API_KEY_CHALLENGE } from "../../src/http/challenges.ts";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS } from "../../src/http/cors.ts";
 import { DOCS_CSP, SECURITY_HEADERS } from "../../src/http/security-headers.ts";
 import { PARTIAL_FILE_MAX_AGE_MS } from "../../src/storage/photo-storage.ts";
