@@ -5,8 +5,10 @@
  * alert that never fires. promtool comes with Debian's `prometheus` package; without it the
  * promtool checks are skipped, saying so.
  */
+
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { runCommand } from "../scripts/run-command.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 
 const root = import.meta.dir;
@@ -16,17 +18,10 @@ if (!promtool) {
 }
 
 async function run(args: string[]) {
-  const proc = Bun.spawn([promtool as string, ...args], {
+  const { code, stdout, stderr } = await runCommand([promtool as string, ...args], {
     cwd: join(root, "prometheus"),
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, output: `${out}${err}` };
+  return { code, output: `${stdout}${stderr}` };
 }
 
 /** Metric names in PromQL text: identifiers followed by `{`, `[` or `)` that petbooks could export. */

@@ -4,11 +4,13 @@
  *
  *   bun scripts/build.ts [--outfile PATH]
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { createSnapshot } from "../src/db/create-snapshot.ts";
 import { SNAPSHOT_FILE_NAME } from "../src/db/embedded-snapshot.ts";
+import { runCommand } from "./run-command.ts";
 
 const root = join(import.meta.dir, "..");
 
@@ -26,7 +28,7 @@ export async function buildExecutable(outfile: string): Promise<void> {
   try {
     const snapshot = join(work, SNAPSHOT_FILE_NAME);
     await Bun.write(snapshot, await createSnapshot());
-    const proc = Bun.spawn(
+    const { code, stdout, stderr } = await runCommand(
       [
         process.execPath,
         "build",
@@ -40,13 +42,8 @@ export async function buildExecutable(outfile: string): Promise<void> {
         "--outfile",
         resolve(outfile),
       ],
-      { cwd: work, stdout: "pipe", stderr: "pipe" },
+      { cwd: work },
     );
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
     if (code !== 0) throw new Error(`bun build failed (${code}):\n${stdout}${stderr}`);
     // Bun also writes an empty source map for the embedded snapshot next to the executable.
     rmSync(join(dirname(resolve(outfile)), `${basename(SNAPSHOT_FILE_NAME, ".gz")}.js.map`), {

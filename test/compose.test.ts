@@ -1,7 +1,9 @@
 /** The compose file as docker-compose resolves it (no Docker engine needed: `config` only). */
+
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { runCommand } from "../scripts/run-command.ts";
 import { makeTempDir } from "../src/testing/temp.ts";
 
 const compose = Bun.which("docker-compose");
@@ -23,16 +25,13 @@ async function resolved(extraEnv: string): Promise<Record<string, Service>> {
     join(dir, ".env"),
     `${await Bun.file(join(root, ".env.example")).text()}\n${extraEnv}\n`,
   );
-  const proc = Bun.spawn([compose as string, "config"], {
+  const {
+    code,
+    stdout: out,
+    stderr: err,
+  } = await runCommand([compose as string, "config"], {
     cwd: dir,
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
   rmSync(dir, { recursive: true, force: true });
   if (code !== 0) throw new Error(`docker-compose config failed: ${err}`);
   return (Bun.YAML.parse(out) as { services: Record<string, Service> }).services;

@@ -9,7 +9,7 @@
  * says so, at most once per interval, and shared counting resumes once Redis answers.
  */
 import { createHash } from "node:crypto";
-import { connectRedis } from "../cache/redis-client.ts";
+import { connectRedis, withinTimeout } from "../cache/redis-client.ts";
 import type { Logger } from "../logger.ts";
 import { type CounterStore, createMemoryCounterStore, type WindowCount } from "./rate-limit.ts";
 
@@ -72,16 +72,8 @@ export async function createRedisCounterStore(
     );
   };
 
-  const bounded = <T>(operation: Promise<T>): Promise<T> => {
-    let timer: Timer | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new RedisTimeoutError(`no answer in ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
-    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
-  };
+  const bounded = <T>(operation: Promise<T>): Promise<T> =>
+    withinTimeout(operation, timeoutMs, (message) => new RedisTimeoutError(message));
 
   /** Runs `shared` on Redis, or `fallback` locally when Redis does not answer. */
   const shared = async <T>(operation: () => Promise<T>, fallback: () => Promise<T>) => {

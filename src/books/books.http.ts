@@ -1,12 +1,12 @@
 /** The books REST routes (all behind a bearer token): parse, call the service, answer. */
+import type { TObject } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { BEARER_SECURITY } from "../auth/auth.http.ts";
 import { jsonText, unchecked } from "../http/json-response.ts";
-import { consumes } from "../http/openapi-tidy.ts";
 import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
-import { jsonBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem-responses.ts";
 import { singleValuedQuery } from "../http/query.ts";
+import { jsonBodyRoute, routeDocs } from "../http/route-docs.ts";
 import type { BookList } from "./books.model.ts";
 import {
   BookListSchema,
@@ -19,13 +19,12 @@ import type { BooksService } from "./books.service.ts";
 
 const IdParams = t.Object({ id: t.String({ description: "The book's id." }) });
 
-const doc = (summary: string, description?: string, withJsonBody = false) => ({
-  tags: ["books"],
-  summary,
-  ...(description && { description }),
-  security: BEARER_SECURITY,
-  ...(withJsonBody && consumes("application/json")),
-});
+const doc = routeDocs("books", BEARER_SECURITY);
+const TAKES_JSON = { consumes: "application/json" };
+
+/** PUT and PATCH: a book's fields from a JSON body, the book as it is now. */
+const updateRoute = <B extends TObject>(body: B) =>
+  jsonBodyRoute({ auth: "bearer", resource: "book" }, body, { 200: BookSchema }, 401, 404);
 
 export function booksRoutes(books: BooksService) {
   return new Elysia({ name: "books", prefix: "/books" })
@@ -36,20 +35,8 @@ export function booksRoutes(books: BooksService) {
         return books.create(body);
       },
       {
-        parse: jsonBody,
-        body: NewBookSchema,
-        response: {
-          201: BookSchema,
-          ...problemResponses(
-            { auth: "bearer", parser: "json", body: NewBookSchema },
-            400,
-            401,
-            413,
-            415,
-            422,
-          ),
-        },
-        detail: doc("Add a book", undefined, true),
+        ...jsonBodyRoute({ auth: "bearer" }, NewBookSchema, { 201: BookSchema }, 401),
+        detail: doc("Add a book", TAKES_JSON),
       },
     )
     .get(
@@ -71,10 +58,9 @@ export function booksRoutes(books: BooksService) {
           200: unchecked(BookListSchema),
           ...problemResponses({ auth: "bearer", query: ListBooksQuerySchema }, 401, 422),
         },
-        detail: doc(
-          "List books, newest first",
-          "Filter by exact `author`, search titles with `q`.",
-        ),
+        detail: doc("List books, newest first", {
+          description: "Filter by exact `author`, search titles with `q`.",
+        }),
       },
     )
     .get("/:id", ({ params }) => books.get(params.id), {
@@ -87,43 +73,16 @@ export function booksRoutes(books: BooksService) {
     })
     .put("/:id", ({ params, body }) => books.update(params.id, body), {
       params: IdParams,
-      parse: jsonBody,
-      body: NewBookSchema,
-      response: {
-        200: BookSchema,
-        ...problemResponses(
-          { auth: "bearer", resource: "book", parser: "json", body: NewBookSchema },
-          400,
-          401,
-          404,
-          413,
-          415,
-          422,
-        ),
-      },
-      detail: doc("Replace a book", "Every field is required.", true),
+      ...updateRoute(NewBookSchema),
+      detail: doc("Replace a book", { description: "Every field is required.", ...TAKES_JSON }),
     })
     .patch("/:id", ({ params, body }) => books.update(params.id, body), {
       params: IdParams,
-      parse: jsonBody,
-      body: BookPatchSchema,
-      response: {
-        200: BookSchema,
-        ...problemResponses(
-          { auth: "bearer", resource: "book", parser: "json", body: BookPatchSchema },
-          400,
-          401,
-          404,
-          413,
-          415,
-          422,
-        ),
-      },
-      detail: doc(
-        "Change some fields of a book",
-        "At least one field; an empty body is 422.",
-        true,
-      ),
+      ...updateRoute(BookPatchSchema),
+      detail: doc("Change some fields of a book", {
+        description: "At least one field; an empty body is 422.",
+        ...TAKES_JSON,
+      }),
     })
     .delete(
       "/:id",

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "../logger.ts";
 import { type Cache, UNAVAILABLE } from "./cache.ts";
-import { connectRedis } from "./redis-client.ts";
+import { connectRedis, withinTimeout } from "./redis-client.ts";
 
 const READ = `
 local epoch = redis.call('GET', KEYS[1] .. 'epoch') or '0'
@@ -99,16 +99,8 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     }
   };
 
-  const bounded = <T>(operation: Promise<T>): Promise<T> => {
-    let timer: Timer | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new CacheTimeoutError(`no answer in ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
-    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
-  };
+  const bounded = <T>(operation: Promise<T>): Promise<T> =>
+    withinTimeout(operation, timeoutMs, (message) => new CacheTimeoutError(message));
 
   /** After an outage in which an invalidation was lost, orphan everything before caching again. */
   const recover = async () => {

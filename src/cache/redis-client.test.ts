@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { capturingLogger } from "../testing/logger.ts";
-import { recordingSleep } from "../testing/sleep.ts";
+import { expectTwoRetries, recordingSleep } from "../testing/sleep.ts";
 import { RedisConnection } from "./redis-client.ts";
 
 const refused = () =>
@@ -32,13 +32,7 @@ describe("RedisConnection", () => {
     const { sleep, delays } = recordingSleep();
     await new RedisConnection(client, "cache", logger, 5, sleep).open();
     expect(calls).toEqual(["connect", "connect", "connect", "ping"]);
-    expect(delays).toHaveLength(2);
-    expect(delays[0]).toBeWithin(200, 240.001);
-    expect(delays[1]).toBeWithin(400, 480.001);
-    expect(lines).toEqual([
-      expect.objectContaining({ operation: "connect to Redis (cache)", attempt: 1, of: 5 }),
-      expect.objectContaining({ operation: "connect to Redis (cache)", attempt: 2, of: 5 }),
-    ]);
+    expectTwoRetries({ delays, lines }, "connect to Redis (cache)", 200);
   });
 
   test("an open client is only pinged", async () => {

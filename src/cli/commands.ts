@@ -174,6 +174,11 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
   let feed: WatchFeed | undefined;
   const { metrics } = telemetry;
   let metricsServer: MetricsServer | undefined;
+  const kafka = {
+    brokers: config.kafkaBrokers,
+    topic: config.kafkaTopic,
+    groupId: config.kafkaGroupId,
+  };
   try {
     // First: a METRICS_PORT in use fails the start before anything else listens.
     if (metrics) {
@@ -181,15 +186,7 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
     }
     if (config.redisUrl) cache = await openCache(config, logger, telemetry);
     // WatchBooks' own Kafka group (every event, every replica), ready before the first call.
-    feed = await startWatchFeed({
-      logger,
-      kafka: {
-        brokers: config.kafkaBrokers,
-        topic: config.kafkaTopic,
-        groupId: config.kafkaGroupId,
-      },
-      onFatal,
-    });
+    feed = await startWatchFeed({ logger, kafka, onFatal });
     const server = await startGrpc(
       config,
       { database, cache },
@@ -201,11 +198,7 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
     const consumer = await startEventConsumer({
       database,
       logger,
-      kafka: {
-        brokers: config.kafkaBrokers,
-        topic: config.kafkaTopic,
-        groupId: config.kafkaGroupId,
-      },
+      kafka,
       onFatal,
       metrics,
       tracing: telemetry.tracing,

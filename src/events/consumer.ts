@@ -60,8 +60,9 @@ const STAT_OF_FORMAT: Record<RecordFormat | "in-process", keyof ConsumerStats> =
   "in-process": "inProcess",
 };
 
-export function createEventConsumer(db: Db, logger: Logger): EventConsumer {
-  const stats: ConsumerStats = {
+/** Counts before the first event. */
+export function emptyConsumerStats(): ConsumerStats {
+  return {
     protobuf: 0,
     cloudeventsJson: 0,
     legacyJson: 0,
@@ -69,6 +70,10 @@ export function createEventConsumer(db: Db, logger: Logger): EventConsumer {
     skipped: 0,
     duplicates: 0,
   };
+}
+
+export function createEventConsumer(db: Db, logger: Logger): EventConsumer {
+  const stats = emptyConsumerStats();
 
   const log = (event: BookEvent, source: EventSource, format: string, duplicate: boolean) => {
     const fields = {

@@ -6,7 +6,7 @@ import {
   KafkaJSNonRetriableError,
 } from "kafkajs";
 import { capturingLogger } from "../testing/logger.ts";
-import { recordingSleep } from "../testing/sleep.ts";
+import { expectTwoRetries, recordingSleep } from "../testing/sleep.ts";
 import { KafkaConsumerConnection, KafkaGroupDeletion } from "./kafka-consumer.ts";
 
 /** A stand-in for a kafkajs consumer whose connects fail with `errors` in turn. */
@@ -33,13 +33,7 @@ describe("KafkaConsumerConnection", () => {
     const { sleep, delays } = recordingSleep();
     await new KafkaConsumerConnection(consumer, logger, sleep).connect("petbooks.books", true);
     expect(calls).toEqual(["connect", "connect", "connect", "subscribe petbooks.books true"]);
-    expect(delays).toHaveLength(2);
-    expect(delays[0]).toBeWithin(500, 600.001);
-    expect(delays[1]).toBeWithin(1000, 1200.001);
-    expect(lines).toEqual([
-      expect.objectContaining({ operation: "connect the Kafka consumer", attempt: 1, of: 5 }),
-      expect.objectContaining({ operation: "connect the Kafka consumer", attempt: 2, of: 5 }),
-    ]);
+    expectTwoRetries({ delays, lines }, "connect the Kafka consumer", 500);
   });
 
   test("gives up after 5 attempts", async () => {

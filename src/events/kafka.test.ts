@@ -16,6 +16,7 @@ import {
   type ProducerConfig,
 } from "kafkajs";
 import { ConfigError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
 import { capturingLogger } from "../testing/logger.ts";
 import { createManualClock } from "./clock.ts";
 import { cloudEventHeaders } from "./cloudevents.ts";
@@ -653,21 +654,23 @@ const NO_BROKER_TIMEOUT_MS = 30_000;
 
 const settled = <T>(promise: Promise<T>): Promise<T | Error> => promise.catch((err: Error) => err);
 
+/** A transport over `brokers` that tries twice to start, 5 ms apart. */
+const unreachable = (brokers: string[], logger: Logger) =>
+  createKafkaTransport({
+    brokers,
+    topic: "book-events",
+    logger,
+    kafka: createKafkaClient({ brokers, logger, tuning: FAST_TUNING }),
+    startAttempts: 2,
+    startDelayMs: 5,
+  });
+
 describe("Kafka transport against kafkajs with no broker", () => {
   test(
     "start against a closed port gives up, naming the broker",
     async () => {
       const { logger, lines } = capturingLogger();
-      const brokers = ["127.0.0.1:1"]; // nothing listens on port 1
-      const kafka = createKafkaClient({ brokers, logger, tuning: FAST_TUNING });
-      const transport = createKafkaTransport({
-        brokers,
-        topic: "book-events",
-        logger,
-        kafka,
-        startAttempts: 2,
-        startDelayMs: 5,
-      });
+      const transport = unreachable(["127.0.0.1:1"], logger); // nothing listens on port 1
 
       const result = await settled(transport.start());
       expect(result).toBeInstanceOf(Error);
@@ -702,16 +705,7 @@ describe("Kafka transport against kafkajs with no broker", () => {
       });
       try {
         const brokers = [`127.0.0.1:${silent.port}`];
-        const logger = capturingLogger().logger;
-        const kafka = createKafkaClient({ brokers, logger, tuning: FAST_TUNING });
-        const transport = createKafkaTransport({
-          brokers,
-          topic: "book-events",
-          logger,
-          kafka,
-          startAttempts: 2,
-          startDelayMs: 5,
-        });
+        const transport = unreachable(brokers, capturingLogger().logger);
 
         const result = await settled(transport.start());
         expect((result as Error).message).toStartWith(`cannot reach Kafka at ${brokers[0]}: `);

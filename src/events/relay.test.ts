@@ -105,6 +105,20 @@ const relayWith = (transport: EventTransport, options: Partial<RelayOptions> = {
     ...options,
   });
 
+/** A relay that checks for a stall every 10 s, stalled at 60 s, retrying every `backoffMs`. */
+const stallCheckedRelay = (
+  transport: EventTransport,
+  options: Partial<RelayOptions>,
+  backoffMs: number,
+) =>
+  relayWith(transport, {
+    ...options,
+    stallSeconds: 60,
+    stallCheckMs: 10_000,
+    initialBackoffMs: backoffMs,
+    maxBackoffMs: backoffMs,
+  });
+
 /** Steps the relay's clock until `done`; fails after `maxTicks` steps rather than spinning. */
 async function tickUntil(
   clock: ManualClock,
@@ -286,22 +300,27 @@ describe("outbox relay", () => {
     await relay.stop();
   });
 
+  /** A relay that keeps a day, cleaning up at once: one run, then the cleanup, then the idle wait. */
+  const cleanOnce = async (options: Partial<RelayOptions>) => {
+    const clock = createManualClock();
+    const cleaner = relayWith(testTransport(), {
+      clock,
+      retentionHours: 24,
+      cleanupEveryMs: 0,
+      ...options,
+    });
+    cleaner.start();
+    await clock.sleeping();
+    await cleaner.stop();
+  };
+
   test("published events are deleted after the retention period", async () => {
     await makeChanges(1, 2);
     const relay = relayWith(testTransport());
     await relay.drain();
     await database.db.execute(sql`update outbox set published_at = now() - interval '2 days'
       where id = (select min(id) from outbox)`);
-    const clock = createManualClock();
-    const cleaner = relayWith(testTransport(), {
-      clock,
-      retentionHours: 24,
-      cleanupEveryMs: 0,
-      idleMs: 10,
-    });
-    cleaner.start();
-    await clock.sleeping(); // a run, then the cleanup, then the idle wait
-    await cleaner.stop();
+    await cleanOnce({ idleMs: 10 });
     const left = rows<{ n: number }>(
       await database.db.execute(sql`select count(*)::int as n from outbox`),
     );
@@ -314,17 +333,7 @@ describe("outbox relay", () => {
     // The 22 oldest expired, the 3 newest are within the retention: six batches of 4 to go.
     await database.db.execute(sql`update outbox set published_at = now() - interval '2 days'
       where id <= (select min(id) + 21 from outbox)`);
-    const clock = createManualClock();
-    const cleaner = relayWith(testTransport(), {
-      clock,
-      retentionHours: 24,
-      cleanupEveryMs: 0,
-      cleanupBatchSize: 4,
-      idleMs: 60_000,
-    });
-    cleaner.start();
-    await clock.sleeping();
-    await cleaner.stop();
+    await cleanOnce({ cleanupBatchSize: 4, idleMs: 60_000 });
     expect(await bookTitles()).toHaveLength(25);
     expect(await outboxTypes()).toHaveLength(3);
   });
@@ -390,15 +399,7 @@ describe("outbox stall check", () => {
     transport.failNext(1_000_000);
     await makeChanges(1, 2);
     await age(2);
-    const relay = relayWith(transport, {
-      clock,
-      monitorClock,
-      logger,
-      stallSeconds: 60,
-      stallCheckMs: 10_000,
-      initialBackoffMs: 100,
-      maxBackoffMs: 100,
-    });
+    const relay = stallCheckedRelay(transport, { clock, monitorClock, logger }, 100);
     relay.start();
     await monitorClock.sleeping(); // the first check is done
     expect(relay.health()).toMatchObject({ status: "stalled", stallSeconds: 60 });
@@ -466,15 +467,7 @@ describe("outbox stall check", () => {
     await transport.start();
     const clock = createManualClock();
     const monitorClock = createManualClock();
-    const relay = relayWith(transport, {
-      clock,
-      monitorClock,
-      logger,
-      stallSeconds: 60,
-      stallCheckMs: 10_000,
-      initialBackoffMs: 1_000,
-      maxBackoffMs: 1_000,
-    });
+    const relay = stallCheckedRelay(transport, { clock, monitorClock, logger }, 1_000);
     const service = books();
     const dune = await service.create({ title: "Dune", author: "a", published_on: "1965-08-01" });
     const emma = await service.create({ title: "Emma", author: "b", published_on: "1815-12-23" });

@@ -86,16 +86,22 @@ async function grpcProcess(kafka: ReturnType<typeof createFakeKafka>["kafka"], n
   };
 }
 
+/** The publishing side, as `serve` has it, over the fake broker. */
+async function startedTransport(kafka: ReturnType<typeof createFakeKafka>["kafka"]) {
+  const transport = createKafkaTransport({
+    brokers: BROKERS,
+    topic: TOPIC,
+    logger: silentLogger,
+    kafka,
+  });
+  await transport.start();
+  return transport;
+}
+
 describe("WatchBooks feed over Kafka", () => {
   test("two grpc processes on one broker each deliver every event to their watchers", async () => {
     const fake = createFakeKafka({ partitions: 3, topicExists: true });
-    const transport = createKafkaTransport({
-      brokers: BROKERS,
-      topic: TOPIC,
-      logger: silentLogger,
-      kafka: fake.kafka,
-    });
-    await transport.start();
+    const transport = await startedTransport(fake.kafka);
     // Before any feed exists: the logging group reads it (from the beginning), no watcher does.
     const before = testEvent("book.created", { title: "before" });
     await transport.publish([before]);
@@ -142,13 +148,7 @@ describe("WatchBooks feed over Kafka", () => {
 
   test("a rejoin of the feed's group (session timeout, new partitions) skips no event", async () => {
     const fake = createFakeKafka({ partitions: 1, topicExists: true });
-    const transport = createKafkaTransport({
-      brokers: BROKERS,
-      topic: TOPIC,
-      logger: silentLogger,
-      kafka: fake.kafka,
-    });
-    await transport.start();
+    const transport = await startedTransport(fake.kafka);
     const live = createLiveEvents({ logger: silentLogger });
     const got: string[] = [];
     live.subscribe((e) => got.push(e.id));

@@ -1,12 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createClient,
-  createContextValues,
-  type Transport,
-} from "@connectrpc/connect";
+import { Code, createClient, createContextValues, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -15,11 +9,12 @@ import {
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { createAuthService } from "../auth/auth.service.ts";
 import { createTokenIssuer } from "../auth/tokens.ts";
-import type { Book } from "../books/books.model.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService, GetBookRequestSchema } from "../gen/petbooks/v1/books_pb.ts";
+import { storedBook } from "../testing/factories.ts";
 import {
   bufCurl,
+  failureOf,
   grpcJsCall,
   grpcJsClient,
   startTestGrpcServer,
@@ -33,14 +28,7 @@ import { authCheck } from "./auth.ts";
 import { callRaw, PROTOCOLS } from "./error-cases.ts";
 
 const ID = "0199a7c6-0000-7000-8000-000000000001";
-const book: Book = {
-  id: ID,
-  title: "Dune",
-  author: "Frank Herbert",
-  published_on: "1965-08-01",
-  created_at: "2026-01-02T03:04:05Z",
-  updated_at: "2026-01-02T03:04:05Z",
-};
+const book = storedBook(ID);
 const books = {
   get: async () => book,
   pageAfter: async () => ({ items: [book], total: 1 }),
@@ -55,15 +43,6 @@ beforeAll(async () => {
   server = await startTestGrpcServer({ books });
 }, SETUP_TIMEOUT_MS);
 afterAll(() => server.close(1000), TEARDOWN_TIMEOUT_MS);
-
-async function failureOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 const transports: [string, (baseUrl: string) => Transport][] = [
   ["gRPC", (baseUrl) => createGrpcTransport({ baseUrl })],

@@ -378,6 +378,19 @@ describe("WatchBooks flow control and shutdown", () => {
   };
   const request = { bookIds: [], resumeAfterEventId: "" } as unknown as WatchBooksRequest;
 
+  /** A server whose watchers may fall five events behind, and are cut once stuck for 50 ms. */
+  const startStuckServer = (live: ReturnType<typeof createLiveEvents>) =>
+    startTestGrpcServer({
+      watch: {
+        live,
+        replay: unusedReplay,
+        retentionMs: DAY_MS,
+        queueSize: 5,
+        stuckMs: 50,
+        keepaliveMs: 60_000,
+      },
+    });
+
   test("a watcher that falls behind is closed with RESOURCE_EXHAUSTED, alone", async () => {
     const events = createLiveEvents({ logger: silentLogger });
     const bookWatch = createBookWatch({
@@ -416,16 +429,7 @@ describe("WatchBooks flow control and shutdown", () => {
 
   test("a client that reads nothing at all is cut once it fell behind; the others go on", async () => {
     const events = createLiveEvents({ logger: silentLogger });
-    const stuckServer = await startTestGrpcServer({
-      watch: {
-        live: events,
-        replay: unusedReplay,
-        retentionMs: DAY_MS,
-        queueSize: 5,
-        stuckMs: 50,
-        keepaliveMs: 60_000,
-      },
-    });
+    const stuckServer = await startStuckServer(events);
     const session = http2.connect(stuckServer.url);
     try {
       // A raw gRPC call whose client never reads: a paused stream.
@@ -473,16 +477,7 @@ describe("WatchBooks flow control and shutdown", () => {
 
   test("over HTTP/1.1, a client that reads nothing is cut the same way, and logged as such", async () => {
     const events = createLiveEvents({ logger: silentLogger });
-    const stuckServer = await startTestGrpcServer({
-      watch: {
-        live: events,
-        replay: unusedReplay,
-        retentionMs: DAY_MS,
-        queueSize: 5,
-        stuckMs: 50,
-        keepaliveMs: 60_000,
-      },
-    });
+    const stuckServer = await startStuckServer(events);
     // A raw Connect call over HTTP/1.1 whose client never reads from its socket.
     const socket = net.connect(stuckServer.port, "127.0.0.1");
     try {

@@ -62,6 +62,21 @@ const getBook = (id: string) => both(GetBookRequestSchema, { id });
 const listBooks = (init: MessageInitShape<typeof ListBooksRequestSchema>) =>
   both(ListBooksRequestSchema, init);
 
+/** GetBook of `id`, on every protocol. */
+const getBookCase = (
+  name: string,
+  id: string,
+  code: GrpcErrorCase["code"],
+  message: RegExp,
+): GrpcErrorCase => ({
+  name,
+  protocols: PROTOCOLS,
+  method: "GetBook",
+  payload: () => getBook(id),
+  code,
+  message,
+});
+
 /** The token with one character in its middle changed (to another valid base64url one). */
 export function tampered(token: string): string {
   const at = Math.floor(token.length / 2);
@@ -152,30 +167,14 @@ export const GRPC_ERROR_CASES: GrpcErrorCase[] = [
     code: "INVALID_ARGUMENT",
     message: UNDECODABLE(LIST),
   },
-  {
-    name: "an id that is not a UUID",
-    protocols: PROTOCOLS,
-    method: "GetBook",
-    payload: () => getBook("not-a-uuid"),
-    code: "INVALID_ARGUMENT",
-    message: /^id must be a UUID$/,
-  },
-  {
-    name: "an id with a NUL",
-    protocols: PROTOCOLS,
-    method: "GetBook",
-    payload: () => getBook("0199a7c6-0000-7000-8000-00000000000\u0000"),
-    code: "INVALID_ARGUMENT",
-    message: /^id must be a UUID$/,
-  },
-  {
-    name: "an unknown id",
-    protocols: PROTOCOLS,
-    method: "GetBook",
-    payload: () => getBook("0199a7c6-0000-7000-8000-000000000000"),
-    code: "NOT_FOUND",
-    message: /not found/,
-  },
+  getBookCase("an id that is not a UUID", "not-a-uuid", "INVALID_ARGUMENT", /^id must be a UUID$/),
+  getBookCase(
+    "an id with a NUL",
+    "0199a7c6-0000-7000-8000-00000000000\u0000",
+    "INVALID_ARGUMENT",
+    /^id must be a UUID$/,
+  ),
+  getBookCase("an unknown id", "0199a7c6-0000-7000-8000-000000000000", "NOT_FOUND", /not found/),
   {
     name: "a tampered page token",
     protocols: PROTOCOLS,

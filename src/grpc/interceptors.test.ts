@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import {
   AppError,
@@ -11,7 +11,7 @@ import {
 } from "../errors.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
-import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
+import { failureOf, startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { codeName, DATABASE_UNAVAILABLE } from "./interceptors.ts";
 
@@ -31,15 +31,6 @@ beforeAll(async () => {
   });
 }, SETUP_TIMEOUT_MS);
 afterAll(() => server.close(1000), TEARDOWN_TIMEOUT_MS);
-
-async function failureOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("application errors become Connect codes, with their message", () => {
   test.each([

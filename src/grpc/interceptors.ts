@@ -7,7 +7,7 @@ import { Code, ConnectError, createContextKey, type Interceptor } from "@connect
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type ErrorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { observed } from "./observed-stream.ts";
+import { endCode, observed } from "./observed-stream.ts";
 
 /** The id of the current call: the caller's `x-request-id` when it is sane, a fresh UUID otherwise. */
 export const REQUEST_ID = createContextKey("", { description: "request id" });
@@ -113,11 +113,7 @@ export function logCalls(logger: Logger): Interceptor {
     const requestId = requestIdOf(req);
     const startedAt = performance.now();
     const log = (err: unknown) => {
-      const code = err
-        ? ConnectError.from(err).code
-        : req.signal.aborted
-          ? Code.Canceled
-          : undefined;
+      const code = endCode(req, err);
       logger.info("rpc", {
         request_id: requestId,
         method: `/${req.service.typeName}/${req.method.name}`,

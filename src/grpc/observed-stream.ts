@@ -1,5 +1,17 @@
 /** A streamed response that reports its end: the interceptors that log, count and trace calls. */
-import type { StreamResponse, UnaryResponse } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+
+/** The code a call ended with: its error's, Canceled when the client went away, none when OK. */
+export function endCode(req: UnaryRequest | StreamRequest, err: unknown): Code | undefined {
+  return err ? ConnectError.from(err).code : req.signal.aborted ? Code.Canceled : undefined;
+}
 
 /** Calls `onEnd` once when the stream is done: finished, failed, or abandoned by the caller. */
 export async function* observed<T>(

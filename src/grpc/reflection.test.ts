@@ -8,6 +8,7 @@ import {
   type ServerReflectionResponse,
 } from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
+import { storedBook } from "../testing/factories.ts";
 import { bufCurl, startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 
@@ -16,14 +17,7 @@ let server: TestGrpcServer;
 beforeAll(async () => {
   server = await startTestGrpcServer({
     books: {
-      get: async (id) => ({
-        id,
-        title: "Dune",
-        author: "Frank Herbert",
-        published_on: "1965-08-01",
-        created_at: "2026-01-02T03:04:05Z",
-        updated_at: "2026-01-02T03:04:05Z",
-      }),
+      get: async (id) => storedBook(id),
     },
   });
 }, SETUP_TIMEOUT_MS);

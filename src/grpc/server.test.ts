@@ -3,21 +3,14 @@ import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import type { Book } from "../books/books.model.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService, GetBookRequestSchema } from "../gen/petbooks/v1/books_pb.ts";
+import { storedBook } from "../testing/factories.ts";
 import { grpcJsCall, grpcJsClient, startTestGrpcServer } from "../testing/grpc-server.ts";
 import { ServingStatus } from "./health.ts";
 
 const ID = "0199a7c6-0000-7000-8000-000000000000";
-const book: Book = {
-  id: ID,
-  title: "Dune",
-  author: "Frank Herbert",
-  published_on: "1965-08-01",
-  created_at: "2026-01-02T03:04:05Z",
-  updated_at: "2026-01-02T03:04:05Z",
-};
+const book = storedBook(ID);
 
 /** A GetBook that answers only when the test says so. */
 function gatedBooks() {

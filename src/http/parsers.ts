@@ -41,6 +41,34 @@ const contentType = (request: Request) => request.headers.get("content-type") ??
 const tooLarge = (limit: number) => new PayloadTooLargeError(bodyTooLarge(limit));
 
 /**
+ * The body's chunks as they arrive, counted: past `limit` bytes the upload is cancelled (what
+ * is still on its way is never read) and a 413 thrown; a body that breaks off is a 400.
+ */
+export async function* limitedChunks(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  let size = 0;
+  try {
+    for (;;) {
+      const chunk = await reader.read().catch(() => {
+        throw new AppError("bad_request", "The request body could not be read.");
+      });
+      if (chunk.done) return;
+      size += chunk.value.byteLength;
+      if (size > limit) {
+        reader.cancel().catch(() => {});
+        throw tooLarge(limit);
+      }
+      yield chunk.value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
  * The body's bytes, at most `limit` of them: a declared Content-Length over the limit is refused
  * before anything is read, and a body without one (chunked) is counted as it arrives and refused
  * as soon as it passes the limit, so an oversized body is never held in memory.
@@ -52,25 +80,11 @@ export async function readBody(
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
   if (declared > limit) throw tooLarge(limit);
   if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  try {
-    for (;;) {
-      const chunk = await reader.read().catch(() => {
-        throw new AppError("bad_request", "The request body could not be read.");
-      });
-      if (chunk.done) break;
-      size += chunk.value.byteLength;
-      if (size > limit) {
-        // Stop the upload: what is still on its way is never read.
-        reader.cancel().catch(() => {});
-        throw tooLarge(limit);
-      }
-      chunks.push(chunk.value);
-    }
-  } finally {
-    reader.releaseLock();
+  for await (const chunk of limitedChunks(request.body, limit)) {
+    chunks.push(chunk);
+    size += chunk.byteLength;
   }
   if (chunks.length === 1) return chunks[0] as Uint8Array;
   const bytes = new Uint8Array(size);

@@ -1,9 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { Elysia, t } from "elysia";
-import { silentLogger } from "../logger.ts";
-import { InFlight } from "./in-flight.ts";
-import { requestContext } from "./request-context.ts";
+import { t } from "elysia";
+import { bareApp } from "../testing/bare-app.ts";
 import { TextField } from "./text-field.ts";
 
 const name = TextField("name", { minLength: 1, maxLength: 3, description: "A name." });
@@ -36,17 +34,9 @@ describe("TextField", () => {
   });
 
   test("errors say what is wrong with the value", async () => {
-    const app = new Elysia()
-      .use(
-        requestContext({
-          logger: silentLogger,
-          maxBodyBytes: () => 1024,
-          inFlight: new InFlight(),
-        }),
-      )
-      .post("/", ({ body }) => body, {
-        body: t.Object({ name: trimmedName }, { additionalProperties: false }),
-      });
+    const app = bareApp().post("/", ({ body }) => body, {
+      body: t.Object({ name: trimmedName }, { additionalProperties: false }),
+    });
     const send = async (body: unknown) => {
       const res = await app.handle(
         new Request("http://localhost/", {

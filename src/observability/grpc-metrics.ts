@@ -4,8 +4,8 @@
  * gRPC, gRPC-Web and Connect calls are all counted. It runs outermost: it sees the code the
  * caller really gets, after the application errors were translated.
  */
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { whenCallEnds } from "../grpc/observed-stream.ts";
+import { Code, type Interceptor } from "@connectrpc/connect";
+import { endCode, whenCallEnds } from "../grpc/observed-stream.ts";
 import type { Metrics } from "./metrics.ts";
 
 type GrpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
@@ -33,11 +33,7 @@ export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {
     started.inc(labels);
     const startedAt = performance.now();
     const end = (err: unknown) => {
-      const code = err
-        ? ConnectError.from(err).code
-        : req.signal.aborted
-          ? Code.Canceled
-          : undefined;
+      const code = endCode(req, err);
       handled.inc({ ...labels, grpc_code: grpcCodeLabel(code) });
       handling.observe(labels, (performance.now() - startedAt) / 1000);
     };

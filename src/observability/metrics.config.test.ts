@@ -1,15 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../config.ts";
-import type { ConfigError } from "../errors.ts";
-
-const problemsOf = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (err) {
-    return (err as ConfigError).problems;
-  }
-};
+import { configProblems } from "../testing/config.ts";
 
 describe("METRICS, METRICS_TOKEN, METRICS_PORT", () => {
   test("defaults: on, no token, grpc's listener on 9464", () => {
@@ -29,7 +20,7 @@ describe("METRICS, METRICS_TOKEN, METRICS_PORT", () => {
   });
 
   test("bad values are named in the one config error, never the token itself", () => {
-    const problems = problemsOf({
+    const problems = configProblems({
       METRICS: "maybe",
       METRICS_TOKEN: "short-secret",
       METRICS_PORT: "70000",

@@ -14,11 +14,11 @@ import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1
 import { InFlight } from "../http/in-flight.ts";
 import { requestContext } from "../http/request-context.ts";
 import { silentLogger } from "../logger.ts";
+import { promtoolProblems, sample, sumOf } from "../testing/metrics-text.ts";
 import { cacheFailureCounter, cacheName, instrumentCache } from "./cache-metrics.ts";
 import { grpcMetricsInterceptor } from "./grpc-metrics.ts";
 import { httpObserver, metricsRoutes, UNMATCHED_ROUTE } from "./http-metrics.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import { promtoolProblems, sample, sumOf } from "./metrics-text.ts";
 import {
   instrumentConsumer,
   kafkaConsumerWatcher,

@@ -12,6 +12,7 @@ import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trac
 import { createMemoryCache } from "../cache/cache.ts";
 import { buildFeatures, openPhotoStorage, startEventConsumer } from "../deps.ts";
 import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
+import { emptyConsumerStats } from "../events/consumer.ts";
 import { createApp } from "../http/app.ts";
 import { correlateLogs, createLogger, silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
@@ -158,14 +159,7 @@ describe("over Kafka", () => {
           expect(messages).toHaveLength(1);
         },
         handleEvent: async () => {},
-        stats: () => ({
-          protobuf: 0,
-          cloudeventsJson: 0,
-          legacyJson: 0,
-          inProcess: 0,
-          skipped: 0,
-          duplicates: 0,
-        }),
+        stats: emptyConsumerStats,
       },
       tracing,
     );

@@ -4,7 +4,7 @@
  * child of the write that made it, so one trace runs from `POST /books` to the consumer's log
  * line. Installed only when tracing is on.
  */
-import { type Link, SpanKind, trace } from "@opentelemetry/api";
+import { type Link, type Span, SpanKind, trace } from "@opentelemetry/api";
 import { headerText } from "../events/cloudevents.ts";
 import type { EventConsumer, IncomingMessage } from "../events/consumer.ts";
 import type { EventTransport } from "../events/events.ts";
@@ -37,20 +37,26 @@ export function traceTransport<T extends EventTransport>(
             "messaging.batch.message_count": events.length,
           },
         },
-        async (span) => {
-          try {
+        (span) =>
+          inSpan(span, async () => {
             await transport.publish(events);
-          } catch (err) {
-            span.recordException(err as Error);
-            span.setStatus({ code: 2 });
-            throw err;
-          } finally {
-            span.end();
-          }
-        },
+          }),
       );
     },
   };
+}
+
+/** Runs `work` in `span`: a failure is recorded on it (status ERROR), and the span ends either way. */
+async function inSpan<T>(span: Span, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    span.recordException(err as Error);
+    span.setStatus({ code: 2 });
+    throw err;
+  } finally {
+    span.end();
+  }
 }
 
 /** Kafka record headers of an event: the `traceparent` of the write that made it. */
@@ -77,17 +83,7 @@ export function traceConsumer(
       `process ${attributes["messaging.destination.name"]}`,
       { kind: SpanKind.CONSUMER, attributes },
       tracing.fromTraceparent(parent),
-      async (span) => {
-        try {
-          return await handle();
-        } catch (err) {
-          span.recordException(err as Error);
-          span.setStatus({ code: 2 });
-          throw err;
-        } finally {
-          span.end();
-        }
-      },
+      (span) => inSpan(span, handle),
     );
   const attributesOf = (message: Pick<IncomingMessage, "topic" | "partition" | "offset">) => ({
     "messaging.system": message.partition === undefined ? "in-process" : "kafka",

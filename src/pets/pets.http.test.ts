@@ -435,19 +435,8 @@ describe("cross-cutting", () => {
       },
     };
     const { healthRoutes } = await import("../http/health.http.ts");
-    const { requestContext } = await import("../http/request-context.ts");
-    const { InFlight } = await import("../http/in-flight.ts");
-    const { Elysia } = await import("elysia");
-    const { silentLogger } = await import("../logger.ts");
-    const app = new Elysia()
-      .use(
-        requestContext({
-          logger: silentLogger,
-          maxBodyBytes: () => 1024,
-          inFlight: new InFlight(),
-        }),
-      )
-      .use(healthRoutes(broken));
+    const { bareApp } = await import("../testing/bare-app.ts");
+    const app = bareApp().use(healthRoutes(broken));
     const res = await app.handle(new Request("http://localhost/readyz"));
     await expectProblem(res, 503, "unavailable");
   });

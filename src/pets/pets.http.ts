@@ -1,11 +1,10 @@
 /** The pets REST routes: parse, call the service, answer. */
 import { Elysia, t } from "elysia";
 import { unchecked } from "../http/json-response.ts";
-import { consumes } from "../http/openapi-tidy.ts";
 import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
-import { jsonBody } from "../http/parsers.ts";
 import { problemResponses } from "../http/problem-responses.ts";
 import { singleValuedQuery } from "../http/query.ts";
+import { jsonBodyRoute, routeDocs } from "../http/route-docs.ts";
 import { discardUpload, photoUploadBody } from "../storage/photo-upload.ts";
 import {
   DeletePetsResultSchema,
@@ -23,7 +22,7 @@ import type { PetsService } from "./pets.service.ts";
 /** Uploads stream to a temporary file (photo-upload.ts), never whole into memory. */
 const photoUpload = photoUploadBody();
 
-const security = [{ ApiKeyAuth: [] }];
+const doc = routeDocs("pets", [{ ApiKeyAuth: [] }]);
 
 export function petsRoutes(pets: PetsService) {
   return new Elysia({ name: "pets", prefix: "/pets" })
@@ -34,25 +33,8 @@ export function petsRoutes(pets: PetsService) {
         return pets.create(body);
       },
       {
-        parse: jsonBody,
-        body: NewPetSchema,
-        response: {
-          201: PetSchema,
-          ...problemResponses(
-            { auth: "api-key", parser: "json", body: NewPetSchema },
-            400,
-            401,
-            413,
-            415,
-            422,
-          ),
-        },
-        detail: {
-          tags: ["pets"],
-          summary: "Create a pet",
-          security,
-          ...consumes("application/json"),
-        },
+        ...jsonBodyRoute({ auth: "api-key" }, NewPetSchema, { 201: PetSchema }, 401),
+        detail: doc("Create a pet", { consumes: "application/json" }),
       },
     )
     .get(
@@ -70,30 +52,15 @@ export function petsRoutes(pets: PetsService) {
           200: unchecked(PetListSchema),
           ...problemResponses({ auth: "api-key", query: ListPetsQuerySchema }, 401, 422),
         },
-        detail: { tags: ["pets"], summary: "List pets, newest first", security },
+        detail: doc("List pets, newest first"),
       },
     )
     .delete("", ({ body }) => pets.deleteMany(body.ids), {
-      parse: jsonBody,
-      body: DeletePetsSchema,
-      response: {
-        200: DeletePetsResultSchema,
-        ...problemResponses(
-          { auth: "api-key", parser: "json", body: DeletePetsSchema },
-          400,
-          401,
-          413,
-          415,
-          422,
-        ),
-      },
-      detail: {
-        tags: ["pets"],
-        summary: "Delete pets with their photos",
+      ...jsonBodyRoute({ auth: "api-key" }, DeletePetsSchema, { 200: DeletePetsResultSchema }, 401),
+      detail: doc("Delete pets with their photos", {
         description: "Ids that match no pet (or are not UUIDs) are listed in `errors`.",
-        security,
-        ...consumes("application/json"),
-      },
+        consumes: "application/json",
+      }),
     })
     .post(
       "/:id/photo",
@@ -121,12 +88,7 @@ export function petsRoutes(pets: PetsService) {
             507,
           ),
         },
-        detail: {
-          tags: ["pets"],
-          summary: "Upload a photo of a pet",
-          security,
-          ...consumes("multipart/form-data"),
-        },
+        detail: doc("Upload a photo of a pet", { consumes: "multipart/form-data" }),
       },
     );
 }

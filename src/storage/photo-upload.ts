@@ -23,6 +23,7 @@ import {
   bodyTooLarge,
   fieldsOf,
   INVALID_MULTIPART,
+  limitedChunks,
   MULTIPART_REQUIRED,
 } from "../http/parsers.ts";
 import { STORAGE_RETRY_AFTER_SECONDS } from "../http/problem.ts";
@@ -147,7 +148,6 @@ async function readParts(
   // The first boundary has no CRLF before it: one is put there, so every delimiter looks alike.
   let buffer: Buffer = Buffer.from(CRLF);
   let sink: PartSink | undefined;
-  let received = 0;
 
   const step = async (): Promise<boolean> => {
     switch (state) {
@@ -217,22 +217,11 @@ async function readParts(
 
   const body = request.body;
   if (!body) throw invalid();
-  const reader = body.getReader();
   try {
-    for (;;) {
-      const chunk = await reader.read().catch(() => {
-        throw new AppError("bad_request", "The request body could not be read.");
-      });
-      if (chunk.done) break;
-      received += chunk.value.byteLength;
-      if (received > limit) {
-        // Stop the upload: what is still on its way is never read.
-        reader.cancel().catch(() => {});
-        throw new PayloadTooLargeError(bodyTooLarge(limit));
-      }
+    for await (const chunk of limitedChunks(body, limit)) {
       // Past the end: the epilogue is read (to count it) and ignored.
       if (current() === "done") continue;
-      const bytes = Buffer.from(chunk.value.buffer, chunk.value.byteOffset, chunk.value.byteLength);
+      const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       buffer = buffer.length === 0 ? bytes : Buffer.concat([buffer, bytes]);
       while (await step()) {}
     }
@@ -241,8 +230,6 @@ async function readParts(
   } catch (err) {
     await sink?.abort();
     throw err;
-  } finally {
-    reader.releaseLock();
   }
 }
 

@@ -1,22 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../config.ts";
-import { ConfigError } from "../errors.ts";
+import { configProblems } from "../testing/config.ts";
 
 const SECRET = "s3-secret-value-9f8e7d6c5b4a";
 const base = {
   S3_BUCKET: "petbooks-photos",
   S3_ACCESS_KEY_ID: "AKIAEXAMPLE",
   S3_SECRET_ACCESS_KEY: SECRET,
-};
-
-const problemsOf = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
 };
 
 describe("S3 configuration", () => {
@@ -60,7 +50,7 @@ describe("S3 configuration", () => {
   });
 
   test("every problem is named in one message, and no secret is echoed", () => {
-    const problems = problemsOf({
+    const problems = configProblems({
       S3_BUCKET: "Not_A_Bucket",
       S3_ENDPOINT: "ftp://example.com",
       S3_VIRTUAL_HOSTED_STYLE: "maybe",
@@ -73,7 +63,7 @@ describe("S3 configuration", () => {
       'S3_VIRTUAL_HOSTED_STYLE must be true or false (got "maybe")',
     ]);
     const placeholder = "change-me-to-a-random-secret-key";
-    const refused = problemsOf({ ...base, S3_SECRET_ACCESS_KEY: placeholder });
+    const refused = configProblems({ ...base, S3_SECRET_ACCESS_KEY: placeholder });
     expect(refused).toHaveLength(1);
     expect(refused[0]).toStartWith("S3_SECRET_ACCESS_KEY is still a placeholder");
     expect(refused.join(" ")).not.toContain(placeholder);

@@ -2,8 +2,10 @@
  * Builds the real executable once per test run, exactly as `bun run build` does (the same
  * minification and embedded snapshot: what ships is what is tested), and runs it like a user.
  */
+
 import { join } from "node:path";
 import { buildExecutable } from "../../scripts/build.ts";
+import { type CommandResult, runCommand } from "../../scripts/run-command.ts";
 import { makeTempDir } from "./temp.ts";
 
 let built: Promise<string> | undefined;
@@ -23,25 +25,13 @@ export function buildBinary(): Promise<string> {
   return built;
 }
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export async function runBinary(args: string[], env: Record<string, string>): Promise<RunResult> {
-  const proc = Bun.spawn([await buildBinary(), ...args], {
+export async function runBinary(
+  args: string[],
+  env: Record<string, string>,
+): Promise<CommandResult> {
+  return runCommand([await buildBinary(), ...args], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
   });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, stdout, stderr };
 }
 
 export interface RunningCommand {

@@ -1,4 +1,5 @@
 /** Fresh test data per call: no shared fixtures. */
+import type { Book } from "../books/books.model.ts";
 import type { NewPet } from "../pets/pets.model.ts";
 import { pngBytes } from "../storage/png.ts";
 
@@ -13,6 +14,18 @@ export function newPet(overrides: Partial<NewPet> = {}): NewPet {
     age: counter % 20,
     type: counter % 2 === 0 ? "dog" : "cat",
     ...overrides,
+  };
+}
+
+/** A book as the service answers it (Dune), under the given id, for fakes of the books service. */
+export function storedBook(id: string): Book {
+  return {
+    id,
+    title: "Dune",
+    author: "Frank Herbert",
+    published_on: "1965-08-01",
+    created_at: "2026-01-02T03:04:05Z",
+    updated_at: "2026-01-02T03:04:05Z",
   };
 }
 

@@ -4,12 +4,14 @@
  * BookService requires a bearer token, checked by a real AuthService over users held in memory,
  * and the server's `client` sends a valid one.
  */
+
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { type CommandResult, runCommand } from "../../scripts/run-command.ts";
 import { type AuthService, createAuthService } from "../auth/auth.service.ts";
 import { createTokenIssuer } from "../auth/tokens.ts";
 import { type BooksModuleDeps, createBooksRpc } from "../books/books.module.ts";
@@ -118,6 +120,16 @@ export async function startTestGrpcServer(
 }
 
 /** A grpc-js client of a service defined in proto/, e.g. ("petbooks/v1/books.proto", "petbooks.v1.BookService"). */
+/** The error a call that must fail fails with, as Connect sees it. */
+export async function failureOf(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded");
+}
+
 export function grpcJsClient(address: string, file: string, service: string): grpc.Client {
   const definition = protoLoader.loadSync(file, {
     includeDirs: [PROTO_DIR],
@@ -162,12 +174,6 @@ type UnaryCallWithMetadata = (
   done: (error: grpc.ServiceError | null, value?: unknown) => void,
 ) => void;
 
-export interface BufCurlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * `buf curl` over gRPC with HTTP/2 prior knowledge; with `schema`, from the .proto files,
  * otherwise by asking the server's reflection service; with `authorization`, sending it as the
@@ -177,25 +183,16 @@ export async function bufCurl(
   url: string,
   args: string[],
   options: { schema?: boolean; authorization?: string } = {},
-): Promise<BufCurlResult> {
-  const proc = Bun.spawn(
-    [
-      BUF,
-      "curl",
-      "--protocol",
-      "grpc",
-      "--http2-prior-knowledge",
-      ...(options.schema ? ["--schema", PROTO_DIR] : []),
-      ...(options.authorization ? ["-H", `Authorization: ${options.authorization}`] : []),
-      ...args,
-      url,
-    ],
-    { stdout: "pipe", stderr: "pipe", stdin: "ignore" },
-  );
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
+): Promise<CommandResult> {
+  return runCommand([
+    BUF,
+    "curl",
+    "--protocol",
+    "grpc",
+    "--http2-prior-knowledge",
+    ...(options.schema ? ["--schema", PROTO_DIR] : []),
+    ...(options.authorization ? ["-H", `Authorization: ${options.authorization}`] : []),
+    ...args,
+    url,
   ]);
-  return { code, stdout, stderr };
 }

@@ -17,7 +17,6 @@ import {
   ListBooksRequestSchema,
 } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { callRaw, PROTOCOLS } from "../../src/grpc/error-cases.ts";
-import { promtoolProblems, sample, sumOf } from "../../src/observability/metrics-text.ts";
 import {
   type RunningGrpcServer,
   type RunningServer,
@@ -27,6 +26,7 @@ import {
   tempDataDir,
 } from "../../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { promtoolProblems, sample, sumOf } from "../../src/testing/metrics-text.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   CONTRACT_API_KEY,

@@ -1,4 +1,5 @@
 /** Reading the Prometheus text format back, for tests and benchmarks. */
+import { runCommand } from "../../scripts/run-command.ts";
 
 /** The value of one series, written as it appears (`name{a="b",c="d"}`); undefined if absent. */
 export function sample(text: string, series: string): number | undefined {
@@ -28,15 +29,8 @@ export function sumOf(text: string, name: string, labels: Record<string, string>
 export async function promtoolProblems(text: string): Promise<string | undefined> {
   const promtool = Bun.which("promtool");
   if (!promtool) return undefined;
-  const proc = Bun.spawn([promtool, "check", "metrics"], {
+  const { code, stdout, stderr } = await runCommand([promtool, "check", "metrics"], {
     stdin: new Blob([text]),
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return code === 0 ? undefined : `promtool check metrics exited ${code}: ${out}${err}`;
+  return code === 0 ? undefined : `promtool check metrics exited ${code}: ${stdout}${stderr}`;
 }
