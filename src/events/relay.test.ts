@@ -339,6 +339,77 @@ describe("outbox relay", () => {
   });
 });
 
+/** Each row's event id and number, in publication-number order (unnumbered rows last). */
+const numbered = async () =>
+  rows<{ id: number | string; event_id: string; published_seq: number | string | null }>(
+    await database.db.execute(
+      sql`select id, event_id, published_seq from outbox order by published_seq nulls last, id`,
+    ),
+  ).map((r) => ({
+    id: Number(r.id),
+    eventId: r.event_id,
+    seq: r.published_seq === null ? null : Number(r.published_seq),
+  }));
+
+describe("publication numbers (published_seq)", () => {
+  test("each published event gets one number; in id order within a batch, growing across batches", async () => {
+    await makeChanges(3, 4);
+    const transport = testTransport();
+    const relay = relayWith(transport, { batchSize: 5 });
+    expect(await relay.drain()).toBe(12);
+    const all = await numbered();
+    expect(all.every((r) => r.seq !== null)).toBe(true);
+    expect(new Set(all.map((r) => r.seq)).size).toBe(12);
+    // Number order is id order (one relay) and the order the transport got them in.
+    expect(all.map((r) => r.id)).toEqual([...all.map((r) => r.id)].sort((a, b) => a - b));
+    expect(transport.published.map((e) => e.id)).toEqual(all.map((r) => r.eventId));
+  });
+
+  test("a failed publish gives out no number that sticks", async () => {
+    await makeChanges(1, 3);
+    const transport = testTransport();
+    const relay = relayWith(transport);
+    transport.failNext(3);
+    await expect(relay.runOnce()).rejects.toThrow("broker unavailable");
+    expect((await numbered()).map((r) => r.seq)).toEqual([null, null, null]);
+    expect(await relay.drain()).toBe(3);
+    const seqs = (await numbered()).map((r) => r.seq as number);
+    // Rolled-back attempts leave gaps, never a repeat, and the numbers still grow in id order.
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(3);
+  });
+
+  test("rows an older relay published without numbers are numbered first, in (published_at, id) order, and not published again", async () => {
+    await makeChanges(1, 6);
+    // An older version's relay published the first three (rolling upgrade): published_at set,
+    // no number; its clock made the later ids the earlier publications.
+    await database.db.execute(sql`
+      update outbox set published_at = now() - (id * interval '1 second')
+      where id in (select id from outbox order by id limit 3)`);
+    const stragglers = rows<{ event_id: string }>(
+      await database.db.execute(
+        sql`select event_id from outbox where published_at is not null order by published_at, id`,
+      ),
+    ).map((r) => r.event_id);
+    const transport = testTransport();
+    const relay = relayWith(transport);
+    expect(await relay.drain()).toBe(3);
+    const all = await numbered();
+    expect(all.every((r) => r.seq !== null)).toBe(true);
+    expect(all.slice(0, 3).map((r) => r.eventId)).toEqual(stragglers);
+    expect(transport.published.map((e) => e.id)).toEqual(all.slice(3).map((r) => r.eventId));
+  });
+
+  test("stragglers are numbered even when nothing is pending", async () => {
+    await makeChanges(1, 2);
+    await database.db.execute(sql`update outbox set published_at = now()`);
+    const transport = testTransport();
+    expect(await relayWith(transport).runOnce()).toBe(0);
+    expect((await numbered()).every((r) => r.seq !== null)).toBe(true);
+    expect(transport.published).toEqual([]);
+  });
+});
+
 describe("outbox rows of every version", () => {
   test("a row an older version wrote is published as the protobuf event it describes", async () => {
     // Exactly what versions before the protobuf contract stored (and still store: the outbox
@@ -605,5 +676,96 @@ describe.skipIf(!process.env.DATABASE_URL)("several relays on PostgreSQL", () =>
     } finally {
       await Promise.all(connections.map((c) => c.close()));
     }
+  });
+  test("a relay that cannot take the publication lock claims nothing, at once", async () => {
+    await makeChanges(1, 4);
+    const url = database.url as string;
+    const connections = await Promise.all(
+      [1, 2].map(() => openDatabase({ databaseUrl: url, poolSize: 2 }, silentLogger)),
+    );
+    const release = Promise.withResolvers<void>();
+    const hanging = testTransport({ hang: release.promise });
+    const free = testTransport();
+    const [first, second] = connections.map((c, i) =>
+      createOutboxRelay({
+        db: c.db,
+        transport: i === 0 ? hanging : free,
+        logger: silentLogger,
+        batchSize: 2,
+      }),
+    ) as [ReturnType<typeof createOutboxRelay>, ReturnType<typeof createOutboxRelay>];
+    try {
+      const held = first.runOnce();
+      while (hanging.attempts() === 0) await Bun.sleep(1);
+      // The first relay holds the lock inside its publish: the second returns, claiming
+      // nothing, while the first still hangs (it would hang too if it waited for the lock).
+      expect(await second.runOnce()).toBe(0);
+      expect(free.attempts()).toBe(0);
+      expect(await countPending(database.db)).toBe(4);
+      release.resolve();
+      expect(await held).toBe(2);
+      expect(await second.runOnce()).toBe(2);
+      const all = await numbered();
+      expect(all.map((r) => r.eventId)).toEqual([
+        ...hanging.published.map((e) => e.id),
+        ...free.published.map((e) => e.id),
+      ]);
+    } finally {
+      release.resolve();
+      await Promise.all(connections.map((c) => c.close()));
+    }
+  });
+
+  test("relays publishing at once: one number per event, number order is publication order, none waits for the lock", async () => {
+    await makeChanges(4, 30);
+    const url = database.url as string;
+    const connections = await Promise.all(
+      [1, 2].map(() => openDatabase({ databaseUrl: url, poolSize: 2 }, silentLogger)),
+    );
+    const timeline: string[] = [];
+    const transports = connections.map(() => testTransport({ delayMs: 1, timeline }));
+    const relays = connections.map((c, i) =>
+      createOutboxRelay({
+        db: c.db,
+        transport: transports[i] as EventTransport,
+        logger: silentLogger,
+        batchSize: 6,
+      }),
+    );
+    // Anyone waiting on an advisory lock shows in pg_stat_activity; sampled throughout.
+    let waits = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [row] = rows<{ n: number | string }>(
+          await database.db.execute(sql`select count(*) as n from pg_stat_activity
+            where wait_event_type = 'Lock' and wait_event = 'advisory'`),
+        );
+        waits += Number(row?.n ?? 0);
+        await Bun.sleep(1);
+      }
+    })();
+    try {
+      await Promise.all(
+        relays.map(async (relay) => {
+          while (timeline.length < 120) {
+            if ((await relay.runOnce()) === 0) await Bun.sleep(1);
+          }
+        }),
+      );
+    } finally {
+      sampling = false;
+      await sampler;
+      await Promise.all(connections.map((c) => c.close()));
+    }
+    expect(timeline).toHaveLength(120);
+    expect(transports.every((t) => t.published.length > 0)).toBe(true);
+    const all = await numbered();
+    expect(new Set(all.map((r) => r.seq)).size).toBe(120);
+    expect(all.every((r) => r.seq !== null)).toBe(true);
+    // Publications never overlap (one relay at a time holds the lock while it publishes), so the
+    // order the transports completed them in is the number order.
+    expect(all.map((r) => r.eventId)).toEqual(timeline);
+    expect(waits).toBe(0);
   });
 });
