@@ -15,6 +15,7 @@ import {
 import type { InProcessBus } from "../events/bus.ts";
 import type { LiveEvents } from "../events/live-events.ts";
 import { outboxReplay } from "../events/outbox.repository.ts";
+import { outboxTailSource } from "../events/outbox-tail.ts";
 import { startWatchFeed, type WatchFeed } from "../events/watch-feed.ts";
 import type { FeatureModule } from "../feature-module.ts";
 import type { GrpcAuth } from "../grpc/auth.ts";
@@ -94,8 +95,6 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
 function watchOptions(config: Config, database: Database, live: LiveEvents | undefined) {
   return {
     live,
-    // Through Kafka, one relay batch reaches a stream partition by partition (book-watch.ts).
-    partitioned: config.kafkaBrokers.length > 0,
     replay: outboxReplay(database.db),
     retentionMs: config.outboxRetentionHours * 3_600_000,
   };
@@ -186,7 +185,12 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
     }
     if (config.redisUrl) cache = await openCache(config, logger, telemetry);
     // WatchBooks' own Kafka group (every event, every replica), ready before the first call.
-    feed = await startWatchFeed({ logger, kafka, onFatal });
+    feed = await startWatchFeed({
+      logger,
+      source: outboxTailSource(database.db),
+      kafka,
+      onFatal,
+    });
     const server = await startGrpc(
       config,
       { database, cache },
@@ -240,7 +244,12 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
   // The in-process bus carries the events to WatchBooks, so the feed starts before the features.
   let feed: WatchFeed | undefined;
   const deps = await openServeDeps(config, logger, telemetry, async ({ bus, database }) => {
-    feed = await startWatchFeed({ logger, bus: inProcess(bus), onFatal: () => {} });
+    feed = await startWatchFeed({
+      logger,
+      source: outboxTailSource(database.db),
+      bus: inProcess(bus),
+      onFatal: () => {},
+    });
     return { watch: watchOptions(config, database, feed.live) };
   });
   try {

@@ -280,90 +280,14 @@ export async function eventsAfterSeq(
   return found.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, payload: r.payload }));
 }
 
-/**
- * Where an event stands in publication order (WatchBooks resumes after it): its row, and when
- * its batch was published (as text: microseconds, which a Date would lose), null while pending.
- */
-export interface OutboxPosition {
-  id: number;
-  /** The book's id. */
-  aggregateId: string;
-  publishedAt: string | null;
-}
-
-/** The position of the event with this id, while its row is retained. */
-export async function findPosition(db: Db, eventId: string): Promise<OutboxPosition | undefined> {
-  const [row] = rows<{ id: number | string; aggregate_id: string; published_at: string | null }>(
-    await db.execute(sql`
-      select ${outbox.id} as id, ${outbox.aggregateId} as aggregate_id,
-        ${outbox.publishedAt}::text as published_at
-      from ${outbox} where ${outbox.eventId} = ${eventId}::uuid limit 1`),
-  );
-  return row
-    ? { id: Number(row.id), aggregateId: row.aggregate_id, publishedAt: row.published_at }
-    : undefined;
-}
-
-/**
- * The events after `from` in publication order, at most `limit`, in one statement (one snapshot,
- * so a row published meanwhile is in one part or the other, never both or neither): first the
- * rows published after it, by (published_at, id), which is the order relays published them in;
- * then the pending ones, by id (committed, about to be published: a client may see them before
- * the live feed does). For a pending `from`, the pending rows after it. Only `bookIds`' events
- * when given. Payloads are the rows' JSON forms.
- *
- * `wholeBatch`: also the events of other books published in the same relay transaction as
- * `from`, before it. Through Kafka a batch's events reach a stream partition by partition, so a
- * client may have seen `from` without them; they may come twice, but none goes missing. Events
- * of `from`'s own book share its partition: those up to `from` were seen, and are left out.
- */
-export async function eventsAfter(
-  db: Db,
-  from: OutboxPosition,
-  options: { bookIds?: readonly string[] | undefined; limit: number; wholeBatch?: boolean },
-): Promise<unknown[]> {
-  const limit = integerLiteral(options.limit);
-  const after = options.wholeBatch
-    ? sql`(published_at, id) >= (${from.publishedAt}::timestamptz, 0)
-        and not (published_at = ${from.publishedAt}::timestamptz
-          and aggregate_id = ${from.aggregateId}::uuid and id <= ${from.id}::bigint)`
-    : sql`(published_at, id) > (${from.publishedAt}::timestamptz, ${from.id}::bigint)`;
-  const books =
-    options.bookIds && options.bookIds.length > 0
-      ? sql`and aggregate_id in (${sql.join(
-          options.bookIds.map((id) => sql`${id}::uuid`),
-          sql`, `,
-        )})`
-      : sql``;
-  const published =
-    from.publishedAt === null
-      ? sql``
-      : sql`(select 0 as part, id, published_at, payload from ${outbox}
-          where published_at is not null
-            and ${after} ${books}
-          order by published_at, id limit ${limit})
-        union all`;
-  const pendingAfter = from.publishedAt === null ? sql`and id > ${from.id}::bigint` : sql``;
-  const found = rows<{ payload: unknown }>(
-    await db.execute(sql`
-      select payload from (
-        ${published}
-        (select 1 as part, id, published_at, payload from ${outbox}
-          where published_at is null ${pendingAfter} ${books}
-          order by id limit ${limit})
-      ) r order by part, published_at, id limit ${limit}`),
-  );
-  return found.map((r) => r.payload);
-}
-
 /** The retained events, as WatchBooks reads them to resume (grpc/book-watch.ts). */
 export function outboxReplay(db: Db) {
   return {
-    findPosition: (eventId: string) => findPosition(db, eventId),
+    findResumePoint: (eventId: string) => findResumePoint(db, eventId),
     eventsAfter: (
-      from: OutboxPosition,
-      options: { bookIds?: readonly string[] | undefined; limit: number; wholeBatch?: boolean },
-    ) => eventsAfter(db, from, options),
+      afterSeq: number,
+      options: { bookIds?: readonly string[] | undefined; limit: number },
+    ) => eventsAfterSeq(db, afterSeq, options),
     oldestRetainedAt: () => oldestRetainedAt(db),
   };
 }

@@ -3,6 +3,11 @@
  * only some books, optionally after replaying what a client missed since the last event it saw
  * (published outbox rows, kept for OUTBOX_RETENTION_HOURS).
  *
+ * Every event has its place in publication order (`outbox.published_seq`), the same on every
+ * replica; live events come in that order, and a resume replays the rows numbered after the
+ * resume point's, then goes on live with the events numbered after the last one replayed. So a
+ * resume, on any replica, misses nothing and repeats nothing.
+ *
  * Flow control: every stream has a bounded queue. The live feed only ever appends to it and never
  * waits, so a client that reads slowly holds up nobody else; once its queue is full the stream
  * ends with RESOURCE_EXHAUSTED (resume to catch up). A stream with nothing to say sends an empty
@@ -11,33 +16,26 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
-import { type BookEvent, fromEventJson } from "../events/events.ts";
-import type { LiveEvents } from "../events/live-events.ts";
-import type { OutboxPosition } from "../events/outbox.repository.ts";
+import { fromEventJson } from "../events/events.ts";
+import type { LiveEvent, LiveEvents } from "../events/live-events.ts";
+import type { ResumePoint, SequencedEvent } from "../events/outbox.repository.ts";
 import type { WatchBooksRequest, WatchBooksResponseSchema } from "../gen/petbooks/v1/books_pb.ts";
 import type { Logger } from "../logger.ts";
 import { isUuid } from "../uuid.ts";
 
 /** The retained events, read for a resume (outbox.repository.ts over the process' database). */
 export interface WatchReplaySource {
-  findPosition(eventId: string): Promise<OutboxPosition | undefined>;
+  findResumePoint(eventId: string): Promise<ResumePoint | undefined>;
   eventsAfter(
-    from: OutboxPosition,
-    options: { bookIds?: readonly string[] | undefined; limit: number; wholeBatch?: boolean },
-  ): Promise<unknown[]>;
+    afterSeq: number,
+    options: { bookIds?: readonly string[] | undefined; limit: number },
+  ): Promise<SequencedEvent[]>;
   oldestRetainedAt(): Promise<Date | undefined>;
 }
 
 export interface BookWatchOptions {
   /** This process' live events; undefined when it has no event source (WatchBooks then fails). */
   live: LiveEvents | undefined;
-  /**
-   * Whether the live events come through Kafka, whose partitions interleave one relay batch's
-   * events in any order: a resume then replays the other books' events of the resume point's
-   * batch too (at least once rather than a gap; outbox.repository.ts `eventsAfter`). The
-   * in-process bus delivers in publication order, so a resume there is exact.
-   */
-  partitioned?: boolean;
   replay: WatchReplaySource;
   /** OUTBOX_RETENTION_HOURS in ms: a resume point older than this is OUT_OF_RANGE. */
   retentionMs: number;
@@ -116,37 +114,40 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
   const now = options.now ?? Date.now;
   let watchers = 0;
 
-  /** The events to replay after `eventId`, or the error that says why there are none. */
-  const replayAfter = async (eventId: string, bookIds: Set<string> | undefined) => {
+  /** Where to resume after `eventId`, or the error that says why it cannot be. */
+  const resumePoint = async (eventId: string): Promise<ResumePoint> => {
     if (!isUuid(eventId)) throw invalid("resume_after_event_id must be an event id (a UUID)");
-    const position = await replay.findPosition(eventId.toLowerCase());
-    if (!position) {
-      const millis = uuidV7Millis(eventId.toLowerCase());
-      if (millis === undefined)
-        throw invalid("resume_after_event_id is not an event id of this service");
-      const oldest = await replay.oldestRetainedAt();
-      if (millis < now() - options.retentionMs || (oldest && millis < oldest.getTime())) {
-        throw new ConnectError(
-          "resume_after_event_id is older than the events kept for resuming; list the books again, then watch from now",
-          Code.OutOfRange,
-        );
-      }
-      throw invalid("resume_after_event_id is no event this service knows");
+    const point = await replay.findResumePoint(eventId.toLowerCase());
+    if (point) return point;
+    const millis = uuidV7Millis(eventId.toLowerCase());
+    if (millis === undefined)
+      throw invalid("resume_after_event_id is not an event id of this service");
+    const oldest = await replay.oldestRetainedAt();
+    if (millis < now() - options.retentionMs || (oldest && millis < oldest.getTime())) {
+      throw new ConnectError(
+        "resume_after_event_id is older than the events kept for resuming; list the books again, then watch from now",
+        Code.OutOfRange,
+      );
     }
-    const payloads = await replay.eventsAfter(position, {
+    throw invalid("resume_after_event_id is no event this service knows");
+  };
+
+  /** The events numbered after `point`, in publication order, or OUT_OF_RANGE for too many. */
+  const replayAfter = async (point: ResumePoint, bookIds: Set<string> | undefined) => {
+    const found = await replay.eventsAfter(point.seq, {
       bookIds: bookIds && [...bookIds],
       limit: replayLimit + 1,
-      wholeBatch: options.partitioned === true,
     });
-    if (payloads.length > replayLimit) {
+    if (found.length > replayLimit) {
       throw new ConnectError(
         `more than ${replayLimit} events happened after resume_after_event_id; list the books again, then watch from now`,
         Code.OutOfRange,
       );
     }
-    return payloads.flatMap((payload) => {
-      const event = fromEventJson(typeof payload === "string" ? JSON.parse(payload) : payload);
-      return typeof event === "string" ? [] : [event];
+    return found.flatMap((row): LiveEvent[] => {
+      const payload = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
+      const event = fromEventJson(payload);
+      return typeof event === "string" ? [] : [{ seq: row.seq, event }];
     });
   };
 
@@ -162,7 +163,7 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
         Code.FailedPrecondition,
       );
     }
-    const queue: BookEvent[] = [];
+    const queue: LiveEvent[] = [];
     let failure: ConnectError | undefined;
     let wake: (() => void) | undefined;
     /** True while a response is being written: the generator waits for the client to read. */
@@ -176,9 +177,9 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
       resolve?.();
     };
     // Listening starts before the replay is read, so nothing published meanwhile is missed;
-    // what both deliver is dropped from the live side by id.
-    const unsubscribe = live.subscribe((event) => {
-      if (failure || (bookIds && !bookIds.has(event.book?.id ?? ""))) return;
+    // what both deliver is dropped from the live side by number.
+    const unsubscribe = live.subscribe((item) => {
+      if (failure || (bookIds && !bookIds.has(item.event.book?.id ?? ""))) return;
       if (queue.length >= queueSize) {
         failure = new ConnectError(
           `This stream fell more than ${queueSize} events behind and was closed; reconnect, with resume_after_event_id set to the last event id you saw.`,
@@ -197,7 +198,7 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
         stuckTimer.unref?.();
         return;
       }
-      queue.push(event);
+      queue.push(item);
       notify();
     });
     const stopListening = () => unsubscribe();
@@ -205,14 +206,21 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
     shutdown.addEventListener("abort", notify);
     watchers += 1;
     try {
-      const replayed = new Set<string>();
+      /** The number of the last event sent (or of the resume point): live ones up to it are old. */
+      let sent = 0;
+      /** Events the client has although they come later (ResumePoint `skip`). */
+      const skip = new Set<string>();
       if (request.resumeAfterEventId !== "") {
-        for (const event of await replayAfter(request.resumeAfterEventId, bookIds)) {
+        const point = await resumePoint(request.resumeAfterEventId);
+        sent = point.seq;
+        for (const id of point.skip) skip.add(id);
+        for (const { seq, event } of await replayAfter(point, bookIds)) {
           if (shutdown.aborted) throw new ConnectError(SHUTTING_DOWN, Code.Unavailable);
           if (signal.aborted) return;
           // The live events meanwhile overflowed the queue: the replay is too slow to catch up.
           if (failure) throw failure;
-          replayed.add(event.id);
+          sent = seq;
+          if (skip.delete(event.id)) continue;
           writing = true;
           yield { event };
           writing = false;
@@ -224,10 +232,14 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
           if (shutdown.aborted) throw new ConnectError(SHUTTING_DOWN, Code.Unavailable);
           if (signal.aborted) return;
           if (failure) throw failure;
-          const event = queue.shift();
-          if (event) {
-            // Replayed already: the live copy of an event the replay read.
-            if (replayed.delete(event.id)) continue;
+          const item = queue.shift();
+          if (item) {
+            // Replayed already (or before the resume point): the live copy of an event the
+            // replay read.
+            if (item.seq <= sent) continue;
+            sent = item.seq;
+            if (skip.size > 0 && skip.delete(item.event.id)) continue;
+            const event = item.event;
             writing = true;
             yield { event };
             writing = false;
