@@ -302,9 +302,10 @@ export const BookService: GenService<{
     output: typeof ListBooksResponseSchema;
   },
   /**
-   * Streams the catalogue's changes as they happen: one BookEvent per response, in order for each
-   * book. Optionally only some books, and optionally resuming after the last event a client saw
-   * (replayed from the retained events, then live). A response without an event is a keepalive.
+   * Streams the catalogue's changes as they happen: one BookEvent per response, in publication
+   * order (the same on every server; in order for each book). Optionally only some books, and
+   * optionally resuming after the last event a client saw (replayed from the retained events,
+   * then live: nothing missed, nothing twice). A response without an event is a keepalive.
    *
    * Ends with OUT_OF_RANGE when the resume point is older than the retention (list again, then
    * watch from now), INVALID_ARGUMENT when it is unknown, RESOURCE_EXHAUSTED when the client fell
