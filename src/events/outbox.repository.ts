@@ -55,6 +55,9 @@ export function createOutboxWriter(db: Db): OutboxWriter {
  */
 export const PUBLICATION_LOCK_KEY = 7_317_690_451_003_221n;
 
+/** What `claimBatch` answers while another relay holds the publication lock. */
+export const LOCKED_OUT = "locked out";
+
 /**
  * Claims the next batch, in the caller's transaction, which commits only after the events were
  * published: their marks count only then.
@@ -74,7 +77,10 @@ export const PUBLICATION_LOCK_KEY = 7_317_690_451_003_221n;
  * returned. The numbers are paired with the rows by rank (the k-th smallest number to the k-th
  * row), so their order does not hang on the order `nextval` happens to be evaluated in.
  */
-export async function claimBatch(tx: Db, limit: number): Promise<PendingEvent[]> {
+export async function claimBatch(
+  tx: Db,
+  limit: number,
+): Promise<PendingEvent[] | typeof LOCKED_OUT> {
   // A plain index scan of the pending rows, never a bitmap scan: it marks the index entries of
   // rows published since the last vacuum as dead the first time it meets them, so later claims
   // skip them. A bitmap scan marks nothing, and would revisit every one of them each time.
@@ -84,7 +90,7 @@ export async function claimBatch(tx: Db, limit: number): Promise<PendingEvent[]>
         set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`,
     ),
   );
-  if (!lock?.locked) return [];
+  if (!lock?.locked) return LOCKED_OUT;
   const claimed = rows<{
     id: number | string;
     aggregate_id: string;

@@ -716,6 +716,42 @@ describe.skipIf(!process.env.DATABASE_URL)("several relays on PostgreSQL", () =>
     }
   });
 
+  test("a relay locked out claims again after lockedOutRetryMs, not after the idle poll", async () => {
+    await makeChanges(1, 2);
+    const url = database.url as string;
+    const connections = await Promise.all(
+      [1, 2].map(() => openDatabase({ databaseUrl: url, poolSize: 2 }, silentLogger)),
+    );
+    const release = Promise.withResolvers<void>();
+    const hanging = testTransport({ hang: release.promise });
+    const clock = createManualClock();
+    const [holder, standby] = connections.map((c, i) =>
+      createOutboxRelay({
+        db: c.db,
+        transport: i === 0 ? hanging : testTransport(),
+        logger: silentLogger,
+        idleMs: 500,
+        lockedOutRetryMs: 50,
+        ...(i === 1 && { clock, monitorClock: createManualClock() }),
+      }),
+    ) as [ReturnType<typeof createOutboxRelay>, ReturnType<typeof createOutboxRelay>];
+    try {
+      const held = holder.runOnce();
+      while (hanging.attempts() === 0) await Bun.sleep(1);
+      standby.start();
+      await clock.sleeping();
+      expect(clock.pending()).toEqual([50]);
+      await clock.tick();
+      expect(clock.pending()).toEqual([50]); // still locked out: claims again as soon
+      release.resolve();
+      expect(await held).toBe(2);
+    } finally {
+      release.resolve();
+      await standby.stop();
+      await Promise.all(connections.map((c) => c.close()));
+    }
+  });
+
   test("relays publishing at once: one number per event, number order is publication order, none waits for the lock", async () => {
     await makeChanges(4, 30);
     const url = database.url as string;

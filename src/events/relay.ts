@@ -14,6 +14,7 @@ import { type BookEvent, type EventTransport, fromEventJson } from "./events.ts"
 import {
   claimBatch,
   deletePublishedBefore,
+  LOCKED_OUT,
   oldestPendingAgeSeconds,
   type PendingEvent,
 } from "./outbox.repository.ts";
@@ -25,6 +26,11 @@ export interface RelayOptions {
   batchSize?: number;
   /** How long to wait for new events when there are none (a nudge wakes it sooner). */
   idleMs?: number;
+  /**
+   * How soon to claim again while another relay holds the publication lock (outbox.repository.ts
+   * `claimBatch`): the holder may be about to go idle with this replica's events still pending.
+   */
+  lockedOutRetryMs?: number;
   /**
    * After a nudge, how long to let further writes commit before claiming, so that under load one
    * relay transaction publishes many events instead of one per write (Kafka's linger.ms).
@@ -111,10 +117,14 @@ class BatchPublisher {
   }
 }
 
+/** A batch run's count when another relay held the publication lock and nothing was claimed. */
+const LOCKED_OUT_COUNT = -1;
+
 export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const { db, transport, logger } = options;
   const batchSize = options.batchSize ?? 500;
   const idleMs = options.idleMs ?? 500;
+  const lockedOutRetryMs = options.lockedOutRetryMs ?? 50;
   const lingerMs = options.lingerMs ?? 5;
   const initialBackoffMs = options.initialBackoffMs ?? 200;
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
@@ -163,6 +173,7 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const claimAndPublish = () =>
     db.transaction(async (tx) => {
       const events = await claimBatch(tx, batchSize);
+      if (events === LOCKED_OUT) return LOCKED_OUT_COUNT;
       if (events.length === 0) return 0;
       options.onClaimed?.(events);
       await transport.publish(events.flatMap(decodedPayload));
@@ -177,12 +188,16 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   );
   const publishBatch = (stopping?: AbortSignal) => publisher.publish(stopping);
 
-  const runOnce = () => publishBatch();
+  const runOnce = async () => Math.max(0, await publishBatch());
 
   const drain = async () => {
     let total = 0;
-    for (let n = await runOnce(); n > 0; n = await runOnce()) total += n;
-    return total;
+    for (;;) {
+      const n = await publishBatch();
+      if (n === LOCKED_OUT_COUNT) await clock.sleep(lockedOutRetryMs);
+      else if (n === 0) return total;
+      else total += n;
+    }
   };
 
   const cleanUp = async () => {
@@ -211,6 +226,10 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
         }
         failures = 0;
         backoff = initialBackoffMs;
+        if (published === LOCKED_OUT_COUNT) {
+          if (running) await clock.sleep(lockedOutRetryMs, stopper.signal);
+          continue;
+        }
         if (published > 0)
           logger.debug("events published", { count: published, transport: transport.name });
         await cleanUp();
