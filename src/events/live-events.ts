@@ -23,10 +23,17 @@ export interface LiveEvents {
   readonly listeners: number;
   /** The number of the last item handed out; 0 before the first. */
   readonly lastSeq: number;
+  /**
+   * Resolves once the source follows publication from where it stands now: every item numbered
+   * after that comes. A listener that reads the past itself (a resume) waits for it first.
+   */
+  following(): Promise<void>;
 }
 
 export interface LiveEventsOptions {
   logger: Logger;
+  /** The source's `follow` (outbox-tail.ts); without one, the source always follows. */
+  follow?: () => Promise<void>;
 }
 
 export function createLiveEvents(options: LiveEventsOptions): LiveEvents {
@@ -56,5 +63,6 @@ export function createLiveEvents(options: LiveEventsOptions): LiveEvents {
     get lastSeq() {
       return lastSeq;
     },
+    following: () => options.follow?.() ?? Promise.resolve(),
   };
 }

@@ -59,11 +59,15 @@ function fakeSource(initial: SequencedEvent[] = []) {
   return source;
 }
 
-function tailOn(source: OutboxTailSource, options: { pollMs?: number; batchSize?: number } = {}) {
+function tailOn(
+  source: OutboxTailSource,
+  options: { pollMs?: number; batchSize?: number; listening?: boolean } = {},
+) {
   const clock = createManualClock();
-  const live = createLiveEvents({ logger: silentLogger });
+  const live = createLiveEvents({ logger: silentLogger, follow: () => tail.follow() });
   const got: { seq: number; id: string }[] = [];
-  live.subscribe((item) => got.push({ seq: item.seq, id: item.event.id }));
+  const listen = () => live.subscribe((item) => got.push({ seq: item.seq, id: item.event.id }));
+  if (options.listening !== false) listen();
   const tail = createOutboxTail({
     source,
     live,
@@ -73,10 +77,29 @@ function tailOn(source: OutboxTailSource, options: { pollMs?: number; batchSize?
     retryMs: 10,
     ...(options.batchSize && { batchSize: options.batchSize }),
   });
-  return { clock, tail, got, ids: () => got.map((g) => g.id) };
+  return { clock, tail, live, listen, got, ids: () => got.map((g) => g.id) };
 }
 
 describe("outbox tail", () => {
+  test("reads nothing while nobody listens; the next listener gets what comes after it follows", async () => {
+    const source = fakeSource();
+    const { clock, tail, live, listen, ids } = tailOn(source, { listening: false });
+    await tail.start();
+    await clock.sleeping();
+    const readsIdle = tail.reads;
+    source.commit(testEvent(), testEvent());
+    tail.wake();
+    await clock.tick(); // the poll interval passes too
+    expect(tail.reads).toBe(readsIdle);
+    listen();
+    await live.following();
+    const later = source.commit(testEvent());
+    tail.wake();
+    while (ids().length < 1) await clock.tick();
+    expect(ids()).toEqual(later);
+    await tail.stop();
+  });
+
   test("starts from now, and hands on what is numbered later in number order, in full reads", async () => {
     const source = fakeSource();
     source.commit(testEvent(), testEvent());

@@ -50,6 +50,11 @@ export interface OutboxTailOptions {
 export interface OutboxTail {
   /** Reads where publication stands now, then follows it. */
   start(): Promise<void>;
+  /**
+   * Moves to where publication stands now, if no listener kept the tail reading since the last
+   * time; resolves once it has (LiveEvents `following`).
+   */
+  follow(): Promise<void>;
   /** Something was published: read now. `eventIds`: the events that should show up. */
   wake(eventIds?: Iterable<string>): void;
   stop(): Promise<void>;
@@ -80,6 +85,25 @@ export function createOutboxTail(options: OutboxTailOptions): OutboxTail {
   const awaited = new Set<string>();
   let retryDelay = retryMs;
   let failures = 0;
+  /**
+   * Set while the tail follows for its listeners. With none it reads nothing (an idle process
+   * costs the database nothing), and the next listener makes it move to where publication stands
+   * then, so that nobody is handed what was published while nobody listened.
+   */
+  let followed: Promise<void> | undefined;
+
+  const follow = () => {
+    followed ??= source.maxSeq().then(
+      (seq) => {
+        lastSeq = Math.max(lastSeq, seq);
+      },
+      (err) => {
+        followed = undefined;
+        throw err;
+      },
+    );
+    return followed;
+  };
 
   const readAll = async () => {
     for (;;) {
@@ -106,7 +130,17 @@ export function createOutboxTail(options: OutboxTailOptions): OutboxTail {
   const run = async () => {
     while (running) {
       woken = false;
+      if (live.listeners === 0) {
+        followed = undefined;
+        awaited.clear();
+        const controller = new AbortController();
+        sleeper = controller;
+        await clock.sleep(pollMs, AbortSignal.any([controller.signal, stopper.signal]));
+        if (sleeper === controller) sleeper = undefined;
+        continue;
+      }
       try {
+        await follow();
         await readAll();
         if (failures > 0) logger.info("WatchBooks outbox tail recovered", { failures });
         failures = 0;
@@ -143,10 +177,12 @@ export function createOutboxTail(options: OutboxTailOptions): OutboxTail {
     async start() {
       if (running) return;
       lastSeq = await source.maxSeq();
+      followed = Promise.resolve();
       running = true;
       stopper = new AbortController();
       loop = run();
     },
+    follow,
     wake(eventIds) {
       let fresh = false;
       for (const id of eventIds ?? []) {

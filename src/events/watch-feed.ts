@@ -73,7 +73,7 @@ export function feedGroupId(groupId: string): string {
 export async function startWatchFeed(options: WatchFeedOptions): Promise<WatchFeed> {
   const logger = options.logger.child({ module: "watch-feed" });
   const startTail = async () => {
-    const live = createLiveEvents({ logger });
+    const live = createLiveEvents({ logger, follow: () => tail.follow() });
     const tail = createOutboxTail({ source: options.source, live, logger, ...options.tail });
     await tail.start();
     return { live, tail };

@@ -206,6 +206,9 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
     shutdown.addEventListener("abort", notify);
     watchers += 1;
     try {
+      // A feed nobody listened to reads nothing: it moves to where publication stands now before
+      // the replay reads up to (at least) there.
+      await live.following();
       /** The number of the last event sent (or of the resume point): live ones up to it are old. */
       let sent = 0;
       /** Events the client has although they come later (ResumePoint `skip`). */
