@@ -210,6 +210,10 @@ await runBench({
       await Bun.sleep(200);
       opened = Array.from(receiptsOf(id)).filter((t) => !Number.isNaN(t)).length;
       if (opened === options.watchers) break;
+      // A stream closed before its first event never opens: say so instead of waiting forever.
+      if (closedBy.size > 0) {
+        throw new Error(`streams closed while opening: ${JSON.stringify([...closedBy])}`);
+      }
       console.error(`  ${opened}/${options.watchers} streams open`);
     }
     receipts.clear();

@@ -1,36 +1,20 @@
 /** `petbooks dev`: the whole system in one process, as a newcomer would first run it. */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
-import { type RunningDev, runBinary, startDev, tempDataDir } from "../src/testing/binary.ts";
+import { describe, expect, test } from "bun:test";
+import { runBinary, startDev } from "../src/testing/binary.ts";
 import { bufCurl } from "../src/testing/grpc-server.ts";
-import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
+import { useBinaryCommand } from "./contract/harness.ts";
 
-setDefaultTimeout(60_000);
-
-const dataDir = tempDataDir();
-let dev: RunningDev | undefined;
-
-beforeAll(async () => {
-  dev = await startDev({
+const running = useBinaryCommand(
+  startDev,
+  {
     API_KEY: "dev-e2e-api-key-0123456789",
     JWT_SECRET: "dev-e2e-jwt-secret-0123456789-0123456789",
-    DATA_DIR: dataDir,
-    LOG_LEVEL: "info",
     // Ignored by `dev`, which always uses the in-process bus.
     KAFKA_BROKERS: "127.0.0.1:1",
-  });
-}, SETUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  // Also when beforeAll failed: then there is no process to stop, only the folder to remove.
-  if (dev && dev.proc.exitCode === null) await dev.stop("SIGKILL");
-  rmSync(dataDir, { recursive: true, force: true });
-}, SETUP_TIMEOUT_MS);
-
-function running(): RunningDev {
-  if (!dev) throw new Error("petbooks dev did not start (see beforeAll)");
-  return dev;
-}
+  },
+  undefined,
+  "embedded",
+);
 
 const json = (body: unknown, headers: Record<string, string> = {}) => ({
   method: "POST",

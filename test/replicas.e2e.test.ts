@@ -11,7 +11,13 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { createS3Client } from "../src/storage/s3-photo-storage.ts";
-import { type RunningServer, runBinary, startServer, tempDataDir } from "../src/testing/binary.ts";
+import {
+  freePort,
+  type RunningServer,
+  runBinary,
+  startServer,
+  tempDataDir,
+} from "../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
 import { newPet, pngBytes } from "../src/testing/factories.ts";
 import { contains, GPS_LATITUDE_BYTES, jpegWithMetadata } from "../src/testing/photo-fixtures.ts";
@@ -319,8 +325,8 @@ describe("serve with S3_BUCKET, one replica on the embedded database", () => {
       HOST: "127.0.0.1",
       PORT: "0",
       ...s3.env,
-      // Nothing listens on port 9: refused at once, five tries with backoff (7.5 s), then out.
-      S3_ENDPOINT: "http://127.0.0.1:9",
+      // Nothing listens on a port just freed: refused at once, five tries with backoff (7.5 s), then out.
+      S3_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
       S3_SECRET_ACCESS_KEY: secret,
     });
     expect(run.code).toBe(1);

@@ -3,20 +3,16 @@
  * with `buf curl` (reflection, the REST bearer token), books written with REST; a resume over
  * gRPC-Web; and SIGTERM ending the open streams with UNAVAILABLE.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { BookService, type WatchBooksResponse } from "../src/gen/petbooks/v1/books_pb.ts";
-import { type RunningDev, startDev, tempDataDir } from "../src/testing/binary.ts";
+import { startDev } from "../src/testing/binary.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
-
-setDefaultTimeout(60_000);
+import { useBinaryCommand } from "./contract/harness.ts";
 
 const BUF = join(import.meta.dir, "..", "node_modules", ".bin", "buf");
-const dataDir = tempDataDir();
-let dev: RunningDev | undefined;
 let authorization = "";
 
 const json = (body: unknown, headers: Record<string, string> = {}) => ({
@@ -25,13 +21,18 @@ const json = (body: unknown, headers: Record<string, string> = {}) => ({
   body: JSON.stringify(body),
 });
 
-beforeAll(async () => {
-  dev = await startDev({
+const running = useBinaryCommand(
+  startDev,
+  {
     API_KEY: "watch-e2e-api-key-0123456789",
     JWT_SECRET: "watch-e2e-jwt-secret-0123456789-0123456789",
-    DATA_DIR: dataDir,
-    LOG_LEVEL: "info",
-  });
+  },
+  undefined,
+  "embedded",
+);
+
+beforeAll(async () => {
+  const dev = running();
   await fetch(
     `${dev.httpUrl}/auth/register`,
     json({ username: "watcher", password: "long password" }),
@@ -44,16 +45,6 @@ beforeAll(async () => {
   ).json()) as { access_token: string };
   authorization = `Bearer ${token.access_token}`;
 }, SETUP_TIMEOUT_MS);
-
-afterAll(async () => {
-  if (dev && dev.proc.exitCode === null) await dev.stop("SIGKILL");
-  rmSync(dataDir, { recursive: true, force: true });
-}, SETUP_TIMEOUT_MS);
-
-function running(): RunningDev {
-  if (!dev) throw new Error("petbooks dev did not start (see beforeAll)");
-  return dev;
-}
 
 /** `buf curl` streaming WatchBooks, as the README shows it; its output collected as it comes. */
 function bufCurlWatch(request: object) {
@@ -126,6 +117,17 @@ const bearer: Interceptor = (next) => (req) => {
   return next(req);
 };
 
+/** A gRPC-Web client of BookService with the user's token. */
+const grpcWebClient = () =>
+  createClient(
+    BookService,
+    createGrpcWebTransport({
+      baseUrl: running().grpcUrl,
+      httpVersion: "2",
+      interceptors: [bearer],
+    }),
+  );
+
 describe("WatchBooks (compiled binary, petbooks dev)", () => {
   let firstEventId = "";
   let bookId = "";
@@ -166,14 +168,7 @@ describe("WatchBooks (compiled binary, petbooks dev)", () => {
   });
 
   test("a resume over gRPC-Web replays what came after the event it names", async () => {
-    const client = createClient(
-      BookService,
-      createGrpcWebTransport({
-        baseUrl: running().grpcUrl,
-        httpVersion: "2",
-        interceptors: [bearer],
-      }),
-    );
+    const client = grpcWebClient();
     const hangUp = new AbortController();
     const replayed: WatchBooksResponse[] = [];
     for await (const response of client.watchBooks(
@@ -190,14 +185,7 @@ describe("WatchBooks (compiled binary, petbooks dev)", () => {
   });
 
   test("SIGTERM ends open streams with UNAVAILABLE and the process exits 0", async () => {
-    const client = createClient(
-      BookService,
-      createGrpcWebTransport({
-        baseUrl: running().grpcUrl,
-        httpVersion: "2",
-        interceptors: [bearer],
-      }),
-    );
+    const client = grpcWebClient();
     // Resuming, so the first response proves the stream is open before the signal.
     const opened = Promise.withResolvers<void>();
     const open = (async () => {

@@ -58,6 +58,27 @@ export async function startServe(
   return server;
 }
 
+/**
+ * `petbooks serve` on PostgreSQL (its own DATA_DIR) and the same-SQL HTTP ceiling beside it, both
+ * with `env`, so that their answers can be compared byte for byte.
+ */
+export async function startServeAndCeiling(
+  ws: Pick<Workspace, "dir" | "cleanup" | "pool" | "binary">,
+  env: Record<string, string>,
+  [port, ceilingPort]: [number, number],
+) {
+  return {
+    petbooks: await startServe(ws, "petbooks serve", port, {
+      ...env,
+      DATA_DIR: join(ws.dir, "data-postgres"),
+    }),
+    ceiling: await startServe(ws, "ceiling", ceilingPort, env, [
+      process.execPath,
+      join(CEILINGS, "http.ts"),
+    ]),
+  };
+}
+
 /** `petbooks grpc` (or the gRPC ceiling) on core 0, ready once it answers GetBook of `id`. */
 export async function startGrpc(
   ws: Pick<Workspace, "dir" | "cleanup" | "pool" | "databaseUrl">,

@@ -1,10 +1,8 @@
-/** GET /books without a cache (CACHE_TTL=0) against its same-SQL ceiling, interleaved. */
-import { join } from "node:path";
 import { type Context, progress } from "../lib/context.ts";
 import { freePorts, LOAD_CORE } from "../lib/processes.ts";
 import { fmt, loadColumns, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, ratioOf } from "../lib/rounds.ts";
-import { CEILINGS, obtainToken, ok, startServe } from "../lib/servers.ts";
+import { obtainToken, ok, startServeAndCeiling } from "../lib/servers.ts";
 import { formatRatio } from "../lib/stats.ts";
 import { loadServer } from "../lib/wrk.ts";
 
@@ -16,16 +14,7 @@ export async function booksScenario(ctx: Context) {
   const { options, report } = ctx;
   const [petbooksPort, ceilingPort] = (await freePorts(2)) as [number, number];
   const env = { DATABASE_URL: ctx.databaseUrl, PUBLIC_URL: "http://127.0.0.1" };
-  const servers = {
-    petbooks: await startServe(ctx, "petbooks serve", petbooksPort, {
-      ...env,
-      DATA_DIR: join(ctx.dir, "data-postgres"),
-    }),
-    ceiling: await startServe(ctx, "ceiling", ceilingPort, env, [
-      process.execPath,
-      join(CEILINGS, "http.ts"),
-    ]),
-  };
+  const servers = await startServeAndCeiling(ctx, env, [petbooksPort, ceilingPort]);
   const headers = { authorization: `Bearer ${await obtainToken(servers.petbooks)}` };
   const answers = await Promise.all(
     Object.values(servers).map(async (s) =>

@@ -20,7 +20,7 @@ import {
 } from "../lib/processes.ts";
 import { fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
-import { CEILINGS, startServe } from "../lib/servers.ts";
+import { startServe, startServeAndCeiling } from "../lib/servers.ts";
 import { formatRatio, type Ratio } from "../lib/stats.ts";
 import { loadServer, type ServerLoad } from "../lib/wrk.ts";
 
@@ -78,16 +78,10 @@ async function startServers(ctx: Context, embeddedDir: string | undefined) {
   const [port, ceilingPort, embeddedPort] = (await freePorts(3)) as [number, number, number];
   // One photo URL base for both, so their answers can be compared byte for byte.
   const pg = { DATABASE_URL: ctx.databaseUrl, PUBLIC_URL: `http://127.0.0.1:${port}` };
-  const servers: Partial<Record<Subject, RunningServer>> = {
-    petbooks: await startServe(ctx, "petbooks serve", port, {
-      ...pg,
-      DATA_DIR: join(ctx.dir, "data-postgres"),
-    }),
-    ceiling: await startServe(ctx, "ceiling", ceilingPort, pg, [
-      process.execPath,
-      join(CEILINGS, "http.ts"),
-    ]),
-  };
+  const servers: Partial<Record<Subject, RunningServer>> = await startServeAndCeiling(ctx, pg, [
+    port,
+    ceilingPort,
+  ]);
   if (embeddedDir) {
     servers.embedded = await startServe(ctx, "petbooks embedded", embeddedPort, {
       DATA_DIR: embeddedDir,

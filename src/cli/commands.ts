@@ -251,6 +251,9 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
       onFatal: () => {},
     });
     return { watch: watchOptions(config, database, feed.live) };
+  }).catch(async (err) => {
+    await feed?.stop();
+    throw err;
   });
   try {
     const http = startHttp(config, deps, logger);
@@ -276,8 +279,8 @@ export async function devCommand(argv: string[], io: CliIo): Promise<number> {
     logger.info("shutting down", { signal });
     await Promise.all([http.stop(), grpc.close(SHUTDOWN_GRACE_MS)]);
     await consumer.stop();
-    await feed?.stop();
   } finally {
+    await feed?.stop().catch((err) => logger.error("WatchBooks feed stop failed", { err }));
     await deps.close();
     await deps.tracing?.shutdown();
   }

@@ -76,6 +76,14 @@ function dateOf(value: unknown): Date | undefined {
  * The event a JSON form describes, or why it is none. Strict about what it reads (every field of
  * the book, real dates) and lenient about what it does not (extra fields are ignored).
  */
+/**
+ * The event an outbox row stores, as the driver hands its `payload` over (parsed, or JSON text),
+ * or why it is none.
+ */
+export function fromStoredPayload(payload: unknown): BookEvent | string {
+  return fromEventJson(typeof payload === "string" ? JSON.parse(payload) : payload);
+}
+
 export function fromEventJson(value: unknown): BookEvent | string {
   if (typeof value !== "object" || value === null) return "not a JSON object";
   const v = value as Record<string, unknown>;

@@ -14,7 +14,7 @@
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { fromEventJson } from "./events.ts";
+import { fromStoredPayload } from "./events.ts";
 import type { LiveEvents } from "./live-events.ts";
 import { eventsAfterSeq, maxPublishedSeq, type SequencedEvent } from "./outbox.repository.ts";
 
@@ -48,7 +48,7 @@ export interface OutboxTailOptions {
 }
 
 export interface OutboxTail {
-  /** Reads where publication stands now, then follows it. */
+  /** Follows publication from where it stands when the first listener comes. */
   start(): Promise<void>;
   /**
    * Moves to where publication stands now, if no listener kept the tail reading since the last
@@ -58,8 +58,6 @@ export interface OutboxTail {
   /** Something was published: read now. `eventIds`: the events that should show up. */
   wake(eventIds?: Iterable<string>): void;
   stop(): Promise<void>;
-  /** The number of the last row handed on. */
-  readonly lastSeq: number;
   /** Reads done so far (for tests). */
   readonly reads: number;
 }
@@ -112,8 +110,7 @@ export function createOutboxTail(options: OutboxTailOptions): OutboxTail {
       for (const row of found) {
         awaited.delete(row.eventId);
         lastSeq = row.seq;
-        const payload = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
-        const event = fromEventJson(payload);
+        const event = fromStoredPayload(row.payload);
         if (typeof event === "string") {
           logger.error("outbox row is not a book event; not sent to watchers", {
             seq: row.seq,
@@ -176,8 +173,6 @@ export function createOutboxTail(options: OutboxTailOptions): OutboxTail {
   return {
     async start() {
       if (running) return;
-      lastSeq = await source.maxSeq();
-      followed = Promise.resolve();
       running = true;
       stopper = new AbortController();
       loop = run();
@@ -200,9 +195,6 @@ export function createOutboxTail(options: OutboxTailOptions): OutboxTail {
       running = false;
       stopper.abort();
       await loop;
-    },
-    get lastSeq() {
-      return lastSeq;
     },
     get reads() {
       return reads;

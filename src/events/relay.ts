@@ -10,7 +10,7 @@ import type { Logger } from "../logger.ts";
 import type { RelayMetrics } from "../observability/pipeline-metrics.ts";
 import { retryable } from "../retry.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { type BookEvent, type EventTransport, fromEventJson } from "./events.ts";
+import { type BookEvent, type EventTransport, fromStoredPayload } from "./events.ts";
 import {
   claimBatch,
   deletePublishedBefore,
@@ -164,7 +164,7 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
    * the rows after it.
    */
   const decodedPayload = (row: PendingEvent): BookEvent[] => {
-    const event = fromEventJson(row.payload);
+    const event = fromStoredPayload(row.payload);
     if (typeof event !== "string") return [event];
     logger.error("outbox row is not a book event; skipped", { outbox_id: row.id, reason: event });
     return [];

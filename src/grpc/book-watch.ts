@@ -16,7 +16,7 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
-import { fromEventJson } from "../events/events.ts";
+import { fromStoredPayload } from "../events/events.ts";
 import type { LiveEvent, LiveEvents } from "../events/live-events.ts";
 import type { ResumePoint, SequencedEvent } from "../events/outbox.repository.ts";
 import type { WatchBooksRequest, WatchBooksResponseSchema } from "../gen/petbooks/v1/books_pb.ts";
@@ -145,8 +145,7 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
       );
     }
     return found.flatMap((row): LiveEvent[] => {
-      const payload = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
-      const event = fromEventJson(payload);
+      const event = fromStoredPayload(row.payload);
       return typeof event === "string" ? [] : [{ seq: row.seq, event }];
     });
   };

@@ -34,7 +34,6 @@ export const bodyLimitOf = (request: Request): number =>
 
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\b/i;
 const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
-const MULTIPART_TYPE = /^multipart\/form-data\b/i;
 
 const contentType = (request: Request) => request.headers.get("content-type") ?? "";
 
@@ -121,21 +120,6 @@ export async function jsonBody({ request }: { request: Request }): Promise<unkno
   const bad = badJsonKey(text);
   if (bad) throw new ValidationError("Invalid body.", [bad]);
   return value;
-}
-
-export async function multipartBody({ request }: { request: Request }): Promise<unknown> {
-  const type = contentType(request);
-  if (!MULTIPART_TYPE.test(type)) {
-    throw new UnsupportedMediaTypeError(MULTIPART_REQUIRED);
-  }
-  const bytes = await readBody(request);
-  // The bytes are already within the limit; Bun's parser reads them with their boundary.
-  const form = await new Response(bytes, { headers: { "content-type": type } })
-    .formData()
-    .catch(() => {
-      throw new AppError("bad_request", INVALID_MULTIPART);
-    });
-  return fieldsOf(form.entries());
 }
 
 /** JSON or an HTML form (OAuth2 clients send forms): anything else is 415. */

@@ -38,8 +38,8 @@ export interface ProblemRoute {
   /** What may already exist. */
   conflict?: "username";
   /**
-   * How it reads its body: `jsonBody` or `multipartBody` (parsers.ts; the multipart one takes
-   * a photo), or `tokenRequestBody` (token-request.ts).
+   * How it reads its body: `jsonBody` (parsers.ts), `photoUploadBody` (storage/photo-upload.ts)
+   * or `tokenRequestBody` (token-request.ts).
    */
   parser?: "json" | "photo" | "token-request";
   /** Its validated body; the 422 example shows its first field with a message of its own. */

@@ -19,7 +19,8 @@ import { traceCache } from "./cache-tracing.ts";
 import { setTraceparentSource } from "./event-traces.ts";
 import { grpcTracingInterceptor } from "./grpc-tracing.ts";
 import { httpTracing } from "./http-tracing.ts";
-import { samplerFromEnv, type Tracing, tracingFromEnv, tracingWanted } from "./tracing.ts";
+import { samplerFromEnv, type Tracing, tracingFromEnv } from "./tracing.ts";
+import { tracingWanted } from "./tracing-config.ts";
 
 const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID = "00f067aa0ba902b7";

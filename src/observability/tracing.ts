@@ -41,8 +41,6 @@ import { BUILD_INFO } from "./build-info.ts";
 import { setTraceparentSource } from "./event-traces.ts";
 import { tracingWanted } from "./tracing-config.ts";
 
-export { tracingWanted };
-
 type Env = Record<string, string | undefined>;
 
 export interface Tracing {

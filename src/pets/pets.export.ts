@@ -48,8 +48,10 @@ export async function writePetsExport(
       if (++batches % 25 === 0) Bun.gc(true);
     }
   } catch (err) {
-    // The batch read ahead is abandoned with the export: its failure is not news.
+    // The batch read ahead is abandoned with the export: its failure is not news. Ending the
+    // batches closes what they read from (the repository's cursor and its transaction).
     next.catch(() => {});
+    await batchesOf.return(undefined).catch(() => {});
     throw err;
   }
   await write(out, "]}\n");

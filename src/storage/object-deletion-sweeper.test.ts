@@ -131,9 +131,8 @@ describe("photo removals that fail after a delete commits", () => {
   });
 
   test("a removal that fails after a failed insert is noted too", async () => {
-    const { state, repository } = await setup();
+    const { repository } = await setup();
     const { storage } = flakyStorage();
-    state.down = true;
     const failingInsert = createPetsService({
       data: unitOfWork(database.db, (db) => ({
         pets: {

@@ -18,8 +18,6 @@ import {
   StorageUnwritableError,
 } from "./storage-errors.ts";
 
-export { PHOTOS_UNREADABLE };
-
 export interface S3StorageConfig {
   bucket: string;
   /** Unset: AWS S3 in `region`. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
 import { rmSync } from "node:fs";
 import { type RunningCommand, startServer, tempDataDir } from "../../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
-import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
+import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 
 export const CONTRACT_API_KEY = "contract-api-key-0123456789";
 export const CONTRACT_JWT_SECRET = "contract-jwt-secret-0123456789-0123456789-abcdef";
@@ -33,6 +33,8 @@ export function useBinaryCommand<T extends RunningCommand>(
   start: (env: Record<string, string>) => Promise<T>,
   extraEnv: Record<string, string> = {},
   prepare?: (env: Record<string, string>) => Promise<void>,
+  /** "embedded": always the embedded database, even when the suite runs on PostgreSQL. */
+  database: "suite" | "embedded" = "suite",
 ): () => T {
   setDefaultTimeout(60_000);
   const dataDir = tempDataDir();
@@ -47,7 +49,7 @@ export function useBinaryCommand<T extends RunningCommand>(
       LOG_LEVEL: "info",
       ...extraEnv,
     };
-    if (process.env.DATABASE_URL) {
+    if (process.env.DATABASE_URL && database === "suite") {
       const database = await createEmptyPostgresDatabase();
       env.DATABASE_URL = database.url;
       dropDatabase = database.drop;
@@ -60,7 +62,7 @@ export function useBinaryCommand<T extends RunningCommand>(
     if (command && command.proc.exitCode === null) await command.stop("SIGKILL");
     await dropDatabase();
     rmSync(dataDir, { recursive: true, force: true });
-  }, 60_000);
+  }, TEARDOWN_TIMEOUT_MS);
 
   return () => {
     if (!command) throw new Error("the command under test did not start (see beforeAll)");

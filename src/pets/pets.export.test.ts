@@ -1,0 +1,47 @@
+import { describe, expect, test } from "bun:test";
+import { Writable } from "node:stream";
+import { writePetsExport } from "./pets.export.ts";
+import type { PetsService } from "./pets.service.ts";
+
+/** A service whose export yields `batches` one-pet batches, and says when it was closed. */
+function exportingService(batches: number) {
+  const state = { closed: false };
+  const service = {
+    async *exportJson() {
+      try {
+        for (let i = 0; i < batches; i++) yield { json: `{"id":${i}}`, count: 1 };
+      } finally {
+        state.closed = true;
+      }
+    },
+  } as unknown as PetsService;
+  return { service, state };
+}
+
+const collecting = (chunks: string[], failAt = Number.POSITIVE_INFINITY) =>
+  new Writable({
+    write(chunk, _encoding, done) {
+      if (chunks.length >= failAt) return done(new Error("EPIPE: the reader went away"));
+      chunks.push(String(chunk));
+      done();
+    },
+  });
+
+describe("writePetsExport", () => {
+  test("writes one JSON document of every batch", async () => {
+    const { service, state } = exportingService(3);
+    const chunks: string[] = [];
+    expect(await writePetsExport(service, collecting(chunks), { hasPhotos: undefined })).toBe(3);
+    expect(JSON.parse(chunks.join(""))).toEqual({ pets: [{ id: 0 }, { id: 1 }, { id: 2 }] });
+    expect(state.closed).toBe(true);
+  });
+
+  test("a write that fails ends the batches too, so their cursor is closed", async () => {
+    const { service, state } = exportingService(5);
+    const chunks: string[] = [];
+    const out = collecting(chunks, 2);
+    out.on("error", () => {});
+    await expect(writePetsExport(service, out, { hasPhotos: undefined })).rejects.toThrow("EPIPE");
+    expect(state.closed).toBe(true);
+  });
+});
