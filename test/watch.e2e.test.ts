@@ -3,6 +3,7 @@
  * with `buf curl` (reflection, the REST bearer token), books written with REST; a resume over
  * gRPC-Web; and SIGTERM ending the open streams with UNAVAILABLE.
  */
+
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -10,6 +11,7 @@ import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { BookService, type WatchBooksResponse } from "../src/gen/petbooks/v1/books_pb.ts";
 import { startDev } from "../src/testing/binary.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
+import { until } from "../src/testing/until.ts";
 import { useBinaryCommand } from "./contract/harness.ts";
 
 const BUF = join(import.meta.dir, "..", "node_modules", ".bin", "buf");
@@ -108,10 +110,6 @@ async function createBook(title: string): Promise<string> {
   return ((await created.json()) as { id: string }).id;
 }
 
-async function until(condition: () => boolean) {
-  while (!condition()) await Bun.sleep(50);
-}
-
 const bearer: Interceptor = (next) => (req) => {
   req.header.set("authorization", authorization);
   return next(req);
@@ -155,7 +153,7 @@ describe("WatchBooks (compiled binary, petbooks dev)", () => {
       method: "DELETE",
       headers: { authorization },
     });
-    await until(() => stream.output().includes("BOOK_EVENT_TYPE_DELETED"));
+    await until("the condition", () => stream.output().includes("BOOK_EVENT_TYPE_DELETED"));
     const events = messages(stream.output())
       .map((m) => m.event as { id: string; type: string; book: { id: string; title: string } })
       .filter((e) => e?.book.id === bookId);

@@ -4,6 +4,7 @@
  * order (the outbox tail), however their records arrive, while their logging consumers still
  * share one group and split the events.
  */
+
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { createBooksServiceFor } from "../books/books.module.ts";
@@ -14,6 +15,7 @@ import { createBookWatch } from "../grpc/book-watch.ts";
 import { createLogger, silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import { createManualClock } from "./clock.ts";
 import { decodeRecord } from "./cloudevents.ts";
 import type { EventConsumer, IncomingMessage } from "./consumer.ts";
@@ -41,10 +43,6 @@ afterAll(() => database?.close(), TEARDOWN_TIMEOUT_MS);
 beforeEach(async () => {
   await database.db.execute(sql`delete from outbox`);
 }, SETUP_TIMEOUT_MS);
-
-async function until(condition: () => boolean) {
-  while (!condition()) await Bun.sleep(5);
-}
 
 /** The published events' ids in publication order (`published_seq`). */
 async function publicationOrder(): Promise<string[]> {
@@ -118,7 +116,7 @@ async function grpcProcess(kafka: ReturnType<typeof createFakeKafka>["kafka"], n
       if (response.event) watched.push(response.event as BookEvent);
     }
   })();
-  await until(() => (feed.live?.listeners ?? 0) === 1);
+  await until("the condition", () => (feed.live?.listeners ?? 0) === 1);
   return {
     name,
     logged,
@@ -163,8 +161,12 @@ describe("WatchBooks feed over Kafka", () => {
     const events = (await publicationOrder()).slice(1);
     expect(events).toHaveLength(6);
 
-    for (const p of processes) await until(() => p.watched.length >= events.length);
-    await until(() => processes.flatMap((p) => p.logged).length >= events.length + 1);
+    for (const p of processes)
+      await until("the condition", () => p.watched.length >= events.length);
+    await until(
+      "the condition",
+      () => processes.flatMap((p) => p.logged).length >= events.length + 1,
+    );
     for (const p of processes) {
       // Every event, once, in publication order: the same sequence on both replicas.
       expect(p.watched.map((e) => e.id)).toEqual(events);
@@ -259,7 +261,8 @@ describe("WatchBooks feed over Kafka", () => {
     await side.books.update(y.id, { title: "y1" });
     await side.relay.drain();
     const events = await publicationOrder();
-    for (const p of processes) await until(() => p.watched.length >= events.length);
+    for (const p of processes)
+      await until("the condition", () => p.watched.length >= events.length);
     // The relay's resend of a batch the broker stored but never acknowledged: the same events
     // again, at new offsets.
     const resent = rows<{ payload: unknown }>(
@@ -272,7 +275,7 @@ describe("WatchBooks feed over Kafka", () => {
     await side.relay.drain();
     const all = await publicationOrder();
     for (const p of processes) {
-      await until(() => p.watched.length >= all.length);
+      await until("the condition", () => p.watched.length >= all.length);
       expect(p.watched.map((e) => e.id)).toEqual(all);
     }
     for (const p of processes) await p.stop();
@@ -325,7 +328,7 @@ describe("WatchBooks feed over Kafka", () => {
         testEvent("book.updated", { id, title: "three" }),
       ];
       await transport.publish([events[0] as BookEvent]);
-      await until(() => got.length === 1);
+      await until("the condition", () => got.length === 1);
       let release = () => {};
       const reached = new Promise<void>((resolve) => {
         hold = { reached: resolve, release: new Promise<void>((r) => (release = r)) };
@@ -337,7 +340,7 @@ describe("WatchBooks feed over Kafka", () => {
       await transport.publish([events[2] as BookEvent]);
       fake.rejoin(groupId);
       release();
-      await until(() => new Set(got).size >= 3);
+      await until("the condition", () => new Set(got).size >= 3);
       // Every record, in order; the one in hand at the rejoin may come again (at least once).
       expect([...new Set(got)]).toEqual(events.map((e) => e.id));
     } finally {
@@ -395,7 +398,7 @@ describe.skipIf(!realBrokers)("WatchBooks feed on a real broker (set KAFKA_BROKE
       await write(10);
       const events = await publicationOrder();
       // Woken by the records (or, until the new groups have their partitions, by the poll).
-      await until(() => seen.every((ids) => ids.length >= events.length));
+      await until("the condition", () => seen.every((ids) => ids.length >= events.length));
       for (const ids of seen) expect(ids).toEqual(events);
     } finally {
       for (const feed of feeds) await feed.stop();

@@ -4,6 +4,7 @@
  * spread over several books and partitions, and resumes on the other replica, gets exactly what
  * it missed, no gap and no duplicate, then goes on live.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { createBooksServiceFor } from "../books/books.module.ts";
@@ -21,6 +22,7 @@ import type { WatchBooksRequest } from "../gen/petbooks/v1/books_pb.ts";
 import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import { type BookWatch, createBookWatch } from "./book-watch.ts";
 
 const TOPIC = "petbooks.books";
@@ -71,10 +73,6 @@ afterAll(async () => {
   await transport?.stop();
   await database?.close();
 }, TEARDOWN_TIMEOUT_MS);
-
-async function until(condition: () => boolean) {
-  while (!condition()) await Bun.sleep(2);
-}
 
 /** A stream on `watch`, read as the test asks. */
 function open(watch: BookWatch, request: { bookIds?: string[]; resumeAfterEventId?: string }) {
@@ -134,7 +132,7 @@ describe("WatchBooks resume on the other replica", () => {
     const watcher = open(first.watch, {});
     const filtered = made.filter((_, i) => i % 2 === 0).map((b) => b.id);
     const filteredWatcher = open(first.watch, { bookIds: filtered });
-    await until(() => first.feed.live?.listeners === 2);
+    await until("the condition", () => first.feed.live?.listeners === 2);
     // Watched now, the first replica follows from where publication stands (the marker): the
     // batch is what comes after.
     await first.feed.live?.following();

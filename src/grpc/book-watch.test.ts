@@ -3,6 +3,7 @@
  * their outbox rows published by the relay to the in-process bus, which feeds the live events;
  * resumes read the same outbox. Clients are Connect's, over a real HTTP/2 connection.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import http2 from "node:http2";
 import net from "node:net";
@@ -40,6 +41,7 @@ import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import { createBookWatch, type WatchReplaySource } from "./book-watch.ts";
 
 const DAY_MS = 24 * 3_600_000;
@@ -109,7 +111,7 @@ async function publish() {
   if (live.listeners === 0) return;
   await live.following();
   const published = await maxPublishedSeq(database.db);
-  await until(() => live.lastSeq >= published);
+  await until("the condition", () => live.lastSeq >= published);
 }
 
 function newBook() {
@@ -121,10 +123,6 @@ function newBook() {
 /** The servers' `rpc` lines of WatchBooks calls. */
 const rpcLines = (logs: Record<string, unknown>[]) =>
   logs.filter((l) => l.msg === "rpc" && l.method === "/petbooks.v1.BookService/WatchBooks");
-
-async function until(condition: () => boolean) {
-  while (!condition()) await Bun.sleep(5);
-}
 
 /** A stream, started; its iterator; and how to hang up. */
 async function watch(
@@ -141,7 +139,8 @@ async function watch(
   const first = stream.next();
   first.catch(() => {});
   let pending: Promise<IteratorResult<WatchBooksResponse>> | undefined = first;
-  if (request.resumeAfterEventId === undefined) await until(() => live.listeners > listeners);
+  if (request.resumeAfterEventId === undefined)
+    await until("the condition", () => live.listeners > listeners);
   return {
     /** The next `n` events (keepalives skipped). */
     async take(n: number): Promise<BookEvent[]> {
@@ -163,14 +162,14 @@ async function watch(
           if (next.done) throw new Error("the stream ended without an error");
         }
       } catch (err) {
-        await until(() => live.listeners <= listeners);
+        await until("the condition", () => live.listeners <= listeners);
         return ConnectError.from(err);
       }
     },
     /** Hangs up, and waits until the server let go of the stream (the next test counts them). */
     async hangUp() {
       hangUp.abort();
-      await until(() => live.listeners <= listeners);
+      await until("the condition", () => live.listeners <= listeners);
     },
   };
 }
@@ -223,7 +222,7 @@ describe("WatchBooks live", () => {
       }
     };
     await expect(call()).rejects.toMatchObject({ code: Code.DeadlineExceeded });
-    await until(() => live.listeners === 0);
+    await until("the condition", () => live.listeners === 0);
   });
 
   test("needs a token, like every BookService call", async () => {
@@ -277,7 +276,7 @@ describe("WatchBooks resume", () => {
     replayGate = gate.promise;
     const listeners = live.listeners;
     const resumed = await watch({ resumeAfterEventId: seen[1]?.id as string });
-    await until(() => live.listeners > listeners);
+    await until("the condition", () => live.listeners > listeners);
     await books.update(a.id, { title: "a during the replay" });
     await publish();
     gate.resolve();
@@ -387,7 +386,7 @@ describe("the replay of retained events", () => {
     replayGate = gate.promise;
     const begun = replaysBegun;
     const resumed = await watch({ resumeAfterEventId: a2 });
-    await until(() => replaysBegun > begun);
+    await until("the condition", () => replaysBegun > begun);
     await publish();
     gate.resolve();
     replayGate = Promise.resolve();
@@ -452,7 +451,7 @@ describe("WatchBooks flow control and shutdown", () => {
     const fast = bookWatch.stream(request, signal)[Symbol.asyncIterator]();
     const slowFirst = slow.next();
     const fastFirst = fast.next();
-    await until(() => events.listeners === 2);
+    await until("the condition", () => events.listeners === 2);
     const sent = Array.from({ length: 10 }, () => testEvent());
     const fastGot: string[] = [];
     for (const [i, event] of sent.entries()) {
@@ -493,7 +492,7 @@ describe("WatchBooks flow control and shutdown", () => {
       stuck.on("error", () => {});
       const good = stuckServer.client(BookService).watchBooks({})[Symbol.asyncIterator]();
       const goodFirst = good.next();
-      await until(() => events.listeners === 2);
+      await until("the condition", () => events.listeners === 2);
       const got: string[] = [];
       const sent: string[] = [];
       // Large events: the client's 64 KiB window and the server's 64 KiB write buffer fill
@@ -511,7 +510,7 @@ describe("WatchBooks flow control and shutdown", () => {
       await good.return?.();
       // The cut call ends on the server too (Bun never settles a write pending on an HTTP/2
       // stream that is only closed): its log line says why, and no error is reported.
-      await until(() => rpcLines(stuckServer.logs).length > 0);
+      await until("the condition", () => rpcLines(stuckServer.logs).length > 0);
       expect(rpcLines(stuckServer.logs)[0]?.code).toBe("RESOURCE_EXHAUSTED");
       expect(stuckServer.logs.filter((l) => l.level === "error")).toEqual([]);
     } finally {
@@ -536,14 +535,14 @@ describe("WatchBooks flow control and shutdown", () => {
       );
       socket.write(body);
       socket.pause();
-      await until(() => events.listeners === 1);
+      await until("the condition", () => events.listeners === 1);
       // Events far larger than what the kernel and the server buffer for a socket nobody reads.
       const title = "x".repeat(300_000);
       while (events.listeners > 0) {
         events.publish(numberedItem(testEvent("book.created", { title })));
         await Bun.sleep(1);
       }
-      await until(() => rpcLines(stuckServer.logs).length > 0);
+      await until("the condition", () => rpcLines(stuckServer.logs).length > 0);
       expect(rpcLines(stuckServer.logs)[0]?.code).toBe("RESOURCE_EXHAUSTED");
       socket.resume(); // reads what the server buffered, up to the end of the connection it cut
       await closed;
@@ -591,7 +590,7 @@ describe("WatchBooks flow control and shutdown", () => {
         (err) => ConnectError.from(err),
       ),
     );
-    await until(() => events.listeners === 2);
+    await until("the condition", () => events.listeners === 2);
     await closing.close(10_000);
     for (const first of firsts) {
       expect(await first).toMatchObject({ code: Code.Unavailable });

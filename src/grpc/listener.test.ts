@@ -8,6 +8,7 @@ import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { silentLogger } from "../logger.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import { dualProtocolListener } from "./listener.ts";
 
 let server: TestGrpcServer;
@@ -65,7 +66,7 @@ describe("one port for HTTP/2 and HTTP/1.1", () => {
     try {
       // Slowloris: part of a request, then nothing. Bun's node:http has no headers timeout here.
       const streaming = open("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      await until(() => streaming.received() > 0);
+      await until("the condition", () => streaming.received() > 0);
       const stalled = open("POST /petbooks.v1.BookService/GetBook HTTP/1.1\r\nHost: x\r\n");
       await stalled.closed;
       // Opened before the stalled one, quiet ever since, and still open once that one is gone.
@@ -78,8 +79,3 @@ describe("one port for HTTP/2 and HTTP/1.1", () => {
     }
   });
 });
-
-/** Polls `condition`; the test's own timeout bounds the wait. */
-async function until(condition: () => boolean) {
-  while (!condition()) await Bun.sleep(5);
-}

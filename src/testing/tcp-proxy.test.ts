@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { startTcpProxy } from "./tcp-proxy.ts";
 import { TEARDOWN_TIMEOUT_MS } from "./timeouts.ts";
+import { until } from "./until.ts";
 
 /** An upper-casing echo server: what comes back shows the bytes went through. */
 const echo = Bun.listen({
@@ -45,15 +46,6 @@ async function connect(port: number): Promise<Client> {
   };
 }
 
-/** Polls until `check` holds; a generous deadline, no speed assumed. */
-async function until(check: () => boolean, what: string) {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
 describe("tcp proxy", () => {
   test("forwards both ways, large writes included", async () => {
     const proxy = startTcpProxy({ hostname: "127.0.0.1", port: echo.port });
@@ -61,7 +53,9 @@ describe("tcp proxy", () => {
       const client = await connect(proxy.port);
       const big = "abc".repeat(400_000);
       client.write(big);
-      await until(() => client.received().length === big.length, "the echo of 1.2 MB");
+      await until("the echo of 1.2 MB", () => client.received().length === big.length, {
+        timeoutMs: 10_000,
+      });
       expect(client.received()).toBe(big.toUpperCase());
       expect(proxy.openConnections).toBe(1);
       client.end();
@@ -75,15 +69,16 @@ describe("tcp proxy", () => {
     try {
       const before = await connect(proxy.port);
       before.write("x");
-      await until(() => before.received() === "X", "the first echo");
+      await until("the first echo", () => before.received() === "X", { timeoutMs: 10_000 });
       proxy.cut("refuse");
-      await until(() => before.closed(), "the open connection to close");
+      await until("the open connection to close", () => before.closed(), { timeoutMs: 10_000 });
       const during = await connect(proxy.port).catch(() => undefined);
-      if (during) await until(() => during.closed(), "a new connection to be closed");
+      if (during)
+        await until("a new connection to be closed", () => during.closed(), { timeoutMs: 10_000 });
       proxy.resume();
       const after = await connect(proxy.port);
       after.write("y");
-      await until(() => after.received() === "Y", "an echo after resume");
+      await until("an echo after resume", () => after.received() === "Y", { timeoutMs: 10_000 });
       after.end();
     } finally {
       proxy.stop();
@@ -102,7 +97,9 @@ describe("tcp proxy", () => {
       proxy.resume();
       const probe = await connect(proxy.port);
       probe.write("z");
-      await until(() => probe.received() === "Z", "an echo on a new connection");
+      await until("an echo on a new connection", () => probe.received() === "Z", {
+        timeoutMs: 10_000,
+      });
       expect(proxy.accepted).toBe(sent + 1);
       expect(held.received()).toBe("");
       expect(held.closed()).toBe(false);

@@ -4,6 +4,7 @@
  * security headers on every kind of answer, the API key's 401 challenge, and `.env.example`'s
  * placeholder secrets refused at start.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,12 +17,16 @@ import { runBinary, startServer, tempDataDir } from "../../src/testing/binary.ts
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../../src/testing/tcp-proxy.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
+import { until } from "../../src/testing/until.ts";
 import {
   CONTRACT_API_KEY,
   CONTRACT_JWT_SECRET,
   expectProblem,
   useContractServer,
 } from "./harness.ts";
+
+/** `until`, asking the binary at most every 100 ms. */
+const poll = <T>(what: string, check: () => T | Promise<T>) => until(what, check, { everyMs: 100 });
 
 const APP_ORIGIN = "https://app.example.com";
 const OTHER_ORIGIN = "https://evil.example";
@@ -94,15 +99,6 @@ function bigPng(size: number): Uint8Array<ArrayBuffer> {
     ...pngChunk("IDAT", noise),
     ...pngChunk("IEND", new Uint8Array()),
   ]);
-}
-
-/** Polls `check` until it holds; a generous deadline, no speed assumed. */
-async function until(what: string, check: () => Promise<boolean>, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
 }
 
 function expectSecurityHeaders(res: Response, csp = SECURITY_HEADERS["content-security-policy"]) {
@@ -481,9 +477,9 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
       expect(answers).toEqual(requests.map(([what]) => `${what} 503 unavailable retry-after=5`));
 
       (proxy as TcpProxy).resume();
-      await until("GET /pets to work again", async () => (await call("/pets", withKey())).ok);
-      await until("/readyz to be 200 again", async () => (await call("/readyz")).status === 200);
-      await until("GET /books to work again", async () => (await listBooks()).ok);
+      await poll("GET /pets to work again", async () => (await call("/pets", withKey())).ok);
+      await poll("/readyz to be 200 again", async () => (await call("/readyz")).status === 200);
+      await poll("GET /books to work again", async () => (await listBooks()).ok);
       const created = await newPet();
       expect(created.status).toBe(201);
       acceptedPets.push(((await created.json()) as { id: string }).id);

@@ -8,6 +8,7 @@
  * broker would) raises the oldest-pending age and the publish failures, and they fall back once
  * the fault is gone.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -28,12 +29,16 @@ import {
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
 import { promtoolProblems, sample, sumOf } from "../../src/testing/metrics-text.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
+import { until } from "../../src/testing/until.ts";
 import {
   CONTRACT_API_KEY,
   CONTRACT_JWT_SECRET,
   useBinaryCommand,
   useContractServer,
 } from "./harness.ts";
+
+/** `until`, asking the binary at most every 200 ms. */
+const poll = <T>(what: string, check: () => T | Promise<T>) => until(what, check, { everyMs: 200 });
 
 const server = useContractServer();
 const PROMTOOL = Bun.which("promtool");
@@ -50,15 +55,6 @@ async function scrape(url: string, headers: Record<string, string> = {}): Promis
   if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${text.slice(0, 300)}`);
   expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
   return text;
-}
-
-/** Polls until `check` holds; generous, no speed assumed. */
-async function until(what: string, check: () => Promise<boolean>, ms = 90_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(200);
-  }
 }
 
 async function expectPromtoolClean(text: string) {
@@ -118,7 +114,7 @@ describe("serve /metrics", () => {
       sample(await scrape(`${server.url}/metrics`), "petbooks_outbox_events_published_total") ?? 0;
     const before = await published();
     await createBook(server.url, token);
-    await until("the event to be published", async () => (await published()) > before);
+    await poll("the event to be published", async () => (await published()) > before);
     const text = await scrape(`${server.url}/metrics`);
     expect(sumOf(text, "petbooks_outbox_relay_batch_size_count")).toBeGreaterThan(0);
     expect(sample(text, "petbooks_outbox_stall_threshold_seconds")).toBe(60);
@@ -239,7 +235,7 @@ describe("dev: one /metrics for HTTP, gRPC and the consumer", () => {
     const list = toBinary(ListBooksRequestSchema, create(ListBooksRequestSchema, { pageSize: 5 }));
     await callRaw(dev.grpcUrl, "grpc", "ListBooks", { proto: list });
     let text = "";
-    await until("the consumer to count the event", async () => {
+    await poll("the consumer to count the event", async () => {
       text = await scrape(`${base}/metrics`);
       return sumOf(text, "petbooks_consumer_events_total", { result: "new" }) >= 1;
     });
@@ -323,7 +319,7 @@ describe.skipIf(!process.env.DATABASE_URL)("a stalled relay (PostgreSQL)", () =>
     await createBook(base, access_token);
 
     let text = "";
-    await until("the outbox to show as stalled", async () => {
+    await poll("the outbox to show as stalled", async () => {
       text = await scrape(`${base}/metrics`);
       return (sample(text, "petbooks_outbox_stalled") ?? 0) === 1;
     });
@@ -337,7 +333,7 @@ describe.skipIf(!process.env.DATABASE_URL)("a stalled relay (PostgreSQL)", () =>
     await db.unsafe(
       "drop trigger petbooks_test_stall on outbox; drop function petbooks_test_stall()",
     );
-    await until("the relay to recover", async () => {
+    await poll("the relay to recover", async () => {
       text = await scrape(`${base}/metrics`);
       return (
         sample(text, "petbooks_outbox_pending_events") === 0 &&

@@ -19,7 +19,11 @@ import {
   startServer,
 } from "../../src/testing/binary.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
+import { until } from "../../src/testing/until.ts";
 import { CONTRACT_API_KEY, useBinaryCommand } from "./harness.ts";
+
+/** `until`, asking the binary at most every 100 ms. */
+const poll = <T>(what: string, check: () => T | Promise<T>) => until(what, check, { everyMs: 100 });
 
 // Real processes and an exporter that batches: generous limits, no speed assumed.
 setDefaultTimeout(120_000);
@@ -60,16 +64,6 @@ function otlpReceiver() {
   return { url: `http://127.0.0.1:${server.port}`, spans, stop: () => server.stop(true) };
 }
 
-async function until<T>(what: string, find: () => T | undefined, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
-}
-
 const randomHex = (bytes: number) =>
   Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("hex");
 
@@ -103,12 +97,12 @@ describe("OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
     });
     expect(res.status).toBe(200);
     // The server span (OTLP kind 2): its database statements' client spans share the trace.
-    const span = await until("the request's span", () =>
+    const span = await poll("the request's span", () =>
       receiver.spans.find((s) => s.traceId === traceId && s.kind === 2),
     );
     expect(span).toMatchObject({ name: "GET /pets", parentSpanId: parentId, kind: 2 });
     expect(span.service).toBe("petbooks-serve");
-    const line = await until("the request's log line", () =>
+    const line = await poll("the request's log line", () =>
       serve
         ?.logs()
         .split("\n")
@@ -133,7 +127,7 @@ describe("OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
         traceparent: `00-${traceId}-${parentId}-01`,
       },
     );
-    const span = await until("the call's span", () =>
+    const span = await poll("the call's span", () =>
       receiver.spans.find((s) => s.traceId === traceId && s.kind === 2),
     );
     expect(span).toMatchObject({
@@ -183,11 +177,11 @@ describe("dev: one trace from POST /books to the consumer", () => {
       body: JSON.stringify({ title: "Traced", author: "A. Tracer", published_on: "2020-01-01" }),
     });
     expect(created.status).toBe(201);
-    const request = await until("the request's span", () =>
+    const request = await poll("the request's span", () =>
       receiver.spans.find((s) => s.traceId === traceId && s.name === "POST /books"),
     );
     // A statement of the write: a client span (OTLP kind 3) under a span of the same trace.
-    const statement = await until("a database span of the request", () =>
+    const statement = await poll("a database span of the request", () =>
       receiver.spans.find(
         (s) =>
           s.traceId === traceId &&
@@ -200,12 +194,12 @@ describe("dev: one trace from POST /books to the consumer", () => {
     expect(
       receiver.spans.some((s) => s.traceId === traceId && s.spanId === statement.parentSpanId),
     ).toBe(true);
-    const consumed = await until("the consumer's span", () =>
+    const consumed = await poll("the consumer's span", () =>
       receiver.spans.find((s) => s.traceId === traceId && s.name.startsWith("process ")),
     );
     expect(consumed.parentSpanId).toBe(request.spanId);
     expect(consumed.service).toBe("petbooks-dev");
-    const line = await until("the consumer's log line", () =>
+    const line = await poll("the consumer's log line", () =>
       dev
         ?.logs()
         .split("\n")
@@ -228,7 +222,7 @@ describe("OTEL_EXPORTER_OTLP_ENDPOINT unset", () => {
     await fetch(`${serve?.url}/pets?limit=1`, {
       headers: { "x-api-key": CONTRACT_API_KEY, traceparent: `00-${traceId}-${randomHex(8)}-01` },
     });
-    const line = await until("the request's log line", () =>
+    const line = await poll("the request's log line", () =>
       serve
         ?.logs()
         .split("\n")
