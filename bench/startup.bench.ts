@@ -8,8 +8,10 @@
  *   after the other in alternating order, each timed whole.
  * - with --ci: `CI=true bash .ci/run` on a fresh clone of HEAD, timed whole.
  */
+
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { runCommand } from "../scripts/run-command.ts";
 import { runBench } from "./lib/cleanup.ts";
 import { openWorkspace, type Workspace } from "./lib/context.ts";
 import { dropDatabase, recreateDatabase } from "./lib/database.ts";
@@ -45,14 +47,10 @@ async function timeToReady(binary: string, dataDir: string): Promise<number> {
 
 async function timeCommand(cmd: string[], env: Record<string, string>, cwd = ROOT) {
   const started = performance.now();
-  const proc = Bun.spawn(cmd, { cwd, env, stdout: "pipe", stderr: "pipe" });
-  const [code, out, err] = await Promise.all([
-    proc.exited,
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-  ]);
+  const { code, stdout, stderr } = await runCommand(cmd, { cwd, env });
   const seconds = (performance.now() - started) / 1000;
-  const summary = `${out}${err}`.match(/^ci: .*$/m)?.[0] ?? `${out}${err}`.match(/^Ran .*$/m)?.[0];
+  const output = `${stdout}${stderr}`;
+  const summary = output.match(/^ci: .*$/m)?.[0] ?? output.match(/^Ran .*$/m)?.[0];
   return { seconds, code, summary: summary ?? "(no summary line)" };
 }
 

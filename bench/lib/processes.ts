@@ -1,8 +1,10 @@
 /** Building the binary and running the servers under test, each pinned to its own core. */
+
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { buildExecutable, MINIFY_FLAGS } from "../../scripts/build.ts";
+import { runCommand } from "../../scripts/run-command.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 /** Servers under test run on this core; load generators (wrk, h2load, pgbench) on the other. */
@@ -26,14 +28,9 @@ export function childEnv(extra: Env): Env {
 
 /** Runs a command to completion; its output is shown only if it fails. */
 export async function runChecked(cmd: string[], env: Env = childEnv({})): Promise<string> {
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
-  const [code, out, err] = await Promise.all([
-    proc.exited,
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-  ]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}\n${out}${err}`);
-  return out;
+  const { code, stdout, stderr } = await runCommand(cmd, { cwd: ROOT, env });
+  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}\n${stdout}${stderr}`);
+  return stdout;
 }
 
 /** Builds the current sources the way `bun run build` does, into `dir` (./petbooks untouched). */

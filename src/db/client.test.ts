@@ -2,10 +2,12 @@
  * PostgreSQL out of reach (through a proxy that cuts it off): every query fails fast as an
  * unavailable database, whatever the load, and the pool works again once it is back.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { silentLogger } from "../logger.ts";
 import { capturingLogger } from "../testing/logger.ts";
+import { expectTwoRetries, recordingSleep } from "../testing/sleep.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../testing/tcp-proxy.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { type Database, openDatabase, PostgresConnection } from "./client.ts";
@@ -104,15 +106,12 @@ describe("PostgresConnection", () => {
   /** A ping that fails with `errors` in turn, then answers; the waits are recorded, not slept. */
   function connection(errors: Error[], attempts = 5) {
     const { logger, lines } = capturingLogger();
-    const delays: number[] = [];
+    const { sleep, delays } = recordingSleep();
     let pings = 0;
     const ping = async () => {
       pings += 1;
       const error = errors.shift();
       if (error) throw error;
-    };
-    const sleep = async (ms: number) => {
-      delays.push(ms);
     };
     return {
       connection: new PostgresConnection(ping, logger, attempts, sleep),
@@ -129,13 +128,7 @@ describe("PostgresConnection", () => {
     ]);
     await c.connection.connect();
     expect(c.pings()).toBe(3);
-    expect(c.delays).toHaveLength(2);
-    expect(c.delays[0]).toBeWithin(500, 600.001);
-    expect(c.delays[1]).toBeWithin(1000, 1200.001);
-    expect(c.lines).toEqual([
-      expect.objectContaining({ operation: "connect to PostgreSQL", attempt: 1, of: 5 }),
-      expect.objectContaining({ operation: "connect to PostgreSQL", attempt: 2, of: 5 }),
-    ]);
+    expectTwoRetries(c, "connect to PostgreSQL", 500);
   });
 
   test("gives up after `attempts`, with the last error", async () => {

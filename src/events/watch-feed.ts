@@ -5,11 +5,13 @@
  * every publication (kafka-consumer.ts, `kind: "feed"`). A record's content does not matter
  * beyond its event id (the `ce_id` header), which tells the tail what to wait for.
  */
+
 import { hostname } from "node:os";
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../logger.ts";
 import type { InProcessBus } from "./bus.ts";
 import type { Clock } from "./clock.ts";
+import { headerText } from "./cloudevents.ts";
 import type { IncomingMessage } from "./consumer.ts";
 import { startKafkaConsumer } from "./kafka-consumer.ts";
 import { createLiveEvents, type LiveEvents } from "./live-events.ts";
@@ -33,18 +35,12 @@ export interface WatchFeed {
   stop(): Promise<void>;
 }
 
-/** The event id of a Kafka record (CloudEvents `ce_id`, or an old JSON record's `id`). */
-function eventIdOf(message: IncomingMessage): string | undefined {
-  const header = message.headers?.ce_id;
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value !== undefined) return String(value);
-  try {
-    const parsed = JSON.parse(String(message.value ?? ""));
-    return typeof parsed?.id === "string" ? parsed.id : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/**
+ * The event id of a Kafka record: CloudEvents `ce_id`, or the `event-id` header of an older
+ * version's JSON record. A record without one still wakes the tail.
+ */
+const eventIdOf = (message: IncomingMessage) =>
+  headerText(message.headers, "ce_id") ?? headerText(message.headers, "event-id");
 
 /** The Kafka feed's handler: each batch of records wakes the tail, naming their events. */
 export function wakeOnRecords(tail: Pick<OutboxTail, "wake">) {

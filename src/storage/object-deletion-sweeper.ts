@@ -3,10 +3,12 @@
  * briefly away): they wait in `pending_object_deletions`, and every `serve` sweeps the due ones
  * on a timer, backing off per file. Removing twice is harmless, so replicas need no coordination.
  */
+
 import { type Clock, systemClock } from "../events/clock.ts";
 import type { Logger } from "../logger.ts";
 import type { ObjectDeletionsRepository } from "./object-deletions.repository.ts";
 import type { PhotoStorage } from "./photo-storage.ts";
+import { errorSummary } from "./storage-errors.ts";
 
 export interface ObjectDeletionSweeperOptions {
   repository: ObjectDeletionsRepository;
@@ -25,11 +27,6 @@ export interface ObjectDeletionSweeperOptions {
 export const SWEEP_INTERVAL_MS = 60_000;
 const BASE_DELAY_MS = 60_000;
 const MAX_DELAY_MS = 3_600_000;
-
-const describe = (err: unknown) =>
-  err instanceof Error
-    ? `${(err as { code?: unknown }).code ?? err.name}: ${err.message}`
-    : String(err);
 
 export function createObjectDeletionSweeper(options: ObjectDeletionSweeperOptions) {
   const {
@@ -50,7 +47,7 @@ export function createObjectDeletionSweeper(options: ObjectDeletionSweeperOption
   const sweeper = {
     /** Notes files whose removal just failed; the first retry comes after `baseDelayMs`. */
     async deferRemovals(fileNames: string[], err: unknown): Promise<void> {
-      await repository.record(fileNames, describe(err), new Date(clock.now() + baseDelayMs));
+      await repository.record(fileNames, errorSummary(err), new Date(clock.now() + baseDelayMs));
     },
 
     /** Tries the due removals once; says how many went and how many failed again. */
@@ -66,7 +63,7 @@ export function createObjectDeletionSweeper(options: ObjectDeletionSweeperOption
         } catch (err) {
           failed++;
           const next = new Date(clock.now() + delayAfter(attempts + 1));
-          await repository.failed(fileName, attempts + 1, next, describe(err));
+          await repository.failed(fileName, attempts + 1, next, errorSummary(err));
         }
       }
       if (removed > 0) logger.info("removed photo files left by failed removals", { removed });
@@ -83,7 +80,7 @@ export function createObjectDeletionSweeper(options: ObjectDeletionSweeperOption
         while (!stop.signal.aborted) {
           await sweeper
             .sweepOnce()
-            .catch((err) => logger.warn("photo removal sweep failed", { err: describe(err) }));
+            .catch((err) => logger.warn("photo removal sweep failed", { err: errorSummary(err) }));
           await clock.sleep(intervalMs, stop.signal);
         }
       })();

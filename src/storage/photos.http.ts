@@ -4,11 +4,12 @@
  * them; conditional requests (ETag, Last-Modified) and single byte ranges are answered per
  * RFC 9110, the same for local files and objects in a bucket.
  */
+
 import { Elysia } from "elysia";
 import { NotFoundError, RetryLaterError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { ByteRange, PhotoStorage, StoredPhoto } from "./photo-storage.ts";
-import { PHOTOS_UNREADABLE, READ_RETRY_AFTER_SECONDS } from "./storage-errors.ts";
+import { errorSummary, PHOTOS_UNREADABLE, READ_RETRY_AFTER_SECONDS } from "./storage-errors.ts";
 
 export function photoRoutes(storage: PhotoStorage, logger?: Logger) {
   return new Elysia({ name: "photos" }).get(
@@ -39,7 +40,7 @@ export function photoRoutes(storage: PhotoStorage, logger?: Logger) {
       );
       if (!streamed) return response;
       return started(response, (err) =>
-        logger?.warn("photo could not be read", { file: params.fileName, err: describe(err) }),
+        logger?.warn("photo could not be read", { file: params.fileName, err: errorSummary(err) }),
       );
     },
     { detail: { hide: true } },
@@ -163,11 +164,6 @@ export function parseRange(header: string, size: number): ByteRange | "unsatisfi
   if (start >= size) return "unsatisfiable";
   return { start, end };
 }
-
-const describe = (err: unknown) =>
-  err instanceof Error
-    ? `${(err as { code?: unknown }).code ?? err.name}: ${err.message}`
-    : String(err);
 
 /**
  * The response once its body's first bytes have been read: a bucket that answered the HEAD but

@@ -34,3 +34,9 @@ export function storageWriteError(err: unknown): unknown {
   if (UNWRITABLE.has(code)) return new StorageUnwritableError(message, { cause: err });
   return err;
 }
+
+/** An error in one line for logs and the removal table: its code (or name) and message, no stack. */
+export const errorSummary = (err: unknown) =>
+  err instanceof Error
+    ? `${(err as { code?: unknown }).code ?? err.name}: ${err.message}`
+    : String(err);
