@@ -9,8 +9,9 @@
  * says so, at most once per interval, and shared counting resumes once Redis answers.
  */
 import { createHash } from "node:crypto";
-import { connectRedis, withinTimeout } from "../cache/redis-client.ts";
+import { connectRedis } from "../cache/redis-client.ts";
 import type { Logger } from "../logger.ts";
+import { withinTimeout } from "../timeout.ts";
 import { type CounterStore, createMemoryCounterStore, type WindowCount } from "./rate-limit.ts";
 
 const ADD = `

@@ -12,8 +12,9 @@
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "../logger.ts";
+import { withinTimeout } from "../timeout.ts";
 import { type Cache, UNAVAILABLE } from "./cache.ts";
-import { connectRedis, withinTimeout } from "./redis-client.ts";
+import { connectRedis } from "./redis-client.ts";
 
 const READ = `
 local epoch = redis.call('GET', KEYS[1] .. 'epoch') or '0'

@@ -7,7 +7,7 @@ import { Code, ConnectError, createContextKey, type Interceptor } from "@connect
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type ErrorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { endCode, observed } from "./observed-stream.ts";
+import { endCode, whenCallEnds } from "./observed-stream.ts";
 
 /** The id of the current call: the caller's `x-request-id` when it is sane, a fresh UUID otherwise. */
 export const REQUEST_ID = createContextKey("", { description: "request id" });
@@ -123,15 +123,10 @@ export function logCalls(logger: Logger): Interceptor {
       });
     };
     try {
-      const res = await next(req);
+      const res = await whenCallEnds(next(req), log);
       res.header.set("x-request-id", requestId);
-      if (!res.stream) {
-        log(undefined);
-        return res;
-      }
-      return { ...res, message: observed(res.message, log) };
+      return res;
     } catch (err) {
-      log(err);
       if (err instanceof ConnectError) err.metadata.set("x-request-id", requestId);
       throw err;
     }

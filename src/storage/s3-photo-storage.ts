@@ -2,9 +2,11 @@
  * Photos in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2…) through Bun's built-in S3
  * client, so every replica serves every photo. Objects stay private: `serve` streams them.
  */
+
 import { S3Client } from "bun";
 import { RetryLaterError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { withinTimeout } from "../timeout.ts";
 import {
   newPhotoFileName,
   PHOTO_ROUTE_PREFIX,
@@ -54,17 +56,11 @@ const S3_RETRIES = 2;
  */
 export const S3_REQUEST_TIMEOUT_MS = 10_000;
 
-function withTimeout<T>(work: Promise<T>, what: string, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(Object.assign(new Error(`${what} took longer than ${ms} ms`), { code: "Timeout" })),
-      ms,
-    );
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
+/** `work`, or a `Timeout` error naming `what` once `ms` have passed. */
+const withTimeout = <T>(work: Promise<T>, what: string, ms: number) =>
+  withinTimeout(work, ms, () =>
+    Object.assign(new Error(`${what} took longer than ${ms} ms`), { code: "Timeout" }),
+  );
 
 /** Error codes that mean "no such object" (a HEAD's 404 has no body: Bun calls it NoSuchKey). */
 const MISSING = new Set(["NoSuchKey", "NotFound", "ENOENT"]);
