@@ -11,6 +11,8 @@ export interface Logger {
   warn(msg: string, fields?: Fields): void;
   error(msg: string, fields?: Fields): void;
   child(bindings: Fields): Logger;
+  /** Whether a line of `level` would be written: spares building the fields of one that is not. */
+  enabled(level: LogLevel): boolean;
 }
 
 const stderrSink: LogSink = (line) => {
@@ -38,8 +40,9 @@ export function createLogger(
   bindings: Fields = {},
 ): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
+  const enabled = (lvl: LogLevel) => LOG_LEVELS.indexOf(lvl) >= threshold;
   const write = (lvl: LogLevel, msg: string, fields?: Fields) => {
-    if (LOG_LEVELS.indexOf(lvl) < threshold) return;
+    if (!enabled(lvl)) return;
     const entry: Fields = { time: new Date().toISOString(), level: lvl, msg, ...bindings };
     if (correlation) Object.assign(entry, correlation());
     if (fields) {
@@ -55,6 +58,7 @@ export function createLogger(
     warn: (msg, fields) => write("warn", msg, fields),
     error: (msg, fields) => write("error", msg, fields),
     child: (more) => createLogger(level, sink, { ...bindings, ...more }),
+    enabled,
   };
 }
 

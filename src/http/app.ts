@@ -56,7 +56,6 @@ function maxBodyBytes(modules: readonly FeatureModule[]) {
 
 export function createApp(deps: AppDeps) {
   const app = new Elysia({ normalize: false })
-    .use(httpTracing(deps.tracing))
     .use(
       requestContext({
         logger: deps.logger.child({ module: "http" }),
@@ -66,6 +65,9 @@ export function createApp(deps: AppDeps) {
         observe: deps.metrics && httpObserver(deps.metrics),
       }),
     )
+    // After requestContext: Elysia nests a later plugin's wrap outside an earlier one's, and the
+    // span must be current when the request's end is logged.
+    .use(httpTracing(deps.tracing))
     .use(metricsRoutes(deps.metrics, deps.metricsToken))
     .use(docs(deps.modules.map((m) => m.docsTag)))
     .use(healthRoutes(deps.database, deps.relay));

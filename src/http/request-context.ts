@@ -34,7 +34,10 @@ import { VALUE_MESSAGE } from "./text-field.ts";
 interface RequestState {
   id: string;
   startedAt: number;
-  status?: number;
+  /** The matched route's template, once routed; none: no route matched. */
+  route?: string | undefined;
+  /** What the handler returned, for the size of the answer (metrics). */
+  value?: unknown;
 }
 
 const INCOMING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -77,16 +80,58 @@ export function requestContext({
     }
     return state;
   };
-  const logRequest = (request: Request, state: RequestState, status: number) =>
-    logger.info("request", {
-      request_id: state.id,
-      method: request.method,
-      path: pathOf(request.url),
-      status,
-      duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
-    });
+  const logsRequests = logger.enabled("info");
+  /** The request's end: its answer is made, or its handling failed (`response` undefined). */
+  const finished = (request: Request, response: Response | undefined) => {
+    inFlight.finished();
+    const state = stateOf(request);
+    const status = response?.status ?? 500;
+    if (logsRequests) {
+      logger.info("request", {
+        request_id: state.id,
+        method: request.method,
+        path: pathOf(request.url),
+        status,
+        duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
+      });
+    }
+    observe?.(request, state.route, status, state.startedAt, state.value ?? response);
+  };
+
+  /**
+   * Calls `finished` once the answer is made, whether the handler returned, threw or rejected.
+   * Wrapped around Elysia's whole fetch handler (routing, hooks, handler, errors), so every answer
+   * ends here, those made in onRequest included. Not onAfterResponse: Elysia schedules that with
+   * setImmediate and an async closure per request, about 4 of the 15 µs of CPU the app spent on a
+   * GET /pets (measured in process, the database's answers canned).
+   */
+  const endsEveryRequest =
+    (handle: (request: Request) => Response | Promise<Response>) => (request: Request) => {
+      let answer: Response | Promise<Response>;
+      try {
+        answer = handle(request);
+      } catch (err) {
+        finished(request, undefined);
+        throw err;
+      }
+      if (!(answer instanceof Promise)) {
+        finished(request, answer);
+        return answer;
+      }
+      return answer.then(
+        (response) => {
+          finished(request, response);
+          return response;
+        },
+        (err: unknown) => {
+          finished(request, undefined);
+          throw err;
+        },
+      );
+    };
 
   return new Elysia({ name: "request-context" })
+    .wrap(endsEveryRequest as never)
     .onRequest(({ request, set }) => {
       inFlight.started();
       const incoming = request.headers.get("x-request-id");
@@ -101,20 +146,25 @@ export function requestContext({
       if (cors) {
         Object.assign(set.headers, cors.headers(request.headers.get("origin")));
         if (cors.isAllowedPreflight(request)) {
-          // A preflight carries no credentials, so it is answered before the auth guards. An
-          // answer from onRequest skips onAfterResponse: this is the request's end.
+          // A preflight carries no credentials, so it is answered before the auth guards.
           Object.assign(set.headers, cors.preflightHeaders());
-          state.status = 204;
-          inFlight.finished();
-          logRequest(request, state, 204);
           return new Response(null, { status: 204 });
         }
       }
-      // Only noted here: checked now, a 413 would come before the auth guards' 401.
-      setBodyLimit(request, maxBodyBytes(pathOf(request.url)));
+      // Only noted here: checked now, a 413 would come before the auth guards' 401. GET and HEAD
+      // bodies are never read.
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        setBodyLimit(request, maxBodyBytes(pathOf(request.url)));
+      }
     })
-    .onError({ as: "global" }, ({ code, error, request }) => {
+    .onAfterHandle({ as: "global" }, ({ request, route, responseValue }) => {
       const state = stateOf(request);
+      state.route = route;
+      state.value = responseValue;
+    })
+    .onError({ as: "global" }, ({ code, error, request, route }) => {
+      const state = stateOf(request);
+      state.route = route;
       // Elysia wraps whatever a body parser throws in its ParseError: ours carry an AppError.
       const appError =
         error instanceof AppError
@@ -160,7 +210,6 @@ export function requestContext({
         });
         body = problem("internal", `Internal error; quote request id ${state.id}.`, state.id);
       }
-      state.status = body.status;
       const headers: Record<string, string> = { "x-request-id": state.id };
       if (appError instanceof UnauthorizedError && appError.credential) {
         headers["www-authenticate"] = challengeFor(appError.credential);
@@ -168,13 +217,6 @@ export function requestContext({
       if (appError instanceof RetryLaterError) retryAfterSeconds = appError.retryAfterSeconds;
       if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
       return problemResponse(body, headers);
-    })
-    .onAfterResponse({ as: "global" }, ({ request, set, route, responseValue }) => {
-      inFlight.finished();
-      const state = stateOf(request);
-      const status = state.status ?? (typeof set.status === "number" ? set.status : 200);
-      logRequest(request, state, status);
-      observe?.(request, route, status, state.startedAt, responseValue);
     });
 }
 

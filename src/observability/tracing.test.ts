@@ -54,8 +54,9 @@ describe("HTTP", () => {
     correlateLogs(() => tracing.logFields());
     const cache = traceCache(createMemoryCache(60), tracing);
     const app = new Elysia({ normalize: false })
-      .use(httpTracing(tracing))
+      // In createApp's order: the tracing's wrap outside the request context's.
       .use(requestContext({ logger, inFlight: new InFlight(), maxBodyBytes: () => 1024 }))
+      .use(httpTracing(tracing))
       .get("/books/:id", async ({ params }) => {
         await cache.read(`book:${params.id}`, "");
         logger.info("inside the handler");
@@ -83,7 +84,7 @@ describe("HTTP", () => {
 
     const ids = { trace_id: TRACE_ID, span_id: server.spanContext().spanId };
     expect(lines.find((l) => l.msg === "inside the handler")).toMatchObject(ids);
-    // The access log line is written after the answer went out, still inside the request's trace.
+    // The access log line is written once the answer is made, still inside the request's trace.
     expect(lines.find((l) => l.msg === "request")).toMatchObject(ids);
     correlateLogs(undefined);
   });

@@ -42,6 +42,10 @@ async function addPhoto(petId: string) {
   return fileName;
 }
 
+const photoUrl = (fileName: string) => `http://127.0.0.1:3000/photos/${fileName}`;
+const listPage = (page: { limit: number; offset: number; hasPhotos: boolean | undefined }) =>
+  repo.listPage(page, photoUrl);
+
 const pick = (pet: { id: string; name: string; age: number; type: string }) => ({
   id: pet.id,
   name: pet.name,
@@ -76,23 +80,23 @@ describe("pets repository", () => {
     const b = await insertPet(same);
     const older = await insertPet("2023-06-01T12:00:00Z");
     const newer = await insertPet("2025-02-03T04:05:06Z");
-    const page = (await repo.listPage({ limit: 10, offset: 0, hasPhotos: undefined })).pets;
+    const page = (await listPage({ limit: 10, offset: 0, hasPhotos: undefined })).pets;
     const tied = [a.id, b.id].sort().reverse();
     expect(page.map((p) => p.id)).toEqual([newer.id, ...tied, older.id]);
-    expect(page[0]?.createdAt).toBe("2025-02-03T04:05:06");
+    expect(page[0]?.created_at).toBe("2025-02-03T04:05:06");
   });
 
   test("limit and offset page through without overlap", async () => {
     for (let i = 0; i < 7; i++) await insertPet(`2024-01-0${i + 1}T00:00:00Z`);
-    const all = (await repo.listPage({ limit: 100, offset: 0, hasPhotos: undefined })).pets;
+    const all = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).pets;
     const pages = [];
     for (let offset = 0; offset < 7; offset += 3) {
-      pages.push(...(await repo.listPage({ limit: 3, offset, hasPhotos: undefined })).pets);
+      pages.push(...(await listPage({ limit: 3, offset, hasPhotos: undefined })).pets);
     }
     expect(pages.map((p) => p.id)).toEqual(all.map((p) => p.id));
-    const beyond = await repo.listPage({ limit: 3, offset: 50, hasPhotos: undefined });
+    const beyond = await listPage({ limit: 3, offset: 50, hasPhotos: undefined });
     expect(beyond).toEqual({ pets: [], total: undefined });
-    expect((await repo.listPage({ limit: 3, offset: 0, hasPhotos: undefined })).total).toBe(7);
+    expect((await listPage({ limit: 3, offset: 0, hasPhotos: undefined })).total).toBe(7);
   });
 
   test("filters by has_photos and aggregates photos oldest first", async () => {
@@ -100,14 +104,14 @@ describe("pets repository", () => {
     const without = await insertPet();
     const first = await addPhoto(withPhotos.id);
     const second = await addPhoto(withPhotos.id);
-    const only = (await repo.listPage({ limit: 10, offset: 0, hasPhotos: true })).pets;
+    const only = (await listPage({ limit: 10, offset: 0, hasPhotos: true })).pets;
     expect(only.map((p) => p.id)).toEqual([withPhotos.id]);
-    expect(only[0]?.photos.map((p) => p.fileName)).toEqual([first, second]);
-    const none = (await repo.listPage({ limit: 10, offset: 0, hasPhotos: false })).pets;
+    expect(only[0]?.photos.map((p) => p.url)).toEqual([first, second].map(photoUrl));
+    const none = (await listPage({ limit: 10, offset: 0, hasPhotos: false })).pets;
     expect(none.map((p) => p.id)).toEqual([without.id]);
     expect(none[0]?.photos).toEqual([]);
-    expect((await repo.listPage({ limit: 10, offset: 0, hasPhotos: true })).total).toBe(1);
-    expect((await repo.listPage({ limit: 10, offset: 0, hasPhotos: false })).total).toBe(1);
+    expect((await listPage({ limit: 10, offset: 0, hasPhotos: true })).total).toBe(1);
+    expect((await listPage({ limit: 10, offset: 0, hasPhotos: false })).total).toBe(1);
     await expectCountersExact();
   });
 
@@ -162,9 +166,9 @@ describe("pets repository", () => {
     const same = "2024-05-05T05:05:05.123456Z";
     for (let i = 0; i < 5; i++) await insertPet(same);
     for (let i = 0; i < 4; i++) await insertPet(`2024-0${i + 1}-01T00:00:00Z`);
-    const expected = (
-      await repo.listPage({ limit: 100, offset: 0, hasPhotos: undefined })
-    ).pets.map((p) => p.id);
+    const expected = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).pets.map(
+      (p) => p.id,
+    );
     const chunks: string[][] = [];
     for await (const chunk of repo.exportJson(undefined, 2)) chunks.push(chunk);
     expect(chunks.map((c) => c.length)).toEqual([2, 2, 2, 2, 1]);

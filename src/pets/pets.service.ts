@@ -119,9 +119,9 @@ export function createPetsService({
       offset: number;
       hasPhotos: HasPhotosFilter;
     }): Promise<PetList> {
-      const page = await repository.listPage(query);
+      const page = await repository.listPage(query, (fileName) => storage.url(fileName));
       const count = page.total ?? (await repository.count(query.hasPhotos));
-      return { count, items: page.pets.map(toPet) };
+      return { count, items: page.pets };
     },
 
     /**
