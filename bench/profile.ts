@@ -1,0 +1,104 @@
+/**
+ * Where `petbooks serve` spends its CPU on one request under load: the server runs from the
+ * sources under `bun --cpu-prof`, wrk loads one path, and the profile is summed up by part of the
+ * program (petbooks, Elysia, the driver, ...) and by function, with a flame graph.
+ *
+ *   bun bench/profile.ts --path '/pets?has_photos=true' --write-docs
+ *
+ * writes docs/profiles/<name>.md and .svg (the name from the path). Needs PostgreSQL (as
+ * bench/run.ts), wrk and taskset; creates and finally drops the database petbooks_bench_profile.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runBench } from "./lib/cleanup.ts";
+import { API_KEY, openWorkspace, progress } from "./lib/context.ts";
+import { flameGraphSvg, summarize, timedTree } from "./lib/cpu-profile.ts";
+import { seedBooks, seedPets } from "./lib/database.ts";
+import { loadAverage } from "./lib/machine.ts";
+import { freePorts, LOAD_CORE, ROOT } from "./lib/processes.ts";
+import { fmt, markdownTable } from "./lib/report.ts";
+import { bearerToken, startServe } from "./lib/servers.ts";
+import { loadServer } from "./lib/wrk.ts";
+
+const OPTIONS = {
+  path: { text: "/pets", help: "the path loaded (GET), e.g. /books?limit=20" },
+  seconds: { int: 10, help: "seconds of load while profiling, after 2 s of warm-up" },
+  connections: { int: 64, help: "wrk connections" },
+  rows: { int: 100_000, help: "pets and books seeded" },
+  writeDocs: { flag: true, help: "write docs/profiles/<name>.md and .svg" },
+  save: { help: "also copy the raw .cpuprofile to this file" },
+} as const;
+
+const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
+
+await runBench({
+  script: "bench/profile.ts",
+  options: OPTIONS,
+  run: async (o, cleanup) => {
+    const ws = await openWorkspace(cleanup, {
+      name: "profile",
+      database: "petbooks_bench_profile",
+    });
+    progress(`seeding ${o.rows} pets and books`);
+    await seedPets(ws.sql, o.rows);
+    await seedBooks(ws.sql, o.rows);
+    const env = { DATABASE_URL: ws.databaseUrl, DATA_DIR: join(ws.dir, "data") };
+    const headers: Record<string, string> = o.path.startsWith("/books")
+      ? { authorization: await bearerToken(ws) }
+      : { "x-api-key": API_KEY };
+    const profileDir = join(ws.dir, "profile");
+    const [port] = (await freePorts(1)) as [number];
+    const cmd = [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`];
+    const server = await startServe(ws, "petbooks serve (profiled)", port, env, [
+      ...cmd,
+      join(ROOT, "src/main.ts"),
+      "serve",
+    ]);
+    const loadAtStart = loadAverage();
+    progress(`profiling GET ${o.path} for ${o.seconds} s`);
+    const load = await loadServer(server, o.path, {
+      connections: o.connections,
+      core: LOAD_CORE,
+      headers,
+      seconds: o.seconds,
+      warmup: 2,
+    });
+    await server.stop(30_000);
+    const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
+    if (!file) throw new Error(`no profile was written to ${profileDir}`);
+    const raw = readFileSync(join(profileDir, file), "utf8");
+    if (o.save) writeFileSync(o.save, raw);
+    const tree = timedTree(JSON.parse(raw));
+    const summary = summarize(tree);
+    const name = `get-${o.path.replaceAll(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "")}`;
+    const title =
+      `GET ${o.path}: ${fmt.int(load.rps)} req/s, ${fmt.int(load.cpuUs)} µs CPU per request ` +
+      `(wrk -c${o.connections}, ${o.seconds} s, load average ${loadAtStart} at start)`;
+    const markdown = [
+      `# Profile of ${title.replace(/^GET [^:]+: /, `GET \`${o.path}\`: `)}`,
+      "",
+      `\`bun bench/profile.ts --path '${o.path}' --write-docs\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. ` +
+        "Shares of the server's busy samples (idle left out; the profile covers start-up and " +
+        `warm-up too). Flame graph: [${name}.svg](${name}.svg).`,
+      "",
+      markdownTable(
+        ["part of the program", "share"],
+        summary.parts.map((p) => [p.part, percent(p.share)]),
+      ),
+      "",
+      markdownTable(
+        ["function (own time)", "part", "share"],
+        summary.functions.map((f) => [`\`${f.label}\``, f.part, percent(f.share)]),
+      ),
+      "",
+    ].join("\n");
+    console.log(markdown);
+    if (o.writeDocs) {
+      const dir = join(ROOT, "docs", "profiles");
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `${name}.md`), markdown);
+      writeFileSync(join(dir, `${name}.svg`), flameGraphSvg(tree, title));
+      progress(`docs/profiles/${name}.md and .svg written`);
+    }
+  },
+});
