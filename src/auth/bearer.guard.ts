@@ -14,7 +14,9 @@ export function bearerGuard(auth: AuthService, prefixes: string[]) {
   const remember = async (request: Request) => {
     users.set(request, await auth.authenticate(request.headers.get("authorization")));
   };
-  // Not an async function: a request the guard does not cover (every /pets one) makes no promise.
+  // Not an async function: a request the guard does not cover (every /pets one) makes no promise
+  // of its own. Elysia still awaits the hook (its source reads as async to Elysia's isAsync, as it
+  // must: a covered request's promise has to be awaited), so a request pays one await for it.
   return new Elysia({ name: "bearer-guard", seed: prefixes }).onRequest(({ request }) =>
     covers(pathOf(request.url)) ? remember(request) : undefined,
   );

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import { apiKeyGuard } from "../auth/api-key.guard.ts";
 import { NotFoundError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
@@ -20,8 +20,16 @@ const photoDir = makeTempDir("petbooks-request-context-");
 const errnoError = (code: string) =>
   Object.assign(new Error(`${code}: simulated`), { code, errno: -28, syscall: "write" });
 
+interface Observed {
+  path: string;
+  route: string | undefined;
+  status: number;
+  value: unknown;
+}
+
 function app(options: { cors?: string[] } = {}) {
   const logLines: string[] = [];
+  const observed: Observed[] = [];
   const inFlight = new InFlight();
   const full = createLocalPhotoStorage(photoDir, "http://x", {
     // Writes some of the file, then fails as a full disk does.
@@ -37,9 +45,14 @@ function app(options: { cors?: string[] } = {}) {
         maxBodyBytes: () => 1024,
         inFlight,
         cors: createCors(options.cors ?? []),
+        observe: (request, route, status, _startedAt, value) =>
+          observed.push({ path: new URL(request.url).pathname, route, status, value }),
       }),
     )
     .get("/ok", () => ({ ok: true }))
+    .get("/items/:id", () => "an item")
+    // A handler whose answer breaks its own response schema (the types would not let it).
+    .get("/bad-shape", () => "not a number" as unknown as number, { response: t.Number() })
     .get("/missing", () => {
       throw new NotFoundError("No such thing.");
     })
@@ -73,6 +86,7 @@ function app(options: { cors?: string[] } = {}) {
   return {
     inFlight,
     logLines,
+    observed,
     handle: (path: string, init?: RequestInit) =>
       instance.handle(new Request(`http://localhost${path}`, init)),
   };
@@ -163,6 +177,30 @@ describe("API key guard", () => {
   });
 });
 
+describe("the end of every request", () => {
+  test("is observed once, with the route's template, the status and the handler's own value", async () => {
+    const a = app();
+    await a.handle("/items/42");
+    await a.handle("/missing");
+    await a.handle("/no/such/path");
+    await a.handle("/pets");
+    await a.handle("/bad-shape");
+    const seen = a.observed.map(({ path, route, status }) => ({ path, route, status }));
+    expect(seen).toEqual([
+      { path: "/items/42", route: "/items/:id", status: 200 },
+      { path: "/missing", route: "/missing", status: 404 },
+      { path: "/no/such/path", route: undefined, status: 404 },
+      { path: "/pets", route: undefined, status: 401 },
+      { path: "/bad-shape", route: "/bad-shape", status: 422 },
+    ]);
+    expect(a.observed[0]?.value).toBe("an item");
+    // The answer that went out was a problem document, not what the handler returned.
+    expect(a.observed[4]?.value).toBeInstanceOf(Response);
+    expect(a.inFlight.count).toBe(0);
+    expect(a.logLines.filter((l) => l.includes('"msg":"request"'))).toHaveLength(5);
+  });
+});
+
 const preflight = (origin: string, method = "GET") => ({
   method: "OPTIONS",
   headers: {
@@ -195,9 +233,11 @@ describe("CORS", () => {
     expect(res.headers.get("access-control-allow-credentials")).toBeNull();
     expect(res.headers.get("vary")).toBe("Origin");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
-    // Its end is here, not in onAfterResponse: nothing is left counted as in flight.
+    // Answered in onRequest, it still ends once: nothing is left counted as in flight.
     expect(a.inFlight.count).toBe(0);
     expect(a.logLines.find((l) => l.includes('"status":204'))).toContain('"method":"OPTIONS"');
+    // Answered before routing: no route to label it with in the metrics.
+    expect(a.observed).toEqual([]);
   });
 
   test("real answers to a listed origin expose what a browser app needs, errors too", async () => {

@@ -38,6 +38,8 @@ interface RequestState {
   route?: string | undefined;
   /** What the handler returned, for the size of the answer (metrics). */
   value?: unknown;
+  /** A CORS preflight, answered before routing: no route to label it with, so not measured. */
+  preflight?: boolean;
 }
 
 const INCOMING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -81,21 +83,30 @@ export function requestContext({
     return state;
   };
   const logsRequests = logger.enabled("info");
-  /** The request's end: its answer is made, or its handling failed (`response` undefined). */
+  /**
+   * The request's end: its answer is made, or its handling failed (`response` undefined). The
+   * answer goes out whatever the log and the metrics do.
+   */
   const finished = (request: Request, response: Response | undefined) => {
     inFlight.finished();
     const state = stateOf(request);
     const status = response?.status ?? 500;
-    if (logsRequests) {
-      logger.info("request", {
-        request_id: state.id,
-        method: request.method,
-        path: pathOf(request.url),
-        status,
-        duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
-      });
+    try {
+      if (logsRequests) {
+        logger.info("request", {
+          request_id: state.id,
+          method: request.method,
+          path: pathOf(request.url),
+          status,
+          duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
+        });
+      }
+      if (!state.preflight) {
+        observe?.(request, state.route, status, state.startedAt, state.value ?? response);
+      }
+    } catch {
+      // Nothing to tell: the log itself is what failed, or the metrics, which cannot log.
     }
-    observe?.(request, state.route, status, state.startedAt, state.value ?? response);
   };
 
   /**
@@ -148,6 +159,7 @@ export function requestContext({
         if (cors.isAllowedPreflight(request)) {
           // A preflight carries no credentials, so it is answered before the auth guards.
           Object.assign(set.headers, cors.preflightHeaders());
+          state.preflight = true;
           return new Response(null, { status: 204 });
         }
       }
@@ -165,6 +177,8 @@ export function requestContext({
     .onError({ as: "global" }, ({ code, error, request, route }) => {
       const state = stateOf(request);
       state.route = route;
+      // The answer is now a problem document, not what a handler may have returned.
+      state.value = undefined;
       // Elysia wraps whatever a body parser throws in its ParseError: ours carry an AppError.
       const appError =
         error instanceof AppError

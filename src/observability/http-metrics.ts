@@ -1,6 +1,6 @@
 /**
  * HTTP metrics: what `serve` records per request (request-context.ts calls the observer once the
- * answer is sent, so a request costs one histogram observation and nothing on its way in), and
+ * answer is made, so a request costs one histogram observation and nothing on its way in), and
  * the `/metrics` route, off the API's auth, behind METRICS_TOKEN when one is set.
  */
 import { Elysia } from "elysia";

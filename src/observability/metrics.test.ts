@@ -54,14 +54,10 @@ function testApp(metrics: Metrics, token?: string) {
 }
 
 /** Elysia runs after-response hooks in a setImmediate: the next turns see what they recorded. */
-const afterResponseHooks = async () => {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-};
 
 async function call(app: ReturnType<typeof testApp>, path: string, init?: RequestInit) {
   const res = await app.handle(new Request(`http://localhost${path}`, init));
   const body = await res.text();
-  await afterResponseHooks();
   return { status: res.status, headers: res.headers, body };
 }
 

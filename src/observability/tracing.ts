@@ -173,7 +173,7 @@ export function createTracing(options: TracingOptions): Tracing {
       return carrier.traceparent;
     },
     logFields() {
-      // Also after the span ended: the access log line is written once the answer is sent.
+      // The access log line is written once the answer is made, inside the request's span.
       const ids = trace.getSpan(context.active())?.spanContext();
       if (!ids || !isSpanContextValid(ids)) return undefined;
       return { trace_id: ids.traceId, span_id: ids.spanId };
