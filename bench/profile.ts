@@ -79,7 +79,11 @@ await runBench({
       "",
       `\`bun bench/profile.ts --path '${o.path}' --write-docs\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. ` +
         "Shares of the server's busy samples (idle left out; the profile covers start-up and " +
-        `warm-up too). Flame graph: [${name}.svg](${name}.svg).`,
+        "warm-up too). Time in Bun's own functions (JSON, sockets) is charged to the part of the " +
+        "program that called them. A sampling profiler sees native time only roughly: a socket " +
+        "write shows as much more than the few µs its system call costs, so the parts are a guide " +
+        "to where to look; what a change buys is measured by bench/run.ts. Flame graph: " +
+        `[${name}.svg](${name}.svg).`,
       "",
       markdownTable(
         ["part of the program", "share"],

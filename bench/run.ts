@@ -47,6 +47,11 @@ interleaved rounds on the same machine at the same time. Ratios are the median o
 with their min-max; a target counts as met only when the median meets it. The machine is shared
 (other jobs ran meanwhile), which is why the load average is recorded next to every run.
 
+Where the server's CPU goes on a request: [profiles/](profiles/), written by
+\`bun bench/profile.ts --path <path> --write-docs\` (\`bun --cpu-prof\` under wrk, summed by part
+of the program and by function, with a flame graph): [GET /pets](profiles/get-pets.md),
+[GET /books](profiles/get-books.md).
+
 `;
 
 async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number> {

@@ -4,7 +4,8 @@
  * the repository, the books statements captured from theirs) and answering the same bytes. What
  * it leaves out is what petbooks adds around them: framework, schema validation, Drizzle, request
  * ids, logging, metrics. It checks the same credentials the same way (X-API-KEY in constant time,
- * bearer tokens as in ./auth.ts).
+ * bearer tokens as in ./auth.ts), and its answers carry the same headers (the security headers
+ * and a fresh x-request-id), so that the bytes out are the same.
  *
  * Env: DATABASE_URL, DATABASE_POOL_SIZE (10), API_KEY, JWT_SECRET, JWT_TTL (3600), PUBLIC_URL, PORT.
  */
@@ -15,6 +16,7 @@ import {
   createBooksRepository,
   createPetsRepository,
   listPageQuery,
+  SECURITY_HEADERS,
 } from "../lib/petbooks.ts";
 import { bearerAuth, connectPool, env } from "./auth.ts";
 
@@ -30,7 +32,11 @@ const authenticated = bearerAuth(sql, recorder, env("JWT_SECRET"), Number(env("J
 type HasPhotos = boolean | undefined;
 const json = (body: unknown) =>
   new Response(JSON.stringify(body), {
-    headers: { "content-type": "application/json;charset=utf-8" },
+    headers: {
+      ...SECURITY_HEADERS,
+      "content-type": "application/json;charset=utf-8",
+      "x-request-id": crypto.randomUUID(),
+    },
   });
 const status = (code: number) => new Response(null, { status: code });
 

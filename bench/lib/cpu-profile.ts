@@ -94,10 +94,11 @@ export function summarize(tree: TimedNode, top = 25) {
     if (n.selfUs > 0 && own !== "idle") {
       busyUs += n.selfUs;
       parts.set(part, (parts.get(part) ?? 0) + n.selfUs);
-      const label = frameLabel(n.frame);
-      const entry = functions.get(label) ?? { part, us: 0 };
+      // By function and part: Bun's "(anonymous)" runs under many callers.
+      const key = `${frameLabel(n.frame)}\u0000${part}`;
+      const entry = functions.get(key) ?? { part, us: 0 };
       entry.us += n.selfUs;
-      functions.set(label, entry);
+      functions.set(key, entry);
     }
     for (const child of n.children) visit(child, part);
   };
@@ -107,7 +108,11 @@ export function summarize(tree: TimedNode, top = 25) {
     busyUs,
     parts: [...parts].map(([part, us]) => ({ part, share: share(us) })).sort(bySize),
     functions: [...functions]
-      .map(([label, { part, us }]) => ({ label, part, share: share(us) }))
+      .map(([key, { part, us }]) => ({
+        label: key.split("\u0000")[0] ?? key,
+        part,
+        share: share(us),
+      }))
       .sort(bySize)
       .slice(0, top),
   };
@@ -172,7 +177,8 @@ export function flameGraphSvg(tree: TimedNode, title: string, minShare = 0.002):
     .replaceAll(/\{y(\d+)\}/g, (_, d) => String(height - 4 - (Number(d) + 1) * rowHeight))
     .replaceAll(/\{t(\d+)\}/g, (_, d) => String(height - 4 - Number(d) * rowHeight - 4));
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="monospace">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="monospace" role="img">`,
+    `<title>Flame graph: ${escapeXml(title)}</title>`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="4" y="16" font-size="13">${escapeXml(title)}</text>`,
     body,

@@ -150,3 +150,46 @@ export async function bearerToken(ws: Workspace): Promise<string> {
     await serve.stop();
   }
 }
+
+/** Headers whose values differ from one answer to the next. */
+const PER_ANSWER_HEADERS = new Set(["date", "x-request-id"]);
+
+/** The answer's headers as one comparable text: names, and values where they are fixed. */
+function headerText(res: Response): string {
+  return [...res.headers]
+    .map(([name, value]) => (PER_ANSWER_HEADERS.has(name) ? name : `${name}: ${value}`))
+    .sort()
+    .join("\n");
+}
+
+/**
+ * GET `path` from petbooks and its ceiling: both must answer 2xx with the same body, byte for
+ * byte, and the same headers (same values but for the date and the request id). The body.
+ */
+export async function sameAnswer(
+  petbooks: RunningServer,
+  ceiling: RunningServer,
+  path: string,
+  headers: Record<string, string>,
+): Promise<string> {
+  const [mine, theirs] = await Promise.all(
+    [petbooks, ceiling].map(async (server) => {
+      const res = await ok(
+        fetch(`${server.baseUrl}${path}`, { headers }),
+        `${server.name} ${path}`,
+      );
+      return { body: await res.text(), headers: headerText(res) };
+    }),
+  );
+  if (mine?.body !== theirs?.body) {
+    throw new Error(
+      `petbooks and the ceiling answer ${path} differently:\n${mine?.body}\n${theirs?.body}`,
+    );
+  }
+  if (mine?.headers !== theirs?.headers) {
+    throw new Error(
+      `petbooks and the ceiling answer ${path} with other headers:\n${mine?.headers}\n---\n${theirs?.headers}`,
+    );
+  }
+  return mine?.body ?? "";
+}

@@ -2,7 +2,7 @@ import { type Context, progress } from "../lib/context.ts";
 import { freePorts, LOAD_CORE } from "../lib/processes.ts";
 import { fmt, loadColumns, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, ratioOf } from "../lib/rounds.ts";
-import { obtainToken, ok, startServeAndCeiling } from "../lib/servers.ts";
+import { obtainToken, sameAnswer, startServeAndCeiling } from "../lib/servers.ts";
 import { formatRatio } from "../lib/stats.ts";
 import { loadServer } from "../lib/wrk.ts";
 
@@ -16,15 +16,9 @@ export async function booksScenario(ctx: Context) {
   const env = { DATABASE_URL: ctx.databaseUrl, PUBLIC_URL: "http://127.0.0.1" };
   const servers = await startServeAndCeiling(ctx, env, [petbooksPort, ceilingPort]);
   const headers = { authorization: `Bearer ${await obtainToken(servers.petbooks)}` };
-  const answers = await Promise.all(
-    Object.values(servers).map(async (s) =>
-      (await ok(fetch(`${s.baseUrl}${PATH}`, { headers }), `${s.name} GET ${PATH}`)).text(),
-    ),
-  );
-  if (answers[0] !== answers[1] || !answers[0]?.startsWith('{"count":100000')) {
-    throw new Error(`petbooks and the ceiling answer GET ${PATH} differently`);
-  }
-  progress(`GET ${PATH}: same bytes from both; ${options.rounds} rounds`);
+  const body = await sameAnswer(servers.petbooks, servers.ceiling, PATH, headers);
+  if (!body.startsWith('{"count":100000')) throw new Error(`not the first page of books: ${body}`);
+  progress(`GET ${PATH}: same bytes and headers from both; ${options.rounds} rounds`);
 
   const runs = await interleaved(["petbooks", "ceiling"] as const, options.rounds, (name) =>
     loadServer(servers[name], PATH, {
