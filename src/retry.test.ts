@@ -137,6 +137,13 @@ describe("retry", () => {
     expect(new Set(delays).size).toBeGreaterThan(1);
   });
 
+  test("jitter=false keeps the exponential delays exact", async () => {
+    const { sleep, delays } = recordingSleep();
+    const options = { times: 4, delayMs: 500, exponential: true, jitter: false, sleep };
+    await expect(retry(failing(10).op, options)).rejects.toThrow(TransientError);
+    expect(delays).toEqual([500, 1000, 2000]);
+  });
+
   test("waits between attempts without blocking the event loop", async () => {
     const f = failing(2);
     let ticks = 0;
@@ -173,6 +180,24 @@ describe("retry", () => {
       retry(failing(9, () => new NotFoundError("gone")).op, { times: 3, delayMs: 1, logger }),
     ).rejects.toThrow(NotFoundError);
     expect(lines).toEqual([]);
+  });
+
+  test("onRetry gets each retried attempt's error and number, before its wait", async () => {
+    const seen: unknown[] = [];
+    const { sleep, delays } = recordingSleep();
+    const onRetry = (err: unknown, attempt: number) =>
+      seen.push([(err as Error).message, attempt, delays.length]);
+    const errors = ["first", "second", "third"].map((m) => new TransientError(m));
+    const f = failing(3, () => errors.shift());
+    await expect(retry(f.op, { times: 3, delayMs: 1, onRetry, sleep })).rejects.toThrow("third");
+    expect(seen).toEqual([
+      ["first", 1, 0],
+      ["second", 2, 1],
+    ]);
+    await expect(
+      retry(failing(9, () => new NotFoundError("gone")).op, { times: 3, onRetry, sleep }),
+    ).rejects.toThrow(NotFoundError);
+    expect(seen).toHaveLength(2);
   });
 
   test.each<[string, RetryOptions]>([

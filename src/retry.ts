@@ -16,6 +16,8 @@ export interface RetryOptions {
   delayMs?: number;
   /** Multiply the delay by 2 after each failure and add up to 20% jitter. */
   exponential?: boolean;
+  /** `false`: exponential delays without the jitter, exactly `delayMs` doubled. Default true. */
+  jitter?: boolean;
   /** Only these errors are retried; anything else is re-thrown at once. Default: any `Error`. */
   exceptions?: readonly ErrorClass[];
   /** A further filter: errors it rejects are re-thrown at once, e.g. {@link isTransient}. */
@@ -23,6 +25,11 @@ export interface RetryOptions {
   /** What is being attempted, for the log lines. */
   name?: string;
   logger?: Logger;
+  /**
+   * Called before each wait with the error and the number of the attempt that failed, for a
+   * caller that logs its retries its own way (then without `logger`, or each is logged twice).
+   */
+  onRetry?: (err: unknown, attempt: number) => void;
   /** How to wait between attempts; tests inject one to see the delays. Default `Bun.sleep`. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -97,6 +104,7 @@ export async function retry<T>(
     times = 3,
     delayMs = 1000,
     exponential = false,
+    jitter = true,
     exceptions = [Error],
     retryOn,
     sleep = Bun.sleep,
@@ -107,7 +115,7 @@ export async function retry<T>(
       return await operation();
     } catch (err) {
       if (attempt >= times || !isRetriable(err, exceptions, retryOn)) throw err;
-      const wait = exponential ? delay * (1 + Math.random() * JITTER) : delay;
+      const wait = exponential && jitter ? delay * (1 + Math.random() * JITTER) : delay;
       options.logger?.warn("attempt failed, retrying", {
         operation: options.name,
         attempt,
@@ -116,6 +124,7 @@ export async function retry<T>(
         // Name and message only: stacks and driver-specific fields can carry connection details.
         err: { name: (err as Error).name, message: (err as Error).message },
       });
+      options.onRetry?.(err, attempt);
       await sleep(wait);
       if (exponential) delay *= 2;
     }

@@ -2,8 +2,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { S3Client } from "bun";
 import { silentLogger } from "../logger.ts";
+import { capturingLogger } from "../testing/logger.ts";
 import { startTestS3Server, type TestS3Server } from "../testing/s3.ts";
+import { recordingSleep } from "../testing/sleep.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import {
   createLocalPhotoStorage,
@@ -347,15 +350,17 @@ describe("S3 storage that cannot be reached", () => {
   });
 
   test("startup: a bucket out of reach fails with one line naming no secret", async () => {
+    const { sleep, delays } = recordingSleep();
     const storage = createS3PhotoStorage(
       createS3Client({ ...s3.config, endpoint: "http://127.0.0.1:9" }),
       "http://x",
       silentLogger,
-      { startupAttempts: 2 },
+      { startupAttempts: 2, sleep },
     );
     const err = (await storage.ready().catch((e) => e)) as Error;
     expect(err.message).toStartWith("photo storage (S3_BUCKET) cannot be used: S3 ");
     expect(err.message).not.toContain(s3.config.secretAccessKey);
+    expect(delays).toEqual([500]);
   });
 
   test("startup: wrong keys or no such bucket fail at once, without retrying", async () => {
@@ -367,6 +372,7 @@ describe("S3 storage that cannot be reached", () => {
     ]) {
       const storage = createS3PhotoStorage(createS3Client(config), "http://x", counting, {
         startupAttempts: 5,
+        sleep: recordingSleep().sleep,
       });
       const err = (await storage.ready().catch((e) => e)) as Error;
       expect(err.message).toMatch(
@@ -407,5 +413,72 @@ describe("S3 storage that cannot be reached", () => {
         .remove("AAAAAAAAAAAAAAAAAAAAAA.png")
         .catch((e) => e),
     ).toBeInstanceOf(Error);
+  });
+});
+
+describe("S3 storage startup check", () => {
+  const s3Error = (code: string) =>
+    Object.assign(new Error("an unexpected error has occurred"), { name: "S3Error", code });
+
+  /** Starts the check with a client whose listing throws `errors`, one per call, then succeeds. */
+  function check(errors: Error[], attempts = 5) {
+    let calls = 0;
+    const client = {
+      async list() {
+        calls++;
+        const err = errors.shift();
+        if (err) throw err;
+        return { contents: [] };
+      },
+    } as unknown as S3Client;
+    const { sleep, delays } = recordingSleep();
+    const { logger, lines } = capturingLogger();
+    const ready = createS3PhotoStorage(client, "http://x", logger, {
+      startupAttempts: attempts,
+      sleep,
+    }).ready();
+    return { ready, calls: () => calls, delays, lines };
+  }
+
+  test.each([
+    "AccessDenied",
+    "NoSuchBucket",
+    "SignatureDoesNotMatch",
+    "ERR_S3_MISSING_CREDENTIALS",
+  ])("%s fails after one attempt, without a wait or a warning", async (code) => {
+    const run = check([s3Error(code), s3Error(code)]);
+    await expect(run.ready).rejects.toThrow(
+      `photo storage (S3_BUCKET) cannot be used: S3 ${code}: an unexpected error has occurred`,
+    );
+    expect(run.calls()).toBe(1);
+    expect(run.delays).toEqual([]);
+    expect(run.lines).toEqual([]);
+  });
+
+  test("a bucket out of reach is tried again after 0.5 s, then 1 s, until it answers", async () => {
+    const run = check([s3Error("ConnectionRefused"), s3Error("ConnectionRefused")]);
+    await run.ready;
+    expect(run.calls()).toBe(3);
+    expect(run.delays).toEqual([500, 1000]);
+    expect(run.lines).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        msg: "photo storage not reachable yet; retrying",
+        attempt: 1,
+        err: "S3 ConnectionRefused: an unexpected error has occurred",
+      }),
+      expect.objectContaining({ msg: "photo storage not reachable yet; retrying", attempt: 2 }),
+    ]);
+  });
+
+  test("gives up after `attempts`, with the last error, warning once per retry", async () => {
+    const errors = ["ConnectionRefused", "ConnectionClosed", "ConnectionRefused", "Timeout"];
+    const run = check(errors.map(s3Error), 4);
+    await expect(run.ready).rejects.toThrow(
+      "photo storage (S3_BUCKET) cannot be used: S3 Timeout: an unexpected error has occurred",
+    );
+    expect(run.calls()).toBe(4);
+    expect(run.delays).toEqual([500, 1000, 2000]);
+    expect(run.lines.map((line) => line.attempt)).toEqual([1, 2, 3]);
   });
 });

@@ -6,6 +6,7 @@
 import { S3Client } from "bun";
 import { RetryLaterError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { retry } from "../retry.ts";
 import { withinTimeout } from "../timeout.ts";
 import {
   newPhotoFileName,
@@ -87,7 +88,13 @@ export function createS3PhotoStorage(
   client: S3Client,
   publicUrl: string,
   logger: Logger,
-  options: { uploadsAtOnce?: number; startupAttempts?: number; requestTimeoutMs?: number } = {},
+  options: {
+    uploadsAtOnce?: number;
+    startupAttempts?: number;
+    requestTimeoutMs?: number;
+    /** How to wait between startup attempts; tests inject one to see the delays. */
+    sleep?: (ms: number) => Promise<void>;
+  } = {},
 ): PhotoStorage {
   let base = publicUrl;
   const key = (fileName: string) => `${S3_KEY_PREFIX}${fileName}`;
@@ -124,7 +131,7 @@ export function createS3PhotoStorage(
   return {
     kind: "s3",
     async ready() {
-      await checkBucket(client, logger, options.startupAttempts ?? STARTUP_ATTEMPTS);
+      await checkBucket(client, logger, options.startupAttempts ?? STARTUP_ATTEMPTS, options.sleep);
     },
     newFileName: newPhotoFileName,
     async save(fileName, body: PhotoBody) {
@@ -202,19 +209,29 @@ const STARTUP_ATTEMPTS = 5;
  * to work, and reads no photo. Retries
  * with backoff (0.5 s, 1 s, 2 s…) while the bucket is out of reach; a permanent refusal fails at once.
  */
-async function checkBucket(client: S3Client, logger: Logger, attempts: number): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await client.list({ prefix: `${S3_KEY_PREFIX}.petbooks-ready-check`, maxKeys: 1 });
-      return;
-    } catch (err) {
-      const code = String(errorCode(err) ?? "");
-      if (PERMANENT.has(code) || attempt >= attempts) {
-        throw new Error(`photo storage (S3_BUCKET) cannot be used: ${describe(err)}`);
-      }
-      logger.warn("photo storage not reachable yet; retrying", { attempt, err: describe(err) });
-      await Bun.sleep(500 * 2 ** (attempt - 1));
-    }
+async function checkBucket(
+  client: S3Client,
+  logger: Logger,
+  attempts: number,
+  sleep?: (ms: number) => Promise<void>,
+): Promise<void> {
+  try {
+    await retry(
+      () => client.list({ prefix: `${S3_KEY_PREFIX}.petbooks-ready-check`, maxKeys: 1 }),
+      {
+        times: attempts,
+        delayMs: 500,
+        exponential: true,
+        jitter: false,
+        retryOn: (err) => !PERMANENT.has(String(errorCode(err) ?? "")),
+        // Not retry's own line: Bun's S3 errors say what failed in their code, not their message.
+        onRetry: (err, attempt) =>
+          logger.warn("photo storage not reachable yet; retrying", { attempt, err: describe(err) }),
+        sleep,
+      },
+    );
+  } catch (err) {
+    throw new Error(`photo storage (S3_BUCKET) cannot be used: ${describe(err)}`);
   }
 }
 
