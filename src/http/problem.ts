@@ -5,10 +5,10 @@ import { AppError, type ErrorCode, type FieldError } from "../errors.ts";
 import { mediaType, responseHeader } from "./openapi-tidy.ts";
 
 /**
- * The `code` of a problem document: an AppError's, or one only HTTP has (a full disk is 507 here;
- * no other transport stores files).
+ * The `code` of a problem document: an AppError's, or one only HTTP has, as no other transport
+ * stores or serves files: a full disk (507), a byte range outside a photo (416).
  */
-export type ProblemCode = ErrorCode | "insufficient_storage";
+export type ProblemCode = ErrorCode | "insufficient_storage" | "range_not_satisfiable";
 
 const STATUS_BY_CODE: Record<ProblemCode, number> = {
   bad_request: 400,
@@ -18,6 +18,7 @@ const STATUS_BY_CODE: Record<ProblemCode, number> = {
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  range_not_satisfiable: 416,
   too_many_requests: 429,
   unavailable: 503,
   insufficient_storage: 507,
@@ -32,6 +33,7 @@ const TITLES: Record<number, string> = {
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
   422: "Unprocessable Content",
   429: "Too Many Requests",
   500: "Internal Server Error",

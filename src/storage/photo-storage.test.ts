@@ -267,7 +267,11 @@ describe.each(BACKENDS)("photo storage: %s", (_, make) => {
     expect(outside.status).toBe(416);
     expect(outside.headers.get("content-range")).toBe("bytes */2000");
     expect(outside.headers.get("content-type")).toBe("application/problem+json");
-    expect(await outside.json()).toMatchObject({ status: 416, request_id: "req-1" });
+    expect(await outside.text()).toBe(
+      '{"type":"about:blank","title":"Range Not Satisfiable","status":416,' +
+        '"detail":"The photo has 2000 bytes: the range asked for is outside them.",' +
+        '"code":"range_not_satisfiable","request_id":"req-1"}',
+    );
 
     // HEAD: the same headers, and no body opened at all.
     const opened: unknown[] = [];

@@ -7,6 +7,7 @@
 
 import { Elysia } from "elysia";
 import { NotFoundError, RetryLaterError } from "../errors.ts";
+import { problem, problemResponse } from "../http/problem.ts";
 import type { Logger } from "../logger.ts";
 import type { ByteRange, PhotoStorage, StoredPhoto } from "./photo-storage.ts";
 import { errorSummary, PHOTOS_UNREADABLE, READ_RETRY_AFTER_SECONDS } from "./storage-errors.ts";
@@ -72,32 +73,19 @@ export function photoResponse(
     "x-content-type-options": "nosniff",
   };
   if (notModified(photo, request)) return new Response(null, { status: 304, headers });
-  headers["content-type"] = photo.contentType;
   const wanted = request.get("range");
   const range =
     wanted && rangeApplies(photo, request.get("if-range"))
       ? parseRange(wanted, photo.size)
       : undefined;
   if (range === "unsatisfiable") {
-    return new Response(
-      JSON.stringify({
-        type: "about:blank",
-        title: "Range Not Satisfiable",
-        status: 416,
-        detail: `The photo has ${photo.size} bytes: the range asked for is outside them.`,
-        code: "range_not_satisfiable",
-        request_id: requestId,
-      }),
-      {
-        status: 416,
-        headers: {
-          ...headers,
-          "content-type": "application/problem+json",
-          "content-range": `bytes */${photo.size}`,
-        },
-      },
-    );
+    const detail = `The photo has ${photo.size} bytes: the range asked for is outside them.`;
+    return problemResponse(problem("range_not_satisfiable", detail, requestId), {
+      ...headers,
+      "content-range": `bytes */${photo.size}`,
+    });
   }
+  headers["content-type"] = photo.contentType;
   if (range) {
     headers["content-range"] = `bytes ${range.start}-${range.end}/${photo.size}`;
     headers["content-length"] = String(range.end - range.start + 1);
