@@ -12,9 +12,8 @@ import {
 } from "@opentelemetry/semantic-conventions";
 import { Elysia } from "elysia";
 import { pathOf } from "../http/request-context.ts";
+import { type FetchHandler, whenAnswered } from "../http/when-answered.ts";
 import type { Tracing } from "./tracing.ts";
-
-type Handle = (request: Request) => Response | Promise<Response>;
 
 export function httpTracing(tracing: Tracing | undefined) {
   const plugin = new Elysia({ name: "http-tracing" });
@@ -27,7 +26,7 @@ export function httpTracing(tracing: Tracing | undefined) {
     if (status >= 500 || err) span.setStatus({ code: SpanStatusCode.ERROR });
     span.end();
   };
-  const traced = (handle: Handle) => (request: Request) => {
+  const traced = (handle: FetchHandler) => (request: Request) => {
     const span = tracing.tracer.startSpan(
       request.method,
       {
@@ -40,26 +39,10 @@ export function httpTracing(tracing: Tracing | undefined) {
       tracing.extract(request.headers),
     );
     spans.set(request, span);
-    try {
-      const answer = context.with(trace.setSpan(context.active(), span), () => handle(request));
-      if (answer instanceof Promise) {
-        return answer.then(
-          (response) => {
-            finish(span, response);
-            return response;
-          },
-          (err) => {
-            finish(span, undefined, err);
-            throw err;
-          },
-        );
-      }
-      finish(span, answer);
-      return answer;
-    } catch (err) {
-      finish(span, undefined, err);
-      throw err;
-    }
+    return whenAnswered(
+      () => context.with(trace.setSpan(context.active(), span), () => handle(request)),
+      (response, err) => finish(span, response, err),
+    );
   };
   // Elysia calls this around its whole fetch handler: routing, hooks, handler and errors.
   plugin.wrap(traced as never);
