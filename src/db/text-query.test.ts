@@ -22,6 +22,11 @@ describe("textQuery", () => {
     expect(await run(plain)).toEqual([{ text: "a$1", two: 2 }]);
   });
 
+  test("answers a plain Array, which JSON.stringify takes on its fast path", async () => {
+    const rows = await textQuery(database.db)(plain);
+    expect(Object.getPrototypeOf(rows)).toBe(Array.prototype);
+  });
+
   test("runs it through Drizzle on a handle that is no driver's own (a transaction)", async () => {
     const answers = await database.db.transaction(async (tx) => {
       const run = textQuery(tx);

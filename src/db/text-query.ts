@@ -24,7 +24,10 @@ export function textQuery(db: Db): <T>(text: string, params?: unknown[]) => Prom
   const client = (db as { $client?: DriverClient }).$client;
   if (typeof client?.unsafe === "function") {
     const unsafe = client.unsafe;
-    return async <T>(text: string, params: unknown[] = []) => (await unsafe(text, params)) as T[];
+    // A plain Array of the rows: postgres.js answers an Array subclass, which JSON.stringify
+    // serialises on its slow path (a page of 20 books: 7.5 µs instead of 1.5).
+    return async <T>(text: string, params: unknown[] = []) =>
+      Array.from(await unsafe(text, params)) as T[];
   }
   if (typeof client?.exec === "function" && typeof client.query === "function") {
     const pglite = client as Required<Pick<DriverClient, "exec" | "query">>;
