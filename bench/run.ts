@@ -19,6 +19,7 @@ import { loadAverage, machineFacts } from "./lib/machine.ts";
 import type { Options } from "./lib/options.ts";
 import { ROOT, runChecked } from "./lib/processes.ts";
 import { markdownTable, Report } from "./lib/report.ts";
+import { ALLOCATOR_ENV } from "./lib/servers.ts";
 import { booksScenario } from "./scenarios/books.ts";
 import { exportScenario } from "./scenarios/export.ts";
 import { grpcScenario } from "./scenarios/grpc.ts";
@@ -97,7 +98,11 @@ async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number
       `${options.seconds} s per run; ${((finished.getTime() - started.getTime()) / 60_000).toFixed(1)} ` +
       `minutes in all. Data: ${counts.pets.toLocaleString("en-US")} pets ` +
       `(${((100 * counts.withPhotos) / counts.pets).toFixed(1)}% with photos, ${counts.photos.toLocaleString("en-US")} photos) ` +
-      `and ${BOOKS.toLocaleString("en-US")} books.`,
+      `and ${BOOKS.toLocaleString("en-US")} books. Every server, petbooks' and the ceilings', runs ` +
+      `with ${Object.entries(ALLOCATOR_ENV)
+        .map(([name, value]) => `\`${name}=${value}\``)
+        .join(" ")}, as the Docker image sets it ` +
+      "([docs/operations.md](operations.md#memory-allocator)); the exports run without it.",
     "",
     markdownTable(
       ["machine", ""],

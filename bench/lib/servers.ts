@@ -14,9 +14,16 @@ import {
 export const CEILINGS = join(import.meta.dir, "../ceilings");
 const USER = { username: "bench-reader", password: "bench reader password" };
 
-/** The environment every petbooks command of the benches gets, `extra` on top. */
+/**
+ * The allocator setting the Docker image gives every petbooks process (Dockerfile, docs/tuning.md):
+ * the servers of the benches, petbooks' and the ceilings' alike, run as deployed.
+ */
+export const ALLOCATOR_ENV = { MIMALLOC_PURGE_DELAY: "-1" };
+
+/** The environment every petbooks server of the benches gets, `extra` on top. */
 export const petbooksEnv = (extra: Record<string, string>) =>
   childEnv({
+    ...ALLOCATOR_ENV,
     API_KEY,
     JWT_SECRET,
     JWT_TTL: "3600",
