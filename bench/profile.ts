@@ -15,7 +15,7 @@ import { API_KEY, openWorkspace, progress } from "./lib/context.ts";
 import { flameGraphSvg, summarize, timedTree } from "./lib/cpu-profile.ts";
 import { seedBooks, seedPets } from "./lib/database.ts";
 import { loadAverage } from "./lib/machine.ts";
-import { freePorts, LOAD_CORE, ROOT } from "./lib/processes.ts";
+import { cpuSeconds, freePorts, LOAD_CORE, ROOT } from "./lib/processes.ts";
 import { fmt, markdownTable } from "./lib/report.ts";
 import { bearerToken, startServe } from "./lib/servers.ts";
 import { loadServer } from "./lib/wrk.ts";
@@ -63,6 +63,8 @@ await runBench({
       seconds: o.seconds,
       warmup: 2,
     });
+    // The whole life of the process so far, as the profile covers it.
+    const cpuUsedUs = cpuSeconds(server.pid) * 1e6;
     await server.stop(30_000);
     const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
     if (!file) throw new Error(`no profile was written to ${profileDir}`);
@@ -78,12 +80,13 @@ await runBench({
       `# Profile of ${title.replace(/^GET [^:]+: /, `GET \`${o.path}\`: `)}`,
       "",
       `\`bun bench/profile.ts --path '${o.path}' --write-docs\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. ` +
-        "Shares of the server's busy samples (idle left out; the profile covers start-up and " +
-        "warm-up too). Time in Bun's own functions (JSON, sockets) is charged to the part of the " +
-        "program that called them. A sampling profiler sees native time only roughly: a socket " +
-        "write shows as much more than the few µs its system call costs, so the parts are a guide " +
-        "to where to look; what a change buys is measured by bench/run.ts. Flame graph: " +
-        `[${name}.svg](${name}.svg).`,
+        "Shares of the profile's samples (it covers start-up and warm-up too). Time in Bun's own " +
+        "functions (JSON, sockets) is charged to the part of the program that called them. " +
+        `The samples add up to ${(summary.busyUs / 1e6).toFixed(1)} s, while the server used ` +
+        `${(cpuUsedUs / 1e6).toFixed(1)} s of CPU in its life: Bun's profiler marks no idle ` +
+        "time, so the rest is the server waiting, charged to frames that were on the stack " +
+        "(writeBuffered, postgres.js's socket write, is probably mostly such waiting). The shares are a guide to where to look; what a change buys is " +
+        `measured by bench/run.ts. Flame graph: [${name}.svg](${name}.svg).`,
       "",
       markdownTable(
         ["part of the program", "share"],
