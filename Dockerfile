@@ -25,7 +25,7 @@ WORKDIR /data
 ENV DATA_DIR=/data HOST=0.0.0.0 PORT=3000 GRPC_PORT=50051
 # Bun's allocator (mimalloc) keeps the pages it frees instead of handing them back to the kernel
 # and faulting them in again moments later: about a quarter of serve's CPU per request under
-# load, for 5 to 15 MB more RSS (docs/operations.md#memory-allocator).
+# load, and a faster export-pets, for 10 to 25 MB more RSS (docs/operations.md#memory-allocator).
 ENV MIMALLOC_PURGE_DELAY=-1
 EXPOSE 3000 50051
 VOLUME ["/data"]

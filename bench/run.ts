@@ -17,9 +17,8 @@ import { type Context, openWorkspace, progress } from "./lib/context.ts";
 import { petCounts, seedBooks, seedPets } from "./lib/database.ts";
 import { loadAverage, machineFacts } from "./lib/machine.ts";
 import type { Options } from "./lib/options.ts";
-import { ROOT, runChecked } from "./lib/processes.ts";
+import { ALLOCATOR_ENV, ROOT, runChecked } from "./lib/processes.ts";
 import { markdownTable, Report } from "./lib/report.ts";
-import { ALLOCATOR_ENV } from "./lib/servers.ts";
 import { booksScenario } from "./scenarios/books.ts";
 import { exportScenario } from "./scenarios/export.ts";
 import { grpcScenario } from "./scenarios/grpc.ts";
@@ -30,7 +29,7 @@ const BOOKS = 100_000;
 const PARTS = ["pets", "embedded", "books", "grpc", "export"] as const;
 
 const OPTIONS = {
-  rounds: { int: 3, help: "interleaved rounds per comparison" },
+  rounds: { int: 5, help: "interleaved rounds per comparison" },
   duration: { int: 5, help: "seconds per measured run, after --warmup" },
   warmup: { int: 1, min: 0, help: "seconds of warm-up before each measured run" },
   pool: { int: 10, help: "database pool of petbooks and the ceilings, pgbench clients" },
@@ -98,11 +97,11 @@ async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number
       `${options.seconds} s per run; ${((finished.getTime() - started.getTime()) / 60_000).toFixed(1)} ` +
       `minutes in all. Data: ${counts.pets.toLocaleString("en-US")} pets ` +
       `(${((100 * counts.withPhotos) / counts.pets).toFixed(1)}% with photos, ${counts.photos.toLocaleString("en-US")} photos) ` +
-      `and ${BOOKS.toLocaleString("en-US")} books. Every server, petbooks' and the ceilings', runs ` +
+      `and ${BOOKS.toLocaleString("en-US")} books. petbooks (servers and exports) and the ceilings' servers run ` +
       `with ${Object.entries(ALLOCATOR_ENV)
         .map(([name, value]) => `\`${name}=${value}\``)
         .join(" ")}, as the Docker image sets it ` +
-      "([docs/operations.md](operations.md#memory-allocator)); the exports run without it.",
+      "([docs/operations.md](operations.md#memory-allocator)).",
     "",
     markdownTable(
       ["machine", ""],

@@ -4,7 +4,7 @@
  */
 import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { childEnv, ROOT } from "./processes.ts";
+import { ALLOCATOR_ENV, childEnv, ROOT } from "./processes.ts";
 
 export interface ExportRun {
   seconds: number;
@@ -51,7 +51,11 @@ async function timed(cmd: string[], env: Record<string, string>, sink: Sink) {
 }
 
 export function timeExport(binary: string, env: Record<string, string>, sink: Sink = "null") {
-  return timed([binary, "export-pets"], childEnv({ LOG_LEVEL: "warn", ...env }), sink);
+  return timed(
+    [binary, "export-pets"],
+    childEnv({ ...ALLOCATOR_ENV, LOG_LEVEL: "warn", ...env }),
+    sink,
+  );
 }
 
 /**

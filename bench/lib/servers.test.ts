@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { ROOT } from "./processes.ts";
-import { ALLOCATOR_ENV, petbooksEnv } from "./servers.ts";
+import { ALLOCATOR_ENV, ROOT } from "./processes.ts";
+import { petbooksEnv } from "./servers.ts";
 
 /** The `ENV name=value` settings of the Dockerfile's final stage. */
 async function imageEnv(): Promise<Record<string, string>> {

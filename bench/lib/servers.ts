@@ -4,6 +4,7 @@ import { BookService } from "../../src/gen/petbooks/v1/books_pb.ts";
 import { API_KEY, JWT_SECRET, type Workspace } from "./context.ts";
 import { grpcClient } from "./grpc.ts";
 import {
+  ALLOCATOR_ENV,
   childEnv,
   freePorts,
   type RunningServer,
@@ -13,12 +14,6 @@ import {
 
 export const CEILINGS = join(import.meta.dir, "../ceilings");
 const USER = { username: "bench-reader", password: "bench reader password" };
-
-/**
- * The allocator setting the Docker image gives every petbooks process (Dockerfile, docs/tuning.md):
- * the servers of the benches, petbooks' and the ceilings' alike, run as deployed.
- */
-export const ALLOCATOR_ENV = { MIMALLOC_PURGE_DELAY: "-1" };
 
 /** The environment every petbooks server of the benches gets, `extra` on top. */
 export const petbooksEnv = (extra: Record<string, string>) =>
