@@ -85,8 +85,9 @@ await runBench({
         `The samples add up to ${(summary.busyUs / 1e6).toFixed(1)} s, while the server used ` +
         `${(cpuUsedUs / 1e6).toFixed(1)} s of CPU in its life: Bun's profiler marks no idle ` +
         "time, so the rest is the server waiting, charged to frames that were on the stack " +
-        "(writeBuffered, postgres.js's socket write, is probably mostly such waiting). The shares are a guide to where to look; what a change buys is " +
-        `measured by bench/run.ts. Flame graph: [${name}.svg](${name}.svg).`,
+        "(writeBuffered, postgres.js's socket write, is probably mostly such waiting). The " +
+        "shares are a guide to where to look; what a change buys is measured by bench/run.ts. " +
+        `Flame graph: [${name}.svg](${name}.svg).`,
       "",
       markdownTable(
         ["part of the program", "share"],

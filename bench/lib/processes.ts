@@ -16,7 +16,6 @@ const STOP_GRACE_MS = 15_000;
 
 type Env = Record<string, string>;
 
-/** Only what the children need: an inherited DATABASE_URL must never reach them. */
 /**
  * The allocator setting the Docker image gives every petbooks command (Dockerfile,
  * docs/operations.md#memory-allocator). The benches run petbooks' servers and exports with it,
@@ -24,6 +23,7 @@ type Env = Record<string, string>;
  */
 export const ALLOCATOR_ENV = { MIMALLOC_PURGE_DELAY: "-1" };
 
+/** Only what the children need: an inherited DATABASE_URL must never reach them. */
 export function childEnv(extra: Env): Env {
   const base: Env = {};
   for (const name of ["PATH", "HOME", "TMPDIR"]) {
