@@ -141,9 +141,9 @@ export async function exportScenario(ctx: Context, sql: postgres.Sql) {
     "`petbooks export-pets > /dev/null` against PostgreSQL writing the same JSON itself: " +
       "`psql -c 'COPY (query) TO STDOUT'` to /dev/null, one pet's JSON per line, byte for " +
       "byte what petbooks writes between its commas (checked at 100,000 pets for every query). " +
-      "petbooks itself reads the _index order_ query's JSON (without JIT), with file names " +
-      "where the URLs go, through one cursor (pets.repository.ts, exportJsonQuery) and adds " +
-      "the URLs. " +
+      "petbooks itself runs the _index order_ query (without JIT) as the same COPY, in one " +
+      "read-only transaction (pets.repository.ts exportJsonQuery, db/copy-out.ts), and writes " +
+      "its lines joined by commas. " +
       "The ceiling is the fastest of these queries by median: " +
       Object.keys(JSON_QUERIES)
         .map((q) => `_${q}_`)

@@ -9,3 +9,13 @@ export function integerLiteral(n: number): SQL {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a safe integer: ${n}`);
   return sql.raw(String(n));
 }
+
+/**
+ * A string inlined into SQL as an escape-string literal, for a statement that takes no
+ * parameters (a COPY): quotes and backslashes escaped, which holds whatever
+ * standard_conforming_strings is set to.
+ */
+export function textLiteral(text: string): SQL {
+  if (text.includes("\0")) throw new RangeError("SQL text cannot hold a NUL character");
+  return sql.raw(`E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`);
+}

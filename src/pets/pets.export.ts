@@ -15,7 +15,7 @@ export interface ExportOptions {
  */
 export const EXPORT_BATCH_SIZE = 1000;
 
-function write(out: Writable, chunk: string): Promise<void> {
+function write(out: Writable, chunk: string | Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     out.write(chunk, (err) => (err ? reject(err) : resolve()));
   });
@@ -38,7 +38,8 @@ export async function writePetsExport(
       next = batchesOf.next();
       const { json, count } = result.value;
       // Waiting for each batch to be flushed keeps memory flat however many pets there are.
-      await write(out, exported === 0 ? json : `,${json}`);
+      if (exported > 0) await write(out, ",");
+      await write(out, json);
       exported += count;
       options.onProgress?.(exported);
       // Every batch leaves garbage behind; a full collection now and then keeps the peak memory

@@ -162,6 +162,22 @@ describe("pets repository", () => {
     expect(await repo.exists(drop.id)).toBe(false);
   });
 
+  /** A URL base with the characters a SQL literal and JSON must escape. */
+  const URL_BASE = "http://h/it's\\/photos/";
+
+  /** The pets of each batch the export yields, parsed. */
+  async function exportBatches(hasPhotos: boolean | undefined, chunk: number) {
+    const batches: { id: string; photos: string[] }[][] = [];
+    for await (const batch of repo.exportJson(hasPhotos, URL_BASE, chunk)) {
+      const json =
+        typeof batch.json === "string" ? batch.json : new TextDecoder().decode(batch.json);
+      const pets = JSON.parse(`[${json}]`);
+      expect(pets).toHaveLength(batch.count);
+      batches.push(pets);
+    }
+    return batches;
+  }
+
   test("exportJson walks every pet once, newest first, across equal timestamps", async () => {
     const same = "2024-05-05T05:05:05.123456Z";
     for (let i = 0; i < 5; i++) await insertPet(same);
@@ -169,46 +185,49 @@ describe("pets repository", () => {
     const expected = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).pets.map(
       (p) => p.id,
     );
-    const chunks: string[][] = [];
-    for await (const chunk of repo.exportJson(undefined, 2)) chunks.push(chunk);
-    expect(chunks.map((c) => c.length)).toEqual([2, 2, 2, 2, 1]);
-    const pets = chunks.flat().map((pet) => JSON.parse(pet) as { id: string });
-    expect(pets.map((p) => p.id)).toEqual(expected);
+    const batches = await exportBatches(undefined, 2);
+    expect(batches.map((b) => b.length)).toEqual([2, 2, 2, 2, 1]);
+    expect(batches.flat().map((p) => p.id)).toEqual(expected);
   });
 
-  test("exportJson writes each pet as the export shows it, photos as file names", async () => {
+  test("exportJson writes each pet as the export shows it, photos as URLs", async () => {
     const pet = await insertPet("2024-05-05T05:05:05.123456Z");
+    await database.db.execute(
+      sql`update pets set name = ${'Rex "the\\dog" é'} where id = ${pet.id}`,
+    );
     const first = await addPhoto(pet.id);
     const second = await addPhoto(pet.id);
     const bare = await insertPet("2023-01-01T00:00:00Z");
-    const all: string[] = [];
-    for await (const chunk of repo.exportJson(undefined, 1000)) all.push(...chunk);
-    const exported = all.map((pet) => JSON.parse(pet));
-    expect(exported).toEqual([
-      { ...pick(pet), photos: [first, second], created_at: "2024-05-05T05:05:05" },
-      { ...pick(bare), photos: [], created_at: "2023-01-01T00:00:00" },
-    ]);
-    // Byte for byte what JSON.stringify would write: keys in this order, no spaces.
-    expect(all).toEqual(exported.map((p) => JSON.stringify(p)));
-    const only = async (hasPhotos: boolean) => {
-      const ids: string[] = [];
-      for await (const chunk of repo.exportJson(hasPhotos, 1000)) {
-        ids.push(...chunk.map((pet) => (JSON.parse(pet) as { id: string }).id));
-      }
-      return ids;
-    };
+    for await (const batch of repo.exportJson(undefined, URL_BASE, 1000)) {
+      const json =
+        typeof batch.json === "string" ? batch.json : new TextDecoder().decode(batch.json);
+      const exported = JSON.parse(`[${json}]`);
+      expect(exported).toEqual([
+        {
+          ...pick(pet),
+          name: 'Rex "the\\dog" é',
+          photos: [URL_BASE + first, URL_BASE + second],
+          created_at: "2024-05-05T05:05:05",
+        },
+        { ...pick(bare), photos: [], created_at: "2023-01-01T00:00:00" },
+      ]);
+      // Byte for byte what JSON.stringify would write: keys in this order, no spaces.
+      expect(json).toBe(exported.map((p: unknown) => JSON.stringify(p)).join(","));
+    }
+    const only = async (hasPhotos: boolean) =>
+      (await exportBatches(hasPhotos, 1000)).flat().map((p) => p.id);
     expect(await only(true)).toEqual([pet.id]);
     expect(await only(false)).toEqual([bare.id]);
   });
 
   test("exportJson yields nothing when no pet matches, and can stop early", async () => {
-    for await (const _ of repo.exportJson(true, 10)) throw new Error("no pet has photos");
+    expect(await exportBatches(true, 10)).toEqual([]);
     for (let i = 0; i < 3; i++) await insertPet();
-    for await (const chunk of repo.exportJson(undefined, 1)) {
-      expect(chunk).toHaveLength(1);
+    for await (const batch of repo.exportJson(undefined, URL_BASE, 1)) {
+      expect(batch.count).toBe(1);
       break;
     }
-    // The cursor's transaction is over: the database answers again.
+    // The export's transaction is over: the database answers again.
     expect(await repo.count(undefined)).toBe(3);
   });
 });

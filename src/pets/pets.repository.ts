@@ -1,9 +1,10 @@
 /** All SQL for pets and their photos. */
-import { eq, inArray, sql } from "drizzle-orm";
+import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { preparedOnce, renderedOnce } from "../db/prepared.ts";
+import { copyClient, copyOut } from "../db/copy-out.ts";
+import { preparedOnce, renderedOnce, renderSql } from "../db/prepared.ts";
 import { rows } from "../db/rows.ts";
-import { integerLiteral } from "../db/sql.ts";
+import { integerLiteral, textLiteral } from "../db/sql.ts";
 import { textQuery } from "../db/text-query.ts";
 import { utcSecondsText } from "../db/timestamps.ts";
 import type { HasPhotosFilter, Pet, PetType } from "./pets.model.ts";
@@ -96,21 +97,21 @@ export function listPageQuery(page: { limit: number; offset: number; hasPhotos: 
 /**
  * The export: one row per matching pet, newest first, already the export's JSON text,
  * `{"id","name","age","type","photos","created_at"}` (row_to_json writes it compact, with the
- * same escapes as JSON.stringify), except that `photos` holds the photos' file names, oldest
- * first, for the service to turn into URLs. With the JSON made here, not parsed and made again in
- * this process, the export costs little more than PostgreSQL's own `COPY` of it
- * (bench/scenarios/export.ts). The pets come in the newest-first index's order, and only those
- * with photos (photo_count) look theirs up: rows stream from the first fetch, while a join with
- * the photos grouped by pet sorted every pet before the first (measured at 1M pets: 0.79 of the
- * time of that join, spread 0.56 to 1.10).
+ * same escapes as JSON.stringify), `photos` the photos' URLs (`photoUrlBase` and the file name),
+ * oldest first. With the JSON made here, not parsed and made again in this process, the export
+ * costs little more than PostgreSQL's own `COPY` of it (bench/scenarios/export.ts). The pets come
+ * in the newest-first index's order, and only those with photos (photo_count) look theirs up:
+ * rows stream from the first one, while a join with the photos grouped by pet sorted every pet
+ * before the first (measured at 1M pets: 0.79 of the time of that join, spread 0.56 to 1.10).
+ * No parameters: the statement goes into a COPY.
  */
-export function exportJsonQuery(hasPhotos: HasPhotosFilter) {
+export function exportJsonQuery(hasPhotos: HasPhotosFilter, photoUrlBase: string) {
   const condition = hasPhotosCondition(hasPhotos);
   const photos =
     hasPhotos === false
       ? sql`'{}'::text[]`
       : sql`case when p.photo_count = 0 then '{}'::text[] else array(
-          select ph.file_name from ${petPhotos} ph
+          select ${textLiteral(photoUrlBase)} || ph.file_name from ${petPhotos} ph
           where ph.pet_id = p.id order by ph.created_at, ph.id) end`;
   return sql`
     select row_to_json(t)::text as pet from (
@@ -120,6 +121,25 @@ export function exportJsonQuery(hasPhotos: HasPhotosFilter) {
       ${condition ? sql`where ${condition}` : sql``}
       order by p.created_at desc, p.id desc) t`;
 }
+
+/** Pets of the export: their JSON objects joined by commas (UTF-8 bytes or text). */
+export interface ExportBatch {
+  json: Uint8Array | string;
+  count: number;
+}
+
+/**
+ * What the export runs first, in its transaction. A read-only transaction: the export is one
+ * snapshot. Reading waits for PostgreSQL as long as it takes on a busy server, longer than
+ * DATABASE_TIMEOUT_MS allows a request's statement: an export is no request. The planner counts a
+ * photo lookup for every pet (it cannot know most have none), which takes it past JIT's
+ * optimise-and-inline thresholds; measured with JIT off.
+ */
+const EXPORT_SETUP = [
+  "set transaction read only",
+  "set local statement_timeout = 0",
+  "set local jit = off",
+];
 
 /** A pet of petsOfPage: `[id, name, age, type, created_at, photos]`. */
 type PetArray = [string, string, number, PetType, string, [string, string][] | null];
@@ -149,6 +169,54 @@ function toPets(arrays: PetArray[], photoUrl: (fileName: string) => string): Pet
     };
   }
   return pets;
+}
+
+/**
+ * `query`'s single `pet` column in chunks of up to `chunk` rows, through one cursor in a
+ * transaction that runs EXPORT_SETUP first, kept a chunk ahead of the consumer.
+ */
+async function* cursorRows(db: Db, query: SQL, chunk: number): AsyncGenerator<string[]> {
+  const ready: (string[] | null)[] = [];
+  let failure: unknown;
+  let stopped = false;
+  let wakeConsumer = () => {};
+  let wakeReader = () => {};
+  const fetchChunk = sql`fetch ${integerLiteral(chunk)} from pets_export`;
+  const reading = db
+    .transaction(async (tx) => {
+      for (const statement of EXPORT_SETUP) await tx.execute(sql.raw(statement));
+      await tx.execute(sql`declare pets_export no scroll cursor for ${query}`);
+      while (!stopped) {
+        const found = rows<{ pet: string }>(await tx.execute(fetchChunk));
+        ready.push(found.length > 0 ? found.map((r) => r.pet) : null);
+        wakeConsumer();
+        if (found.length < chunk) {
+          if (found.length > 0) ready.push(null);
+          return;
+        }
+        if (ready.length > 1) await new Promise<void>((wake) => (wakeReader = wake));
+      }
+    })
+    .catch((err: unknown) => {
+      failure = err;
+      wakeConsumer();
+    });
+  try {
+    for (;;) {
+      if (ready.length === 0 && failure === undefined) {
+        await new Promise<void>((wake) => (wakeConsumer = wake));
+      }
+      if (ready.length === 0) throw failure;
+      const next = ready.shift() as string[] | null;
+      wakeReader();
+      if (next === null) return;
+      yield next;
+    }
+  } finally {
+    stopped = true;
+    wakeReader();
+    await reading;
+  }
 }
 
 export function createPetsRepository(db: Db) {
@@ -202,6 +270,7 @@ export function createPetsRepository(db: Db) {
 
   const pageStatement = renderedOnce();
   const run = textQuery(db);
+  const copier = copyClient(db);
   return {
     async insert(pet: { id: string; name: string; age: number; type: PetType }): Promise<PetRow> {
       const [row] = await insertPet().execute(pet);
@@ -271,61 +340,25 @@ export function createPetsRepository(db: Db) {
     },
 
     /**
-     * The export's JSON (see exportJsonQuery) in chunks of up to `chunk` pets, a JSON text per
-     * pet, read through one cursor in one read-only transaction (so the export is one snapshot)
-     * and kept one chunk ahead of the consumer. Stopping early (return or throw in the loop)
-     * closes the cursor and the transaction.
+     * The export's JSON (see exportJsonQuery) in batches of about `chunk` pets, read in one
+     * read-only transaction (one snapshot): on PostgreSQL as a COPY streamed straight into the
+     * batches (db/copy-out.ts), elsewhere (PGlite) through a cursor kept a batch ahead of the
+     * consumer. Stopping early (return or throw in the loop) ends the read and its transaction.
      */
-    async *exportJson(hasPhotos: HasPhotosFilter, chunk: number): AsyncGenerator<string[]> {
-      const ready: (string[] | null)[] = [];
-      let failure: unknown;
-      let stopped = false;
-      let wakeConsumer = () => {};
-      let wakeReader = () => {};
-      const fetchChunk = sql`fetch ${integerLiteral(chunk)} from pets_export`;
-      const reading = db
-        .transaction(async (tx) => {
-          await tx.execute(sql`set transaction read only`);
-          // A fetch waits for PostgreSQL as long as it takes on a busy server, longer than
-          // DATABASE_TIMEOUT_MS allows a request's statement: an export is no request.
-          await tx.execute(sql`set local statement_timeout = 0`);
-          // The planner counts a photo lookup for every pet (it cannot know most have none),
-          // which takes it past JIT's optimise-and-inline thresholds; measured with JIT off.
-          await tx.execute(sql`set local jit = off`);
-          await tx.execute(
-            sql`declare pets_export no scroll cursor for ${exportJsonQuery(hasPhotos)}`,
-          );
-          while (!stopped) {
-            const found = rows<{ pet: string }>(await tx.execute(fetchChunk));
-            ready.push(found.length > 0 ? found.map((r) => r.pet) : null);
-            wakeConsumer();
-            if (found.length < chunk) {
-              if (found.length > 0) ready.push(null);
-              return;
-            }
-            if (ready.length > 1) await new Promise<void>((wake) => (wakeReader = wake));
-          }
-        })
-        .catch((err: unknown) => {
-          failure = err;
-          wakeConsumer();
-        });
-      try {
-        for (;;) {
-          if (ready.length === 0 && failure === undefined) {
-            await new Promise<void>((wake) => (wakeConsumer = wake));
-          }
-          if (ready.length === 0) throw failure;
-          const next = ready.shift() as string[] | null;
-          wakeReader();
-          if (next === null) return;
-          yield next;
+    async *exportJson(
+      hasPhotos: HasPhotosFilter,
+      photoUrlBase: string,
+      chunk: number,
+    ): AsyncGenerator<ExportBatch> {
+      const query = exportJsonQuery(hasPhotos, photoUrlBase);
+      if (copier) {
+        for await (const batch of copyOut(copier, EXPORT_SETUP, renderSql(query), chunk)) {
+          yield { json: batch.bytes, count: batch.rows };
         }
-      } finally {
-        stopped = true;
-        wakeReader();
-        await reading;
+        return;
       }
+      for await (const pets of cursorRows(db, query, chunk))
+        yield { json: pets.join(","), count: pets.length };
     },
   };
 }

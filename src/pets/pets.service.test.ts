@@ -134,6 +134,9 @@ describe("pets service", () => {
     expect(files()).toEqual([]);
   });
 
+  const jsonText = (json: string | Uint8Array) =>
+    typeof json === "string" ? json : new TextDecoder().decode(json);
+
   test("the export's JSON covers every pet once and maps photos to URLs", async () => {
     const s = service();
     const created = [];
@@ -146,7 +149,7 @@ describe("pets service", () => {
       for await (const part of s.exportJson(hasPhotos, chunk)) chunks.push(part);
       return {
         counts: chunks.map((c) => c.count),
-        pets: chunks.flatMap((c) => JSON.parse(`[${c.json}]`) as ExportedPet[]),
+        pets: chunks.flatMap((c) => JSON.parse(`[${jsonText(c.json)}]`) as ExportedPet[]),
       };
     };
     const all = await exported(undefined, 2);

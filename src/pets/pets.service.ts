@@ -24,7 +24,7 @@ import {
   type PetList,
   type Photo,
 } from "./pets.model.ts";
-import type { PetRow, PetsRepository } from "./pets.repository.ts";
+import type { ExportBatch, PetRow, PetsRepository } from "./pets.repository.ts";
 
 export const PHOTO_TYPE_UNSUPPORTED = "The photo must be a JPEG, PNG, WebP or GIF image.";
 export const photoTooLarge = (maxBytes: number) => `The photo is larger than ${maxBytes} bytes.`;
@@ -45,14 +45,6 @@ export interface PetsServiceDeps {
    */
   deferredRemovals?: { deferRemovals(fileNames: string[], err: unknown): Promise<void> };
 }
-
-/**
- * Where the photos of a pet's export JSON (see exportJsonQuery) start and end: `photos` is a JSON
- * array of file names, followed by `created_at`. Both marks have bare quotes, which can only be
- * JSON's own: inside a string (a name, a file name) every `"` is escaped.
- */
-const PHOTOS_START = '"photos":[';
-const PHOTOS_END = '],"created_at":';
 
 function checkedPet(input: NewPet) {
   const name = input.name.trim();
@@ -82,14 +74,6 @@ export function createPetsService({
     );
   };
 
-  /** A pet's export JSON with its photos' file names made URLs. */
-  const withPhotoUrls = (pet: string) => {
-    const start = pet.indexOf(PHOTOS_START) + PHOTOS_START.length - 1;
-    if (pet.charCodeAt(start + 1) === 93 /* ], no photo: most pets */) return pet;
-    const end = pet.indexOf(PHOTOS_END, start) + 1;
-    const urls = (JSON.parse(pet.slice(start, end)) as string[]).map((f) => storage.url(f));
-    return `${pet.slice(0, start)}${JSON.stringify(urls)}${pet.slice(end)}`;
-  };
   const toPet = (row: PetRow): Pet => ({
     id: row.id,
     name: row.name,
@@ -194,16 +178,11 @@ export function createPetsService({
     },
 
     /**
-     * Every matching pet, newest first, as the export's JSON in chunks of up to `chunk` pets
+     * Every matching pet, newest first, as the export's JSON in batches of about `chunk` pets
      * (the pets' objects joined by commas), photos as URLs.
      */
-    async *exportJson(
-      hasPhotos: HasPhotosFilter,
-      chunk = 1000,
-    ): AsyncGenerator<{ json: string; count: number }> {
-      for await (const pets of repository.exportJson(hasPhotos, chunk)) {
-        yield { json: pets.map(withPhotoUrls).join(","), count: pets.length };
-      }
+    exportJson(hasPhotos: HasPhotosFilter, chunk = 1000): AsyncGenerator<ExportBatch> {
+      return repository.exportJson(hasPhotos, storage.urlBase(), chunk);
     },
   };
 }

@@ -45,6 +45,8 @@ export interface PhotoStorage {
   /** The photo's size, validators and bytes, or undefined when there is no such photo. */
   open(fileName: string): Promise<StoredPhoto | undefined>;
   url(fileName: string): string;
+  /** What every `url` starts with: `url(fileName)` is `urlBase() + fileName`. */
+  urlBase(): string;
   /**
    * Changes the base of the URLs `url` makes: the server calls it once it listens, when the
    * base depends on the port it got (PORT=0 and no PUBLIC_URL).
@@ -181,6 +183,7 @@ export function createLocalPhotoStorage(
       };
     },
     url: (fileName) => `${base}${PHOTO_ROUTE_PREFIX}${fileName}`,
+    urlBase: () => `${base}${PHOTO_ROUTE_PREFIX}`,
     setPublicUrl(url) {
       base = url;
     },

@@ -180,6 +180,7 @@ export function createS3PhotoStorage(
       };
     },
     url: (fileName) => `${base}${PHOTO_ROUTE_PREFIX}${fileName}`,
+    urlBase: () => `${base}${PHOTO_ROUTE_PREFIX}`,
     setPublicUrl(url) {
       base = url;
     },
