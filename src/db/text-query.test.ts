@@ -3,7 +3,8 @@ import { sql } from "drizzle-orm";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { renderedOnce } from "./prepared.ts";
-import { textQuery } from "./text-query.ts";
+import { rows } from "./rows.ts";
+import { PGLITE_PREPARED_MAX, textQuery } from "./text-query.ts";
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -34,6 +35,49 @@ describe("textQuery", () => {
     });
     expect(answers).toEqual([[{ next: 2 }], [{ text: "a$1", two: 2 }]]);
   });
+
+  const onPglite = () => !process.env.DATABASE_URL;
+  /** The statements prepared by textQuery, oldest first (on PGlite: one session). */
+  const preparedNames = async () => {
+    const prepared = rows<{ statement: string }>(
+      await database.db.execute(
+        sql`select statement from pg_prepared_statements where name like 'petbooks%' order by prepare_time, name`,
+      ),
+    );
+    return prepared.map((r) => r.statement);
+  };
+
+  test.if(onPglite())(
+    "on PGlite, a statement without parameters is prepared once, then executed",
+    async () => {
+      const run = textQuery(database.db);
+      const text = "select 7 as seven, 'x' as x";
+      const before = (await preparedNames()).length;
+      expect(await run(text)).toEqual([{ seven: 7, x: "x" }]);
+      expect(await run(text)).toEqual([{ seven: 7, x: "x" }]);
+      const names = await preparedNames();
+      expect(names).toHaveLength(before + 1);
+      expect(names.at(-1)).toContain(text);
+    },
+  );
+
+  test.if(onPglite())(
+    "on PGlite, a statement PREPARE does not take runs as text, and so do those past the bound",
+    async () => {
+      const run = textQuery(database.db);
+      expect(await run<{ setting: string }>("show datestyle")).toHaveLength(1);
+      for (let i = 0; i <= PGLITE_PREPARED_MAX; i++) {
+        expect(await run<{ n: number }>(`select ${i} as n`)).toEqual([{ n: i }]);
+      }
+      const names = await preparedNames();
+      expect(names.length).toBeGreaterThan(PGLITE_PREPARED_MAX / 2);
+      expect(names.length).toBeLessThanOrEqual(PGLITE_PREPARED_MAX);
+      expect(
+        names.some((statement) => statement.includes(`select ${PGLITE_PREPARED_MAX} as n`)),
+      ).toBe(false);
+      expect(names.some((statement) => statement.includes("datestyle"))).toBe(false);
+    },
+  );
 
   test("renderedOnce renders each key once and keeps at most its bound", () => {
     let builds = 0;
