@@ -5,8 +5,9 @@
  *
  *   bun bench/profile.ts --path '/pets?has_photos=true' --write-docs
  *
- * writes docs/profiles/<name>.md and .svg (the name from the path). Needs PostgreSQL (as
- * bench/run.ts), wrk and taskset; creates and finally drops the database petbooks_bench_profile.
+ * writes docs/profiles/<name>.md and .svg (the name from the path; with `--embedded`, of petbooks
+ * on PGlite, `-embedded` added). Needs PostgreSQL (as bench/run.ts), wrk and taskset; creates and
+ * finally drops the database petbooks_bench_profile.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -19,12 +20,14 @@ import { cpuSeconds, freePorts, LOAD_CORE, ROOT } from "./lib/processes.ts";
 import { fmt, markdownTable } from "./lib/report.ts";
 import { bearerToken, startServe } from "./lib/servers.ts";
 import { loadServer } from "./lib/wrk.ts";
+import { seedEmbedded } from "./scenarios/pets.ts";
 
 const OPTIONS = {
   path: { text: "/pets", help: "the path loaded (GET), e.g. /books?limit=20" },
   seconds: { int: 10, help: "seconds of load while profiling, after 2 s of warm-up" },
   connections: { int: 64, help: "wrk connections" },
   rows: { int: 100_000, help: "pets and books seeded" },
+  embedded: { flag: true, help: "petbooks on its embedded defaults (PGlite), seeded alike" },
   writeDocs: { flag: true, help: "write docs/profiles/<name>.md and .svg" },
   save: { help: "also copy the raw .cpuprofile to this file" },
 } as const;
@@ -39,10 +42,18 @@ await runBench({
       name: "profile",
       database: "petbooks_bench_profile",
     });
-    progress(`seeding ${o.rows} pets and books`);
-    await seedPets(ws.sql, o.rows);
-    await seedBooks(ws.sql, o.rows);
-    const env = { DATABASE_URL: ws.databaseUrl, DATA_DIR: join(ws.dir, "data") };
+    const dataDir = join(ws.dir, "data");
+    if (o.embedded) {
+      progress(`seeding ${o.rows} pets in the embedded database`);
+      await seedEmbedded(ws, dataDir, o.rows);
+    } else {
+      progress(`seeding ${o.rows} pets and books`);
+      await seedPets(ws.sql, o.rows);
+      await seedBooks(ws.sql, o.rows);
+    }
+    const env: Record<string, string> = o.embedded
+      ? { DATA_DIR: dataDir }
+      : { DATABASE_URL: ws.databaseUrl, DATA_DIR: dataDir };
     const headers: Record<string, string> = o.path.startsWith("/books")
       ? { authorization: await bearerToken(ws) }
       : { "x-api-key": API_KEY };
@@ -72,14 +83,17 @@ await runBench({
     if (o.save) writeFileSync(o.save, raw);
     const tree = timedTree(JSON.parse(raw));
     const summary = summarize(tree);
-    const name = `get-${o.path.replaceAll(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "")}`;
+    const name =
+      `get-${o.path.replaceAll(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "")}` +
+      (o.embedded ? "-embedded" : "");
     const title =
-      `GET ${o.path}: ${fmt.int(load.rps)} req/s, ${fmt.int(load.cpuUs)} µs CPU per request ` +
+      `GET ${o.path}${o.embedded ? " (embedded)" : ""}: ${fmt.int(load.rps)} req/s, ` +
+      `${fmt.int(load.cpuUs)} µs CPU per request ` +
       `(wrk -c${o.connections}, ${o.seconds} s, load average ${loadAtStart} at start)`;
     const markdown = [
-      `# Profile of ${title.replace(/^GET [^:]+: /, `GET \`${o.path}\`: `)}`,
+      `# Profile of ${title.replace(/^GET [^:]+: /, `GET \`${o.path}\`${o.embedded ? " (embedded)" : ""}: `)}`,
       "",
-      `\`bun bench/profile.ts --path '${o.path}' --write-docs\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. ` +
+      `\`bun bench/profile.ts --path '${o.path}'${o.embedded ? " --embedded" : ""} --write-docs\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. ` +
         "Shares of the profile's samples (it covers start-up and warm-up too). Time in Bun's own " +
         "functions (JSON, sockets) is charged to the part of the program that called them. " +
         `The samples add up to ${(summary.busyUs / 1e6).toFixed(1)} s, while the server used ` +

@@ -27,6 +27,9 @@ describe("cpu profile", () => {
       "postgres.js (driver)",
     );
     expect(partOf(frame("x", "file:///app/src/db/client.ts"))).toBe("petbooks");
+    expect(partOf(frame("q", "file:///app/node_modules/@electric-sql/pglite/dist/x.js"))).toBe(
+      "PGlite (embedded PostgreSQL)",
+    );
     expect(partOf(frame("(garbage collector)"))).toBe("garbage collection");
   });
 

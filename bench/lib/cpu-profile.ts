@@ -39,6 +39,7 @@ const PARTS: [string, RegExp][] = [
   ["OpenTelemetry", /node_modules\/@opentelemetry\//],
   ["ConnectRPC", /node_modules\/@connectrpc\//],
   ["protobuf-es", /node_modules\/@bufbuild\//],
+  ["PGlite (embedded PostgreSQL)", /node_modules\/@electric-sql\/pglite\//],
   ["other packages", /node_modules\//],
   ["petbooks", /\/src\//],
 ];
@@ -130,6 +131,7 @@ const PART_COLOURS: Record<string, string> = {
   Drizzle: "#8e7cc3",
   TypeBox: "#c27ba0",
   "prom-client": "#f1c232",
+  "PGlite (embedded PostgreSQL)": "#76a5af",
   "garbage collection": "#999999",
 };
 

@@ -25,7 +25,7 @@ import { formatRatio, type Ratio } from "../lib/stats.ts";
 import { loadServer, type ServerLoad } from "../lib/wrk.ts";
 
 const CONNECTIONS = 64;
-const TARGETS = { ceiling: 0.9, p99: 1.5, postgres: 0.75 };
+const TARGETS = { ceiling: 0.9, p99: 1.5, postgres: 0.75, embedded: 0.4 };
 const FILTERS = [
   { name: "no filter", query: "", hasPhotos: undefined, offset: 0 },
   { name: "has_photos=true", query: "?has_photos=true", hasPhotos: true, offset: 0 },
@@ -37,23 +37,26 @@ const SUBJECTS = ["petbooks", "ceiling", "PostgreSQL alone", "embedded"] as cons
 type Subject = (typeof SUBJECTS)[number];
 
 /**
- * Why embedded GET /pets stays well under 0.4 of PostgreSQL's rate: what a profile of it showed
- * (not measured by this run; see the issue 14 notes for how).
+ * Where embedded GET /pets spends its time: what a profile of it showed (bench/profile.ts
+ * --embedded; not measured by this run).
  */
 const EMBEDDED_PROFILE =
-  "**Why embedded is slower.** A CPU profile of embedded `GET /pets` (`bun --cpu-prof`, wrk " +
-  "-c64, 2026-12-01, load average 6 to 16) put 81% of the server's CPU inside PGlite: PostgreSQL " +
-  "compiled to WebAssembly, parsing, planning and running each statement in the server's own " +
-  "thread, one statement at a time; petbooks' own code (routes, validation, serialisation, " +
-  "logging, metrics) was about 5%. About 1 ms of CPU per request, against about 0.1 ms for " +
-  "petbooks on PostgreSQL, where the same statement runs natively in server processes on the " +
-  "other core, several at once. Two costs petbooks added around PGlite are gone (its parser " +
-  "table copied for every query, and the extended protocol's four messages where the simple " +
-  "protocol's one will do), but with four fifths of the time in PostgreSQL itself no change " +
-  "in petbooks can bring embedded to 0.4 of PostgreSQL: that takes PostgreSQL.";
+  "**Where embedded time goes.** In a [profile of embedded `GET /pets`]" +
+  "(profiles/get-pets-embedded.md) (`bun bench/profile.ts --path /pets --embedded`, " +
+  "2026-12-01, load average 1.3) 80% of the server's CPU is inside PGlite: PostgreSQL compiled " +
+  "to WebAssembly, running each statement in the server's own thread, one at a time; " +
+  "petbooks' own code is about 6%. PGlite no longer parses and plans the page statement for " +
+  "every request: statements without parameters are prepared once and run with EXECUTE " +
+  "(db/text-query.ts), which took about half of PGlite's time away (the no-filter page: 550 µs " +
+  "as text, 250 to 380 µs as EXECUTE). What is left, about 0.4 to 0.5 ms of CPU per request " +
+  "against 0.1 ms on PostgreSQL (where the statement runs natively in server processes on the " +
+  "other core, several at once), is PostgreSQL executing the statement in WebAssembly. " +
+  "`offset=50000` is nearly all execution (50,000 index entries walked for every page), and " +
+  "there embedded stays near a third of PostgreSQL: the same work, in WebAssembly on one " +
+  "thread instead of natively on both cores.";
 
 /** A migrated embedded database in `dataDir` holding `count` pets seeded like PostgreSQL's. */
-export async function seedEmbedded(ctx: Context, dataDir: string, count: number) {
+export async function seedEmbedded(ctx: Pick<Context, "binary">, dataDir: string, count: number) {
   await runChecked([ctx.binary, "migrate"], childEnv({ DATA_DIR: dataDir, LOG_LEVEL: "warn" }));
   const database = await openDatabase({ dataDir });
   try {
@@ -157,6 +160,14 @@ function judgeFilter(
     vsPostgres,
     vsPostgres.median >= TARGETS.postgres,
   );
+  const vsEmbedded = runs.embedded ? ratioOf(runs.embedded, runs.petbooks, rps) : undefined;
+  if (vsEmbedded) {
+    judge(
+      `embedded req/s >= ${TARGETS.embedded} x petbooks on PostgreSQL`,
+      vsEmbedded,
+      vsEmbedded.median >= TARGETS.embedded,
+    );
+  }
   const cpu = (s: Subject) => fmt.int(medianOf(runs[s], (r) => r.cpuUs));
   return [
     filter.name,
@@ -168,7 +179,7 @@ function judgeFilter(
     formatRatio(vsPostgres),
     `${cpu("petbooks")} / ${cpu("ceiling")}`,
     runs.embedded ? fmt.int(medianOf(runs.embedded, rps)) : "-",
-    runs.embedded ? formatRatio(ratioOf(runs.embedded, runs.petbooks, rps)) : "-",
+    vsEmbedded ? formatRatio(vsEmbedded) : "-",
   ];
 }
 
