@@ -47,7 +47,7 @@ const COMMA = 0x2c;
 const RAW_LINES = "with (format csv, quote e'\\x01', delimiter e'\\x02')";
 
 /**
- * The single text column of `query`'s rows (values without raw newlines, such as JSON text), in
+ * The single text column of `query`'s rows (never null, no control characters: JSON text), in
  * batches of at least `batchRows` rows (the last may have fewer), inside one transaction that
  * runs `setup` first. PostgreSQL is held back by the socket when the consumer is slower, so
  * memory stays at a batch or two. Stopping early (return or throw in the loop) cancels the COPY
