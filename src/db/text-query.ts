@@ -53,7 +53,8 @@ function pgliteQuery(pglite: Required<Pick<DriverClient, "exec" | "query">>) {
   const nameOf = (text: string) => {
     let name = prepared.get(text);
     if (name === undefined && prepared.size < PGLITE_PREPARED_MAX) {
-      const id = `petbooks_${prepared.size + 1}`;
+      const id = `petbooks_${++preparedNames}`;
+      preparedTexts.set(id, text);
       name = pglite.exec(`prepare ${id} as ${text}`).then(
         () => id,
         () => undefined,
@@ -67,6 +68,25 @@ function pgliteQuery(pglite: Required<Pick<DriverClient, "exec" | "query">>) {
     const name = await nameOf(text);
     return ((await pglite.exec(name ? `execute ${name}` : text))[0]?.rows ?? []) as T[];
   };
+}
+
+/**
+ * Names of the statements pgliteQuery prepares (unique in the process, over every database) to
+ * their text, so that a span of `execute petbooks_7` shows the statement it runs.
+ */
+const preparedTexts = new Map<string, string>();
+let preparedNames = 0;
+
+/**
+ * What a text pgliteQuery sends stands for: the prepared statement's own text, and whether the
+ * text is its PREPARE (`prepare`) or a run of it; undefined for any other text.
+ */
+export function preparedStatement(text: string): { prepare: boolean; text: string } | undefined {
+  const match = /^(prepare|execute) (petbooks_\d+)(?: as |$)/.exec(text);
+  const statement = match ? preparedTexts.get(match[2] as string) : undefined;
+  return match && statement !== undefined
+    ? { prepare: match[1] === "prepare", text: statement }
+    : undefined;
 }
 
 /** Per PGlite database (one session, which every repository shares): text to prepared name. */

@@ -27,6 +27,7 @@ import {
   DB_SYSTEM_NAME_VALUE_POSTGRESQL,
 } from "@opentelemetry/semantic-conventions";
 import type postgres from "postgres";
+import { preparedStatement } from "../db/text-query.ts";
 import type { Tracing } from "./tracing.ts";
 
 /** What a statement's span is named and says of it, worked out once per text. */
@@ -203,7 +204,11 @@ export function tracePglite<T extends PGlite>(client: T, tracing: Tracing | unde
     const statement =
       (name: "query" | "exec") =>
       (...args: unknown[]) => {
-        const span = startStatement(tracing, base, args[0]);
+        // textQuery's prepared statements (db/text-query.ts): the PREPARE of a statement's first
+        // run gets no span of its own, and each EXECUTE the statement's text.
+        const prepared = typeof args[0] === "string" ? preparedStatement(args[0]) : undefined;
+        if (prepared?.prepare) return raw[name]?.call(db, ...args);
+        const span = startStatement(tracing, base, prepared?.text ?? args[0]);
         return observed(span, () => raw[name]?.call(db, ...args) as Promise<unknown>);
       };
     return overriding(db, {
