@@ -117,9 +117,10 @@ await runBench({
       // Less sensitive to other jobs than throughput: what the server itself spent per request.
       `server CPU per request with metrics / without: ${formatRatio(
         ratioOf(on, off, (r) => r.cpuUs),
+        undefined,
         3,
       )}`,
-      `\nthroughput with metrics / without: ${formatRatio(ratio, 3)} (median of rounds, min-max); ` +
+      `\nthroughput with metrics / without: ${formatRatio(ratio, undefined, 3)} (median of rounds, min-max); ` +
         `target >= ${TARGET_RATIO}: ${ratio.median >= TARGET_RATIO ? "met" : "missed"}`,
       `load average at the end: ${loadAverage()}`,
     ];

@@ -26,9 +26,18 @@ export function pairedRatio(a: number[], b: number[]): Ratio {
   return { median: median(rounds), min: Math.min(...rounds), max: Math.max(...rounds), rounds };
 }
 
-/** "0.93 (0.88-0.97)": the median, then the min-max over rounds. */
-export const formatRatio = (r: Ratio, digits = 2) =>
-  `${r.median.toFixed(digits)} (${r.min.toFixed(digits)}-${r.max.toFixed(digits)})`;
+/**
+ * "0.93 (0.88-0.97)": the median, then the min-max over rounds. Judged against `target`, a
+ * median that rounds to the target without being it gets a digit more ("0.897", not a "0.90"
+ * that missed 0.9).
+ */
+export function formatRatio(r: Ratio, target?: number, digits = 2): string {
+  const rounded = r.median.toFixed(digits);
+  const ambiguous =
+    target !== undefined && r.median !== target && rounded === target.toFixed(digits);
+  const median = ambiguous ? r.median.toFixed(digits + 1) : rounded;
+  return `${median} (${r.min.toFixed(digits)}-${r.max.toFixed(digits)})`;
+}
 
 /** The p-th percentile (0..100) of ascending `sorted`, nearest rank. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {

@@ -33,7 +33,7 @@ export async function booksScenario(ctx: Context) {
   const ratio = ratioOf(runs.petbooks, runs.ceiling, (r) => r.rps);
   report.judge(
     `GET /books uncached: req/s >= ${TARGET} x same-SQL ceiling`,
-    formatRatio(ratio),
+    formatRatio(ratio, TARGET),
     anyFailed(runs.petbooks, runs.ceiling) ? undefined : ratio.median >= TARGET,
   );
   report.section(

@@ -124,7 +124,7 @@ export async function exportScenario(ctx: Context, sql: postgres.Sql) {
     if (size.pets >= 1_000_000) {
       report.judge(
         `export-pets of ${label} pets: time <= ${TARGETS.ratio} x PostgreSQL writing the same JSON`,
-        formatRatio(ratio),
+        formatRatio(ratio, TARGETS.ratio),
         ratio.median <= TARGETS.ratio,
       );
     }

@@ -146,7 +146,7 @@ export async function grpcScenario(ctx: Context) {
     const ratio = ratioOf(petbooks, ceiling, (x) => x.callsPerSecond);
     report.judge(
       `gRPC ${method}: calls/s >= ${TARGET} x same-SQL ceiling`,
-      formatRatio(ratio),
+      formatRatio(ratio, TARGET),
       anyFailed(petbooks, ceiling) ? undefined : ratio.median >= TARGET,
     );
     rows.push([
