@@ -1,7 +1,7 @@
 /**
  * The ceiling of `petbooks serve` for GET /pets and GET /books: Bun.serve and postgres.js, running
- * exactly the statements petbooks runs for these requests (the pets page statement imported from
- * the repository, the books statements captured from theirs) and answering the same bytes. What
+ * exactly the statements petbooks runs for these requests, in the same protocol (captured from
+ * its repositories, bench/lib/capture.ts) and answering the same bytes. What
  * it leaves out is what petbooks adds around them: framework, schema validation, Drizzle, request
  * ids, logging, metrics. It checks the same credentials the same way (X-API-KEY in constant time,
  * bearer tokens as in ./auth.ts), and its answers carry the same headers (the security headers
@@ -9,13 +9,11 @@
  *
  * Env: DATABASE_URL, DATABASE_POOL_SIZE (10), API_KEY, JWT_SECRET, JWT_TTL (3600), PUBLIC_URL, PORT.
  */
-import { PgDialect } from "drizzle-orm/pg-core";
-import { captureOne, recordingDb, replay } from "../lib/capture.ts";
+import { captureOne, recordingDb, replay, replayRows } from "../lib/capture.ts";
 import {
   apiKeyChecker,
   createBooksRepository,
   createPetsRepository,
-  listPageQuery,
   SECURITY_HEADERS,
 } from "../lib/petbooks.ts";
 import { bearerAuth, connectPool, env } from "./auth.ts";
@@ -23,7 +21,6 @@ import { bearerAuth, connectPool, env } from "./auth.ts";
 const sql = connectPool();
 const apiKeyMatches = apiKeyChecker(env("API_KEY"));
 const photoUrl = `${env("PUBLIC_URL")}/photos/`;
-const dialect = new PgDialect();
 const recorder = recordingDb();
 const petsRepository = createPetsRepository(recorder.db);
 const booksRepository = createBooksRepository(recorder.db);
@@ -67,9 +64,8 @@ function page(params: URLSearchParams) {
   return limit === undefined || limit < 1 || offset === undefined ? undefined : { limit, offset };
 }
 
-const petsPageText = memo(
-  (limit: number, offset: number, hasPhotos: HasPhotos) =>
-    dialect.sqlToQuery(listPageQuery({ limit, offset, hasPhotos })).sql,
+const petsPage = memo((limit: number, offset: number, hasPhotos: HasPhotos) =>
+  captureOne(recorder, () => petsRepository.listPage({ limit, offset, hasPhotos }, String)),
 );
 const petsCount = memo((hasPhotos: HasPhotos) =>
   captureOne(recorder, () => petsRepository.count(hasPhotos)),
@@ -84,11 +80,7 @@ async function listPets(request: Request): Promise<Response> {
   const raw = params.get("has_photos");
   if (!range || (raw !== null && raw !== "true" && raw !== "false")) return status(422);
   const hasPhotos = raw === null ? undefined : raw === "true";
-  // As petbooks sends it (db/text-query.ts): no parameters, so postgres.js uses the simple
-  // query protocol.
-  const [row] = await sql.unsafe(petsPageText(range.limit, range.offset, hasPhotos), [], {
-    prepare: false,
-  });
+  const [row] = await replayRows(sql, await petsPage(range.limit, range.offset, hasPhotos));
   const pets = (row?.pets ?? []) as PetArray[];
   const count =
     pets.length > 0

@@ -10,17 +10,19 @@ import type { Db } from "./petbooks.ts";
 
 export interface Statement {
   text: string;
-  /** As postgres.js gets it: `false` for an unnamed statement, else named (prepared) once. */
-  prepare: boolean;
+  /**
+   * How postgres.js is asked to run it: `prepare` for a named statement, parsed once per
+   * connection; `simple` for the simple query protocol (its default without parameters).
+   */
+  options: { prepare?: boolean; simple?: boolean };
 }
 
 export function recordingDb(): { db: Db; take: () => Statement[] } {
   const sent: Statement[] = [];
   const client = {
     options: { parsers: {}, serializers: {} },
-    unsafe(text: string, _params?: unknown[], options: { prepare?: boolean } = {}) {
-      // postgres.js's own default: unnamed, and without parameters over the simple protocol.
-      sent.push({ text, prepare: options.prepare ?? false });
+    unsafe(text: string, _params?: unknown[], options: Statement["options"] = {}) {
+      sent.push({ text, options });
       return Object.assign(Promise.resolve([]), { values: () => Promise.resolve([]) });
     },
   };
@@ -49,11 +51,15 @@ export function captureOne(
   return captured;
 }
 
-/** Runs a captured statement the way postgres.js runs it for Drizzle, rows as arrays. */
-export function replay(sql: postgres.Sql, statement: Statement, params: unknown[] = []) {
-  return sql
-    .unsafe(statement.text, params as postgres.ParameterOrJSON<never>[], {
-      prepare: statement.prepare,
-    })
-    .values();
+/** Runs a captured statement as petbooks has postgres.js run it, rows as objects. */
+export function replayRows(sql: postgres.Sql, statement: Statement, params: unknown[] = []) {
+  return sql.unsafe(
+    statement.text,
+    params as postgres.ParameterOrJSON<never>[],
+    statement.options as postgres.UnsafeQueryOptions,
+  );
 }
+
+/** Runs a captured statement as petbooks has postgres.js run it, rows as arrays. */
+export const replay = (sql: postgres.Sql, statement: Statement, params: unknown[] = []) =>
+  replayRows(sql, statement, params).values();

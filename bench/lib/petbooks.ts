@@ -17,7 +17,7 @@ export { createPageTokens, pageTokenKey } from "../../src/books/page-tokens.ts";
 export type { Db } from "../../src/db/client.ts";
 export type { BookEventJson } from "../../src/events/events.ts";
 export { SECURITY_HEADERS } from "../../src/http/security-headers.ts";
-export { createPetsRepository, listPageQuery } from "../../src/pets/pets.repository.ts";
+export { createPetsRepository } from "../../src/pets/pets.repository.ts";
 
 type DatabaseOptions = import("../../src/db/client.ts").DatabaseOptions;
 type Db = import("../../src/db/client.ts").Db;

@@ -5,10 +5,10 @@
  */
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
-import { PgDialect } from "drizzle-orm/pg-core";
+import { captureOne, recordingDb } from "../lib/capture.ts";
 import { API_KEY, type Context, progress } from "../lib/context.ts";
 import { petSeedStatements } from "../lib/database.ts";
-import { listPageQuery, openDatabase } from "../lib/petbooks.ts";
+import { createPetsRepository, openDatabase } from "../lib/petbooks.ts";
 import { runPgbench } from "../lib/pgbench.ts";
 import {
   childEnv,
@@ -107,19 +107,21 @@ async function startServers(ctx: Context, embeddedDir: string | undefined) {
 /** One run of a subject: wrk on a server, or pgbench on the page statement. */
 function measurer(ctx: Context, servers: Partial<Record<Subject, RunningServer>>) {
   const { options } = ctx;
-  const dialect = new PgDialect();
-  const pgbench = (filter: Filter, seconds: number) =>
-    runPgbench({
+  const recorder = recordingDb();
+  const pets = createPetsRepository(recorder.db);
+  const pgbench = async (filter: Filter, seconds: number) => {
+    // What petbooks sends, as it sends it: a prepared statement or text (db/text-query.ts).
+    const page = await captureOne(recorder, () => pets.listPage({ limit: 20, ...filter }, String));
+    return runPgbench({
       url: ctx.databaseUrl,
-      // What petbooks sends (db/text-query.ts): the text without parameters, over the simple
-      // query protocol.
-      statement: dialect.sqlToQuery(listPageQuery({ limit: 20, ...filter })).sql,
-      protocol: "simple",
+      statement: page.text,
+      protocol: page.options.prepare ? "prepared" : "simple",
       clients: options.pool,
       seconds,
       core: LOAD_CORE,
       scriptFile: join(ctx.dir, "pets-page.sql"),
     });
+  };
   return async (subject: Subject, filter: Filter): Promise<Partial<ServerLoad>> => {
     const server = servers[subject];
     if (server) {
@@ -143,21 +145,23 @@ function judgeFilter(
   const p99 = ratioOf(runs.petbooks, runs.ceiling, (r) => r.p99Ms);
   const vsPostgres = ratioOf(runs.petbooks, runs["PostgreSQL alone"], rps);
   const invalid = anyFailed(...Object.values<Timed<Partial<ServerLoad>>[]>(runs));
-  const judge = (target: string, ratio: Ratio, ok: boolean) =>
+  const judge = (target: string, ratio: Ratio, goal: number, ok: boolean) =>
     ctx.report.judge(
       `GET /pets ${filter.name}: ${target}`,
-      formatRatio(ratio),
+      formatRatio(ratio, goal),
       invalid ? undefined : ok,
     );
   judge(
     `req/s >= ${TARGETS.ceiling} x same-SQL ceiling`,
     vsCeiling,
+    TARGETS.ceiling,
     vsCeiling.median >= TARGETS.ceiling,
   );
-  judge(`p99 <= ${TARGETS.p99} x ceiling's`, p99, p99.median <= TARGETS.p99);
+  judge(`p99 <= ${TARGETS.p99} x ceiling's`, p99, TARGETS.p99, p99.median <= TARGETS.p99);
   judge(
     `req/s >= ${TARGETS.postgres} x PostgreSQL alone (pgbench)`,
     vsPostgres,
+    TARGETS.postgres,
     vsPostgres.median >= TARGETS.postgres,
   );
   const vsEmbedded = runs.embedded ? ratioOf(runs.embedded, runs.petbooks, rps) : undefined;
@@ -165,6 +169,7 @@ function judgeFilter(
     judge(
       `embedded req/s >= ${TARGETS.embedded} x petbooks on PostgreSQL`,
       vsEmbedded,
+      TARGETS.embedded,
       vsEmbedded.median >= TARGETS.embedded,
     );
   }
@@ -205,9 +210,11 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
     `100,000 pets (30% with 1 to 3 photos), \`limit\` 20. Load: \`wrk -t1 -c${CONNECTIONS}\`, ` +
       `${options.warmup} s warm-up then ${options.seconds} s, on core ${LOAD_CORE}; servers on the ` +
       `other core; PostgreSQL unpinned; pool ${options.pool}. **Ceiling**: bench/ceilings/http.ts, ` +
-      "Bun.serve + postgres.js running the repository's own statement (`listPageQuery`) and " +
-      "answering the same bytes (checked before timing). **PostgreSQL alone**: pgbench on that " +
-      `statement, simple query protocol as petbooks sends it, ${options.pool} clients. ` +
+      "Bun.serve + postgres.js running the repository's own statement, captured, as petbooks runs " +
+      "it, and answering the same bytes (checked before timing). **PostgreSQL alone**: pgbench " +
+      "on that statement in the protocol petbooks uses (a prepared statement for the first " +
+      `pages, text over the simple protocol for others: \`-M prepared\`, \`-M simple\`), ` +
+      `${options.pool} clients. ` +
       "**Embedded**: petbooks on its defaults (PGlite in the process), the same seed. Server CPU " +
       "is user + system time of the server process over the measured run, per request. Ratios " +
       `are per round, then the median (min-max) of ${options.rounds} interleaved rounds.`,

@@ -166,7 +166,7 @@ export function createBooksRepository(db: Db) {
         const statement = unfilteredPage(`${query.limit}:${query.offset}`, () =>
           unfilteredPageQuery(query.limit, query.offset),
         );
-        return run<BookSnapshot>(statement);
+        return run<BookSnapshot>(statement, [], { reuse: query.offset === 0 });
       }
       return (
         db
@@ -184,7 +184,7 @@ export function createBooksRepository(db: Db) {
     async count(query: Pick<ListBooksQuery, "author" | "q">): Promise<number> {
       const where = filters(query);
       if (!where) {
-        const [stats] = await run<{ total: string }>(readStats());
+        const [stats] = await run<{ total: string }>(readStats(), [], { reuse: true });
         return Number(stats?.total ?? 0);
       }
       const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(books).where(where);
@@ -200,7 +200,7 @@ export function createBooksRepository(db: Db) {
       const statement = afterPage(`${limit}:${after !== undefined}`, () =>
         afterPageQuery(limit, after !== undefined),
       );
-      return run<BookSnapshot>(statement, after === undefined ? [] : [after]);
+      return run<BookSnapshot>(statement, after === undefined ? [] : [after], { reuse: true });
     },
   };
 }

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
+import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { openDatabase } from "./client.ts";
 import { renderedOnce } from "./prepared.ts";
 import { rows } from "./rows.ts";
-import { PGLITE_PREPARED_MAX, textQuery } from "./text-query.ts";
+import { PGLITE_PREPARED_MAX, POSTGRES_PREPARED_MAX, textQuery } from "./text-query.ts";
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -76,6 +78,63 @@ describe("textQuery", () => {
         names.some((statement) => statement.includes(`select ${PGLITE_PREPARED_MAX} as n`)),
       ).toBe(false);
       expect(names.some((statement) => statement.includes("datestyle"))).toBe(false);
+    },
+  );
+
+  /** A one-connection pool on the test database: prepared statements belong to a connection. */
+  const withOneConnection = async (work: (run: ReturnType<typeof textQuery>) => Promise<void>) => {
+    const single = await openDatabase({ databaseUrl: database.url, poolSize: 1 }, silentLogger);
+    try {
+      await work(textQuery(single.db));
+    } finally {
+      await single.close();
+    }
+  };
+  /** The texts of the connection's protocol-level prepared statements. */
+  const preparedOnConnection = async (run: ReturnType<typeof textQuery>) =>
+    (
+      await run<{ statement: string }>(
+        "select statement from pg_prepared_statements where not from_sql",
+      )
+    ).map((r) => r.statement);
+
+  test.if(!onPglite())(
+    "on PostgreSQL, a statement run with `reuse` is prepared once per connection, others are not",
+    async () => {
+      await withOneConnection(async (run) => {
+        const reused = "select 'reused' as kind, 3 as n";
+        const once = "select 'once' as kind, 4 as n";
+        for (let i = 0; i < 3; i++) {
+          expect(await run(reused, [], { reuse: true })).toEqual([{ kind: "reused", n: 3 }]);
+          expect(await run(once)).toEqual([{ kind: "once", n: 4 }]);
+        }
+        const withParameter = "select $1::int * 2 as doubled";
+        expect(await run(withParameter, [4], { reuse: true })).toEqual([{ doubled: 8 }]);
+        expect(await run(withParameter, [5], { reuse: true })).toEqual([{ doubled: 10 }]);
+        const prepared = await preparedOnConnection(run);
+        expect(prepared.filter((text) => text === reused)).toHaveLength(1);
+        expect(prepared.filter((text) => text === withParameter)).toHaveLength(1);
+        expect(prepared).not.toContain(once);
+      });
+    },
+  );
+
+  test.if(!onPglite())(
+    `on PostgreSQL, at most ${POSTGRES_PREPARED_MAX} statements are prepared; later ones run unnamed`,
+    async () => {
+      await withOneConnection(async (run) => {
+        for (let i = 0; i <= POSTGRES_PREPARED_MAX; i++) {
+          expect(await run(`select ${i} as n`, [], { reuse: true })).toEqual([{ n: i }]);
+        }
+        // postgres.js prepares its own query of the array types too.
+        const prepared = (await preparedOnConnection(run)).filter((t) =>
+          /^select \d+ as n$/.test(t),
+        );
+        expect(prepared).toHaveLength(POSTGRES_PREPARED_MAX);
+        expect(prepared).not.toContain(`select ${POSTGRES_PREPARED_MAX} as n`);
+        // The first ones stay prepared and keep answering.
+        expect(await run("select 0 as n", [], { reuse: true })).toEqual([{ n: 0 }]);
+      });
     },
   );
 
