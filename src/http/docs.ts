@@ -49,7 +49,7 @@ export function docs(tags: readonly DocsTag[]) {
     new Elysia({ name: "docs" })
       // The plugin's document, corrected on its way out (see openapi-tidy.ts). Hooks only apply to
       // routes registered after them, so this comes before the plugin.
-      .onAfterHandle({ as: "global" }, ({ path, response }) =>
+      .onAfterHandle(({ path, response }) =>
         // Elysia also serves the route with a trailing slash: that copy must be tidied too.
         path.replace(/\/+$/, "") === OPENAPI_PATH && response && typeof response === "object"
           ? tidyOpenApi(response as Parameters<typeof tidyOpenApi>[0])
