@@ -1,5 +1,7 @@
 /** The benches' own PostgreSQL databases: created fresh, seeded with set-based SQL, dropped after. */
+import { readFileSync } from "node:fs";
 import postgres from "postgres";
+import { parentPid, treeCpuSeconds } from "./processes.ts";
 
 /** Share of seeded pets that get photos (1 to 3 each); the issue asks for a quarter to a third. */
 export const PHOTO_SHARE = 0.3;
@@ -25,6 +27,29 @@ export async function withSql<T>(url: string, work: (sql: postgres.Sql) => Promi
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+const isPostgresProcess = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("postgres");
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The CPU seconds so far of the PostgreSQL server `sql` is connected to, every process of it,
+ * when it runs on this machine (its backend and that backend's parent are postgres processes
+ * here); undefined otherwise.
+ */
+export async function localPostgresCpu(sql: postgres.Sql): Promise<(() => number) | undefined> {
+  const [row] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  const backend = Number(row?.pid);
+  const postmaster = parentPid(backend);
+  if (!isPostgresProcess(backend) || postmaster === undefined || !isPostgresProcess(postmaster)) {
+    return undefined;
+  }
+  return () => treeCpuSeconds(postmaster);
 }
 
 function own(name: string): string {

@@ -19,6 +19,8 @@ export interface PgbenchResult {
   latencyMs: number;
   transactions: number;
   failed: number;
+  /** pgbench's own CPU per transaction, in µs. */
+  loadCpuUs?: number;
 }
 
 export async function runPgbench(run: PgbenchRun): Promise<PgbenchResult> {
@@ -43,10 +45,13 @@ export async function runPgbench(run: PgbenchRun): Promise<PgbenchResult> {
   const report = `${out}${err}`;
   const tps = /^tps = ([\d.]+)/m.exec(report)?.[1];
   if (code !== 0 || tps === undefined) throw new Error(`pgbench exited with ${code}:\n${report}`);
+  const transactions = Number(/actually processed: (\d+)/.exec(report)?.[1] ?? 0);
+  const cpuUs = proc.resourceUsage()?.cpuTime.total;
   return {
     tps: Number(tps),
     latencyMs: Number(/^latency average = ([\d.]+) ms/m.exec(report)?.[1] ?? Number.NaN),
-    transactions: Number(/actually processed: (\d+)/.exec(report)?.[1] ?? 0),
+    transactions,
     failed: Number(/number of failed transactions: (\d+)/.exec(report)?.[1] ?? 0),
+    ...(cpuUs !== undefined && transactions > 0 && { loadCpuUs: Number(cpuUs) / transactions }),
   };
 }

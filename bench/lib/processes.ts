@@ -109,15 +109,47 @@ const TICKS_PER_SECOND = Number(
   Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim() || 100,
 );
 
-/** CPU seconds (user + system, all threads) a process has used so far; NaN once it is gone. */
-export function cpuSeconds(pid: number): number {
+/** The fields of /proc/<pid>/stat after the command's name (the first is the state), or none. */
+function statFields(pid: number | string): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
-    return Number.NaN;
+    return undefined;
   }
+}
+
+const ticks = (fields: string[], ...indexes: number[]) =>
+  indexes.reduce((sum, i) => sum + Number(fields[i]), 0) / TICKS_PER_SECOND;
+
+/** CPU seconds (user + system, all threads) a process has used so far; NaN once it is gone. */
+export function cpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  return fields ? ticks(fields, 11, 12) : Number.NaN;
+}
+
+/**
+ * CPU seconds a process and all its children have used so far: its own, the live children's,
+ * and those of the children that ended (which the kernel adds to the parent once it has waited
+ * for them). For PostgreSQL's postmaster, that is the whole server, the backends of connections
+ * that came and went included.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const own = statFields(pid);
+  if (!own) return Number.NaN;
+  let total = ticks(own, 11, 12, 13, 14);
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(entry);
+    if (fields?.[1] === String(pid)) total += ticks(fields, 11, 12);
+  }
+  return total;
+}
+
+/** The parent of a process, or undefined when it is not on this machine. */
+export function parentPid(pid: number): number | undefined {
+  const parent = statFields(pid)?.[1];
+  return parent === undefined ? undefined : Number(parent);
 }
 
 /** Open file descriptors of a process (sockets included), or undefined once it is gone. */

@@ -17,6 +17,8 @@ export interface LoadResult {
   requests: number;
   /** Non-2xx answers and socket errors: any of them makes the figures meaningless. */
   failures: number;
+  /** wrk's own CPU per request, in µs. */
+  loadCpuUs?: number;
 }
 
 const MS_PER_UNIT: Record<string, number> = { us: 0.001, ms: 1, s: 1000 };
@@ -67,12 +69,16 @@ export async function runWrk(url: string, options: LoadOptions): Promise<LoadRes
     new Response(proc.stderr).text(),
   ]);
   if (code !== 0) throw new Error(`wrk exited with ${code}: ${err}`);
-  return parseWrkReport(out);
+  const result = parseWrkReport(out);
+  const cpuUs = proc.resourceUsage()?.cpuTime.total;
+  return cpuUs === undefined ? result : { ...result, loadCpuUs: Number(cpuUs) / result.requests };
 }
 
 export interface ServerLoad extends LoadResult {
   /** The server's CPU (all threads) per request over the measured run, in µs. */
   cpuUs: number;
+  /** The database server's CPU per request over the measured run, in µs, when measured. */
+  databaseCpuUs?: number;
 }
 
 /**
@@ -82,14 +88,28 @@ export interface ServerLoad extends LoadResult {
 export async function loadServer(
   server: { name: string; pid: number; baseUrl: string; exitReason(): string | undefined },
   path: string,
-  run: Omit<LoadOptions, "seconds"> & { seconds: number; warmup: number },
+  run: Omit<LoadOptions, "seconds"> & {
+    seconds: number;
+    warmup: number;
+    /** CPU seconds of the database server so far (treeCpuSeconds), to measure it too. */
+    databaseCpu?: (() => number) | undefined;
+  },
 ): Promise<ServerLoad> {
   const url = `${server.baseUrl}${path}`;
   try {
     if (run.warmup > 0) await runWrk(url, { ...run, seconds: run.warmup });
     const cpu = cpuSeconds(server.pid);
+    const databaseCpu = run.databaseCpu?.();
     const result = await runWrk(url, run);
-    return { ...result, cpuUs: ((cpuSeconds(server.pid) - cpu) * 1e6) / result.requests };
+    const perRequest = (seconds: number) => (seconds * 1e6) / result.requests;
+    return {
+      ...result,
+      cpuUs: perRequest(cpuSeconds(server.pid) - cpu),
+      ...(run.databaseCpu &&
+        databaseCpu !== undefined && {
+          databaseCpuUs: perRequest(run.databaseCpu() - databaseCpu),
+        }),
+    };
   } catch (err) {
     const exited = server.exitReason();
     throw exited ? new Error(`${server.name} ${exited} under load on ${path}`) : err;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { captureOne, recordingDb } from "../lib/capture.ts";
 import { API_KEY, type Context, progress } from "../lib/context.ts";
-import { petSeedStatements } from "../lib/database.ts";
+import { localPostgresCpu, petSeedStatements, withSql } from "../lib/database.ts";
 import { createPetsRepository, openDatabase } from "../lib/petbooks.ts";
 import { runPgbench } from "../lib/pgbench.ts";
 import {
@@ -45,15 +45,14 @@ const EMBEDDED_PROFILE =
   "(profiles/get-pets-embedded.md) (`bun bench/profile.ts --path /pets --embedded`, " +
   "2026-12-01, load average 1.3) 80% of the server's CPU is inside PGlite: PostgreSQL compiled " +
   "to WebAssembly, running each statement in the server's own thread, one at a time; " +
-  "petbooks' own code is about 6%. PGlite no longer parses and plans the page statement for " +
+  "petbooks' own code is about 6%. PGlite does not parse and plan the page statement for " +
   "every request: statements without parameters are prepared once and run with EXECUTE " +
   "(db/text-query.ts), which took about half of PGlite's time away (the no-filter page: 550 µs " +
-  "as text, 250 to 380 µs as EXECUTE). What is left, about 0.4 to 0.5 ms of CPU per request " +
-  "against 0.1 ms on PostgreSQL (where the statement runs natively in server processes on the " +
-  "other core, several at once), is PostgreSQL executing the statement in WebAssembly. " +
-  "`offset=50000` is nearly all execution (50,000 index entries walked for every page), and " +
-  "there embedded stays near a third of PostgreSQL: the same work, in WebAssembly on one " +
-  "thread instead of natively on both cores.";
+  "as text, 250 to 380 µs as EXECUTE). On PostgreSQL the first pages are prepared statements " +
+  "too, so both run the same plans. What is left is PostgreSQL executing them in WebAssembly " +
+  "on one thread: the CPU table above shows embedded's server spending more per request than " +
+  "petbooks and PostgreSQL together, which on PostgreSQL is spread over both cores. " +
+  "`offset=50000` is nearly all execution (50,000 index entries walked for every page).";
 
 /** A migrated embedded database in `dataDir` holding `count` pets seeded like PostgreSQL's. */
 export async function seedEmbedded(ctx: Pick<Context, "binary">, dataDir: string, count: number) {
@@ -104,8 +103,16 @@ async function startServers(ctx: Context, embeddedDir: string | undefined) {
   return servers;
 }
 
-/** One run of a subject: wrk on a server, or pgbench on the page statement. */
-function measurer(ctx: Context, servers: Partial<Record<Subject, RunningServer>>) {
+/**
+ * One run of a subject: wrk on a server, or pgbench on the page statement, with the CPU each
+ * process spent per request: the server's, PostgreSQL's (`databaseCpu`, when it runs here) and
+ * the load generator's.
+ */
+function measurer(
+  ctx: Context,
+  servers: Partial<Record<Subject, RunningServer>>,
+  databaseCpu: (() => number) | undefined,
+) {
   const { options } = ctx;
   const recorder = recordingDb();
   const pets = createPetsRepository(recorder.db);
@@ -126,13 +133,26 @@ function measurer(ctx: Context, servers: Partial<Record<Subject, RunningServer>>
     const server = servers[subject];
     if (server) {
       const load = { connections: CONNECTIONS, core: LOAD_CORE, headers: { "X-API-KEY": API_KEY } };
-      return loadServer(server, `/pets${filter.query}`, { ...load, ...options });
+      // Embedded petbooks has PostgreSQL inside: its CPU is the server's.
+      const database = subject === "embedded" ? undefined : databaseCpu;
+      return loadServer(server, `/pets${filter.query}`, {
+        ...load,
+        ...options,
+        databaseCpu: database,
+      });
     }
     if (options.warmup > 0) await pgbench(filter, options.warmup);
+    const before = databaseCpu?.();
     const r = await pgbench(filter, options.seconds);
-    return { rps: r.tps, failures: r.failed };
+    const databaseCpuUs =
+      databaseCpu && before !== undefined
+        ? ((databaseCpu() - before) * 1e6) / r.transactions
+        : undefined;
+    return { rps: r.tps, failures: r.failed, loadCpuUs: r.loadCpuUs, databaseCpuUs };
   };
 }
+
+const cpuText = (us: number | undefined) => (us === undefined ? "-" : fmt.int(us));
 
 /** The filter's verdicts, and its row of the table. */
 function judgeFilter(
@@ -188,17 +208,58 @@ function judgeFilter(
   ];
 }
 
+/**
+ * The filter's row of the CPU table: each subject's CPU per request, by process, over its
+ * measured runs (medians), and what the totals allow. With both cores busy, a subject's rate is
+ * about 2 cores divided by its total CPU per request; petbooks can then reach at most
+ * PostgreSQL alone's total divided by its own. Embedded petbooks runs its statements in its own
+ * thread, one core at most: 1 core divided by its server's CPU.
+ */
+function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>): string[] {
+  const part = (s: Subject, pick: (r: Partial<ServerLoad>) => number | undefined) =>
+    runs[s] && runs[s].length > 0 ? medianOf(runs[s], pick) : Number.NaN;
+  const processes = (s: Subject) => ({
+    server: part(s, (r) => r.cpuUs),
+    database: part(s, (r) => r.databaseCpuUs),
+    load: part(s, (r) => r.loadCpuUs),
+  });
+  const sum = (...values: number[]) => values.reduce((a, b) => a + b, 0);
+  const shown = (values: number[]) =>
+    values.some(Number.isNaN)
+      ? "-"
+      : `${fmt.int(sum(...values))} = ${values.map((v) => fmt.int(v)).join(" + ")}`;
+  const petbooks = processes("petbooks");
+  const ceiling = processes("ceiling");
+  const alone = processes("PostgreSQL alone");
+  const embedded = processes("embedded");
+  const petbooksTotal = sum(petbooks.server, petbooks.database, petbooks.load);
+  const aloneTotal = sum(alone.database, alone.load);
+  const ratio = (n: number) => (Number.isNaN(n) ? "-" : n.toFixed(2));
+  return [
+    filter.name,
+    shown([petbooks.server, petbooks.database, petbooks.load]),
+    shown([ceiling.server, ceiling.database, ceiling.load]),
+    shown([alone.database, alone.load]),
+    shown([embedded.server, embedded.load]),
+    ratio(aloneTotal / petbooksTotal),
+    ratio(petbooksTotal / (2 * embedded.server)),
+  ];
+}
+
 export async function petsScenario(ctx: Context, embeddedDir: string | undefined) {
   const { options, report } = ctx;
   const servers = await startServers(ctx, embeddedDir);
-  const measure = measurer(ctx, servers);
+  const databaseCpu = await withSql(ctx.databaseUrl, localPostgresCpu);
+  const measure = measurer(ctx, servers, databaseCpu);
   const subjects = SUBJECTS.filter((s) => s !== "embedded" || servers.embedded);
   const rows: string[][] = [];
+  const cpuRows: string[][] = [];
   const everyRun: Record<string, Timed<Partial<ServerLoad>>[]> = {};
   for (const filter of FILTERS) {
     progress(`GET /pets ${filter.name}: ${options.rounds} rounds of ${subjects.join(", ")}`);
     const runs = await interleaved(subjects, options.rounds, (s) => measure(s, filter));
     rows.push(judgeFilter(ctx, filter, runs as Runs<Subject, Partial<ServerLoad>>));
+    cpuRows.push(cpuRow(filter, runs as Runs<Subject, Partial<ServerLoad>>));
     for (const s of subjects) everyRun[`${filter.name}, ${s}`] = runs[s];
   }
   const peak = Object.fromEntries(
@@ -235,11 +296,35 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
     ),
     `Peak RSS: petbooks on PostgreSQL ${peak.petbooks} MB, ceiling ${peak.ceiling} MB` +
       (servers.embedded ? `, petbooks embedded ${peak.embedded} MB.` : "."),
+    "**Where the two cores go.** CPU per request of every process involved, medians of the " +
+      "measured runs: the server, PostgreSQL (all its processes, " +
+      (databaseCpu ? "read from /proc" : "not measured: PostgreSQL is not on this machine") +
+      ") and the load generator (wrk, or pgbench), in µs. wrk, pgbench and the servers share " +
+      "the machine's two cores with PostgreSQL, so with both cores busy a subject's rate is " +
+      "about two cores' worth of µs divided by its total. From these totals alone, petbooks " +
+      "can reach PostgreSQL alone's rate times pgbench's total divided by petbooks' total, " +
+      "whatever petbooks does; embedded petbooks runs every statement in its own thread, on " +
+      "one core, so it can reach petbooks on PostgreSQL's rate times petbooks' total divided " +
+      "by twice embedded's server CPU.",
+    markdownTable(
+      [
+        "filter",
+        "petbooks: total = server + PostgreSQL + wrk",
+        "ceiling: total = server + PostgreSQL + wrk",
+        "PostgreSQL alone: total = PostgreSQL + pgbench",
+        "embedded: total = server + wrk",
+        "petbooks / PostgreSQL alone, from CPU",
+        "embedded / petbooks, from CPU",
+      ],
+      cpuRows,
+    ),
     ...(servers.embedded ? [EMBEDDED_PROFILE] : []),
     runsTable(
       everyRun,
       loadColumns("req/s", (r) => r.rps, {
-        "server CPU µs/request": (r) => (r.cpuUs === undefined ? "-" : fmt.int(r.cpuUs)),
+        "server CPU µs/request": (r) => cpuText(r.cpuUs),
+        "PostgreSQL CPU µs/request": (r) => cpuText(r.databaseCpuUs),
+        "load generator CPU µs/request": (r) => cpuText(r.loadCpuUs),
       }),
     ),
   );
