@@ -209,40 +209,45 @@ function judgeFilter(
 }
 
 /**
- * The filter's row of the CPU table: each subject's CPU per request, by process, over its
- * measured runs (medians), and what the totals allow. With both cores busy, a subject's rate is
- * about 2 cores divided by its total CPU per request; petbooks can then reach at most
- * PostgreSQL alone's total divided by its own. Embedded petbooks runs its statements in its own
- * thread, one core at most: 1 core divided by its server's CPU.
+ * The filter's row of the CPU table: each subject's CPU per request by process (medians of its
+ * measured runs) and the cores it kept busy (its rate times that CPU), then the ratio of
+ * petbooks to PostgreSQL alone that the CPU totals give if both kept the cores equally busy.
  */
-function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>): string[] {
-  const part = (s: Subject, pick: (r: Partial<ServerLoad>) => number | undefined) =>
-    runs[s] && runs[s].length > 0 ? medianOf(runs[s], pick) : Number.NaN;
-  const processes = (s: Subject) => ({
-    server: part(s, (r) => r.cpuUs),
-    database: part(s, (r) => r.databaseCpuUs),
-    load: part(s, (r) => r.loadCpuUs),
-  });
-  const sum = (...values: number[]) => values.reduce((a, b) => a + b, 0);
-  const shown = (values: number[]) =>
-    values.some(Number.isNaN)
-      ? "-"
-      : `${fmt.int(sum(...values))} = ${values.map((v) => fmt.int(v)).join(" + ")}`;
-  const petbooks = processes("petbooks");
-  const ceiling = processes("ceiling");
-  const alone = processes("PostgreSQL alone");
-  const embedded = processes("embedded");
-  const petbooksTotal = sum(petbooks.server, petbooks.database, petbooks.load);
-  const aloneTotal = sum(alone.database, alone.load);
-  const ratio = (n: number) => (Number.isNaN(n) ? "-" : n.toFixed(2));
+export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>): string[] {
+  const parts = (r: Partial<ServerLoad>, s: Subject) =>
+    s === "PostgreSQL alone"
+      ? [r.databaseCpuUs, r.loadCpuUs]
+      : s === "embedded"
+        ? [r.cpuUs, r.loadCpuUs]
+        : [r.cpuUs, r.databaseCpuUs, r.loadCpuUs];
+  const total = (values: (number | undefined)[]) =>
+    values.reduce<number>((sum, v) => sum + (v ?? Number.NaN), 0);
+  const cpu = (s: Subject) => {
+    const list = runs[s] ?? [];
+    if (list.length === 0) return { text: "-", total: Number.NaN };
+    const medians = parts(list[0]?.result ?? {}, s).map((_, i) =>
+      medianOf(list, (r) => parts(r, s)[i]),
+    );
+    const sum = total(medians);
+    if (Number.isNaN(sum)) return { text: "-", total: sum };
+    const cores = medianOf(list, (r) => ((r.rps ?? Number.NaN) * total(parts(r, s))) / 1e6);
+    const text = `${fmt.int(sum)} = ${medians.map((v) => fmt.int(v)).join(" + ")}; ${cores.toFixed(1)} cores`;
+    return { text, total: sum };
+  };
+  const [petbooks, ceiling, alone, embedded] = SUBJECTS.map(cpu) as [
+    ReturnType<typeof cpu>,
+    ReturnType<typeof cpu>,
+    ReturnType<typeof cpu>,
+    ReturnType<typeof cpu>,
+  ];
+  const fromCpu = alone.total / petbooks.total;
   return [
     filter.name,
-    shown([petbooks.server, petbooks.database, petbooks.load]),
-    shown([ceiling.server, ceiling.database, ceiling.load]),
-    shown([alone.database, alone.load]),
-    shown([embedded.server, embedded.load]),
-    ratio(aloneTotal / petbooksTotal),
-    ratio(petbooksTotal / (2 * embedded.server)),
+    petbooks.text,
+    ceiling.text,
+    alone.text,
+    embedded.text,
+    Number.isNaN(fromCpu) ? "-" : fromCpu.toFixed(2),
   ];
 }
 
@@ -296,25 +301,24 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
     ),
     `Peak RSS: petbooks on PostgreSQL ${peak.petbooks} MB, ceiling ${peak.ceiling} MB` +
       (servers.embedded ? `, petbooks embedded ${peak.embedded} MB.` : "."),
-    "**Where the two cores go.** CPU per request of every process involved, medians of the " +
-      "measured runs: the server, PostgreSQL (all its processes, " +
+    "**Where the two cores go.** CPU per request of every process involved, in µs, medians of " +
+      "the measured runs: the server, PostgreSQL (all its processes, " +
       (databaseCpu ? "read from /proc" : "not measured: PostgreSQL is not on this machine") +
-      ") and the load generator (wrk, or pgbench), in µs. wrk, pgbench and the servers share " +
-      "the machine's two cores with PostgreSQL, so with both cores busy a subject's rate is " +
-      "about two cores' worth of µs divided by its total. From these totals alone, petbooks " +
-      "can reach PostgreSQL alone's rate times pgbench's total divided by petbooks' total, " +
-      "whatever petbooks does; embedded petbooks runs every statement in its own thread, on " +
-      "one core, so it can reach petbooks on PostgreSQL's rate times petbooks' total divided " +
-      "by twice embedded's server CPU.",
+      ") and the load generator (wrk, or pgbench); then the cores the subject kept busy (its " +
+      "rate times that CPU). Servers, PostgreSQL, wrk and pgbench share the machine's two cores, " +
+      "so a subject's rate is the cores it keeps busy divided by its total. Had petbooks kept " +
+      "the cores as busy as pgbench did, it would have reached PostgreSQL alone's rate times " +
+      "pgbench's total divided by petbooks' total: the last column. A server that cost no CPU " +
+      "at all would still pay for PostgreSQL and wrk. Embedded petbooks runs every statement in " +
+      "its own thread, so it keeps about one core busy, whatever the other core does.",
     markdownTable(
       [
         "filter",
-        "petbooks: total = server + PostgreSQL + wrk",
-        "ceiling: total = server + PostgreSQL + wrk",
-        "PostgreSQL alone: total = PostgreSQL + pgbench",
-        "embedded: total = server + wrk",
+        "petbooks: server + PostgreSQL + wrk",
+        "ceiling: server + PostgreSQL + wrk",
+        "PostgreSQL alone: PostgreSQL + pgbench",
+        "embedded: server + wrk",
         "petbooks / PostgreSQL alone, from CPU",
-        "embedded / petbooks, from CPU",
       ],
       cpuRows,
     ),

@@ -1,0 +1,51 @@
+import { describe, expect, test } from "bun:test";
+import { cpuRow } from "./pets.ts";
+
+const run = (round: number, result: Record<string, number>) => ({ round, load: "0 0 0", result });
+
+describe("the GET /pets CPU table", () => {
+  test("sums each subject's processes, the cores it kept busy, and the ratio from CPU", () => {
+    const runs = {
+      petbooks: [
+        run(1, { rps: 5000, cpuUs: 100, databaseCpuUs: 140, loadCpuUs: 20 }),
+        run(2, { rps: 6000, cpuUs: 110, databaseCpuUs: 150, loadCpuUs: 20 }),
+        run(3, { rps: 7000, cpuUs: 90, databaseCpuUs: 130, loadCpuUs: 20 }),
+      ],
+      ceiling: [
+        run(1, { rps: 6000, cpuUs: 80, databaseCpuUs: 140, loadCpuUs: 20 }),
+        run(2, { rps: 6000, cpuUs: 80, databaseCpuUs: 140, loadCpuUs: 20 }),
+        run(3, { rps: 6000, cpuUs: 80, databaseCpuUs: 140, loadCpuUs: 20 }),
+      ],
+      "PostgreSQL alone": [
+        run(1, { rps: 10000, databaseCpuUs: 150, loadCpuUs: 20 }),
+        run(2, { rps: 10000, databaseCpuUs: 150, loadCpuUs: 20 }),
+        run(3, { rps: 10000, databaseCpuUs: 150, loadCpuUs: 20 }),
+      ],
+      embedded: [
+        run(1, { rps: 2000, cpuUs: 500, loadCpuUs: 30 }),
+        run(2, { rps: 2000, cpuUs: 500, loadCpuUs: 30 }),
+        run(3, { rps: 2000, cpuUs: 500, loadCpuUs: 30 }),
+      ],
+    };
+    const filter = { name: "no filter", query: "", hasPhotos: undefined, offset: 0 } as const;
+    expect(cpuRow(filter, runs)).toEqual([
+      "no filter",
+      // medians 100 + 140 + 20; cores: 5000 x 260, 6000 x 280, 7000 x 240 µs: median 1.68
+      "260 = 100 + 140 + 20; 1.7 cores",
+      "240 = 80 + 140 + 20; 1.4 cores",
+      "170 = 150 + 20; 1.7 cores",
+      "530 = 500 + 30; 1.1 cores",
+      (170 / 260).toFixed(2),
+    ]);
+  });
+
+  test("a subject not measured, or PostgreSQL's CPU unknown, shows as -", () => {
+    const runs = {
+      petbooks: [run(1, { rps: 5000, cpuUs: 100, loadCpuUs: 20 })],
+      ceiling: [run(1, { rps: 5000, cpuUs: 100, loadCpuUs: 20 })],
+      "PostgreSQL alone": [run(1, { rps: 9000, loadCpuUs: 20 })],
+    };
+    const filter = { name: "no filter", query: "", hasPhotos: undefined, offset: 0 } as const;
+    expect(cpuRow(filter, runs as never)).toEqual(["no filter", "-", "-", "-", "-", "-"]);
+  });
+});
