@@ -6,7 +6,12 @@ import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { openDatabase } from "./client.ts";
 import { renderedOnce } from "./prepared.ts";
 import { rows } from "./rows.ts";
-import { PGLITE_PREPARED_MAX, POSTGRES_PREPARED_MAX, textQuery } from "./text-query.ts";
+import {
+  PGLITE_PREPARED_MAX,
+  POSTGRES_PREPARED_MAX,
+  type TextQuery,
+  textQuery,
+} from "./text-query.ts";
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -82,7 +87,7 @@ describe("textQuery", () => {
   );
 
   /** A one-connection pool on the test database: prepared statements belong to a connection. */
-  const withOneConnection = async (work: (run: ReturnType<typeof textQuery>) => Promise<void>) => {
+  const withOneConnection = async (work: (run: TextQuery) => Promise<void>) => {
     const single = await openDatabase({ databaseUrl: database.url, poolSize: 1 }, silentLogger);
     try {
       await work(textQuery(single.db));
@@ -91,7 +96,7 @@ describe("textQuery", () => {
     }
   };
   /** The texts of the connection's protocol-level prepared statements. */
-  const preparedOnConnection = async (run: ReturnType<typeof textQuery>) =>
+  const preparedOnConnection = async (run: TextQuery) =>
     (
       await run<{ statement: string }>(
         "select statement from pg_prepared_statements where not from_sql",

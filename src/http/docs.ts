@@ -48,7 +48,8 @@ export function docs(tags: readonly DocsTag[]) {
   return (
     new Elysia({ name: "docs" })
       // The plugin's document, corrected on its way out (see openapi-tidy.ts). Hooks only apply to
-      // routes registered after them, so this comes before the plugin.
+      // routes registered after them, so this comes before the plugin; local, so it runs on the
+      // docs' routes only, not on every request of the app.
       .onAfterHandle(({ path, response }) =>
         // Elysia also serves the route with a trailing slash: that copy must be tidied too.
         path.replace(/\/+$/, "") === OPENAPI_PATH && response && typeof response === "object"
