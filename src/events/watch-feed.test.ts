@@ -117,6 +117,10 @@ async function grpcProcess(kafka: ReturnType<typeof createFakeKafka>["kafka"], n
     }
   })();
   await until("the condition", () => (feed.live?.listeners ?? 0) === 1);
+  // The watcher follows from where publication stands once the tail has read it (its
+  // `following`, which the stream started): events published before that read ends are the
+  // past, which a watch without a resume point does not get. Only then is it "from now on".
+  await feed.live?.following();
   return {
     name,
     logged,
