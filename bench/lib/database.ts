@@ -1,7 +1,6 @@
 /** The benches' own PostgreSQL databases: created fresh, seeded with set-based SQL, dropped after. */
-import { readFileSync } from "node:fs";
 import postgres from "postgres";
-import { parentPid, treeCpuSeconds } from "./processes.ts";
+import { commandOf, parentPid, treeCpuSeconds } from "./processes.ts";
 
 /** Share of seeded pets that get photos (1 to 3 each); the issue asks for a quarter to a third. */
 export const PHOTO_SHARE = 0.3;
@@ -29,13 +28,7 @@ export async function withSql<T>(url: string, work: (sql: postgres.Sql) => Promi
   }
 }
 
-const isPostgresProcess = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("postgres");
-  } catch {
-    return false;
-  }
-};
+const isPostgresProcess = (pid: number) => commandOf(pid)?.startsWith("postgres") ?? false;
 
 /**
  * The CPU seconds so far of the PostgreSQL server `sql` is connected to, every process of it,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cpuSeconds, parentPid, treeCpuSeconds } from "./processes.ts";
+import { commandOf, cpuMeter, cpuSeconds, parentPid, treeCpuSeconds } from "./processes.ts";
 
 /** A child that spends a fixed amount of work (not of time) and exits; its CPU seconds. */
 async function busyChild(): Promise<number> {
@@ -10,10 +10,11 @@ async function busyChild(): Promise<number> {
 }
 
 describe("CPU of a process tree (PostgreSQL's, in the benches)", () => {
-  test("a child's parent is this process", () => {
+  test("a child's parent is this process, and its command is named", () => {
     const child = Bun.spawn(["sleep", "5"]);
     try {
       expect(parentPid(child.pid)).toBe(process.pid);
+      expect(commandOf(child.pid)).toBe("sleep");
     } finally {
       child.kill();
     }
@@ -29,7 +30,15 @@ describe("CPU of a process tree (PostgreSQL's, in the benches)", () => {
     expect(treeCpuSeconds(process.pid) - before).toBeGreaterThanOrEqual(childCpu - 0.02);
   }, 60_000);
 
-  test("a process that is not there has no parent and no CPU", () => {
+  test("a meter gives the CPU since it started per unit of work, in µs", async () => {
+    const perUnit = cpuMeter(() => treeCpuSeconds(process.pid));
+    const childCpu = await busyChild();
+    // Over 1,000 units: at least the child's CPU less two 10 ms clock ticks, in µs per unit.
+    expect(perUnit(1000)).toBeGreaterThanOrEqual(((childCpu - 0.02) * 1e6) / 1000);
+  }, 60_000);
+
+  test("a process that is not there has no parent, no command and no CPU", () => {
+    expect(commandOf(2 ** 30)).toBeUndefined();
     expect(parentPid(2 ** 30)).toBeUndefined();
     expect(treeCpuSeconds(2 ** 30)).toBeNaN();
   });

@@ -122,6 +122,24 @@ function statFields(pid: number | string): string[] | undefined {
 const ticks = (fields: string[], ...indexes: number[]) =>
   indexes.reduce((sum, i) => sum + Number(fields[i]), 0) / TICKS_PER_SECOND;
 
+/**
+ * Starts reading CPU seconds with `read` (cpuSeconds, treeCpuSeconds); the returned function
+ * gives the CPU used since then per unit of work (requests, transactions), in µs.
+ */
+export function cpuMeter(read: () => number): (units: number) => number {
+  const start = read();
+  return (units) => ((read() - start) * 1e6) / units;
+}
+
+/** The command name of a process (/proc/<pid>/comm), or undefined when it is not here. */
+export function commandOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU seconds (user + system, all threads) a process has used so far; NaN once it is gone. */
 export function cpuSeconds(pid: number): number {
   const fields = statFields(pid);

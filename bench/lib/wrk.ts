@@ -1,5 +1,5 @@
 /** Runs wrk pinned to a core and reads throughput and latency percentiles from its report. */
-import { cpuSeconds } from "./processes.ts";
+import { cpuMeter, cpuSeconds } from "./processes.ts";
 
 export interface LoadOptions {
   seconds: number;
@@ -98,17 +98,13 @@ export async function loadServer(
   const url = `${server.baseUrl}${path}`;
   try {
     if (run.warmup > 0) await runWrk(url, { ...run, seconds: run.warmup });
-    const cpu = cpuSeconds(server.pid);
-    const databaseCpu = run.databaseCpu?.();
+    const serverCpu = cpuMeter(() => cpuSeconds(server.pid));
+    const databaseCpu = run.databaseCpu && cpuMeter(run.databaseCpu);
     const result = await runWrk(url, run);
-    const perRequest = (seconds: number) => (seconds * 1e6) / result.requests;
     return {
       ...result,
-      cpuUs: perRequest(cpuSeconds(server.pid) - cpu),
-      ...(run.databaseCpu &&
-        databaseCpu !== undefined && {
-          databaseCpuUs: perRequest(run.databaseCpu() - databaseCpu),
-        }),
+      cpuUs: serverCpu(result.requests),
+      ...(databaseCpu && { databaseCpuUs: databaseCpu(result.requests) }),
     };
   } catch (err) {
     const exited = server.exitReason();

@@ -12,6 +12,7 @@ import { createPetsRepository, openDatabase } from "../lib/petbooks.ts";
 import { runPgbench } from "../lib/pgbench.ts";
 import {
   childEnv,
+  cpuMeter,
   freePorts,
   LOAD_CORE,
   peakRssMb,
@@ -142,12 +143,9 @@ function measurer(
       });
     }
     if (options.warmup > 0) await pgbench(filter, options.warmup);
-    const before = databaseCpu?.();
+    const postgresCpu = databaseCpu && cpuMeter(databaseCpu);
     const r = await pgbench(filter, options.seconds);
-    const databaseCpuUs =
-      databaseCpu && before !== undefined
-        ? ((databaseCpu() - before) * 1e6) / r.transactions
-        : undefined;
+    const databaseCpuUs = postgresCpu?.(r.transactions);
     return { rps: r.tps, failures: r.failed, loadCpuUs: r.loadCpuUs, databaseCpuUs };
   };
 }
@@ -225,28 +223,22 @@ export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>)
   const cpu = (s: Subject) => {
     const list = runs[s] ?? [];
     if (list.length === 0) return { text: "-", total: Number.NaN };
-    const medians = parts(list[0]?.result ?? {}, s).map((_, i) =>
-      medianOf(list, (r) => parts(r, s)[i]),
-    );
+    const medians = parts({}, s).map((_, i) => medianOf(list, (r) => parts(r, s)[i]));
     const sum = total(medians);
     if (Number.isNaN(sum)) return { text: "-", total: sum };
     const cores = medianOf(list, (r) => ((r.rps ?? Number.NaN) * total(parts(r, s))) / 1e6);
     const text = `${fmt.int(sum)} = ${medians.map((v) => fmt.int(v)).join(" + ")}; ${cores.toFixed(1)} cores`;
     return { text, total: sum };
   };
-  const [petbooks, ceiling, alone, embedded] = SUBJECTS.map(cpu) as [
-    ReturnType<typeof cpu>,
-    ReturnType<typeof cpu>,
-    ReturnType<typeof cpu>,
-    ReturnType<typeof cpu>,
-  ];
+  const petbooks = cpu("petbooks");
+  const alone = cpu("PostgreSQL alone");
   const fromCpu = alone.total / petbooks.total;
   return [
     filter.name,
     petbooks.text,
-    ceiling.text,
+    cpu("ceiling").text,
     alone.text,
-    embedded.text,
+    cpu("embedded").text,
     Number.isNaN(fromCpu) ? "-" : fromCpu.toFixed(2),
   ];
 }
