@@ -82,6 +82,21 @@ export function runsTable<T>(
 }
 
 /** The every-run columns of a load run: its rate, p50 and p99 ("-" when not measured), failures. */
+const cpuText = (us: number | undefined) => (us === undefined ? "-" : fmt.int(us));
+
+interface CpuPerRequest {
+  cpuUs?: number | undefined;
+  databaseCpuUs?: number | undefined;
+  loadCpuUs?: number | undefined;
+}
+
+/** The CPU per request of every process of a run: the server's, the database's, the load's. */
+export const cpuColumns: Record<string, (r: CpuPerRequest) => string> = {
+  "server CPU µs/request": (r) => cpuText(r.cpuUs),
+  "PostgreSQL CPU µs/request": (r) => cpuText(r.databaseCpuUs),
+  "load generator CPU µs/request": (r) => cpuText(r.loadCpuUs),
+};
+
 export function loadColumns<R extends { p50Ms?: number; p99Ms?: number; failures?: number }>(
   rate: string,
   perSecond: (r: R) => number | undefined,

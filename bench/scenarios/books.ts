@@ -1,10 +1,11 @@
 import { type Context, progress } from "../lib/context.ts";
+import { localPostgresCpu, withSql } from "../lib/database.ts";
 import { freePorts, LOAD_CORE } from "../lib/processes.ts";
-import { fmt, loadColumns, runsTable } from "../lib/report.ts";
+import { cpuColumns, fmt, loadColumns, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, ratioOf } from "../lib/rounds.ts";
 import { obtainToken, sameAnswer, startServeAndCeiling } from "../lib/servers.ts";
 import { formatRatio } from "../lib/stats.ts";
-import { loadServer } from "../lib/wrk.ts";
+import { loadServer, type ServerLoad } from "../lib/wrk.ts";
 
 const CONNECTIONS = 64;
 const TARGET = 0.9;
@@ -19,12 +20,14 @@ export async function booksScenario(ctx: Context) {
   const body = await sameAnswer(servers.petbooks, servers.ceiling, PATH, headers);
   if (!body.startsWith('{"count":100000')) throw new Error(`not the first page of books: ${body}`);
   progress(`GET ${PATH}: same bytes and headers from both; ${options.rounds} rounds`);
+  const databaseCpu = await withSql(ctx.databaseUrl, localPostgresCpu);
 
   const runs = await interleaved(["petbooks", "ceiling"] as const, options.rounds, (name) =>
     loadServer(servers[name], PATH, {
       connections: CONNECTIONS,
       core: LOAD_CORE,
       headers,
+      databaseCpu,
       ...options,
     }),
   );
@@ -46,7 +49,7 @@ export async function booksScenario(ctx: Context) {
       `req/s, ceiling ${fmt.int(medianOf(runs.ceiling, (r) => r.rps))} req/s; ratio ${formatRatio(ratio)}.`,
     runsTable(
       runs,
-      loadColumns("req/s", (r) => r.rps),
+      loadColumns<ServerLoad>("req/s", (r) => r.rps, cpuColumns),
     ),
   );
 }

@@ -19,7 +19,7 @@ import {
   type RunningServer,
   runChecked,
 } from "../lib/processes.ts";
-import { fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
+import { cpuColumns, fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
 import { sameAnswer, startServe, startServeAndCeiling } from "../lib/servers.ts";
 import { formatRatio, type Ratio } from "../lib/stats.ts";
@@ -149,8 +149,6 @@ function measurer(
     return { rps: r.tps, failures: r.failed, loadCpuUs: r.loadCpuUs, databaseCpuUs };
   };
 }
-
-const cpuText = (us: number | undefined) => (us === undefined ? "-" : fmt.int(us));
 
 /** The filter's verdicts, and its row of the table. */
 function judgeFilter(
@@ -317,11 +315,7 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
     ...(servers.embedded ? [EMBEDDED_PROFILE] : []),
     runsTable(
       everyRun,
-      loadColumns("req/s", (r) => r.rps, {
-        "server CPU µs/request": (r) => cpuText(r.cpuUs),
-        "PostgreSQL CPU µs/request": (r) => cpuText(r.databaseCpuUs),
-        "load generator CPU µs/request": (r) => cpuText(r.loadCpuUs),
-      }),
+      loadColumns<Partial<ServerLoad>>("req/s", (r) => r.rps, cpuColumns),
     ),
   );
 }

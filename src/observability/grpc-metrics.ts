@@ -35,7 +35,10 @@ export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {
     const end = (err: unknown) => {
       const code = endCode(req, err);
       handled.inc({ ...labels, grpc_code: grpcCodeLabel(code) });
-      handling.observe(labels, (performance.now() - startedAt) / 1000);
+      handling.observe(
+        [labels.grpc_type, labels.grpc_service, labels.grpc_method],
+        (performance.now() - startedAt) / 1000,
+      );
     };
     return whenCallEnds(next(req), end);
   };

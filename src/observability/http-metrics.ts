@@ -42,14 +42,14 @@ export function httpObserver(metrics: Metrics): RequestObserver {
     const route = matched || UNMATCHED_ROUTE;
     const method = request.method;
     duration.observe(
-      { method, route, status_class: STATUS_CLASSES[Math.floor(code / 100) - 1] ?? "5xx" },
+      [method, route, STATUS_CLASSES[Math.floor(code / 100) - 1] ?? "5xx"],
       (performance.now() - startedAt) / 1000,
     );
     const declared = request.headers.get("content-length");
     if (declared !== null && declared !== "0")
-      requestSize.observe({ method, route }, Number(declared));
+      requestSize.observe([method, route], Number(declared));
     const size = knownSize(response);
-    if (size !== undefined) responseSize.observe({ method, route }, size);
+    if (size !== undefined) responseSize.observe([method, route], size);
     if (code === 401) authFailures.inc({ route });
     else if (code === 429) rateLimited.inc({ route });
   };

@@ -14,6 +14,7 @@ import {
 } from "prom-client";
 import type { OutboxHealth } from "../events/relay.ts";
 import { BUILD_INFO } from "./build-info.ts";
+import { LabelledHistogram } from "./labelled-histogram.ts";
 
 /** Seconds: from a cache hit (~1 ms) to a request that waited on a dead dependency (10 s). */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -86,6 +87,13 @@ export function createMetrics(options: CreateMetricsOptions = {}) {
   const histogram = <L extends string>(
     c: Omit<MetricConfiguration<L>, "registers"> & { buckets: number[] },
   ) => new Histogram<L>({ ...c, registers: [registry] });
+  /** For what is observed on every request or call (see LabelledHistogram). */
+  const perRequestHistogram = <L extends string>(c: {
+    name: string;
+    help: string;
+    labelNames: readonly L[];
+    buckets: number[];
+  }) => new LabelledHistogram<L>({ ...c, registers: [registry] });
 
   if (options.processMetrics !== false) {
     collectDefaultMetrics({
@@ -115,19 +123,19 @@ export function createMetrics(options: CreateMetricsOptions = {}) {
       sources.outbox = source;
     },
     http: {
-      duration: histogram({
+      duration: perRequestHistogram({
         name: "http_server_request_duration_seconds",
         help: "HTTP requests by method, route template and status class, from arrival to answer.",
         labelNames: ["method", "route", "status_class"],
         buckets: DURATION_BUCKETS,
       }),
-      requestSize: histogram({
+      requestSize: perRequestHistogram({
         name: "http_server_request_size_bytes",
         help: "Declared (Content-Length) sizes of HTTP request bodies, by method and route template.",
         labelNames: ["method", "route"],
         buckets: SIZE_BUCKETS,
       }),
-      responseSize: histogram({
+      responseSize: perRequestHistogram({
         name: "http_server_response_size_bytes",
         help: "Sizes of HTTP response bodies known before they are sent (files, photos, pre-serialised bodies), by method and route template.",
         labelNames: ["method", "route"],
@@ -162,7 +170,7 @@ export function createMetrics(options: CreateMetricsOptions = {}) {
         help: "RPCs completed on the server, by status code.",
         labelNames: ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
       }),
-      handling: histogram({
+      handling: perRequestHistogram({
         name: "grpc_server_handling_seconds",
         help: "Time from the start of an RPC to its status, as the server saw it.",
         labelNames: ["grpc_type", "grpc_service", "grpc_method"],
