@@ -13,7 +13,13 @@ import { type Context, progress } from "../lib/context.ts";
 import { withSql } from "../lib/database.ts";
 import { grpcClient } from "../lib/grpc.ts";
 import { grpcFrame, type H2loadResult, h2load } from "../lib/h2load.ts";
-import { freePorts, LOAD_CORE, type RunningServer } from "../lib/processes.ts";
+import {
+  cpuMeter,
+  cpuSeconds,
+  freePorts,
+  LOAD_CORE,
+  type RunningServer,
+} from "../lib/processes.ts";
 import { fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
 import { bearerToken, CEILINGS, startGrpc } from "../lib/servers.ts";
@@ -130,17 +136,24 @@ export async function grpcScenario(ctx: Context) {
   }
   progress(`gRPC: same bytes from both; every one of ${CHECK_CALLS} calls OK on both`);
 
-  const results = {} as Record<Method, Runs<(typeof SERVERS)[number], H2loadResult>>;
+  const results = {} as Record<
+    Method,
+    Runs<(typeof SERVERS)[number], H2loadResult & { cpuUs: number }>
+  >;
   for (const method of METHODS) {
     progress(`gRPC ${method}: ${options.rounds} rounds`);
-    results[method] = await interleaved(SERVERS, options.rounds, (name) =>
-      load(name, method, { seconds: options.seconds }),
-    );
+    results[method] = await interleaved(SERVERS, options.rounds, async (name) => {
+      const serverCpu = cpuMeter(() => cpuSeconds(servers[name].pid));
+      const run = await load(name, method, { seconds: options.seconds });
+      // h2load's warm-up is inside the meter: the calls of the whole run at the measured rate.
+      const calls = run.callsPerSecond * (options.warmup + options.seconds);
+      return { ...run, cpuUs: serverCpu(calls) };
+    });
   }
   await Promise.all([servers.petbooks.stop(), servers.ceiling.stop()]);
 
   const rows: string[][] = [];
-  const everyRun: Record<string, Timed<H2loadResult>[]> = {};
+  const everyRun: Record<string, Timed<H2loadResult & { cpuUs: number }>[]> = {};
   for (const method of METHODS) {
     const { petbooks, ceiling } = results[method];
     const ratio = ratioOf(petbooks, ceiling, (x) => x.callsPerSecond);
@@ -167,7 +180,8 @@ export async function grpcScenario(ctx: Context) {
       "**Ceiling**: bench/ceilings/grpc.ts, a bare connect-node BookService on node:http2 in Bun " +
       "replaying the statements captured from the books repository, checking the token as " +
       "petbooks does, with the same page tokens; the same bytes (checked, and a counted run " +
-      "shows every call got the OK answer).",
+      "shows every call got the OK answer). Server CPU: user + system time of the server " +
+      "process over the run, its warm-up included, per call at the measured rate.",
     markdownTable(
       [
         "method",
@@ -180,7 +194,9 @@ export async function grpcScenario(ctx: Context) {
     ),
     runsTable(
       everyRun,
-      loadColumns("calls/s", (x) => x.callsPerSecond),
+      loadColumns("calls/s", (x) => x.callsPerSecond, {
+        "server CPU µs/call": (x) => fmt.int(x.cpuUs),
+      }),
     ),
   );
 }

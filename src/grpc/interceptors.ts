@@ -108,11 +108,13 @@ async function* decodedRequests<T>(requests: AsyncIterable<T>, inputType: string
 
 /** One `rpc` log line per call, when it ends: method, protocol, gRPC code and duration. */
 export function logCalls(logger: Logger): Interceptor {
+  const logsCalls = logger.enabled("info");
   return (next) => async (req) => {
     req.contextValues.set(CALL_STARTED, true);
     const requestId = requestIdOf(req);
     const startedAt = performance.now();
     const log = (err: unknown) => {
+      if (!logsCalls) return;
       const code = endCode(req, err);
       logger.info("rpc", {
         request_id: requestId,
