@@ -1,11 +1,10 @@
 /**
  * A histogram for what is observed on every request: the label values come as an array in the
  * order of the label names, and a series is found by one string key. prom-client's Histogram
- * takes a labels object, which it converts, validates and hashes on every observation; with two
- * per request that was about a tenth of the CPU petbooks spends around a GET /books (measured in
- * process, with the handler's database calls unchanged). It registers with a prom-client Registry
- * and is exposed exactly as prom-client exposes its own histograms (the same lines, in the same
- * order).
+ * takes a labels object, which it converts, validates and hashes on every observation: about
+ * 8 µs of a GET /books in an in-process profile, where this one takes 2. It registers with a
+ * prom-client Registry and is exposed exactly as prom-client exposes its own histograms (the same
+ * lines, in the same order).
  */
 import type { Metric, Registry } from "prom-client";
 
