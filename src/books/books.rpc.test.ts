@@ -273,11 +273,12 @@ describe("failures", () => {
       },
     });
     try {
+      // One call at a time: a second one started early could fail before anyone awaits it.
       for (const call of [
-        broken.client(BookService).getBook({ id: "0199a7c6-0000-7000-8000-000000000000" }),
-        broken.client(BookService).listBooks({}),
+        () => broken.client(BookService).getBook({ id: "0199a7c6-0000-7000-8000-000000000000" }),
+        () => broken.client(BookService).listBooks({}),
       ]) {
-        const error = await codeOf(call);
+        const error = await codeOf(call());
         expect(error.code).toBe(Code.Internal);
         expect(error.rawMessage).toMatch(/^Internal error; quote request id [0-9a-f-]{36}\.$/);
         expect(error.rawMessage).not.toMatch(/select|relation|syntax/i);
