@@ -81,7 +81,6 @@ export function runsTable<T>(
   return `<details><summary>Every run</summary>\n\n${markdownTable(header, rows)}\n\n</details>`;
 }
 
-/** The every-run columns of a load run: its rate, p50 and p99 ("-" when not measured), failures. */
 const cpuText = (us: number | undefined) => (us === undefined ? "-" : fmt.int(us));
 
 interface CpuPerRequest {
@@ -97,6 +96,7 @@ export const cpuColumns: Record<string, (r: CpuPerRequest) => string> = {
   "load generator CPU µs/request": (r) => cpuText(r.loadCpuUs),
 };
 
+/** The every-run columns of a load run: its rate, p50 and p99 ("-" when not measured), failures. */
 export function loadColumns<R extends { p50Ms?: number; p99Ms?: number; failures?: number }>(
   rate: string,
   perSecond: (r: R) => number | undefined,

@@ -102,6 +102,9 @@ async function startBoth(ctx: Context) {
   return { servers, authorization, bodies };
 }
 
+/** One h2load run, with the server's CPU per call over it. */
+type GrpcRun = H2loadResult & { cpuUs: number };
+
 export async function grpcScenario(ctx: Context) {
   const { options, report, dir } = ctx;
   const { servers, authorization, bodies } = await startBoth(ctx);
@@ -136,10 +139,7 @@ export async function grpcScenario(ctx: Context) {
   }
   progress(`gRPC: same bytes from both; every one of ${CHECK_CALLS} calls OK on both`);
 
-  const results = {} as Record<
-    Method,
-    Runs<(typeof SERVERS)[number], H2loadResult & { cpuUs: number }>
-  >;
+  const results = {} as Record<Method, Runs<(typeof SERVERS)[number], GrpcRun>>;
   for (const method of METHODS) {
     progress(`gRPC ${method}: ${options.rounds} rounds`);
     results[method] = await interleaved(SERVERS, options.rounds, async (name) => {
@@ -153,7 +153,7 @@ export async function grpcScenario(ctx: Context) {
   await Promise.all([servers.petbooks.stop(), servers.ceiling.stop()]);
 
   const rows: string[][] = [];
-  const everyRun: Record<string, Timed<H2loadResult & { cpuUs: number }>[]> = {};
+  const everyRun: Record<string, Timed<GrpcRun>[]> = {};
   for (const method of METHODS) {
     const { petbooks, ceiling } = results[method];
     const ratio = ratioOf(petbooks, ceiling, (x) => x.callsPerSecond);

@@ -14,7 +14,7 @@ import {
 } from "prom-client";
 import type { OutboxHealth } from "../events/relay.ts";
 import { BUILD_INFO } from "./build-info.ts";
-import { LabelledHistogram } from "./labelled-histogram.ts";
+import { LabelledHistogram, type LabelledHistogramConfiguration } from "./labelled-histogram.ts";
 
 /** Seconds: from a cache hit (~1 ms) to a request that waited on a dead dependency (10 s). */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -88,12 +88,9 @@ export function createMetrics(options: CreateMetricsOptions = {}) {
     c: Omit<MetricConfiguration<L>, "registers"> & { buckets: number[] },
   ) => new Histogram<L>({ ...c, registers: [registry] });
   /** For what is observed on every request or call (see LabelledHistogram). */
-  const perRequestHistogram = <L extends string>(c: {
-    name: string;
-    help: string;
-    labelNames: readonly L[];
-    buckets: number[];
-  }) => new LabelledHistogram<L>({ ...c, registers: [registry] });
+  const perRequestHistogram = <L extends string>(
+    c: Omit<LabelledHistogramConfiguration<L>, "registers">,
+  ) => new LabelledHistogram<L>({ ...c, registers: [registry] });
 
   if (options.processMetrics !== false) {
     collectDefaultMetrics({
