@@ -4,7 +4,7 @@ import { cpuRow } from "./pets.ts";
 const run = (round: number, result: Record<string, number>) => ({ round, load: "0 0 0", result });
 
 describe("the GET /pets CPU table", () => {
-  test("sums each subject's processes, the cores it kept busy, and the ratio from CPU", () => {
+  test("sums each subject's processes, the cores it kept busy, and the ratios from CPU", () => {
     const runs = {
       petbooks: [
         run(1, { rps: 5000, cpuUs: 100, databaseCpuUs: 140, loadCpuUs: 20 }),
@@ -36,6 +36,8 @@ describe("the GET /pets CPU table", () => {
       "170 = 150 + 20; 1.7 cores",
       "530 = 500 + 30; 1.1 cores",
       (170 / 260).toFixed(2),
+      // without the servers: petbooks 140 + 20, the ceiling 140 + 20
+      (170 / 160).toFixed(2),
     ]);
   });
 
@@ -46,6 +48,24 @@ describe("the GET /pets CPU table", () => {
       "PostgreSQL alone": [run(1, { rps: 9000, loadCpuUs: 20 })],
     };
     const filter = { name: "no filter", query: "", hasPhotos: undefined, offset: 0 } as const;
-    expect(cpuRow(filter, runs as never)).toEqual(["no filter", "-", "-", "-", "-", "-"]);
+    expect(cpuRow(filter, runs as never)).toEqual(["no filter", "-", "-", "-", "-", "-", "-"]);
+  });
+
+  test("the bound for a server costing nothing takes the cheaper of petbooks and the ceiling", () => {
+    const one = (result: Record<string, number>) => [run(1, result)];
+    const runs = {
+      petbooks: one({ rps: 5000, cpuUs: 100, databaseCpuUs: 150, loadCpuUs: 20 }),
+      ceiling: one({ rps: 6000, cpuUs: 80, databaseCpuUs: 120, loadCpuUs: 20 }),
+      "PostgreSQL alone": one({ rps: 10000, databaseCpuUs: 110, loadCpuUs: 10 }),
+    };
+    const filter = {
+      name: "has_photos=true",
+      query: "?has_photos=true",
+      hasPhotos: true,
+      offset: 0,
+    } as const;
+    const row = cpuRow(filter, runs as never);
+    expect(row[5]).toBe((120 / 270).toFixed(2));
+    expect(row[6]).toBe((120 / 140).toFixed(2));
   });
 });
