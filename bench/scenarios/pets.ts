@@ -209,7 +209,7 @@ function judgeFilter(
  * measured runs) and the cores it kept busy (its rate times that CPU), then the ratio of
  * petbooks to PostgreSQL alone that the CPU totals give if both kept the cores equally busy,
  * and the same ratio for a server that cost no CPU at all: PostgreSQL's and wrk's share of the
- * cheaper of petbooks and the ceiling. No server in front of PostgreSQL can beat that bound.
+ * cheaper of petbooks and the ceiling, an upper estimate for any server in front of PostgreSQL.
  */
 export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>): string[] {
   const parts = (r: Partial<ServerLoad>, s: Subject) =>
@@ -306,8 +306,9 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       "the cores as busy as pgbench did, it would have reached PostgreSQL alone's rate times " +
       "pgbench's total divided by petbooks' total. A server that cost no CPU at all would still " +
       "pay for PostgreSQL and wrk: the last column is that server's ratio, from the " +
-      "PostgreSQL and wrk CPU of the cheaper of petbooks and the ceiling, a bound no server in " +
-      "front of PostgreSQL can pass on this machine. Embedded petbooks runs every statement in " +
+      "PostgreSQL and wrk CPU of the cheaper of petbooks and the ceiling, had it kept the " +
+      "cores as busy as pgbench: an upper estimate for any server in front of PostgreSQL on " +
+      "this machine. Embedded petbooks runs every statement in " +
       "its own thread, so it keeps about one core busy, whatever the other core does.",
     markdownTable(
       [
