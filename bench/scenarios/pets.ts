@@ -222,16 +222,16 @@ export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>)
     values.reduce<number>((sum, v) => sum + (v ?? Number.NaN), 0);
   const cpu = (s: Subject) => {
     const list = runs[s] ?? [];
-    if (list.length === 0) return { text: "-", total: Number.NaN, withoutServer: Number.NaN };
+    if (list.length === 0) return { text: "-", total: Number.NaN, medians: [] };
     const medians = parts({}, s).map((_, i) => medianOf(list, (r) => parts(r, s)[i]));
     const sum = total(medians);
-    if (Number.isNaN(sum)) return { text: "-", total: sum, withoutServer: sum };
+    if (Number.isNaN(sum)) return { text: "-", total: sum, medians };
     const cores = medianOf(list, (r) => ((r.rps ?? Number.NaN) * total(parts(r, s))) / 1e6);
     const text = `${fmt.int(sum)} = ${medians.map((v) => fmt.int(v)).join(" + ")}; ${cores.toFixed(1)} cores`;
-    // A server's own CPU is the first part; PostgreSQL alone has none.
-    const withoutServer = s === "PostgreSQL alone" ? sum : total(medians.slice(1));
-    return { text, total: sum, withoutServer };
+    return { text, total: sum, medians };
   };
+  // What a server's requests cost PostgreSQL and wrk: its total without its own CPU (the first).
+  const beyondServer = (c: ReturnType<typeof cpu>) => c.total - (c.medians[0] ?? Number.NaN);
   const petbooks = cpu("petbooks");
   const ceiling = cpu("ceiling");
   const alone = cpu("PostgreSQL alone");
@@ -243,7 +243,7 @@ export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>)
     alone.text,
     cpu("embedded").text,
     ratio(alone.total / petbooks.total),
-    ratio(alone.total / Math.min(petbooks.withoutServer, ceiling.withoutServer)),
+    ratio(alone.total / Math.min(beyondServer(petbooks), beyondServer(ceiling))),
   ];
 }
 
