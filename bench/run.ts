@@ -32,7 +32,11 @@ const OPTIONS = {
   rounds: { int: 5, help: "interleaved rounds per comparison" },
   duration: { int: 5, help: "seconds per measured run, after --warmup" },
   warmup: { int: 1, min: 0, help: "seconds of warm-up before each measured run" },
-  pool: { int: 10, help: "database pool of petbooks and the ceilings, pgbench clients" },
+  pool: {
+    int: 3,
+    help: "DATABASE_POOL_SIZE of petbooks and the ceilings (docs/operations.md#database-connections)",
+  },
+  pgbenchClients: { int: 10, help: "pgbench clients, for PostgreSQL alone" },
   only: { choices: PARTS, list: true, help: `some of ${PARTS.join(",")} (default: all)` },
   skip1m: { flag: true, help: "leave out the export over 1,000,000 pets" },
   writeDocs: { flag: true, help: "also write docs/performance.md from the report" },
@@ -61,6 +65,7 @@ async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number
     seconds: o.duration,
     warmup: o.warmup,
     pool: o.pool,
+    pgbenchClients: o.pgbenchClients,
     skip1m: o.skip1m,
   };
   const parts = new Set(o.only?.split(",") ?? PARTS);
@@ -98,7 +103,10 @@ async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number
       `${options.seconds} s per run; ${((finished.getTime() - started.getTime()) / 60_000).toFixed(1)} ` +
       `minutes in all. Data: ${counts.pets.toLocaleString("en-US")} pets ` +
       `(${((100 * counts.withPhotos) / counts.pets).toFixed(1)}% with photos, ${counts.photos.toLocaleString("en-US")} photos) ` +
-      `and ${BOOKS.toLocaleString("en-US")} books. petbooks (servers and exports) and the ceilings' servers run ` +
+      `and ${BOOKS.toLocaleString("en-US")} books. petbooks' servers and the ceilings hold ` +
+      `\`DATABASE_POOL_SIZE=${options.pool}\` connections each ` +
+      "([docs/operations.md](operations.md#database-connections)). " +
+      "petbooks (servers and exports) and the ceilings' servers run " +
       `with ${Object.entries(ALLOCATOR_ENV)
         .map(([name, value]) => `\`${name}=${value}\``)
         .join(" ")}, as the Docker image sets it ` +

@@ -15,8 +15,10 @@ export interface BenchOptions {
   /** Seconds of each measured load run, after `warmup` seconds of the same load. */
   seconds: number;
   warmup: number;
-  /** DATABASE_POOL_SIZE of petbooks and of every ceiling; pgbench's clients. */
+  /** DATABASE_POOL_SIZE of petbooks and of every ceiling. */
   pool: number;
+  /** pgbench's clients, for PostgreSQL alone. */
+  pgbenchClients: number;
   /** Leave out the export over 1,000,000 pets (the slowest part). */
   skip1m: boolean;
 }

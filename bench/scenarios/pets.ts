@@ -124,7 +124,7 @@ function measurer(
       url: ctx.databaseUrl,
       statement: page.text,
       protocol: page.options.prepare ? "prepared" : "simple",
-      clients: options.pool,
+      clients: options.pgbenchClients,
       seconds,
       core: LOAD_CORE,
       scriptFile: join(ctx.dir, "pets-page.sql"),
@@ -276,7 +276,7 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       "it, and answering the same bytes (checked before timing). **PostgreSQL alone**: pgbench " +
       "on that statement in the protocol petbooks uses (a prepared statement for the first " +
       `pages, text over the simple protocol for others: \`-M prepared\`, \`-M simple\`), ` +
-      `${options.pool} clients. ` +
+      `${options.pgbenchClients} clients. ` +
       "**Embedded**: petbooks on its defaults (PGlite in the process), the same seed. Server CPU " +
       "is user + system time of the server process over the measured run, per request. Ratios " +
       `are per round, then the median (min-max) of ${options.rounds} interleaved rounds.`,
