@@ -1,5 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { commandOf, cpuMeter, cpuSeconds, parentPid, treeCpuSeconds } from "./processes.ts";
+import {
+  commandOf,
+  cpuMeter,
+  cpuSeconds,
+  type ProcReader,
+  parentPid,
+  treeCpuSeconds,
+} from "./processes.ts";
 
 /** A child that spends a fixed amount of work (not of time) and exits; its CPU seconds. */
 async function busyChild(): Promise<number> {
@@ -36,6 +43,51 @@ describe("CPU of a process tree (PostgreSQL's, in the benches)", () => {
     // Over 1,000 units: at least the child's CPU less two 10 ms clock ticks, in µs per unit.
     expect(perUnit(1000)).toBeGreaterThanOrEqual(((childCpu - 0.02) * 1e6) / 1000);
   }, 60_000);
+
+  /** /proc/<pid>/stat after the name: state, ppid, 9 fields, utime, stime, cutime, cstime. */
+  const stat = (ppid: number, [utime, stime, cutime, cstime]: number[]) => [
+    "S",
+    String(ppid),
+    ...Array<string>(9).fill("0"),
+    ...[utime, stime, cutime, cstime].map(String),
+  ];
+
+  /**
+   * A postmaster (100) that has used 1 tick itself, and its backend (200) 500 ticks, waited for
+   * (its ticks moved to the parent's ended children) during the first scan: just after the
+   * first read of the parent, or just after the first read of the child.
+   */
+  function reapedDuringScan(when: "after the parent" | "after the child") {
+    let reaped = false;
+    let scans = 0;
+    const proc: ProcReader = {
+      pids: () => {
+        scans++;
+        return reaped ? ["100"] : ["100", "200"];
+      },
+      stat: (pid) => {
+        const fields =
+          String(pid) === "100"
+            ? stat(1, [1, 0, reaped ? 400 : 0, reaped ? 100 : 0])
+            : reaped
+              ? undefined
+              : stat(100, [400, 100, 0, 0]);
+        if (when === "after the parent" && String(pid) === "100") reaped = true;
+        if (when === "after the child" && String(pid) === "200") reaped = true;
+        return fields;
+      },
+    };
+    return { proc, scans: () => scans };
+  }
+
+  test("a child waited for while the children are read is counted once, not lost or twice", () => {
+    const tick = treeCpuSeconds(1, { pids: () => [], stat: () => stat(0, [1, 0, 0, 0]) });
+    for (const when of ["after the parent", "after the child"] as const) {
+      const { proc, scans } = reapedDuringScan(when);
+      expect(Math.round(treeCpuSeconds(100, proc) / tick)).toBe(501);
+      expect(scans()).toBe(2);
+    }
+  });
 
   test("a process that is not there has no parent, no command and no CPU", () => {
     expect(commandOf(2 ** 30)).toBeUndefined();
