@@ -117,14 +117,14 @@ function measurer(
   const { options } = ctx;
   const recorder = recordingDb();
   const pets = createPetsRepository(recorder.db);
-  const pgbench = async (filter: Filter, seconds: number) => {
+  const pgbench = async (filter: Filter, seconds: number, clients: number) => {
     // What petbooks sends, as it sends it: a prepared statement or text (db/text-query.ts).
     const page = await captureOne(recorder, () => pets.listPage({ limit: 20, ...filter }, String));
     return runPgbench({
       url: ctx.databaseUrl,
       statement: page.text,
       protocol: page.options.prepare ? "prepared" : "simple",
-      clients: options.pgbenchClients,
+      clients,
       seconds,
       core: LOAD_CORE,
       scriptFile: join(ctx.dir, "pets-page.sql"),
@@ -142,11 +142,20 @@ function measurer(
         databaseCpu: database,
       });
     }
-    if (options.warmup > 0) await pgbench(filter, options.warmup);
-    const postgresCpu = databaseCpu && cpuMeter(databaseCpu);
-    const r = await pgbench(filter, options.seconds);
-    const databaseCpuUs = postgresCpu?.(r.transactions);
-    return { rps: r.tps, failures: r.failed, loadCpuUs: r.loadCpuUs, databaseCpuUs };
+    // PostgreSQL alone at its best: which number of clients that is depends on the machine.
+    let fastest: Partial<ServerLoad> = { rps: 0 };
+    let failures = 0;
+    for (const clients of options.pgbenchClients) {
+      if (options.warmup > 0) await pgbench(filter, options.warmup, clients);
+      const postgresCpu = databaseCpu && cpuMeter(databaseCpu);
+      const r = await pgbench(filter, options.seconds, clients);
+      const databaseCpuUs = postgresCpu?.(r.transactions);
+      failures += r.failed;
+      if (r.tps > (fastest.rps ?? 0)) {
+        fastest = { rps: r.tps, loadCpuUs: r.loadCpuUs, databaseCpuUs };
+      }
+    }
+    return { ...fastest, failures };
   };
 }
 
@@ -276,7 +285,7 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       "it, and answering the same bytes (checked before timing). **PostgreSQL alone**: pgbench " +
       "on that statement in the protocol petbooks uses (a prepared statement for the first " +
       `pages, text over the simple protocol for others: \`-M prepared\`, \`-M simple\`), ` +
-      `${options.pgbenchClients} clients. ` +
+      `${options.pgbenchClients.join(" and ")} clients in turn, the faster kept in each round. ` +
       "**Embedded**: petbooks on its defaults (PGlite in the process), the same seed. Server CPU " +
       "is user + system time of the server process over the measured run, per request. Ratios " +
       `are per round, then the median (min-max) of ${options.rounds} interleaved rounds.`,
