@@ -12,7 +12,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runBench } from "./lib/cleanup.ts";
-import { API_KEY, openWorkspace, progress } from "./lib/context.ts";
+import { API_KEY, openWorkspace, POOL_OPTION, progress } from "./lib/context.ts";
 import { flameGraphSvg, summarize, timedTree } from "./lib/cpu-profile.ts";
 import { seedBooks, seedPets } from "./lib/database.ts";
 import { loadAverage } from "./lib/machine.ts";
@@ -26,6 +26,7 @@ const OPTIONS = {
   path: { text: "/pets", help: "the path loaded (GET), e.g. /books?limit=20" },
   seconds: { int: 10, help: "seconds of load while profiling, after 2 s of warm-up" },
   connections: { int: 64, help: "wrk connections" },
+  pool: POOL_OPTION,
   rows: { int: 100_000, help: "pets and books seeded" },
   embedded: { flag: true, help: "petbooks on its embedded defaults (PGlite), seeded alike" },
   writeDocs: { flag: true, help: "write docs/profiles/<name>.md and .svg" },
@@ -41,6 +42,7 @@ await runBench({
     const ws = await openWorkspace(cleanup, {
       name: "profile",
       database: "petbooks_bench_profile",
+      pool: o.pool,
     });
     const dataDir = join(ws.dir, "data");
     if (o.embedded) {
@@ -89,7 +91,7 @@ await runBench({
     const title =
       `GET ${o.path}${o.embedded ? " (embedded)" : ""}: ${fmt.int(load.rps)} req/s, ` +
       `${fmt.int(load.cpuUs)} µs CPU per request ` +
-      `(wrk -c${o.connections}, ${o.seconds} s, load average ${loadAtStart} at start)`;
+      `(wrk -c${o.connections}, ${o.seconds} s${o.embedded ? "" : `, pool ${o.pool}`}, load average ${loadAtStart} at start)`;
     const markdown = [
       `# Profile of ${title.replace(/^GET [^:]+: /, `GET \`${o.path}\`${o.embedded ? " (embedded)" : ""}: `)}`,
       "",

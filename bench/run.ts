@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Cleanup, runBench } from "./lib/cleanup.ts";
-import { type Context, openWorkspace, progress } from "./lib/context.ts";
+import { type Context, openWorkspace, POOL_OPTION, progress } from "./lib/context.ts";
 import { petCounts, seedBooks, seedPets } from "./lib/database.ts";
 import { loadAverage, machineFacts } from "./lib/machine.ts";
 import { integerOption, type Options } from "./lib/options.ts";
@@ -32,10 +32,7 @@ const OPTIONS = {
   rounds: { int: 5, help: "interleaved rounds per comparison" },
   duration: { int: 5, help: "seconds per measured run, after --warmup" },
   warmup: { int: 1, min: 0, help: "seconds of warm-up before each measured run" },
-  pool: {
-    int: 3,
-    help: "DATABASE_POOL_SIZE of petbooks and the ceilings (docs/operations.md#database-connections)",
-  },
+  pool: POOL_OPTION,
   pgbenchClients: {
     text: "4,6",
     help: "pgbench clients for PostgreSQL alone: each in turn, the fastest kept",

@@ -41,6 +41,15 @@ export interface Context extends Workspace {
   report: Report;
 }
 
+/**
+ * --pool: DATABASE_POOL_SIZE of the servers a bench starts. 3 served more than 10 on this 2-core
+ * machine (docs/operations.md#database-connections), so the report and the profiles use it.
+ */
+export const POOL_OPTION = {
+  int: 3,
+  help: "DATABASE_POOL_SIZE of petbooks and the ceilings (docs/operations.md#database-connections)",
+} as const;
+
 export const API_KEY = "petbooks-bench-api-key";
 /** Signs the bench user's tokens and, in `grpc`, the page tokens (ceilings use it the same way). */
 export const JWT_SECRET = "petbooks-bench-jwt-secret-0123456789abcdef";
