@@ -9,26 +9,27 @@
  *
  * Env: DATABASE_URL, DATABASE_POOL_SIZE (10), API_KEY, JWT_SECRET, JWT_TTL (3600), PUBLIC_URL, PORT.
  */
-import { captureOne, recordingDb, replay, replayRows } from "../lib/capture.ts";
+import { captureOne, recordingDb, replayRows } from "../lib/capture.ts";
 import {
   apiKeyChecker,
   createBooksRepository,
   createPetsRepository,
+  PHOTO_ROUTE_PREFIX,
   SECURITY_HEADERS,
 } from "../lib/petbooks.ts";
 import { bearerAuth, connectPool, env } from "./auth.ts";
 
 const sql = connectPool();
 const apiKeyMatches = apiKeyChecker(env("API_KEY"));
-const photoUrl = `${env("PUBLIC_URL")}/photos/`;
+const photoUrlBase = `${env("PUBLIC_URL")}${PHOTO_ROUTE_PREFIX}`;
 const recorder = recordingDb();
 const petsRepository = createPetsRepository(recorder.db);
 const booksRepository = createBooksRepository(recorder.db);
 const authenticated = bearerAuth(sql, recorder, env("JWT_SECRET"), Number(env("JWT_TTL", "3600")));
 
 type HasPhotos = boolean | undefined;
-const json = (body: unknown) =>
-  new Response(JSON.stringify(body), {
+const json = (body: string) =>
+  new Response(body, {
     headers: {
       ...SECURITY_HEADERS,
       "content-type": "application/json;charset=utf-8",
@@ -65,13 +66,8 @@ function page(params: URLSearchParams) {
 }
 
 const petsPage = memo((limit: number, offset: number, hasPhotos: HasPhotos) =>
-  captureOne(recorder, () => petsRepository.listPage({ limit, offset, hasPhotos }, String)),
+  captureOne(recorder, () => petsRepository.listJson({ limit, offset, hasPhotos }, photoUrlBase)),
 );
-const petsCount = memo((hasPhotos: HasPhotos) =>
-  captureOne(recorder, () => petsRepository.count(hasPhotos)),
-);
-
-type PetArray = [string, string, number, string, string, [string, string][] | null];
 
 async function listPets(request: Request): Promise<Response> {
   if (!apiKeyMatches(request.headers.get("x-api-key"))) return status(401);
@@ -80,51 +76,22 @@ async function listPets(request: Request): Promise<Response> {
   const raw = params.get("has_photos");
   if (!range || (raw !== null && raw !== "true" && raw !== "false")) return status(422);
   const hasPhotos = raw === null ? undefined : raw === "true";
+  // The statement answers the whole body (see the pets repository's listPageQuery).
   const [row] = await replayRows(sql, await petsPage(range.limit, range.offset, hasPhotos));
-  const pets = (row?.pets ?? []) as PetArray[];
-  const count =
-    pets.length > 0
-      ? Number(row?.total)
-      : Number((await replay(sql, await petsCount(hasPhotos)))[0]?.[0] ?? 0);
-  return json({
-    count,
-    items: pets.map(([id, name, age, type, createdAt, photos]) => ({
-      id,
-      name,
-      age,
-      type,
-      photos: (photos ?? []).map(([photoId, file]) => ({ id: photoId, url: photoUrl + file })),
-      created_at: createdAt.slice(0, 19),
-    })),
-  });
+  return json(row?.body as string);
 }
 
 const booksPage = memo((limit: number, offset: number) =>
-  captureOne(recorder, () => booksRepository.listPage({ limit, offset })),
+  captureOne(recorder, () => booksRepository.listJson({ limit, offset })),
 );
-const booksCount = captureOne(recorder, () => booksRepository.count({}));
-
-type BookArray = [string, string, string, string, string, string];
 
 async function listBooks(request: Request): Promise<Response> {
   if (!(await authenticated(request.headers.get("authorization")))) return status(401);
   const range = page(new URL(request.url).searchParams);
   if (!range) return status(422);
-  const [rows, stats] = await Promise.all([
-    replay(sql, await booksPage(range.limit, range.offset)),
-    replay(sql, await booksCount),
-  ]);
-  return json({
-    count: Number(stats[0]?.[0] ?? 0),
-    items: (rows as unknown as BookArray[]).map((b) => ({
-      id: b[0],
-      title: b[1],
-      author: b[2],
-      published_on: b[3],
-      created_at: b[4],
-      updated_at: b[5],
-    })),
-  });
+  // The statement answers the whole body (see the books repository's listQuery).
+  const [row] = await replayRows(sql, await booksPage(range.limit, range.offset));
+  return json(row?.body as string);
 }
 
 const server = Bun.serve({
@@ -140,9 +107,6 @@ const server = Bun.serve({
   },
   fetch: () => status(404),
 });
-
-// Statements fixed at start are captured before the first request can need them.
-await booksCount;
 
 process.once("SIGTERM", async () => {
   await server.stop();

@@ -18,6 +18,7 @@ export type { Db } from "../../src/db/client.ts";
 export type { BookEventJson } from "../../src/events/events.ts";
 export { SECURITY_HEADERS } from "../../src/http/security-headers.ts";
 export { createPetsRepository } from "../../src/pets/pets.repository.ts";
+export { PHOTO_ROUTE_PREFIX } from "../../src/storage/photo-storage.ts";
 
 type DatabaseOptions = import("../../src/db/client.ts").DatabaseOptions;
 type Db = import("../../src/db/client.ts").Db;

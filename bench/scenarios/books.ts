@@ -43,7 +43,7 @@ export async function booksScenario(ctx: Context) {
     "GET /books, uncached",
     `\`GET ${PATH}\` with a bearer token, \`CACHE_TTL=0\` (no cache), 100,000 books; wrk -c` +
       `${CONNECTIONS}. **Ceiling**: bench/ceilings/http.ts, the statements captured from the ` +
-      "books repository (the page and the count, concurrently, as the service runs them), the " +
+      "books repository (one statement whose value is the whole answer, page and count), the " +
       "token checked with src/auth/tokens.ts and the user looked up at most every 5 s, as in " +
       `petbooks; the same bytes (checked). Median of petbooks ${fmt.int(medianOf(runs.petbooks, (r) => r.rps))} ` +
       `req/s, ceiling ${fmt.int(medianOf(runs.ceiling, (r) => r.rps))} req/s; ratio ${formatRatio(ratio)}.`,

@@ -169,6 +169,19 @@ describe("GET /books", () => {
     expect(await readJson(call("/books?offset=10"))).toEqual({ count: 1, items: [] });
   });
 
+  test("answers the bytes JSON.stringify writes for the books as created", async () => {
+    // Quotes, a backslash, non-ASCII, a character outside the BMP, U+2028, markup.
+    const older = await create({ title: 'The "Quoted" \\ Book é 🐕 \u2028 </script>' });
+    const newer = await create({ author: "Ünïcødé ñame", published_on: "1999-12-31" });
+    for (const path of ["/books", `/books?author=${encodeURIComponent(newer.author)}`]) {
+      const items = path === "/books" ? [newer, older] : [newer];
+      const res = await call(path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("application/json;charset=utf-8");
+      expect(await res.text()).toBe(JSON.stringify({ count: items.length, items }));
+    }
+  });
+
   test("newest first, paged, with an exact count", async () => {
     const ids = [];
     for (let i = 0; i < 25; i++) ids.push((await create()).id);

@@ -1,7 +1,9 @@
 /** All SQL for books. */
-import { and, desc, eq, type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { jsonString, utcSecondsJson } from "../db/json-text.ts";
 import { preparedOnce, renderedOnce, renderSql } from "../db/prepared.ts";
+import { rows } from "../db/rows.ts";
 import { integerLiteral } from "../db/sql.ts";
 import { textQuery } from "../db/text-query.ts";
 import { rfc3339Text } from "../db/timestamps.ts";
@@ -57,11 +59,35 @@ const namedSnapshotColumns = sql`${books.id}, ${books.title}, ${books.author},
   ${snapshotColumns.published_on} as published_on,
   ${snapshotColumns.created_at} as created_at, ${snapshotColumns.updated_at} as updated_at`;
 
-const unfilteredPageQuery = (limit: number, offset: number) => sql`
-  select ${namedSnapshotColumns}
-  from ${books}
-  order by ${books.createdAt} desc, ${books.id} desc
-  limit ${integerLiteral(limit)} offset ${integerLiteral(offset)}`;
+/** The book aliased `b` as GET /books shows it (see db/json-text.ts). */
+const bookJson = sql`'{"id":"' || b.id || '","title":' || ${jsonString(sql`b.title`)} ||
+  ',"author":' || ${jsonString(sql`b.author`)} || ',"published_on":' || ${jsonString(sql`b.published_on`)} ||
+  ',"created_at":' || ${utcSecondsJson(sql`b.created_at`, "Z")} ||
+  ',"updated_at":' || ${utcSecondsJson(sql`b.updated_at`, "Z")} || '}'`;
+
+/**
+ * GET /books' whole answer in one statement and one round trip, written by PostgreSQL:
+ * `{"count":…,"items":[…]}`, the page newest first and the exact count (the trigger-kept counter
+ * when unfiltered, count(*) with the filters otherwise). LIMIT and OFFSET are literals, as in the
+ * pets repository (planned for the actual numbers); the filters are parameters.
+ */
+function listQuery(query: ListBooksQuery) {
+  const where = filters(query);
+  const count = where
+    ? sql`(select count(*) from ${books} where ${where})`
+    : sql`(select coalesce(sum(${bookStats.total}), 0) from ${bookStats})`;
+  return sql`
+    select '{"count":' || ${count} || ',"items":[' ||
+      coalesce(string_agg(${bookJson}, ',' order by b.created_at desc, b.id desc), '') || ']}' as body
+    from (
+      select ${books.id}, ${books.title}, ${books.author}, ${books.publishedOn},
+        ${books.createdAt}, ${books.updatedAt}
+      from ${books}
+      ${where ? sql`where ${where}` : sql``}
+      order by ${books.createdAt} desc, ${books.id} desc
+      limit ${integerLiteral(query.limit)} offset ${integerLiteral(query.offset)}
+    ) b`;
+}
 
 /**
  * A keyset page of ListBooks (see listAfter), the token's id its one parameter, columns named as
@@ -74,7 +100,7 @@ const afterPageQuery = (limit: number, withAfter: boolean) => sql`
   limit ${integerLiteral(limit)}`;
 
 export function createBooksRepository(db: Db) {
-  const unfilteredPage = renderedOnce();
+  const unfilteredList = renderedOnce();
   /** ListBooks' pages, by page size (bounded, books.rpc.ts), with and without a token. */
   const afterPage = renderedOnce();
   const run = textQuery(db);
@@ -158,26 +184,21 @@ export function createBooksRepository(db: Db) {
     },
 
     /**
-     * Newest first; LIMIT/OFFSET as literals, as in the pets repository (one planned query). The
-     * unfiltered pages, nearly all of what clients ask for, are rendered once (see renderedOnce).
+     * A page, newest first, and the exact count of the books that match, as the JSON text of
+     * GET /books' answer (see listQuery). The unfiltered pages, nearly all of what clients ask
+     * for, are rendered once (see renderedOnce), and the first one kept prepared.
      */
-    async listPage(query: ListBooksQuery): Promise<BookSnapshot[]> {
-      if (query.author === undefined && query.q === undefined) {
-        const statement = unfilteredPage(`${query.limit}:${query.offset}`, () =>
-          unfilteredPageQuery(query.limit, query.offset),
-        );
-        return run<BookSnapshot>(statement, [], { reuse: query.offset === 0 });
-      }
-      return (
-        db
-          .select(snapshotColumns)
-          .from(books)
-          .where(filters(query))
-          .orderBy(desc(books.createdAt), desc(books.id))
-          // Drizzle inlines an SQL object here; its types only admit numbers (which it would bind).
-          .limit(integerLiteral(query.limit) as unknown as number)
-          .offset(integerLiteral(query.offset) as unknown as number)
-      );
+    async listJson(query: ListBooksQuery): Promise<string> {
+      const [row] =
+        query.author === undefined && query.q === undefined
+          ? await run<{ body: string }>(
+              unfilteredList(`${query.limit}:${query.offset}`, () => listQuery(query)),
+              [],
+              { reuse: query.offset === 0 },
+            )
+          : rows<{ body: string }>(await db.execute(listQuery(query)));
+      if (row === undefined) throw new Error("the list statement answered no row");
+      return row.body;
     },
 
     /** Exact: the trigger-kept counter when unfiltered, count(*) with the filters otherwise. */

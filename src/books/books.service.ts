@@ -18,7 +18,6 @@ import {
   BOOK_NOT_FOUND,
   BOOK_TEXT,
   type Book,
-  type BookList,
   type BookPatch,
   isCalendarDate,
   type ListBooksQuery,
@@ -118,13 +117,7 @@ export function createBooksService({ data, cache, onEventCommitted = () => {} }:
     cachedJson(
       LIST_NAMESPACE,
       () => JSON.stringify([query.limit, query.offset, query.author ?? null, query.q ?? null]),
-      async () => {
-        const [items, count] = await Promise.all([
-          repository.listPage(query),
-          repository.count(query),
-        ]);
-        return JSON.stringify({ count, items } satisfies BookList);
-      },
+      () => repository.listJson(query),
     );
 
   return {

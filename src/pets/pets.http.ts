@@ -1,11 +1,12 @@
 /** The pets REST routes: parse, call the service, answer. */
 import { Elysia, t } from "elysia";
-import { unchecked } from "../http/json-response.ts";
+import { jsonText, unchecked } from "../http/json-response.ts";
 import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { problemResponses } from "../http/problem-responses.ts";
 import { singleValuedQuery } from "../http/query.ts";
 import { jsonBodyRoute, routeDocs } from "../http/route-docs.ts";
 import { discardUpload, photoUploadBody } from "../storage/photo-upload.ts";
+import type { PetList } from "./pets.model.ts";
 import {
   DeletePetsResultSchema,
   DeletePetsSchema,
@@ -39,12 +40,15 @@ export function petsRoutes(pets: PetsService) {
     )
     .get(
       "",
-      ({ query }) =>
-        pets.list({
-          limit: query.limit ?? LIST_LIMIT_DEFAULT,
-          offset: query.offset ?? 0,
-          hasPhotos: parseHasPhotos(query.has_photos),
-        }),
+      async ({ query, set }) =>
+        jsonText<PetList>(
+          set,
+          await pets.listJson({
+            limit: query.limit ?? LIST_LIMIT_DEFAULT,
+            offset: query.offset ?? 0,
+            hasPhotos: parseHasPhotos(query.has_photos),
+          }),
+        ),
       {
         transform: singleValuedQuery,
         query: ListPetsQuerySchema,

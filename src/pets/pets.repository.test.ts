@@ -4,6 +4,7 @@ import { rows } from "../db/rows.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { newPet } from "../testing/factories.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
+import type { PetList } from "./pets.model.ts";
 import { createPetsRepository, type PetsRepository } from "./pets.repository.ts";
 
 let database: TestDatabase;
@@ -42,9 +43,11 @@ async function addPhoto(petId: string) {
   return fileName;
 }
 
-const photoUrl = (fileName: string) => `http://127.0.0.1:3000/photos/${fileName}`;
-const listPage = (page: { limit: number; offset: number; hasPhotos: boolean | undefined }) =>
-  repo.listPage(page, photoUrl);
+const PHOTO_URL_BASE = "http://127.0.0.1:3000/photos/";
+const photoUrl = (fileName: string) => `${PHOTO_URL_BASE}${fileName}`;
+/** GET /pets' answer as the repository writes it, parsed. */
+const listPage = async (page: { limit: number; offset: number; hasPhotos: boolean | undefined }) =>
+  JSON.parse(await repo.listJson(page, PHOTO_URL_BASE)) as PetList;
 
 const pick = (pet: { id: string; name: string; age: number; type: string }) => ({
   id: pet.id,
@@ -80,23 +83,59 @@ describe("pets repository", () => {
     const b = await insertPet(same);
     const older = await insertPet("2023-06-01T12:00:00Z");
     const newer = await insertPet("2025-02-03T04:05:06Z");
-    const page = (await listPage({ limit: 10, offset: 0, hasPhotos: undefined })).pets;
+    const page = (await listPage({ limit: 10, offset: 0, hasPhotos: undefined })).items;
     const tied = [a.id, b.id].sort().reverse();
     expect(page.map((p) => p.id)).toEqual([newer.id, ...tied, older.id]);
     expect(page[0]?.created_at).toBe("2025-02-03T04:05:06");
   });
 
+  test("listJson writes the bytes JSON.stringify writes for the same answer", async () => {
+    const pet = await insertPet("2024-05-05T05:05:05.123456Z");
+    // Quotes, backslashes, control characters, non-ASCII, a character outside the BMP, U+2028.
+    const name = 'Rex "the\\dog"\t\n\u0001\u001f\u007f é ü 🐕 \u2028 </script>';
+    await database.db.execute(sql`update pets set name = ${name} where id = ${pet.id}`);
+    const first = await addPhoto(pet.id);
+    const second = await addPhoto(pet.id);
+    const bare = await insertPet("2023-01-01T00:00:00Z");
+    const base = "http://h/it's\\\"é/photos/";
+    const photoIds = rows<{ id: string }>(
+      await database.db.execute(
+        sql`select id from pet_photos where pet_id = ${pet.id} order by created_at, id`,
+      ),
+    ).map((r) => r.id);
+    const withPhotos = {
+      ...pick({ ...pet, name }),
+      photos: [
+        { id: photoIds[0], url: `${base}${first}` },
+        { id: photoIds[1], url: `${base}${second}` },
+      ],
+      created_at: "2024-05-05T05:05:05",
+    };
+    const without = { ...pick(bare), photos: [], created_at: "2023-01-01T00:00:00" };
+    const answers = [
+      { hasPhotos: undefined, items: [withPhotos, without] },
+      { hasPhotos: true, items: [withPhotos] },
+      { hasPhotos: false, items: [without] },
+    ];
+    for (const { hasPhotos, items } of answers) {
+      const text = await repo.listJson({ limit: 10, offset: 0, hasPhotos }, base);
+      expect(text).toBe(JSON.stringify({ count: items.length, items }));
+    }
+    const empty = await repo.listJson({ limit: 10, offset: 5, hasPhotos: undefined }, base);
+    expect(empty).toBe(JSON.stringify({ count: 2, items: [] }));
+  });
+
   test("limit and offset page through without overlap", async () => {
     for (let i = 0; i < 7; i++) await insertPet(`2024-01-0${i + 1}T00:00:00Z`);
-    const all = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).pets;
+    const all = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).items;
     const pages = [];
     for (let offset = 0; offset < 7; offset += 3) {
-      pages.push(...(await listPage({ limit: 3, offset, hasPhotos: undefined })).pets);
+      pages.push(...(await listPage({ limit: 3, offset, hasPhotos: undefined })).items);
     }
     expect(pages.map((p) => p.id)).toEqual(all.map((p) => p.id));
     const beyond = await listPage({ limit: 3, offset: 50, hasPhotos: undefined });
-    expect(beyond).toEqual({ pets: [], total: undefined });
-    expect((await listPage({ limit: 3, offset: 0, hasPhotos: undefined })).total).toBe(7);
+    expect(beyond).toEqual({ count: 7, items: [] });
+    expect((await listPage({ limit: 3, offset: 0, hasPhotos: undefined })).count).toBe(7);
   });
 
   test("filters by has_photos and aggregates photos oldest first", async () => {
@@ -104,14 +143,14 @@ describe("pets repository", () => {
     const without = await insertPet();
     const first = await addPhoto(withPhotos.id);
     const second = await addPhoto(withPhotos.id);
-    const only = (await listPage({ limit: 10, offset: 0, hasPhotos: true })).pets;
+    const only = (await listPage({ limit: 10, offset: 0, hasPhotos: true })).items;
     expect(only.map((p) => p.id)).toEqual([withPhotos.id]);
     expect(only[0]?.photos.map((p) => p.url)).toEqual([first, second].map(photoUrl));
-    const none = (await listPage({ limit: 10, offset: 0, hasPhotos: false })).pets;
+    const none = (await listPage({ limit: 10, offset: 0, hasPhotos: false })).items;
     expect(none.map((p) => p.id)).toEqual([without.id]);
     expect(none[0]?.photos).toEqual([]);
-    expect((await listPage({ limit: 10, offset: 0, hasPhotos: true })).total).toBe(1);
-    expect((await listPage({ limit: 10, offset: 0, hasPhotos: false })).total).toBe(1);
+    expect((await listPage({ limit: 10, offset: 0, hasPhotos: true })).count).toBe(1);
+    expect((await listPage({ limit: 10, offset: 0, hasPhotos: false })).count).toBe(1);
     await expectCountersExact();
   });
 
@@ -182,7 +221,7 @@ describe("pets repository", () => {
     const same = "2024-05-05T05:05:05.123456Z";
     for (let i = 0; i < 5; i++) await insertPet(same);
     for (let i = 0; i < 4; i++) await insertPet(`2024-0${i + 1}-01T00:00:00Z`);
-    const expected = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).pets.map(
+    const expected = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).items.map(
       (p) => p.id,
     );
     const batches = await exportBatches(undefined, 2);

@@ -21,7 +21,6 @@ import {
   PET_NAME,
   PET_NOT_FOUND,
   type Pet,
-  type PetList,
   type Photo,
 } from "./pets.model.ts";
 import type { ExportBatch, PetRow, PetsRepository } from "./pets.repository.ts";
@@ -98,14 +97,13 @@ export function createPetsService({
       return repository.insertMany(inputs.map(checkedPet));
     },
 
-    async list(query: {
+    /** A page of pets and the count of those matching, as GET /pets' JSON text (a PetList). */
+    listJson(query: {
       limit: number;
       offset: number;
       hasPhotos: HasPhotosFilter;
-    }): Promise<PetList> {
-      const page = await repository.listPage(query, (fileName) => storage.url(fileName));
-      const count = page.total ?? (await repository.count(query.hasPhotos));
-      return { count, items: page.pets };
+    }): Promise<string> {
+      return repository.listJson(query, storage.urlBase());
     },
 
     /**
