@@ -44,9 +44,9 @@ type Subject = (typeof SUBJECTS)[number];
 const EMBEDDED_PROFILE =
   "**Where embedded time goes.** In a [profile of embedded `GET /pets`]" +
   "(profiles/get-pets-embedded.md) (`bun bench/profile.ts --path /pets --embedded`, " +
-  "2026-12-01, load average 1.3) 80% of the server's CPU is inside PGlite: PostgreSQL compiled " +
+  "2026-12-02, load average 2.1) 79% of the server's CPU is inside PGlite: PostgreSQL compiled " +
   "to WebAssembly, running each statement in the server's own thread, one at a time; " +
-  "petbooks' own code is about 6%. PGlite does not parse and plan the page statement for " +
+  "petbooks' own code is about 7%. PGlite does not parse and plan the page statement for " +
   "every request: statements without parameters are prepared once and run with EXECUTE " +
   "(db/text-query.ts), which took about half of PGlite's time away (the no-filter page: 550 µs " +
   "as text, 250 to 380 µs as EXECUTE). On PostgreSQL the first pages are prepared statements " +
