@@ -27,6 +27,12 @@ import { loadServer, type ServerLoad } from "../lib/wrk.ts";
 
 const CONNECTIONS = 64;
 const TARGETS = { ceiling: 0.9, p99: 1.5, postgres: 0.75, embedded: 0.4 };
+/**
+ * A ceiling under which PostgreSQL spent more than this times petbooks' CPU per request, on the
+ * same statement, drove the database worse than petbooks did: it is no ceiling, and its ratios
+ * are not judged (seen: 2.5 times, on the pages whose answers carry photo URLs).
+ */
+const CEILING_DATABASE_CPU_MAX = 1.25;
 const FILTERS = [
   { name: "no filter", query: "", hasPhotos: undefined, offset: 0 },
   { name: "has_photos=true", query: "?has_photos=true", hasPhotos: true, offset: 0 },
@@ -176,19 +182,32 @@ function judgeFilter(
   // Not a target: how near PostgreSQL alone a bare server gets, for scale.
   const ceilingVsPostgres = ratioOf(runs.ceiling, runs["PostgreSQL alone"], rps);
   const invalid = anyFailed(...Object.values<Timed<Partial<ServerLoad>>[]>(runs));
-  const judge = (target: string, ratio: Ratio, goal: number, ok: boolean) =>
+  const judge = (target: string, ratio: Ratio, goal: number, ok: boolean, why = "") =>
     ctx.report.judge(
       `GET /pets ${filter.name}: ${target}`,
-      formatRatio(ratio, goal),
-      invalid ? undefined : ok,
+      formatRatio(ratio, goal) + why,
+      invalid || why ? undefined : ok,
     );
+  const databaseCpu = (s: Subject) => medianOf(runs[s], (r) => r.databaseCpuUs);
+  const ceilingDatabaseCpu = databaseCpu("ceiling") / databaseCpu("petbooks");
+  const noCeiling =
+    ceilingDatabaseCpu > CEILING_DATABASE_CPU_MAX
+      ? `; no ceiling: PostgreSQL spent ${ceilingDatabaseCpu.toFixed(1)}x petbooks' CPU per request under it`
+      : "";
   judge(
     `req/s >= ${TARGETS.ceiling} x same-SQL ceiling`,
     vsCeiling,
     TARGETS.ceiling,
     vsCeiling.median >= TARGETS.ceiling,
+    noCeiling,
   );
-  judge(`p99 <= ${TARGETS.p99} x ceiling's`, p99, TARGETS.p99, p99.median <= TARGETS.p99);
+  judge(
+    `p99 <= ${TARGETS.p99} x ceiling's`,
+    p99,
+    TARGETS.p99,
+    p99.median <= TARGETS.p99,
+    noCeiling,
+  );
   judge(
     `req/s >= ${TARGETS.postgres} x PostgreSQL alone (pgbench)`,
     vsPostgres,
@@ -294,7 +313,9 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       `pages, text over the simple protocol for others: \`-M prepared\`, \`-M simple\`), ` +
       `${options.pgbenchClients.join(" and ")} clients in turn, the faster kept in each round. ` +
       "_ceiling / PostgreSQL alone_ is no target: it shows how near PostgreSQL alone a bare " +
-      "server in front of it gets on this machine. " +
+      "server in front of it gets on this machine. A ceiling under which PostgreSQL spent more " +
+      `than ${CEILING_DATABASE_CPU_MAX} times petbooks' CPU per request (medians; the same ` +
+      "statement) drove the database worse than petbooks did: its comparisons are not judged. " +
       "**Embedded**: petbooks on its defaults (PGlite in the process), the same seed. Server CPU " +
       "is user + system time of the server process over the measured run, per request. Ratios " +
       `are per round, then the median (min-max) of ${options.rounds} interleaved rounds.`,
