@@ -26,7 +26,7 @@ const authenticated = bearerAuth(sql, recorder, env("JWT_SECRET"), Number(env("J
 const someId = "00000000-0000-7000-8000-000000000000";
 
 const findById = await captureOne(recorder, () => repository.findById(someId));
-const countAll = await captureOne(recorder, () => repository.count({}));
+const countAll = await captureOne(recorder, () => repository.count());
 /** ListBooks' statements by page size (the limit is a literal), with and without a token. */
 const listStatements = new Map<string, Awaited<ReturnType<typeof captureOne>>>();
 async function listStatement(limit: number, after: boolean) {

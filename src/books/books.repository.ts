@@ -1,7 +1,7 @@
 /** All SQL for books. */
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { jsonString, utcSecondsJson } from "../db/json-text.ts";
+import { jsonString, listAnswerJson, utcSecondsJson } from "../db/json-text.ts";
 import { preparedOnce, renderedOnce, renderSql } from "../db/prepared.ts";
 import { rows } from "../db/rows.ts";
 import { integerLiteral } from "../db/sql.ts";
@@ -59,6 +59,9 @@ const namedSnapshotColumns = sql`${books.id}, ${books.title}, ${books.author},
   ${snapshotColumns.published_on} as published_on,
   ${snapshotColumns.created_at} as created_at, ${snapshotColumns.updated_at} as updated_at`;
 
+/** How many books there are, from the trigger-kept counters. */
+const unfilteredCount = sql`select coalesce(sum(${bookStats.total}), 0) as total from ${bookStats}`;
+
 /** The book aliased `b` as GET /books shows it (see db/json-text.ts). */
 const bookJson = sql`'{"id":"' || b.id || '","title":' || ${jsonString(sql`b.title`)} ||
   ',"author":' || ${jsonString(sql`b.author`)} || ',"published_on":' || ${jsonString(sql`b.published_on`)} ||
@@ -75,10 +78,9 @@ function listQuery(query: ListBooksQuery) {
   const where = filters(query);
   const count = where
     ? sql`(select count(*) from ${books} where ${where})`
-    : sql`(select coalesce(sum(${bookStats.total}), 0) from ${bookStats})`;
+    : sql`(${unfilteredCount})`;
   return sql`
-    select '{"count":' || ${count} || ',"items":[' ||
-      coalesce(string_agg(${bookJson}, ',' order by b.created_at desc, b.id desc), '') || ']}' as body
+    select ${listAnswerJson(count, bookJson, sql`b.created_at desc, b.id desc`)} as body
     from (
       select ${books.id}, ${books.title}, ${books.author}, ${books.publishedOn},
         ${books.createdAt}, ${books.updatedAt}
@@ -132,9 +134,7 @@ export function createBooksRepository(db: Db) {
   );
   // The unfiltered count, the other half of nearly every GET /books: rendered once and run with
   // textQuery, like the unfiltered pages.
-  const readStats = preparedOnce(() =>
-    renderSql(sql`select coalesce(sum(${bookStats.total}), 0) as total from ${bookStats}`),
-  );
+  const readStats = preparedOnce(() => renderSql(unfilteredCount));
   return {
     /** With `event`, the book and its event are written by one statement. */
     async insert(book: NewBookRow, event?: BookEventJson) {
@@ -201,15 +201,10 @@ export function createBooksRepository(db: Db) {
       return row.body;
     },
 
-    /** Exact: the trigger-kept counter when unfiltered, count(*) with the filters otherwise. */
-    async count(query: Pick<ListBooksQuery, "author" | "q">): Promise<number> {
-      const where = filters(query);
-      if (!where) {
-        const [stats] = await run<{ total: string }>(readStats(), [], { reuse: true });
-        return Number(stats?.total ?? 0);
-      }
-      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(books).where(where);
-      return Number(row?.n ?? 0);
+    /** How many books there are: exact, from the trigger-kept counters. */
+    async count(): Promise<number> {
+      const [stats] = await run<{ total: string }>(readStats(), [], { reuse: true });
+      return Number(stats?.total ?? 0);
     },
     /**
      * One keyset page, newest first by id (UUIDv7 ids are time-ordered): the books that come after

@@ -171,7 +171,7 @@ export function createBooksService({ data, cache, onEventCommitted = () => {} }:
     listJson,
 
     /** How many books there are. */
-    count: (): Promise<number> => repository.count({}),
+    count: (): Promise<number> => repository.count(),
 
     /** Sets the fields given (PUT gives all of them, PATCH some). */
     update(id: string, input: BookPatch): Promise<Book> {
@@ -196,7 +196,7 @@ export function createBooksService({ data, cache, onEventCommitted = () => {} }:
         async () => {
           const [items, total] = await Promise.all([
             repository.listAfter(query),
-            repository.count({}),
+            repository.count(),
           ]);
           return { items, total };
         },

@@ -19,3 +19,11 @@ export const jsonString = (value: AnyColumn | SQL) => sql`to_json(${value})::tex
  */
 export const utcSecondsJson = (column: AnyColumn | SQL, zone: "" | "Z") =>
   sql`left(to_json(${column} at time zone 'UTC')::text, 20) || ${sql.raw(`'${zone}"'`)}`;
+
+/**
+ * A list answer, `{"count":…,"items":[…]}`: `count` an integer expression, `item` the JSON of
+ * each row aggregated, in `order`.
+ */
+export const listAnswerJson = (count: SQL, item: SQL, order: SQL) =>
+  sql`'{"count":' || ${count} || ',"items":[' ||
+    coalesce(string_agg(${item}, ',' order by ${order}), '') || ']}'`;

@@ -2,7 +2,7 @@
 import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { copyClient, copyOut } from "../db/copy-out.ts";
-import { jsonString, utcSecondsJson } from "../db/json-text.ts";
+import { jsonString, listAnswerJson, utcSecondsJson } from "../db/json-text.ts";
 import { preparedOnce, renderedOnce, renderSql } from "../db/prepared.ts";
 import { rows } from "../db/rows.ts";
 import { integerLiteral, textLiteral } from "../db/sql.ts";
@@ -92,9 +92,11 @@ function listPageQuery(
 ) {
   const condition = hasPhotosCondition(page.hasPhotos);
   return sql`
-    select '{"count":' || (select coalesce(${countColumn(page.hasPhotos)}, 0) from ${petStats}) ||
-      ',"items":[' || coalesce(string_agg(${petJson(page.hasPhotos, photoUrlBase)}, ','
-        order by p.created_at desc, p.id desc), '') || ']}' as body
+    select ${listAnswerJson(
+      sql`(select coalesce(${countColumn(page.hasPhotos)}, 0) from ${petStats})`,
+      petJson(page.hasPhotos, photoUrlBase),
+      sql`p.created_at desc, p.id desc`,
+    )} as body
     from (
       select ${pageColumns} from ${pets}
       ${condition ? sql`where ${condition}` : sql``}
