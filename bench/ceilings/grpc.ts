@@ -18,7 +18,7 @@ import { captureOne, recordingDb, replay } from "../lib/capture.ts";
 import { createBooksRepository, createPageTokens, pageTokenKey } from "../lib/petbooks.ts";
 import { bearerAuth, connectPool, env } from "./auth.ts";
 
-const sql = connectPool();
+const sql = await connectPool();
 const pageTokens = createPageTokens(pageTokenKey(env("JWT_SECRET")));
 const recorder = recordingDb();
 const repository = createBooksRepository(recorder.db);

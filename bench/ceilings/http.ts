@@ -19,7 +19,7 @@ import {
 } from "../lib/petbooks.ts";
 import { bearerAuth, connectPool, env } from "./auth.ts";
 
-const sql = connectPool();
+const sql = await connectPool();
 const apiKeyMatches = apiKeyChecker(env("API_KEY"));
 const photoUrlBase = `${env("PUBLIC_URL")}${PHOTO_ROUTE_PREFIX}`;
 const recorder = recordingDb();
