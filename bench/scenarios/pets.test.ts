@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cpuRow } from "./pets.ts";
+import { cpuRow, noCeilingReason } from "./pets.ts";
 
 const run = (round: number, result: Record<string, number>) => ({ round, load: "0 0 0", result });
 
@@ -67,5 +67,26 @@ describe("the GET /pets CPU table", () => {
     const row = cpuRow(filter, runs as never);
     expect(row[5]).toBe((120 / 270).toFixed(2));
     expect(row[6]).toBe((120 / 140).toFixed(2));
+  });
+});
+
+describe("a ceiling that is no ceiling", () => {
+  const cpu = (...values: number[]) =>
+    values.map((databaseCpuUs, i) => run(i + 1, { rps: 200, databaseCpuUs }));
+
+  test("is judged round by round: a machine slowing down mid-run does not make one", () => {
+    // offset=50000 in a report of 2026-12-02: rounds 4 and 5 ran every statement at 13 ms.
+    const runs = {
+      petbooks: cpu(8289, 8293, 8174, 13116, 13080),
+      ceiling: cpu(11123, 8356, 8096, 12576, 12584),
+    };
+    expect(noCeilingReason(runs)).toBe("");
+  });
+
+  test("is one when PostgreSQL spends more under it in most rounds", () => {
+    const runs = { petbooks: cpu(138, 199, 170), ceiling: cpu(349, 347, 419) };
+    expect(noCeilingReason(runs)).toBe(
+      "; no ceiling: PostgreSQL spent 2.5x petbooks' CPU per request under it",
+    );
   });
 });
