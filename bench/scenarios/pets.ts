@@ -328,8 +328,9 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       `${options.pgbenchClients.join(" and ")} clients in turn, the faster kept in each round. ` +
       "_ceiling / PostgreSQL alone_ is no target: it shows how near PostgreSQL alone a bare " +
       "server in front of it gets on this machine. A ceiling under which PostgreSQL spent more " +
-      `than ${CEILING_DATABASE_CPU_MAX} times petbooks' CPU per request (medians; the same ` +
-      "statement) drove the database worse than petbooks did: its comparisons are not judged. " +
+      `than ${CEILING_DATABASE_CPU_MAX} times petbooks' CPU per request (the median of the rounds' ` +
+      "ratios; the same statement) drove the database worse than petbooks did: its comparisons " +
+      "are not judged. " +
       "**Embedded**: petbooks on its defaults (PGlite in the process), the same seed. Server CPU " +
       "is user + system time of the server process over the measured run, per request. Ratios " +
       `are per round, then the median (min-max) of ${options.rounds} interleaved rounds.`,
