@@ -7,7 +7,12 @@ import { caseInit, type HttpCase } from "../testing/http-cases.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { BOOKS_CASES } from "./books.cases.ts";
 import { BOOK_NOT_FOUND } from "./books.model.ts";
-import { BookPatchSchema, ListBooksQuerySchema, NewBookSchema } from "./books.schemas.ts";
+import {
+  BookPatchSchema,
+  ListBooksQuerySchema,
+  listBooksParameters,
+  NewBookSchema,
+} from "./books.schemas.ts";
 
 let t: TestApp;
 let auth: { headers: { authorization: string } };
@@ -281,9 +286,8 @@ describe("input", () => {
     expect(JSON.stringify(schema)).not.toContain('"default"');
   });
 
-  test("the list query has no defaults but the paging ones", () => {
-    const { limit: _limit, offset: _offset, ...rest } = ListBooksQuerySchema.properties;
-    expect(JSON.stringify(rest)).not.toContain('"default"');
+  test("the list query the docs show is the one the route reads", () => {
+    expect(Object.keys(ListBooksQuerySchema.properties)).toEqual(Object.keys(listBooksParameters));
   });
 });
 

@@ -5,14 +5,15 @@ import { BEARER_SECURITY } from "../auth/auth.http.ts";
 import { jsonText, unchecked } from "../http/json-response.ts";
 import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { problemResponses } from "../http/problem-responses.ts";
-import { singleValuedQuery } from "../http/query.ts";
-import { jsonBodyRoute, routeDocs } from "../http/route-docs.ts";
+import { readQuery } from "../http/query.ts";
+import { jsonBodyRoute, queryParameters, routeDocs } from "../http/route-docs.ts";
 import type { BookList } from "./books.model.ts";
 import {
   BookListSchema,
   BookPatchSchema,
   BookSchema,
   ListBooksQuerySchema,
+  listBooksParameters,
   NewBookSchema,
 } from "./books.schemas.ts";
 import type { BooksService } from "./books.service.ts";
@@ -41,8 +42,9 @@ export function booksRoutes(books: BooksService) {
     )
     .get(
       "",
-      async ({ query, set }) =>
-        jsonText<BookList>(
+      async ({ request, set }) => {
+        const query = readQuery(request.url, listBooksParameters);
+        return jsonText<BookList>(
           set,
           await books.listJson({
             limit: query.limit ?? LIST_LIMIT_DEFAULT,
@@ -50,17 +52,19 @@ export function booksRoutes(books: BooksService) {
             author: query.author,
             q: query.q,
           }),
-        ),
+        );
+      },
       {
-        transform: singleValuedQuery,
-        query: ListBooksQuerySchema,
         response: {
           200: unchecked(BookListSchema),
           ...problemResponses({ auth: "bearer", query: ListBooksQuerySchema }, 401, 422),
         },
-        detail: doc("List books, newest first", {
-          description: "Filter by exact `author`, search titles with `q`.",
-        }),
+        detail: {
+          ...doc("List books, newest first", {
+            description: "Filter by exact `author`, search titles with `q`.",
+          }),
+          parameters: queryParameters(ListBooksQuerySchema),
+        },
       },
     )
     .get("/:id", ({ params }) => books.get(params.id), {

@@ -1,7 +1,8 @@
 /** The books routes' schemas, built from the domain's shapes and limits (books.model.ts). */
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
-import { paginationQuery } from "../http/pagination.ts";
+import { paginationParameters, paginationQuery } from "../http/pagination.ts";
+import { schemaParameter } from "../http/query.ts";
 import type { SameShape } from "../http/schema-shape.ts";
 import { TextField } from "../http/text-field.ts";
 import {
@@ -64,17 +65,27 @@ export const BookSchema = t.Object(
   { description: "A book." },
 );
 
+const AuthorQuery = TextField("author", {
+  maxLength: AUTHOR_MAX_LENGTH,
+  description: "Exact author name.",
+});
+const SearchQuery = TextField("q", {
+  maxLength: SEARCH_MAX_LENGTH,
+  description: "Case-insensitive search in titles.",
+});
+
+/** GET /books' query as the route reads it (see http/query.ts)... */
+export const listBooksParameters = {
+  ...paginationParameters,
+  author: schemaParameter(AuthorQuery),
+  q: schemaParameter(SearchQuery),
+};
+
+/** ...and as the OpenAPI document shows it. */
 export const ListBooksQuerySchema = t.Object({
   ...paginationQuery,
-  author: t.Optional(
-    TextField("author", { maxLength: AUTHOR_MAX_LENGTH, description: "Exact author name." }),
-  ),
-  q: t.Optional(
-    TextField("q", {
-      maxLength: SEARCH_MAX_LENGTH,
-      description: "Case-insensitive search in titles.",
-    }),
-  ),
+  author: t.Optional(AuthorQuery),
+  q: t.Optional(SearchQuery),
 });
 
 export const BookListSchema = t.Object(

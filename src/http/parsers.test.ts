@@ -9,7 +9,6 @@ import {
   readBody,
   setBodyLimit,
 } from "./parsers.ts";
-import { singleValuedQuery } from "./query.ts";
 
 const KiB = 1024;
 
@@ -181,29 +180,6 @@ describe("jsonOrFormBody", () => {
     const req = request(stream, { "content-type": "application/x-www-form-urlencoded" });
     expect(await failure(jsonOrFormBody({ request: req }))).toMatchObject({
       code: "payload_too_large",
-    });
-  });
-});
-
-describe("singleValuedQuery", () => {
-  const run = (query: string) =>
-    failure(
-      (async () => singleValuedQuery({ request: new Request(`http://localhost/x${query}`) }))(),
-    );
-
-  test.each(["", "?", "?a=1&b=2", "?a=1&A=2"])("%j is fine", async (query) => {
-    expect(await run(query)).toBeUndefined();
-  });
-
-  test.each([
-    ["?limit=1&limit=2", "/limit"],
-    ["?a=&a=", "/a"],
-    ["?q=x&b=1&q=x", "/q"],
-  ])("%j is a 422", async (query, path) => {
-    expect(await run(query)).toMatchObject({
-      code: "validation",
-      message: "Invalid query.",
-      errors: [{ path }],
     });
   });
 });

@@ -148,7 +148,7 @@ function keyProblem(key: string, repeated: boolean, path: string): FieldError | 
 }
 
 /** A key as a JSON Pointer (RFC 6901) reference token. */
-const pointerToken = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+export const pointerToken = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
 
 interface Frame {
   object: boolean;

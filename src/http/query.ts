@@ -1,36 +1,101 @@
-/** Query-string rules every route shares. */
-import { ValidationError } from "../errors.ts";
-import { LIST_LIMIT_MAX, OFFSET_MAX } from "./pagination.ts";
-
 /**
- * Integer parameters must be plain decimal digits. The schema alone would decode them with
- * JavaScript's `+value`, which also takes `0x10`, `+5`, `1e1` and surrounding spaces.
+ * Query strings, read by the routes themselves: one pass over the text, no schema compiled around
+ * the handler. Elysia's own query handling (parse, check, decode twice, under every request of
+ * the route) cost petbooks about 7 µs of CPU on each GET /pets, a fifth of what it spent beyond a
+ * bare Bun.serve answering the same bytes (bench: the app over a canned database, wrk -c64).
  */
-const DECIMAL_PARAMETERS = new Map([
-  ["limit", `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`],
-  ["offset", `offset must be an integer from 0 to ${OFFSET_MAX}`],
-]);
+import { Value } from "@sinclair/typebox/value";
+import type { TSchema } from "elysia";
+import { type FieldError, ValidationError } from "../errors.ts";
+import { pointerToken } from "./parsers.ts";
+import { invalidInput } from "./problem.ts";
+import { schemaMessage } from "./schema-message.ts";
+
+/** How one parameter's text becomes its value, or why it cannot. */
+export interface QueryParameter<T> {
+  read(text: string): { value: T } | { error: string };
+}
+
+type QueryValues<P> = { [K in keyof P]?: P[K] extends QueryParameter<infer T> ? T : never };
+
 const DECIMAL = /^-?[0-9]+$/;
 
 /**
- * A `transform` hook: each query parameter at most once. `?limit=1&limit=2` is ambiguous (the
- * router would quietly keep one of them), so it is a 422 naming the parameter. Integer
- * parameters that are not written in decimal digits are a 422 too; the schema checks the range.
+ * Decimal digits from `min` to `max`. Not JavaScript's `+text`, which also takes `0x10`, `+5`,
+ * `1e1` and surrounding spaces.
  */
-export function singleValuedQuery({ request }: { request: Request }): void {
-  const start = request.url.indexOf("?");
-  if (start === -1) return;
-  const seen = new Set<string>();
-  for (const [key, value] of new URLSearchParams(request.url.slice(start + 1))) {
-    const notDecimal = DECIMAL_PARAMETERS.get(key);
-    if (notDecimal !== undefined && !DECIMAL.test(value)) {
-      throw new ValidationError("Invalid query.", [{ path: `/${key}`, message: notDecimal }]);
-    }
-    if (seen.has(key)) {
-      throw new ValidationError("Invalid query.", [
-        { path: `/${key}`, message: `${key} is given more than once` },
-      ]);
-    }
-    seen.add(key);
+export function integerParameter(min: number, max: number, error: string): QueryParameter<number> {
+  return {
+    read(text) {
+      const value = DECIMAL.test(text) ? Number(text) : Number.NaN;
+      return value >= min && value <= max ? { value } : { error };
+    },
+  };
+}
+
+export function booleanParameter(error: string): QueryParameter<boolean> {
+  return {
+    read: (text) => (text === "true" || text === "false" ? { value: text === "true" } : { error }),
+  };
+}
+
+/** Text that `schema` accepts (a TextField, say), with the schema's own message when not. */
+export function schemaParameter(schema: TSchema): QueryParameter<string> {
+  return {
+    read: (text) =>
+      Value.Check(schema, text)
+        ? { value: text }
+        : { error: schemaMessage(schema, text) ?? `must match ${JSON.stringify(schema)}` },
+  };
+}
+
+/** The name-value pairs of a query string, decoded as URLSearchParams decodes them. */
+function queryPairs(query: string): Iterable<[string, string]> {
+  if (query.includes("%") || query.includes("+")) return new URLSearchParams(query);
+  const pairs: [string, string][] = [];
+  for (const part of query.split("&")) {
+    if (part === "") continue;
+    const equals = part.indexOf("=");
+    pairs.push(equals === -1 ? [part, ""] : [part.slice(0, equals), part.slice(equals + 1)]);
   }
+  return pairs;
+}
+
+/**
+ * The query of `url` read with `parameters`: each of them at most once (`?limit=1&limit=2` is
+ * ambiguous), no other, each readable. Otherwise a 422 that lists one problem per parameter, in
+ * the order the query gives them.
+ */
+export function readQuery<P extends Record<string, QueryParameter<unknown>>>(
+  url: string,
+  parameters: P,
+): QueryValues<P> {
+  const values: Record<string, unknown> = {};
+  const start = url.indexOf("?");
+  if (start === -1) return values as QueryValues<P>;
+  const seen = new Set<string>();
+  const problems = new Map<string, string>();
+  for (const [name, text] of queryPairs(url.slice(start + 1))) {
+    if (seen.has(name)) {
+      if (!problems.has(name)) problems.set(name, `${name} is given more than once`);
+      continue;
+    }
+    seen.add(name);
+    const parameter = Object.hasOwn(parameters, name) ? parameters[name] : undefined;
+    if (parameter === undefined) {
+      problems.set(name, `Property '${name}' should not be provided`);
+      continue;
+    }
+    const read = parameter.read(text);
+    if ("error" in read) problems.set(name, read.error);
+    else values[name] = read.value;
+  }
+  if (problems.size > 0) {
+    const errors: FieldError[] = [...problems].map(([name, message]) => ({
+      path: `/${pointerToken(name)}`,
+      message,
+    }));
+    throw new ValidationError(invalidInput("query"), errors);
+  }
+  return values as QueryValues<P>;
 }

@@ -28,8 +28,8 @@ import {
   problemResponse,
   STORAGE_RETRY_AFTER_SECONDS,
 } from "./problem.ts";
+import { schemaMessage } from "./schema-message.ts";
 import { SECURITY_HEADERS } from "./security-headers.ts";
-import { VALUE_MESSAGE } from "./text-field.ts";
 import { type FetchHandler, whenAnswered } from "./when-answered.ts";
 
 interface RequestState {
@@ -176,7 +176,7 @@ export function requestContext({
           error.all.map((e) => ({
             path: e.path || "/",
             message:
-              customMessage(e.schema, e.value) ??
+              schemaMessage(e.schema, e.value) ??
               ("summary" in e && e.summary ? e.summary : e.message),
           })),
         );
@@ -213,17 +213,6 @@ export function requestContext({
       if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
       return problemResponse(body, headers);
     });
-}
-
-/** Schemas may carry a readable `error` text (see pets.model.ts), or a function of the value. */
-function customMessage(schema: unknown, value: unknown): string | undefined {
-  const s = schema as { error?: unknown; [VALUE_MESSAGE]?: unknown } | undefined;
-  const fromValue = s?.[VALUE_MESSAGE];
-  if (typeof fromValue === "function") {
-    const text = fromValue(value);
-    if (typeof text === "string") return text;
-  }
-  return typeof s?.error === "string" ? s.error : undefined;
 }
 
 /**

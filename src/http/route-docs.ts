@@ -1,5 +1,5 @@
 /** What every feature's routes share: their docs `detail`, and the hook of a route with a JSON body. */
-import type { TObject } from "@sinclair/typebox";
+import type { TObject, TSchema } from "@sinclair/typebox";
 import { consumes } from "./openapi-tidy.ts";
 import { jsonBody } from "./parsers.ts";
 import { type ProblemRoute, type ProblemStatus, problemResponses } from "./problem-responses.ts";
@@ -18,6 +18,24 @@ export function routeDocs(tag: string, security: Record<string, string[]>[]) {
     ...(options.description && { description: options.description }),
     security,
     ...(options.consumes && consumes(options.consumes)),
+  });
+}
+
+/**
+ * A query's parameters for a route's `detail`, as @elysiajs/swagger lists a route's `query`
+ * schema, for routes that read their query themselves (query.ts) and so give Elysia none.
+ */
+export function queryParameters(schema: TObject) {
+  return Object.entries(schema.properties).map(([name, property]) => {
+    const { description, examples, ...keywords } = property as TSchema;
+    return {
+      ...(description !== undefined && { description }),
+      ...(examples !== undefined && { examples }),
+      schema: keywords,
+      in: "query",
+      name,
+      required: schema.required?.includes(name) ?? false,
+    };
   });
 }
 

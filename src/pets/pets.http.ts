@@ -3,20 +3,20 @@ import { Elysia, t } from "elysia";
 import { jsonText, unchecked } from "../http/json-response.ts";
 import { LIST_LIMIT_DEFAULT } from "../http/pagination.ts";
 import { problemResponses } from "../http/problem-responses.ts";
-import { singleValuedQuery } from "../http/query.ts";
-import { jsonBodyRoute, routeDocs } from "../http/route-docs.ts";
+import { readQuery } from "../http/query.ts";
+import { jsonBodyRoute, queryParameters, routeDocs } from "../http/route-docs.ts";
 import { discardUpload, photoUploadBody } from "../storage/photo-upload.ts";
 import type { PetList } from "./pets.model.ts";
 import {
   DeletePetsResultSchema,
   DeletePetsSchema,
   ListPetsQuerySchema,
+  listPetsParameters,
   NewPetSchema,
   PetListSchema,
   PetSchema,
   PhotoSchema,
   PhotoUploadSchema,
-  parseHasPhotos,
 } from "./pets.schemas.ts";
 import type { PetsService } from "./pets.service.ts";
 
@@ -40,23 +40,26 @@ export function petsRoutes(pets: PetsService) {
     )
     .get(
       "",
-      async ({ query, set }) =>
-        jsonText<PetList>(
+      async ({ request, set }) => {
+        const query = readQuery(request.url, listPetsParameters);
+        return jsonText<PetList>(
           set,
           await pets.listJson({
             limit: query.limit ?? LIST_LIMIT_DEFAULT,
             offset: query.offset ?? 0,
-            hasPhotos: parseHasPhotos(query.has_photos),
+            hasPhotos: query.has_photos,
           }),
-        ),
+        );
+      },
       {
-        transform: singleValuedQuery,
-        query: ListPetsQuerySchema,
         response: {
           200: unchecked(PetListSchema),
           ...problemResponses({ auth: "api-key", query: ListPetsQuerySchema }, 401, 422),
         },
-        detail: doc("List pets, newest first"),
+        detail: {
+          ...doc("List pets, newest first"),
+          parameters: queryParameters(ListPetsQuerySchema),
+        },
       },
     )
     .delete("", ({ body }) => pets.deleteMany(body.ids), {

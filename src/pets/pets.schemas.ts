@@ -1,14 +1,14 @@
 /** The pets routes' schemas, built from the domain's shapes and limits (pets.model.ts). */
 import { Type } from "@sinclair/typebox";
 import { type Static, t } from "elysia";
-import { paginationQuery } from "../http/pagination.ts";
+import { paginationParameters, paginationQuery } from "../http/pagination.ts";
+import { booleanParameter } from "../http/query.ts";
 import type { SameShape } from "../http/schema-shape.ts";
 import { TextField } from "../http/text-field.ts";
 import {
   AGE_MAX,
   DELETE_IDS_MAX,
   type DeletePetsResult,
-  type HasPhotosFilter,
   type NewPet,
   PET_NAME,
   PET_NOT_FOUND,
@@ -86,13 +86,21 @@ export const PetSchema = t.Object(
   { description: "A pet." },
 );
 
+const HAS_PHOTOS_ERROR = "has_photos must be true or false";
+
+/** GET /pets' query as the route reads it (see http/query.ts)... */
+export const listPetsParameters = {
+  ...paginationParameters,
+  has_photos: booleanParameter(HAS_PHOTOS_ERROR),
+};
+
+/** ...and as the OpenAPI document shows it. */
 export const ListPetsQuerySchema = t.Object({
   ...paginationQuery,
-  // Not t.UnionEnum: Elysia fills an absent optional UnionEnum query value with its first member.
   has_photos: t.Optional(
     t.Union([t.Literal("true"), t.Literal("false")], {
       description: "`true`: only pets with photos; `false`: only pets without; absent: all.",
-      error: "has_photos must be true or false",
+      error: HAS_PHOTOS_ERROR,
     }),
   ),
 });
@@ -136,10 +144,6 @@ export const PhotoUploadSchema = t.Object({
     }),
   ),
 });
-
-export function parseHasPhotos(value: "true" | "false" | undefined): HasPhotosFilter {
-  return value === undefined ? undefined : value === "true";
-}
 
 // What the routes validate and document is what the domain declares.
 true satisfies SameShape<Static<typeof NewPetSchema>, NewPet>;
