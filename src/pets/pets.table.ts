@@ -46,7 +46,10 @@ export const petPhotos = pgTable(
     sizeBytes: integer("size_bytes").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
   },
-  (t) => [index("pet_photos_pet_id_idx").on(t.petId, t.createdAt, t.id)],
+  // file_name in the index too, so that a page's photo lookups are index-only scans in the
+  // photos' order, not a bitmap scan of the table and a sort (pgbench, first page with photos:
+  // 1.2x the pages per second). On PGlite each bitmap scan also costs a file-system call.
+  (t) => [index("pet_photos_pet_id_idx").on(t.petId, t.createdAt, t.id, t.fileName)],
 );
 
 /**
