@@ -1,26 +1,32 @@
 /**
  * Where `petbooks serve` spends its CPU on one request under load: the server runs from the
  * sources under `bun --cpu-prof`, wrk loads one path, and the profile is summed up by part of the
- * program (petbooks, Elysia, the driver, ...) and by function, with a flame graph.
+ * program (petbooks, Elysia, the driver, ...) and by function, with a flame graph. With `--grpc`,
+ * `petbooks grpc` under h2load, one method as bench/scenarios/grpc.ts calls it.
  *
  *   bun bench/profile.ts --path '/pets?has_photos=true' --write-docs
+ *   bun bench/profile.ts --grpc GetBook --write-docs
  *
- * writes docs/profiles/<name>.md and .svg (the name from the path; with `--embedded`, of petbooks
- * on PGlite, `-embedded` added). Needs PostgreSQL (as bench/run.ts), wrk and taskset; creates and
- * finally drops the database petbooks_bench_profile.
+ * writes docs/profiles/<name>.md and .svg (the name from the path or the method; with
+ * `--embedded`, of petbooks on PGlite, `-embedded` added). Needs PostgreSQL (as bench/run.ts),
+ * wrk or h2load, and taskset; creates and finally drops the database petbooks_bench_profile.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { GetBookRequestSchema, ListBooksRequestSchema } from "../src/gen/petbooks/v1/books_pb.ts";
 import { runBench } from "./lib/cleanup.ts";
 import { API_KEY, openWorkspace, POOL_OPTION, progress } from "./lib/context.ts";
 import { flameGraphSvg, summarize, timedTree } from "./lib/cpu-profile.ts";
-import { seedBooks, seedPets } from "./lib/database.ts";
+import { seedBooks, seedPets, withSql } from "./lib/database.ts";
+import { grpcFrame, h2load } from "./lib/h2load.ts";
 import { loadAverage } from "./lib/machine.ts";
-import { cpuSeconds, freePorts, LOAD_CORE, ROOT } from "./lib/processes.ts";
+import { cpuMeter, cpuSeconds, freePorts, LOAD_CORE, ROOT } from "./lib/processes.ts";
 import { fmt, markdownTable } from "./lib/report.ts";
-import { bearerToken, startServe } from "./lib/servers.ts";
+import { bearerToken, startGrpc, startServe } from "./lib/servers.ts";
 import { loadServer } from "./lib/wrk.ts";
-import { seedEmbedded } from "./scenarios/pets.ts";
+import { GRPC_LOAD } from "./scenarios/grpc.ts";
+import { EMBEDDED_PLACEMENT, seedEmbedded } from "./scenarios/pets.ts";
 
 const OPTIONS = {
   path: { text: "/pets", help: "the path loaded (GET), e.g. /books?limit=20" },
@@ -29,6 +35,10 @@ const OPTIONS = {
   pool: POOL_OPTION,
   rows: { int: 100_000, help: "pets and books seeded" },
   embedded: { flag: true, help: "petbooks on its embedded defaults (PGlite), seeded alike" },
+  grpc: {
+    choices: ["GetBook", "ListBooks"],
+    help: "profile `petbooks grpc` under h2load calling this method, instead of a GET path",
+  },
   writeDocs: { flag: true, help: "write docs/profiles/<name>.md and .svg" },
   save: { help: "also copy the raw .cpuprofile to this file" },
 } as const;
@@ -53,29 +63,91 @@ await runBench({
       await seedPets(ws.sql, o.rows);
       await seedBooks(ws.sql, o.rows);
     }
-    const env: Record<string, string> = o.embedded
-      ? { DATA_DIR: dataDir }
-      : { DATABASE_URL: ws.databaseUrl, DATA_DIR: dataDir };
-    const headers: Record<string, string> = o.path.startsWith("/books")
-      ? { authorization: await bearerToken(ws) }
-      : { "x-api-key": API_KEY };
     const profileDir = join(ws.dir, "profile");
     const [port] = (await freePorts(1)) as [number];
     const cmd = [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`];
-    const server = await startServe(ws, "petbooks serve (profiled)", port, env, [
-      ...cmd,
-      join(ROOT, "src/main.ts"),
-      "serve",
-    ]);
-    const loadAtStart = loadAverage();
-    progress(`profiling GET ${o.path} for ${o.seconds} s`);
-    const load = await loadServer(server, o.path, {
-      connections: o.connections,
-      core: LOAD_CORE,
-      headers,
-      seconds: o.seconds,
-      warmup: 2,
-    });
+    const subject = o.grpc ? `gRPC ${o.grpc}` : `GET ${o.path}`;
+    let server: Awaited<ReturnType<typeof startServe>>;
+    let load: { rate: number; cpuUs: number; unit: string; generator: string };
+    let loadedAt = "";
+    if (o.grpc) {
+      const authorization = await bearerToken(ws);
+      const id = await withSql(ws.databaseUrl, async (sql) => {
+        const [row] = await sql<{ id: string }[]>`select id from books order by id limit 1`;
+        if (!row) throw new Error("no book to ask for");
+        return row.id;
+      });
+      const body = join(ws.dir, "request.grpc");
+      writeFileSync(
+        body,
+        o.grpc === "GetBook"
+          ? grpcFrame(toBinary(GetBookRequestSchema, create(GetBookRequestSchema, { id })))
+          : grpcFrame(
+              toBinary(
+                ListBooksRequestSchema,
+                create(ListBooksRequestSchema, { pageSize: GRPC_LOAD.pageSize }),
+              ),
+            ),
+      );
+      server = await startGrpc(
+        ws,
+        "petbooks grpc (profiled)",
+        [...cmd, join(ROOT, "src/main.ts"), "grpc"],
+        port,
+        { id, authorization },
+      );
+      loadedAt = loadAverage();
+      progress(`profiling ${subject} for ${o.seconds} s`);
+      const serverCpu = cpuMeter(() => cpuSeconds(server.pid));
+      const run = await h2load({
+        url: `${server.baseUrl}/petbooks.v1.BookService/${o.grpc}`,
+        dataFile: body,
+        headers: [...GRPC_LOAD.headers, `authorization: ${authorization}`],
+        clients: GRPC_LOAD.clients,
+        streams: GRPC_LOAD.streams,
+        seconds: o.seconds,
+        warmupSeconds: 2,
+        core: LOAD_CORE,
+        logFile: join(ws.dir, "h2load.log"),
+      });
+      if (run.failures > 0) throw new Error(`${run.failures} calls failed under h2load`);
+      load = {
+        rate: run.callsPerSecond,
+        cpuUs: serverCpu(run.callsPerSecond * (o.seconds + 2)),
+        unit: "call",
+        generator: `h2load -c${GRPC_LOAD.clients} -m${GRPC_LOAD.streams}`,
+      };
+    } else {
+      const headers: Record<string, string> = o.path.startsWith("/books")
+        ? { authorization: await bearerToken(ws) }
+        : { "x-api-key": API_KEY };
+      const env: Record<string, string> = o.embedded
+        ? { DATA_DIR: dataDir }
+        : { DATABASE_URL: ws.databaseUrl, DATA_DIR: dataDir };
+      server = await startServe(
+        ws,
+        "petbooks serve (profiled)",
+        port,
+        env,
+        [...cmd, join(ROOT, "src/main.ts"), "serve"],
+        o.embedded ? EMBEDDED_PLACEMENT : {},
+      );
+      loadedAt = loadAverage();
+      progress(`profiling ${subject} for ${o.seconds} s`);
+      const run = await loadServer(server, o.path, {
+        connections: o.connections,
+        core: LOAD_CORE,
+        headers,
+        seconds: o.seconds,
+        warmup: 2,
+      });
+      load = {
+        rate: run.rps,
+        cpuUs: run.cpuUs,
+        unit: "request",
+        generator: `wrk -c${o.connections}`,
+      };
+    }
     // The whole life of the process so far, as the profile covers it.
     const cpuUsedUs = cpuSeconds(server.pid) * 1e6;
     await server.stop(30_000);
@@ -85,17 +157,23 @@ await runBench({
     if (o.save) writeFileSync(o.save, raw);
     const tree = timedTree(JSON.parse(raw));
     const summary = summarize(tree);
-    const name =
-      `get-${o.path.replaceAll(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "")}` +
-      (o.embedded ? "-embedded" : "");
-    const title =
-      `GET ${o.path}${o.embedded ? " (embedded)" : ""}: ${fmt.int(load.rps)} req/s, ` +
-      `${fmt.int(load.cpuUs)} µs CPU per request ` +
-      `(wrk -c${o.connections}, ${o.seconds} s${o.embedded ? "" : `, pool ${o.pool}`}, load average ${loadAtStart} at start)`;
+    const name = o.grpc
+      ? `grpc-${o.grpc.toLowerCase()}`
+      : `get-${o.path.replaceAll(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "")}` +
+        (o.embedded ? "-embedded" : "");
+    const shown = o.grpc ? `gRPC \`${o.grpc}\`` : `GET \`${o.path}\``;
+    const command = o.grpc
+      ? `bun bench/profile.ts --grpc ${o.grpc} --write-docs`
+      : `bun bench/profile.ts --path '${o.path}'${o.embedded ? " --embedded" : ""} --write-docs`;
+    const figures =
+      `${fmt.int(load.rate)} ${load.unit}s/s, ${fmt.int(load.cpuUs)} µs CPU per ${load.unit} ` +
+      `(${load.generator}, ${o.seconds} s${o.embedded ? "" : `, pool ${o.pool}`}, ` +
+      `load average ${loadedAt} at start)`;
+    const title = `${subject}${o.embedded ? " (embedded)" : ""}: ${figures}`;
     const markdown = [
-      `# Profile of ${title.replace(/^GET [^:]+: /, `GET \`${o.path}\`${o.embedded ? " (embedded)" : ""}: `)}`,
+      `# Profile of ${shown}${o.embedded ? " (embedded)" : ""}: ${figures}`,
       "",
-      `\`bun bench/profile.ts --path '${o.path}'${o.embedded ? " --embedded" : ""} --write-docs\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. ` +
+      `\`${command}\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. ` +
         "Shares of the profile's samples (it covers start-up and warm-up too). Time in Bun's own " +
         "functions (JSON, sockets) is charged to the part of the program that called them. " +
         `The samples add up to ${(summary.busyUs / 1e6).toFixed(1)} s, while the server used ` +

@@ -31,8 +31,9 @@ const logFile = (ws: Pick<Workspace, "dir">, name: string) =>
   join(ws.dir, `${name.replaceAll(/\W+/g, "-")}.log`);
 
 /**
- * `petbooks serve` (or another `cmd` serving the same API) on core 0, pool `ws.pool`, no cache
- * unless `env` says otherwise; ready once GET /pets answers our key. Stopped by the cleanup.
+ * `petbooks serve` (or another `cmd` serving the same API) on core 0 (unless `spec` says
+ * otherwise), pool `ws.pool`, no cache unless `env` says otherwise; ready once GET /pets answers
+ * our key. Stopped by the cleanup.
  */
 export async function startServe(
   ws: Pick<Workspace, "dir" | "cleanup" | "pool" | "binary">,
@@ -40,6 +41,7 @@ export async function startServe(
   port: number,
   env: Record<string, string>,
   cmd = [ws.binary, "serve"],
+  spec: Partial<ServerSpec> = {},
 ): Promise<RunningServer> {
   const server = await startServer({
     name,
@@ -55,6 +57,7 @@ export async function startServe(
     logFile: logFile(ws, name),
     ready: (baseUrl) =>
       fetch(`${baseUrl}/pets?limit=1`, { headers: { "x-api-key": API_KEY } }).then((r) => r.ok),
+    ...spec,
   });
   ws.cleanup.defer(server.stop);
   return server;

@@ -26,12 +26,17 @@ import { bearerToken, CEILINGS, startGrpc } from "../lib/servers.ts";
 import { formatRatio } from "../lib/stats.ts";
 
 const TARGET = 0.9;
-const PAGE_SIZE = 50;
-const CLIENTS = 8;
-const STREAMS = 16;
+/** How the methods are called under load, here and by bench/profile.ts --grpc. */
+export const GRPC_LOAD = {
+  clients: 8,
+  streams: 16,
+  headers: ["content-type: application/grpc", "te: trailers"],
+  /** ListBooks asks for a first page of this many. */
+  pageSize: 50,
+};
+const { clients: CLIENTS, streams: STREAMS, headers: HEADERS, pageSize: PAGE_SIZE } = GRPC_LOAD;
 /** Calls of the check run per server and method: every one must get the OK answer's bytes. */
 const CHECK_CALLS = 3_000;
-const HEADERS = ["content-type: application/grpc", "te: trailers"];
 const METHODS = ["GetBook", "ListBooks"] as const;
 type Method = (typeof METHODS)[number];
 const SERVERS = ["petbooks", "ceiling"] as const;
