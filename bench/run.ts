@@ -54,8 +54,9 @@ with their min-max; a target counts as met only when the median meets it. The ma
 Where the server's CPU goes on a request: [profiles/](profiles/), written by
 \`bun bench/profile.ts --path <path> --write-docs\` (\`bun --cpu-prof\` under wrk, summed by part
 of the program and by function, with a flame graph): [GET /pets](profiles/get-pets.md),
-[GET /books](profiles/get-books.md), and with \`--embedded\`
-[GET /pets on PGlite](profiles/get-pets-embedded.md).
+[GET /books](profiles/get-books.md), with \`--embedded\`
+[GET /pets on PGlite](profiles/get-pets-embedded.md), and with \`--grpc GetBook\` (under h2load)
+[gRPC GetBook](profiles/grpc-getbook.md).
 
 `;
 

@@ -51,20 +51,25 @@ type Subject = (typeof SUBJECTS)[number];
 const EMBEDDED_PROFILE =
   "**Where embedded time goes.** In a [profile of embedded `GET /pets`]" +
   "(profiles/get-pets-embedded.md) (`bun bench/profile.ts --path /pets --embedded`, " +
-  "2026-12-02 19:00 UTC, load average 2.7) 80% of the server's CPU is inside PGlite: PostgreSQL " +
+  "2026-12-03 00:35 UTC, load average 0.6) 92% of the server's CPU is inside PGlite: PostgreSQL " +
   "compiled to WebAssembly, running each statement in the server's own thread, one at a time; " +
-  "petbooks' own code is about 5%. PGlite does not parse and plan the page statement for " +
+  "petbooks' own code is 3%, Elysia 2.5%. PGlite does not parse and plan the page statement for " +
   "every request: statements without parameters are prepared once and run with EXECUTE " +
   "(db/text-query.ts), which took about half of PGlite's time away (the no-filter page: 550 µs " +
   "as text, 250 to 380 µs as EXECUTE). On PostgreSQL the first pages are prepared statements " +
-  "too, so both run the same plans. What is left is PostgreSQL executing them in WebAssembly " +
-  "on one thread: the CPU table above shows embedded's server spending more per request than " +
-  "petbooks and PostgreSQL together, which on PostgreSQL is spread over both cores. " +
-  "`offset=50000` is nearly all execution (50,000 index entries walked for every page). " +
-  "The WebAssembly also gets faster as the engine optimises it: the no-filter page statement " +
-  "alone, run 3,000 times at a time in one process, took 640 µs a run in the first 3,000, 230 " +
-  "to 280 in the next 18,000 and 180 to 200 after that; the warm-up here is short, but the " +
-  "filters that run later were no faster in these reports.";
+  "too, so both run the same plans. A page's photo lookups are index-only scans " +
+  "(drizzle/0011): as bitmap scans of pet_photos each asked the file system for the table's " +
+  "size, an fstat that PGlite's file layer makes in JavaScript (strace over 200 no-filter " +
+  "pages: 1,000 fstat calls on pet_photos' file before, none after). What is left is PostgreSQL " +
+  "executing the statements in WebAssembly on one thread: the CPU table above shows embedded's " +
+  "server spending more per request than petbooks and PostgreSQL together, which on " +
+  "PostgreSQL is spread over both cores. `offset=50000` is nearly all execution (50,000 index " +
+  "entries walked for every page): one WebAssembly backend against PostgreSQL running three " +
+  "connections' statements on two cores, which no change in petbooks can make up. The " +
+  "WebAssembly also gets faster as the engine optimises it, on other threads: the no-filter " +
+  "page statement alone, run in one process 3,000 times at a time, took 597 µs a run in the " +
+  "first 3,000 and 190 to 208 after 21,000 with the process pinned to one core, 268 in the " +
+  "first 3,000 and 128 after 9,000 unpinned.";
 
 /**
  * Embedded petbooks is its own database, and the database is never pinned (PostgreSQL is not):
