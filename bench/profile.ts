@@ -13,19 +13,30 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { GetBookRequestSchema, ListBooksRequestSchema } from "../src/gen/petbooks/v1/books_pb.ts";
 import { runBench } from "./lib/cleanup.ts";
 import { API_KEY, openWorkspace, POOL_OPTION, progress } from "./lib/context.ts";
 import { flameGraphSvg, summarize, timedTree } from "./lib/cpu-profile.ts";
 import { seedBooks, seedPets, withSql } from "./lib/database.ts";
-import { grpcFrame, h2load } from "./lib/h2load.ts";
 import { loadAverage } from "./lib/machine.ts";
-import { cpuMeter, cpuSeconds, freePorts, LOAD_CORE, ROOT } from "./lib/processes.ts";
+import type { Options } from "./lib/options.ts";
+import {
+  cpuMeter,
+  cpuSeconds,
+  freePorts,
+  LOAD_CORE,
+  ROOT,
+  type RunningServer,
+} from "./lib/processes.ts";
 import { fmt, markdownTable } from "./lib/report.ts";
 import { bearerToken, startGrpc, startServe } from "./lib/servers.ts";
 import { loadServer } from "./lib/wrk.ts";
-import { GRPC_LOAD } from "./scenarios/grpc.ts";
+import {
+  GRPC_LOAD_NAME,
+  loadMethod,
+  METHODS,
+  type Method,
+  requestFrame,
+} from "./scenarios/grpc.ts";
 import { EMBEDDED_PLACEMENT, seedEmbedded } from "./scenarios/pets.ts";
 
 const OPTIONS = {
@@ -36,7 +47,7 @@ const OPTIONS = {
   rows: { int: 100_000, help: "pets and books seeded" },
   embedded: { flag: true, help: "petbooks on its embedded defaults (PGlite), seeded alike" },
   grpc: {
-    choices: ["GetBook", "ListBooks"],
+    choices: METHODS,
     help: "profile `petbooks grpc` under h2load calling this method, instead of a GET path",
   },
   writeDocs: { flag: true, help: "write docs/profiles/<name>.md and .svg" },
@@ -44,6 +55,104 @@ const OPTIONS = {
 } as const;
 
 const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
+const WARMUP_SECONDS = 2;
+
+type ProfileOptions = Options<typeof OPTIONS>;
+
+interface ProfiledStart {
+  ws: Awaited<ReturnType<typeof openWorkspace>>;
+  port: number;
+  /** Bun under --cpu-prof, to which the script and its command are added. */
+  cmd: string[];
+  dataDir: string;
+  subject: string;
+}
+
+/** What a profiled server did under load. */
+interface ProfiledLoad {
+  server: RunningServer;
+  load: { rate: number; cpuUs: number; unit: string; generator: string };
+  /** The load average as the load began. */
+  loadedAt: string;
+}
+
+/** `petbooks serve` from the sources, under wrk on `o.path`. */
+async function profileServe(o: ProfileOptions, start: ProfiledStart): Promise<ProfiledLoad> {
+  const { ws, dataDir } = start;
+  const headers: Record<string, string> = o.path.startsWith("/books")
+    ? { authorization: await bearerToken(ws) }
+    : { "x-api-key": API_KEY };
+  const env: Record<string, string> = o.embedded
+    ? { DATA_DIR: dataDir }
+    : { DATABASE_URL: ws.databaseUrl, DATA_DIR: dataDir };
+  const server = await startServe(
+    ws,
+    "petbooks serve (profiled)",
+    start.port,
+    env,
+    [...start.cmd, join(ROOT, "src/main.ts"), "serve"],
+    o.embedded ? EMBEDDED_PLACEMENT : {},
+  );
+  const loadedAt = loadAverage();
+  progress(`profiling ${start.subject} for ${o.seconds} s`);
+  const run = await loadServer(server, o.path, {
+    connections: o.connections,
+    core: LOAD_CORE,
+    headers,
+    seconds: o.seconds,
+    warmup: WARMUP_SECONDS,
+  });
+  const load = {
+    rate: run.rps,
+    cpuUs: run.cpuUs,
+    unit: "request",
+    generator: `wrk -c${o.connections}`,
+  };
+  return { server, load, loadedAt };
+}
+
+/** `petbooks grpc` from the sources, under h2load calling `method` as the report does. */
+async function profileGrpc(
+  method: Method,
+  o: ProfileOptions,
+  start: ProfiledStart,
+): Promise<ProfiledLoad> {
+  const { ws } = start;
+  const authorization = await bearerToken(ws);
+  const id = await withSql(ws.databaseUrl, async (sql) => {
+    const [row] = await sql<{ id: string }[]>`select id from books order by id limit 1`;
+    if (!row) throw new Error("no book to ask for");
+    return row.id;
+  });
+  const dataFile = join(ws.dir, "request.grpc");
+  writeFileSync(dataFile, requestFrame(method, id));
+  const server = await startGrpc(
+    ws,
+    "petbooks grpc (profiled)",
+    [...start.cmd, join(ROOT, "src/main.ts"), "grpc"],
+    start.port,
+    { id, authorization },
+  );
+  const loadedAt = loadAverage();
+  progress(`profiling ${start.subject} for ${o.seconds} s`);
+  const serverCpu = cpuMeter(() => cpuSeconds(server.pid));
+  const run = await loadMethod(server, method, {
+    dataFile,
+    authorization,
+    seconds: o.seconds,
+    warmupSeconds: WARMUP_SECONDS,
+    logFile: join(ws.dir, "h2load.log"),
+  });
+  if (run.failures > 0) throw new Error(`${run.failures} calls failed under h2load`);
+  const calls = run.callsPerSecond * (o.seconds + WARMUP_SECONDS);
+  const load = {
+    rate: run.callsPerSecond,
+    cpuUs: serverCpu(calls),
+    unit: "call",
+    generator: GRPC_LOAD_NAME,
+  };
+  return { server, load, loadedAt };
+}
 
 await runBench({
   script: "bench/profile.ts",
@@ -67,87 +176,12 @@ await runBench({
     const [port] = (await freePorts(1)) as [number];
     const cmd = [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`];
     const subject = o.grpc ? `gRPC ${o.grpc}` : `GET ${o.path}`;
-    let server: Awaited<ReturnType<typeof startServe>>;
-    let load: { rate: number; cpuUs: number; unit: string; generator: string };
-    let loadedAt = "";
-    if (o.grpc) {
-      const authorization = await bearerToken(ws);
-      const id = await withSql(ws.databaseUrl, async (sql) => {
-        const [row] = await sql<{ id: string }[]>`select id from books order by id limit 1`;
-        if (!row) throw new Error("no book to ask for");
-        return row.id;
-      });
-      const body = join(ws.dir, "request.grpc");
-      writeFileSync(
-        body,
-        o.grpc === "GetBook"
-          ? grpcFrame(toBinary(GetBookRequestSchema, create(GetBookRequestSchema, { id })))
-          : grpcFrame(
-              toBinary(
-                ListBooksRequestSchema,
-                create(ListBooksRequestSchema, { pageSize: GRPC_LOAD.pageSize }),
-              ),
-            ),
-      );
-      server = await startGrpc(
-        ws,
-        "petbooks grpc (profiled)",
-        [...cmd, join(ROOT, "src/main.ts"), "grpc"],
-        port,
-        { id, authorization },
-      );
-      loadedAt = loadAverage();
-      progress(`profiling ${subject} for ${o.seconds} s`);
-      const serverCpu = cpuMeter(() => cpuSeconds(server.pid));
-      const run = await h2load({
-        url: `${server.baseUrl}/petbooks.v1.BookService/${o.grpc}`,
-        dataFile: body,
-        headers: [...GRPC_LOAD.headers, `authorization: ${authorization}`],
-        clients: GRPC_LOAD.clients,
-        streams: GRPC_LOAD.streams,
-        seconds: o.seconds,
-        warmupSeconds: 2,
-        core: LOAD_CORE,
-        logFile: join(ws.dir, "h2load.log"),
-      });
-      if (run.failures > 0) throw new Error(`${run.failures} calls failed under h2load`);
-      load = {
-        rate: run.callsPerSecond,
-        cpuUs: serverCpu(run.callsPerSecond * (o.seconds + 2)),
-        unit: "call",
-        generator: `h2load -c${GRPC_LOAD.clients} -m${GRPC_LOAD.streams}`,
-      };
-    } else {
-      const headers: Record<string, string> = o.path.startsWith("/books")
-        ? { authorization: await bearerToken(ws) }
-        : { "x-api-key": API_KEY };
-      const env: Record<string, string> = o.embedded
-        ? { DATA_DIR: dataDir }
-        : { DATABASE_URL: ws.databaseUrl, DATA_DIR: dataDir };
-      server = await startServe(
-        ws,
-        "petbooks serve (profiled)",
-        port,
-        env,
-        [...cmd, join(ROOT, "src/main.ts"), "serve"],
-        o.embedded ? EMBEDDED_PLACEMENT : {},
-      );
-      loadedAt = loadAverage();
-      progress(`profiling ${subject} for ${o.seconds} s`);
-      const run = await loadServer(server, o.path, {
-        connections: o.connections,
-        core: LOAD_CORE,
-        headers,
-        seconds: o.seconds,
-        warmup: 2,
-      });
-      load = {
-        rate: run.rps,
-        cpuUs: run.cpuUs,
-        unit: "request",
-        generator: `wrk -c${o.connections}`,
-      };
-    }
+    const start = { ws, port, cmd, dataDir, subject };
+    // parseOptions has checked --grpc against its choices, the methods.
+    const method = o.grpc as Method | undefined;
+    const { server, load, loadedAt } = method
+      ? await profileGrpc(method, o, start)
+      : await profileServe(o, start);
     // The whole life of the process so far, as the profile covers it.
     const cpuUsedUs = cpuSeconds(server.pid) * 1e6;
     await server.stop(30_000);

@@ -12,7 +12,7 @@ import {
 import { type Context, progress } from "../lib/context.ts";
 import { withSql } from "../lib/database.ts";
 import { grpcClient } from "../lib/grpc.ts";
-import { grpcFrame, type H2loadResult, h2load } from "../lib/h2load.ts";
+import { grpcFrame, type H2loadResult, type H2loadRun, h2load } from "../lib/h2load.ts";
 import {
   cpuMeter,
   cpuSeconds,
@@ -26,19 +26,46 @@ import { bearerToken, CEILINGS, startGrpc } from "../lib/servers.ts";
 import { formatRatio } from "../lib/stats.ts";
 
 const TARGET = 0.9;
-/** How the methods are called under load, here and by bench/profile.ts --grpc. */
-export const GRPC_LOAD = {
-  clients: 8,
-  streams: 16,
-  headers: ["content-type: application/grpc", "te: trailers"],
-  /** ListBooks asks for a first page of this many. */
-  pageSize: 50,
-};
-const { clients: CLIENTS, streams: STREAMS, headers: HEADERS, pageSize: PAGE_SIZE } = GRPC_LOAD;
+const PAGE_SIZE = 50;
+const CLIENTS = 8;
+const STREAMS = 16;
 /** Calls of the check run per server and method: every one must get the OK answer's bytes. */
 const CHECK_CALLS = 3_000;
-const METHODS = ["GetBook", "ListBooks"] as const;
-type Method = (typeof METHODS)[number];
+const HEADERS = ["content-type: application/grpc", "te: trailers"];
+export const METHODS = ["GetBook", "ListBooks"] as const;
+export type Method = (typeof METHODS)[number];
+
+/**
+ * What h2load sends to call `method` under load, as a gRPC frame: GetBook of `bookId`, or a first
+ * page of ListBooks. Here and in bench/profile.ts --grpc.
+ */
+export function requestFrame(method: Method, bookId: string): Uint8Array {
+  return method === "GetBook"
+    ? grpcFrame(toBinary(GetBookRequestSchema, create(GetBookRequestSchema, { id: bookId })))
+    : grpcFrame(
+        toBinary(ListBooksRequestSchema, create(ListBooksRequestSchema, { pageSize: PAGE_SIZE })),
+      );
+}
+
+/** h2load calling `method` on `server` with the frame in `dataFile`, as this report loads it. */
+export const loadMethod = (
+  server: Pick<RunningServer, "baseUrl">,
+  method: Method,
+  run: Pick<H2loadRun, "dataFile" | "seconds" | "warmupSeconds" | "requests" | "logFile"> & {
+    authorization: string;
+  },
+) =>
+  h2load({
+    url: `${server.baseUrl}/petbooks.v1.BookService/${method}`,
+    headers: [...HEADERS, `authorization: ${run.authorization}`],
+    clients: CLIENTS,
+    streams: STREAMS,
+    core: LOAD_CORE,
+    ...run,
+  });
+
+/** How loadMethod loads a server, for the reports' text. */
+export const GRPC_LOAD_NAME = `h2load -c ${CLIENTS} -m ${STREAMS}`;
 const SERVERS = ["petbooks", "ceiling"] as const;
 
 /** GetBook of `id` and two pages of ListBooks, as bytes: the same from both, or no comparison. */
@@ -98,12 +125,7 @@ async function startBoth(ctx: Context) {
     GetBook: { file: join(ctx.dir, "get-book.grpc"), answerBytes: 5 + (mine[0]?.length ?? 0) },
     ListBooks: { file: join(ctx.dir, "list-books.grpc"), answerBytes: 5 + (mine[1]?.length ?? 0) },
   };
-  writeFileSync(
-    bodies.GetBook.file,
-    grpcFrame(toBinary(GetBookRequestSchema, create(GetBookRequestSchema, { id }))),
-  );
-  const list = create(ListBooksRequestSchema, { pageSize: PAGE_SIZE });
-  writeFileSync(bodies.ListBooks.file, grpcFrame(toBinary(ListBooksRequestSchema, list)));
+  for (const method of METHODS) writeFileSync(bodies[method].file, requestFrame(method, id));
   return { servers, authorization, bodies };
 }
 
@@ -118,14 +140,10 @@ export async function grpcScenario(ctx: Context) {
     method: Method,
     run: { seconds: number; requests?: number },
   ) =>
-    h2load({
-      url: `${servers[name].baseUrl}/petbooks.v1.BookService/${method}`,
+    loadMethod(servers[name], method, {
       dataFile: bodies[method].file,
-      headers: [...HEADERS, `authorization: ${authorization}`],
-      clients: CLIENTS,
-      streams: STREAMS,
+      authorization,
       warmupSeconds: options.warmup,
-      core: LOAD_CORE,
       logFile: join(dir, `h2load-${name}-${method}.log`),
       ...run,
     });
@@ -179,7 +197,7 @@ export async function grpcScenario(ctx: Context) {
   }
   report.section(
     "gRPC",
-    `100,000 books, no cache. \`h2load -c ${CLIENTS} -m ${STREAMS}\` (${CLIENTS * STREAMS} ` +
+    `100,000 books, no cache. \`${GRPC_LOAD_NAME}\` (${CLIENTS * STREAMS} ` +
       "calls in flight), each with a bearer token (GRPC_AUTH=bearer); GetBook asks for one book " +
       `every call (h2load sends one body), ListBooks for a first page of ${PAGE_SIZE}. ` +
       "**Ceiling**: bench/ceilings/grpc.ts, a bare connect-node BookService on node:http2 in Bun " +
