@@ -38,6 +38,10 @@ function num(pattern: RegExp, text: string, what: string): number {
   return Number(m[1]);
 }
 
+/** The rate of h2load's summary line; a run under a second is timed in ms (or us), not s. */
+export const callsPerSecondOf = (out: string) =>
+  num(/finished in [\d.]+(?:s|ms|us), ([\d.]+) req\/s/, out, "req/s");
+
 /** The gRPC message prefix (uncompressed, big-endian length), then the message. */
 export function grpcFrame(message: Uint8Array): Uint8Array {
   const frame = new Uint8Array(5 + message.length);
@@ -73,7 +77,7 @@ export async function h2load(run: H2loadRun): Promise<H2loadResult> {
     num(new RegExp(`(\\d+) ${s}`), out, s),
   );
   return {
-    callsPerSecond: num(/finished in [\d.]+s, ([\d.]+) req\/s/, out, "req/s"),
+    callsPerSecond: callsPerSecondOf(out),
     p50Ms: percentile(durations, 50),
     p99Ms: percentile(durations, 99),
     done,
