@@ -85,6 +85,12 @@ const pageColumns = sql`${pets.id}, ${pets.name}, ${pets.age}, ${pets.type}, ${p
  * numbers: as parameters of a prepared statement its generic plan sorts the whole table for every
  * page (measured: 65 ms instead of 1 ms for a first page). Photos are looked up only for the rows
  * of the page, never for the rows OFFSET skips.
+ *
+ * A later page skips its OFFSET in the newest-first index alone (an index-only scan: it holds
+ * `photo_count` too, for the filters) and reads only its own rows from the table: walked through
+ * the table, every skipped row was a heap fetch. Measured at offset 50,000 of 100,000 pets: 5.4
+ * instead of 13.5 ms on PGlite, 9.2 instead of 11 to 16 ms on PostgreSQL; at offsets up to 100
+ * the same as before. A first page reads its rows straight from the index scan, as before.
  */
 export function listPageQuery(
   page: { limit: number; offset: number; hasPhotos: HasPhotosFilter },
@@ -97,12 +103,23 @@ export function listPageQuery(
       petJson(page.hasPhotos, photoUrlBase),
       sql`p.created_at desc, p.id desc`,
     )} as body
-    from (
-      select ${pageColumns} from ${pets}
+    from (${page.offset === 0 ? firstPage(page.limit, condition) : laterPage(page, condition)}) p`;
+}
+
+const newestFirst = sql`order by ${pets.createdAt} desc, ${pets.id} desc`;
+
+function firstPage(limit: number, condition: SQL | undefined) {
+  return sql`select ${pageColumns} from ${pets}
+    ${condition ? sql`where ${condition}` : sql``}
+    ${newestFirst} limit ${integerLiteral(limit)} offset 0`;
+}
+
+function laterPage(page: { limit: number; offset: number }, condition: SQL | undefined) {
+  return sql`select ${pageColumns} from ${pets} join (
+      select ${pets.id} from ${pets}
       ${condition ? sql`where ${condition}` : sql``}
-      order by ${pets.createdAt} desc, ${pets.id} desc
-      limit ${integerLiteral(page.limit)} offset ${integerLiteral(page.offset)}
-    ) p`;
+      ${newestFirst} limit ${integerLiteral(page.limit)} offset ${integerLiteral(page.offset)}
+    ) page using (id)`;
 }
 
 /**

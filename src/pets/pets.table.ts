@@ -28,7 +28,13 @@ export const pets = pgTable(
   },
   (t) => [
     // NULLS FIRST is what a plain `order by … desc` means: only then can the list use the index.
-    index("pets_newest_first_idx").on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    // photo_count too, so that has_photos is checked in the index and a later page skips its
+    // OFFSET in the index alone (pets.repository.ts, listPageQuery).
+    index("pets_newest_first_idx").on(
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+      t.photoCount,
+    ),
     check("pets_age_range", sql`${t.age} between 0 and 50`),
     check("pets_photo_count_not_negative", sql`${t.photoCount} >= 0`),
   ],
