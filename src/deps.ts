@@ -18,6 +18,7 @@ import { type Cache, createMemoryCache, createNoCache } from "./cache/cache.ts";
 import { createRedisCache } from "./cache/redis-cache.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
+import { createEmbeddedMaintenance } from "./db/embedded-maintenance.ts";
 import { migrate } from "./db/migrate.ts";
 import { createInProcessBus, type InProcessBus } from "./events/bus.ts";
 import { createEventConsumer, forgetConsumedBefore } from "./events/consumer.ts";
@@ -207,11 +208,15 @@ export function buildServices(
   };
 }
 
+/**
+ * The database of a command. `maintain`: a command that runs on (serve, dev, grpc), whose embedded
+ * database is vacuumed and analyzed as it changes (db/embedded-maintenance.ts) until it is closed.
+ */
 export async function openDatabaseFor(
   config: Config,
   logger: Logger,
-  options: { migrate: boolean; tracing?: Tracing | undefined },
-) {
+  options: { migrate: boolean; maintain?: boolean; tracing?: Tracing | undefined },
+): Promise<Database> {
   const database = await openDatabase(
     {
       databaseUrl: config.databaseUrl,
@@ -224,7 +229,19 @@ export async function openDatabaseFor(
   );
   try {
     if (options.migrate) await migrate(database.db, logger.child({ module: "migrate" }));
-    return database;
+    if (!options.maintain || database.kind !== "embedded") return database;
+    const maintenance = createEmbeddedMaintenance({
+      db: database.db,
+      logger: logger.child({ module: "db" }),
+    });
+    maintenance.start();
+    return {
+      ...database,
+      close: async () => {
+        await maintenance.stop();
+        await database.close();
+      },
+    };
   } catch (err) {
     await database.close();
     throw err;
@@ -291,7 +308,11 @@ export async function openServeDeps(
       await close().catch((err) => logger.error("close failed", { err }));
   };
   try {
-    const database = await openDatabaseFor(config, logger, { migrate: true, tracing });
+    const database = await openDatabaseFor(config, logger, {
+      migrate: true,
+      maintain: true,
+      tracing,
+    });
     closers.push(() => database.close());
     const cache = await openCache(config, logger, telemetry);
     closers.push(() => cache.close());

@@ -5,6 +5,7 @@ import { type RunningServer, runBinary, startServer, tempDataDir } from "../src/
 import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
 import { pngBytes } from "../src/testing/factories.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
+import { until } from "../src/testing/until.ts";
 
 // These start the compiled binary (built on first use): more than the default 5 s on a busy machine.
 setDefaultTimeout(60_000);
@@ -147,6 +148,18 @@ describe("petbooks serve (compiled binary)", () => {
     for (const r of requests) expect(r).toHaveProperty("request_id");
     expect(running().logs()).not.toContain(API_KEY);
     expect(running().logs()).not.toContain(JWT_SECRET);
+  });
+
+  test("vacuums and analyzes its embedded database, which has no autovacuum", async () => {
+    const maintained = '"msg":"embedded database vacuumed and analyzed"';
+    if (onPostgres) {
+      expect(running().logs()).not.toContain(maintained);
+      return;
+    }
+    // The first run comes right after the start, in the background.
+    await until("the start's maintenance run", () => running().logs().includes(maintained), {
+      timeoutMs: 50_000,
+    });
   });
 
   test("SIGTERM stops it cleanly", async () => {

@@ -161,6 +161,7 @@ export async function grpcCommand(argv: string[], io: CliIo): Promise<number> {
   const telemetry = await telemetryFor(config, io.env, "petbooks-grpc", logger);
   const database = await openDatabaseFor(config, logger, {
     migrate: true,
+    maintain: true,
     tracing: telemetry.tracing,
   });
   // Without Redis, `serve` (another process) could not invalidate a cache of ours: read through.
