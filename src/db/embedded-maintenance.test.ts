@@ -24,7 +24,7 @@ beforeAll(async () => {
 afterAll(() => database?.close(), SETUP_TIMEOUT_MS);
 beforeEach(async () => {
   await database.db.execute(sql`delete from pets`);
-});
+}, SETUP_TIMEOUT_MS);
 
 const RAN = "embedded database vacuumed and analyzed";
 
