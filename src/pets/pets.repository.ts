@@ -34,9 +34,13 @@ export interface NewPhotoRow {
   sizeBytes: number;
 }
 
-/** Unqualified on purpose: used on `pets` inside the page subqueries; undefined for no filter. */
-const hasPhotosCondition = (hasPhotos: HasPhotosFilter) =>
-  hasPhotos === undefined ? undefined : hasPhotos ? sql`photo_count > 0` : sql`photo_count = 0`;
+/** Unqualified on purpose: for `pets` in the page's subqueries and the export; empty: no filter. */
+const hasPhotosWhere = (hasPhotos: HasPhotosFilter) =>
+  hasPhotos === undefined
+    ? sql``
+    : hasPhotos
+      ? sql`where photo_count > 0`
+      : sql`where photo_count = 0`;
 
 /** The count that matches a filter, summed over the pet_stats shards. */
 const countColumn = (hasPhotos: HasPhotosFilter) =>
@@ -96,28 +100,26 @@ export function listPageQuery(
   page: { limit: number; offset: number; hasPhotos: HasPhotosFilter },
   photoUrlBase: string,
 ) {
-  const condition = hasPhotosCondition(page.hasPhotos);
+  const where = hasPhotosWhere(page.hasPhotos);
   return sql`
     select ${listAnswerJson(
       sql`(select coalesce(${countColumn(page.hasPhotos)}, 0) from ${petStats})`,
       petJson(page.hasPhotos, photoUrlBase),
       sql`p.created_at desc, p.id desc`,
     )} as body
-    from (${page.offset === 0 ? firstPage(page.limit, condition) : laterPage(page, condition)}) p`;
+    from (${page.offset === 0 ? firstPage(page.limit, where) : laterPage(page, where)}) p`;
 }
 
 const newestFirst = sql`order by ${pets.createdAt} desc, ${pets.id} desc`;
 
-function firstPage(limit: number, condition: SQL | undefined) {
-  return sql`select ${pageColumns} from ${pets}
-    ${condition ? sql`where ${condition}` : sql``}
+function firstPage(limit: number, where: SQL) {
+  return sql`select ${pageColumns} from ${pets} ${where}
     ${newestFirst} limit ${integerLiteral(limit)} offset 0`;
 }
 
-function laterPage(page: { limit: number; offset: number }, condition: SQL | undefined) {
+function laterPage(page: { limit: number; offset: number }, where: SQL) {
   return sql`select ${pageColumns} from ${pets} join (
-      select ${pets.id} from ${pets}
-      ${condition ? sql`where ${condition}` : sql``}
+      select ${pets.id} from ${pets} ${where}
       ${newestFirst} limit ${integerLiteral(page.limit)} offset ${integerLiteral(page.offset)}
     ) page using (id)`;
 }
@@ -134,7 +136,6 @@ function laterPage(page: { limit: number; offset: number }, condition: SQL | und
  * No parameters: the statement goes into a COPY.
  */
 export function exportJsonQuery(hasPhotos: HasPhotosFilter, photoUrlBase: string) {
-  const condition = hasPhotosCondition(hasPhotos);
   const photos =
     hasPhotos === false
       ? sql`'{}'::text[]`
@@ -145,8 +146,7 @@ export function exportJsonQuery(hasPhotos: HasPhotosFilter, photoUrlBase: string
     select row_to_json(t)::text as pet from (
       select p.id, p.name, p.age, p.type, ${photos} as photos,
         ${utcSecondsText(sql`p.created_at`)} as created_at
-      from ${pets} p
-      ${condition ? sql`where ${condition}` : sql``}
+      from ${pets} p ${hasPhotosWhere(hasPhotos)}
       order by p.created_at desc, p.id desc) t`;
 }
 
