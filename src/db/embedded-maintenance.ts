@@ -9,9 +9,10 @@
  * As autovacuum does, it runs once enough has changed: when the write-ahead log has grown by a
  * share of the database's size since the last run (at least `minWalBytes`), checked every
  * `intervalMs`; and once soon after start (`firstRunAfterMs`, so that the start itself is not held
- * up), for what changed before: a seed, or a process that never got this far. One table at a time: PGlite runs one statement at a time, so requests take their
- * turns between tables. A table vacuumed before costs little again (100,000 pets: 18 ms to
- * vacuum, about 300 to analyze every table).
+ * up), for what changed before: a seed, or a process that never got this far. One table at a
+ * time: PGlite runs one statement at a time, so requests take their turns between tables. A
+ * database vacuumed before costs little again (100,000 pets: 18 ms to vacuum, about 300 to
+ * analyze every table).
  */
 import { sql } from "drizzle-orm";
 import { type Clock, systemClock } from "../events/clock.ts";
@@ -60,7 +61,7 @@ export function createEmbeddedMaintenance(options: EmbeddedMaintenanceOptions) {
   } = options;
   let running: { stop: AbortController; loop: Promise<void> } | undefined;
   /** Where the write-ahead log stood after the last run; none: no run yet. */
-  let lastRunAt: number | undefined;
+  let walAtLastRun: number | undefined;
 
   const position = async (): Promise<WalPosition> => {
     const [row] = rows<WalPosition>(
@@ -75,9 +76,9 @@ export function createEmbeddedMaintenance(options: EmbeddedMaintenanceOptions) {
   const maintenance = {
     /** Whether enough has been written since the last run to call for another. */
     async due(): Promise<boolean> {
-      if (lastRunAt === undefined) return true;
+      if (walAtLastRun === undefined) return true;
       const { wal, size } = await position();
-      return wal - lastRunAt >= Math.max(minWalBytes, walShare * size);
+      return wal - walAtLastRun >= Math.max(minWalBytes, walShare * size);
     },
 
     /** Vacuums and analyzes every table of the application, one at a time; returns their names. */
@@ -91,7 +92,7 @@ export function createEmbeddedMaintenance(options: EmbeddedMaintenanceOptions) {
       for (const table of tables) {
         await db.execute(sql.raw(`vacuum (analyze) public.${quoted(table)}`));
       }
-      lastRunAt = (await position()).wal;
+      walAtLastRun = (await position()).wal;
       logger.info("embedded database vacuumed and analyzed", {
         tables: tables.length,
         duration_ms: clock.now() - started,
