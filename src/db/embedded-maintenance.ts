@@ -15,7 +15,7 @@
  * analyze every table).
  */
 import { sql } from "drizzle-orm";
-import { type Clock, systemClock } from "../events/clock.ts";
+import { type Clock, repeat, systemClock } from "../events/clock.ts";
 import type { Logger } from "../logger.ts";
 import type { Db } from "./client.ts";
 import { rows } from "./rows.ts";
@@ -59,7 +59,6 @@ export function createEmbeddedMaintenance(options: EmbeddedMaintenanceOptions) {
     walShare = MAINTENANCE_WAL_SHARE,
     minWalBytes = MAINTENANCE_MIN_WAL_BYTES,
   } = options;
-  let running: { stop: AbortController; loop: Promise<void> } | undefined;
   /** Where the write-ahead log stood after the last run; none: no run yet. */
   let walAtLastRun: number | undefined;
 
@@ -101,30 +100,14 @@ export function createEmbeddedMaintenance(options: EmbeddedMaintenanceOptions) {
     },
 
     /** Runs after `firstRunAfterMs`, then whenever due, checked every `intervalMs`, until `stop`. */
-    start(): void {
-      if (running) return;
-      const stop = new AbortController();
-      const loop = (async () => {
-        await clock.sleep(firstRunAfterMs, stop.signal);
-        while (!stop.signal.aborted) {
-          try {
-            if (await maintenance.due()) await maintenance.run();
-          } catch (err) {
-            logger.warn("embedded database maintenance failed; trying again later", { err });
-          }
-          await clock.sleep(intervalMs, stop.signal);
-        }
-      })();
-      running = { stop, loop };
-    },
-
-    /** Stops the checks; a run under way finishes first. */
-    async stop(): Promise<void> {
-      if (!running) return;
-      running.stop.abort();
-      await running.loop;
-      running = undefined;
-    },
+    ...repeat(
+      clock,
+      { firstAfterMs: firstRunAfterMs, intervalMs },
+      async () => {
+        if (await maintenance.due()) await maintenance.run();
+      },
+      (err) => logger.warn("embedded database maintenance failed; trying again later", { err }),
+    ),
   };
   return maintenance;
 }

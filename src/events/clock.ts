@@ -111,3 +111,43 @@ export function createManualClock(start = 0, options: { auto?: boolean } = {}): 
   };
   return clock;
 }
+
+/** A background job that `repeat` starts; `stop` ends it after the round under way. */
+export interface Repeating {
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `round` after `firstAfterMs` (at once when 0), then every `intervalMs` after each round
+ * ends, until `stop`, which waits for a round under way. A round that throws goes to `failed`;
+ * the next one comes all the same.
+ */
+export function repeat(
+  clock: Clock,
+  { firstAfterMs = 0, intervalMs }: { firstAfterMs?: number; intervalMs: number },
+  round: () => Promise<unknown>,
+  failed: (err: unknown) => void,
+): Repeating {
+  let running: { stop: AbortController; loop: Promise<void> } | undefined;
+  return {
+    start() {
+      if (running) return;
+      const stop = new AbortController();
+      const loop = (async () => {
+        if (firstAfterMs > 0) await clock.sleep(firstAfterMs, stop.signal);
+        while (!stop.signal.aborted) {
+          await round().catch(failed);
+          await clock.sleep(intervalMs, stop.signal);
+        }
+      })();
+      running = { stop, loop };
+    },
+    async stop() {
+      if (!running) return;
+      running.stop.abort();
+      await running.loop;
+      running = undefined;
+    },
+  };
+}

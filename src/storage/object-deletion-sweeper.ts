@@ -4,7 +4,7 @@
  * on a timer, backing off per file. Removing twice is harmless, so replicas need no coordination.
  */
 
-import { type Clock, systemClock } from "../events/clock.ts";
+import { type Clock, repeat, systemClock } from "../events/clock.ts";
 import type { Logger } from "../logger.ts";
 import type { ObjectDeletionsRepository } from "./object-deletions.repository.ts";
 import type { PhotoStorage } from "./photo-storage.ts";
@@ -39,7 +39,6 @@ export function createObjectDeletionSweeper(options: ObjectDeletionSweeperOption
     baseDelayMs = BASE_DELAY_MS,
     maxDelayMs = MAX_DELAY_MS,
   } = options;
-  let running: { stop: AbortController; loop: Promise<void> } | undefined;
 
   /** The wait after the `failures`-th failed retry: twice the one before, up to the cap. */
   const delayAfter = (failures: number) => Math.min(baseDelayMs * 2 ** failures, maxDelayMs);
@@ -73,26 +72,14 @@ export function createObjectDeletionSweeper(options: ObjectDeletionSweeperOption
     },
 
     /** Sweeps now, then every `intervalMs`, until `stop`. */
-    start(): void {
-      if (running) return;
-      const stop = new AbortController();
-      const loop = (async () => {
-        while (!stop.signal.aborted) {
-          await sweeper
-            .sweepOnce()
-            .catch((err) => logger.warn("photo removal sweep failed", { err: errorSummary(err) }));
-          await clock.sleep(intervalMs, stop.signal);
-        }
-      })();
-      running = { stop, loop };
-    },
-
-    async stop(): Promise<void> {
-      if (!running) return;
-      running.stop.abort();
-      await running.loop;
-      running = undefined;
-    },
+    ...repeat(
+      clock,
+      { intervalMs },
+      async () => {
+        await sweeper.sweepOnce();
+      },
+      (err) => logger.warn("photo removal sweep failed", { err: errorSummary(err) }),
+    ),
   };
   return sweeper;
 }
