@@ -146,11 +146,13 @@ if (vhostResolves) {
     const storage = createS3PhotoStorage(createS3Client(vhost.config), "http://x", silentLogger);
     const name = storage.newFileName(PNG);
     await storage.save(name, patterned(10));
-    // Where s3rver keeps an object: <folder>/<bucket>/<key>._S3rver_object. Had the bucket
-    // also gone into the path, the key would start with the bucket's name.
-    expect(
-      existsSync(join(vhost.directory, VHOST_BUCKET, "photos", `${name}._S3rver_object`)),
-    ).toBe(true);
+    // Where s3rver keeps an object's metadata: <folder>/<bucket>/<key>._S3rver_metadata.json.
+    // Had the bucket also gone into the path, the key would start with the bucket's name. (Not
+    // the object's own file: s3rver answers the PUT before its write stream has opened that.)
+    const keyPath = (key: string) =>
+      join(vhost.directory, VHOST_BUCKET, `${key}._S3rver_metadata.json`);
+    expect(existsSync(keyPath(`photos/${name}`))).toBe(true);
+    expect(existsSync(keyPath(`${VHOST_BUCKET}/photos/${name}`))).toBe(false);
   });
 } else {
   test.skip(`S3 virtual-hosted style: ${VHOST_BUCKET} does not resolve here`, () => {});
