@@ -2,6 +2,12 @@
  * An S3-compatible server on loopback for tests and benchmarks: s3rver (an npm devDependency, a
  * test double of S3 that stores objects in a folder), with one bucket made at start.
  */
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import S3rver from "s3rver";
 import type { S3StorageConfig } from "../storage/s3-photo-storage.ts";
 import { makeTempDir } from "./temp.ts";
@@ -39,6 +45,7 @@ export async function startTestS3Server(
     directory,
     configureBuckets: [{ name: bucket }],
   });
+  readAfterWrite(server);
   const { port } = await server.run();
   const endpoint = options.virtualHosted ? `http://${bucket}:${port}` : `http://127.0.0.1:${port}`;
   const config: S3StorageConfig = {
@@ -63,5 +70,35 @@ export async function startTestS3Server(
     },
     directory,
     close: () => server.close(),
+  };
+}
+
+/**
+ * S3 answers a PUT once the object is stored, so a read straight after finds it. s3rver answers
+ * once the bytes are handed to a write stream that may not even have opened its file yet, and a
+ * loaded test run then reads a missing or short object. This stores it the same way (same file,
+ * same metadata) but answers after the file is written and closed.
+ */
+function readAfterWrite(server: S3rver): void {
+  const store = server.store;
+  store.putObject = async (object) => {
+    const path = store.getResourcePath(object.bucket, object.key, "object");
+    await mkdir(dirname(path), { recursive: true });
+    const md5 = createHash("md5");
+    let size = 0;
+    const measure = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        md5.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const content = Buffer.isBuffer(object.content)
+      ? Readable.from([object.content])
+      : object.content;
+    await pipeline(content, measure, createWriteStream(path));
+    const digest = md5.digest("hex");
+    await store.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
   };
 }
