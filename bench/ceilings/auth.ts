@@ -5,7 +5,7 @@
  * 5 s per user.
  */
 import postgres from "postgres";
-import { captureOne, type recordingDb, replay } from "../lib/capture.ts";
+import { captureOne, type recordingDb, type Statement } from "../lib/capture.ts";
 import { createTokenIssuer, createUsersRepository } from "../lib/petbooks.ts";
 
 export const env = (name: string, fallback?: string) => {
@@ -38,8 +38,11 @@ export async function connectPool(): Promise<postgres.Sql> {
 
 const USER_CACHE_MS = 5_000;
 
+/** Runs a captured statement as petbooks runs it, answering its rows. */
+export type RunStatement = (statement: Statement, params?: unknown[]) => Promise<unknown[]>;
+
 export function bearerAuth(
-  sql: postgres.Sql,
+  run: RunStatement,
   recorder: ReturnType<typeof recordingDb>,
   secret: string,
   ttlSeconds: number,
@@ -53,7 +56,7 @@ export function bearerAuth(
     const userId = token ? await tokens.verify(token) : undefined;
     if (!userId) return false;
     if ((knownUsers.get(userId) ?? 0) > Date.now()) return true;
-    if ((await replay(sql, await findUser, [userId])).length === 0) return false;
+    if ((await run(await findUser, [userId])).length === 0) return false;
     knownUsers.set(userId, Date.now() + USER_CACHE_MS);
     return true;
   };

@@ -22,7 +22,12 @@ const sql = await connectPool();
 const pageTokens = createPageTokens(pageTokenKey(env("JWT_SECRET")));
 const recorder = recordingDb();
 const repository = createBooksRepository(recorder.db);
-const authenticated = bearerAuth(sql, recorder, env("JWT_SECRET"), Number(env("JWT_TTL", "3600")));
+const authenticated = bearerAuth(
+  (statement, params) => replay(sql, statement, params),
+  recorder,
+  env("JWT_SECRET"),
+  Number(env("JWT_TTL", "3600")),
+);
 const someId = "00000000-0000-7000-8000-000000000000";
 
 const findById = await captureOne(recorder, () => repository.findById(someId));

@@ -1,31 +1,59 @@
 /**
- * The ceiling of `petbooks serve` for GET /pets and GET /books: Bun.serve and postgres.js, running
- * exactly the statements petbooks runs for these requests, in the same protocol (captured from
- * its repositories, bench/lib/capture.ts) and answering the same bytes. What
+ * The ceiling of `petbooks serve` for GET /pets and GET /books: Bun.serve and a database client,
+ * running exactly the statements petbooks runs for these requests, in the same protocol
+ * (captured from its repositories, bench/lib/capture.ts) and answering the same bytes. What
  * it leaves out is what petbooks adds around them: framework, schema validation, Drizzle, request
  * ids, logging, metrics. It checks the same credentials the same way (X-API-KEY in constant time,
  * bearer tokens as in ./auth.ts), and its answers carry the same headers (the security headers
  * and a fresh x-request-id), so that the bytes out are the same.
  *
- * Env: DATABASE_URL, DATABASE_POOL_SIZE (10), API_KEY, JWT_SECRET, JWT_TTL (3600), PUBLIC_URL, PORT.
+ * With DATABASE_URL its client is postgres.js; with DATA_DIR instead, PGlite in this process on
+ * that embedded database, as embedded petbooks runs it: the embedded ceiling.
+ *
+ * Env: DATABASE_URL or DATA_DIR, DATABASE_POOL_SIZE (10), API_KEY, JWT_SECRET, JWT_TTL (3600),
+ * PUBLIC_URL, PORT.
  */
-import { captureOne, recordingDb, replayRows } from "../lib/capture.ts";
+import { captureOne, recordingDb, replayRows, type Statement } from "../lib/capture.ts";
 import {
   apiKeyChecker,
   createBooksRepository,
   createPetsRepository,
+  embeddedStatements,
   PHOTO_ROUTE_PREFIX,
   SECURITY_HEADERS,
 } from "../lib/petbooks.ts";
 import { bearerAuth, connectPool, env } from "./auth.ts";
 
-const sql = await connectPool();
+const database = process.env.DATABASE_URL ? await postgresDatabase() : await embeddedDatabase();
 const apiKeyMatches = apiKeyChecker(env("API_KEY"));
 const photoUrlBase = `${env("PUBLIC_URL")}${PHOTO_ROUTE_PREFIX}`;
 const recorder = recordingDb();
 const petsRepository = createPetsRepository(recorder.db);
 const booksRepository = createBooksRepository(recorder.db);
-const authenticated = bearerAuth(sql, recorder, env("JWT_SECRET"), Number(env("JWT_TTL", "3600")));
+const authenticated = bearerAuth(
+  database.run,
+  recorder,
+  env("JWT_SECRET"),
+  Number(env("JWT_TTL", "3600")),
+);
+
+/** PostgreSQL at DATABASE_URL through postgres.js, as petbooks serve has it run statements. */
+async function postgresDatabase() {
+  const sql = await connectPool();
+  return {
+    run: (statement: Statement, params: unknown[] = []) => replayRows(sql, statement, params),
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
+
+/** The embedded database in DATA_DIR (PGlite), as embedded petbooks has it run statements. */
+async function embeddedDatabase() {
+  const embedded = await embeddedStatements(env("DATA_DIR"));
+  return {
+    run: (statement: Statement, params: unknown[] = []) => embedded.run(statement.text, params),
+    close: embedded.close,
+  };
+}
 
 type HasPhotos = boolean | undefined;
 const json = (body: string) =>
@@ -77,7 +105,7 @@ async function listPets(request: Request): Promise<Response> {
   if (!range || (raw !== null && raw !== "true" && raw !== "false")) return status(422);
   const hasPhotos = raw === null ? undefined : raw === "true";
   // The statement answers the whole body (see the pets repository's listPageQuery).
-  const [row] = await replayRows(sql, await petsPage(range.limit, range.offset, hasPhotos));
+  const [row] = await database.run(await petsPage(range.limit, range.offset, hasPhotos));
   return json(row?.body as string);
 }
 
@@ -90,7 +118,7 @@ async function listBooks(request: Request): Promise<Response> {
   const range = page(new URL(request.url).searchParams);
   if (!range) return status(422);
   // The statement answers the whole body (see the books repository's listQuery).
-  const [row] = await replayRows(sql, await booksPage(range.limit, range.offset));
+  const [row] = await database.run(await booksPage(range.limit, range.offset));
   return json(row?.body as string);
 }
 
@@ -100,16 +128,12 @@ const server = Bun.serve({
   routes: {
     "/pets": { GET: listPets },
     "/books": { GET: listBooks },
-    "/readyz": async () => {
-      await sql`select 1`;
-      return new Response("ok");
-    },
   },
   fetch: () => status(404),
 });
 
 process.once("SIGTERM", async () => {
   await server.stop();
-  await sql.end({ timeout: 5 });
+  await database.close();
   process.exit(0);
 });

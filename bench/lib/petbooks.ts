@@ -32,6 +32,20 @@ export async function openDatabase(options: DatabaseOptions) {
   return open(options, silentLogger);
 }
 
+/**
+ * Statements run on petbooks' embedded database in `dataDir` as petbooks runs them there
+ * (db/text-query.ts: each without parameters prepared once, then EXECUTE), rows as objects.
+ */
+export async function embeddedStatements(dataDir: string) {
+  const { textQuery } = await import("../../src/db/text-query.ts");
+  const database = await openDatabase({ dataDir });
+  const run = textQuery(database.db);
+  return {
+    run: (text: string, params: unknown[] = []) => run<Record<string, unknown>>(text, params),
+    close: () => database.close(),
+  };
+}
+
 export async function migrate(db: Db) {
   const [{ migrate: run }, { silentLogger }] = await Promise.all([
     import("../../src/db/migrate.ts"),

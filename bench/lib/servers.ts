@@ -13,6 +13,8 @@ import {
 } from "./processes.ts";
 
 export const CEILINGS = join(import.meta.dir, "../ceilings");
+/** The HTTP ceiling (GET /pets, GET /books), as a command. */
+export const HTTP_CEILING = [process.execPath, join(CEILINGS, "http.ts")];
 const USER = { username: "bench-reader", password: "bench reader password" };
 
 /** The environment every petbooks server of the benches gets, `extra` on top. */
@@ -77,10 +79,7 @@ export async function startServeAndCeiling(
       ...env,
       DATA_DIR: join(ws.dir, "data-postgres"),
     }),
-    ceiling: await startServe(ws, "ceiling", ceilingPort, env, [
-      process.execPath,
-      join(CEILINGS, "http.ts"),
-    ]),
+    ceiling: await startServe(ws, "ceiling", ceilingPort, env, HTTP_CEILING),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cpuRow, noCeilingReason } from "./pets.ts";
+import { cpuRow, embeddedRow, noCeilingReason } from "./pets.ts";
 
 const run = (round: number, result: Record<string, number>) => ({ round, load: "0 0 0", result });
 
@@ -26,6 +26,7 @@ describe("the GET /pets CPU table", () => {
         run(2, { rps: 2000, cpuUs: 500, loadCpuUs: 30 }),
         run(3, { rps: 2000, cpuUs: 500, loadCpuUs: 30 }),
       ],
+      "embedded ceiling": [run(1, { rps: 2500, cpuUs: 400, loadCpuUs: 30 })],
     };
     const filter = { name: "no filter", query: "", hasPhotos: undefined, offset: 0 } as const;
     expect(cpuRow(filter, runs)).toEqual([
@@ -67,6 +68,49 @@ describe("the GET /pets CPU table", () => {
     const row = cpuRow(filter, runs as never);
     expect(row[5]).toBe((120 / 270).toFixed(2));
     expect(row[6]).toBe((120 / 140).toFixed(2));
+  });
+});
+
+describe("the embedded figures", () => {
+  const filter = { name: "no filter", query: "", hasPhotos: undefined, offset: 0 } as const;
+
+  test("pair each round's embedded petbooks with petbooks on PostgreSQL and with its ceiling", () => {
+    const runs = {
+      petbooks: [run(1, { rps: 10000 }), run(2, { rps: 8000 }), run(3, { rps: 12000 })],
+      embedded: [
+        run(1, { rps: 3000, cpuUs: 320 }),
+        run(2, { rps: 3200, cpuUs: 300 }),
+        run(3, { rps: 3600, cpuUs: 280 }),
+      ],
+      "embedded ceiling": [
+        run(1, { rps: 3300, cpuUs: 290 }),
+        run(2, { rps: 3200, cpuUs: 300 }),
+        run(3, { rps: 4500, cpuUs: 250 }),
+      ],
+    };
+    const figures = embeddedRow(filter, runs as never);
+    // Round by round: 0.30, 0.40, 0.30 of PostgreSQL; the ceiling 0.33, 0.40, 0.375.
+    expect(figures?.vsPostgres).toMatchObject({ median: 0.3, min: 0.3, max: 0.4 });
+    expect(figures?.bound).toMatchObject({ median: 0.375, min: 0.33, max: 0.4 });
+    expect(figures?.vsCeiling.median).toBeCloseTo(0.909, 3);
+    expect(figures?.row).toEqual([
+      "no filter",
+      "3,200",
+      "3,300",
+      "0.30 (0.30-0.40)",
+      "0.38 (0.33-0.40)",
+      "0.91 (0.80-1.00)",
+      "300 / 290",
+    ]);
+  });
+
+  test("are none when embedded petbooks or its ceiling did not run", () => {
+    const petbooks = [run(1, { rps: 10000 })];
+    const embedded = [run(1, { rps: 3000, cpuUs: 320 })];
+    expect(embeddedRow(filter, { petbooks, embedded } as never)).toBeUndefined();
+    expect(
+      embeddedRow(filter, { petbooks, "embedded ceiling": embedded } as never),
+    ).toBeUndefined();
   });
 });
 

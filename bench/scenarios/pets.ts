@@ -1,8 +1,10 @@
 /**
- * GET /pets, each filter, in interleaved rounds of four subjects: petbooks on PostgreSQL, its
+ * GET /pets, each filter, in interleaved rounds of five subjects: petbooks on PostgreSQL, its
  * same-SQL ceiling (bench/ceilings/http.ts), PostgreSQL alone (pgbench on the very statement, in
- * the same protocol) and petbooks on its embedded defaults (PGlite), with their memory.
+ * the same protocol), petbooks on its embedded defaults (PGlite) and the same ceiling on a copy of
+ * that embedded database, with their memory.
  */
+import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { captureOne, recordingDb } from "../lib/capture.ts";
@@ -21,7 +23,7 @@ import {
 } from "../lib/processes.ts";
 import { cpuColumns, fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
-import { sameAnswer, startServe, startServeAndCeiling } from "../lib/servers.ts";
+import { HTTP_CEILING, sameAnswer, startServe, startServeAndCeiling } from "../lib/servers.ts";
 import { formatRatio, type Ratio } from "../lib/stats.ts";
 import { loadServer, type ServerLoad } from "../lib/wrk.ts";
 
@@ -41,8 +43,29 @@ const FILTERS = [
   { name: "offset=50000", query: "?offset=50000", hasPhotos: undefined, offset: 50_000 },
 ] as const;
 type Filter = (typeof FILTERS)[number];
-const SUBJECTS = ["petbooks", "ceiling", "PostgreSQL alone", "embedded"] as const;
+const SUBJECTS = [
+  "petbooks",
+  "ceiling",
+  "PostgreSQL alone",
+  "embedded",
+  "embedded ceiling",
+] as const;
 type Subject = (typeof SUBJECTS)[number];
+/** The subjects that are their own database: no PostgreSQL CPU is theirs. */
+const EMBEDDED: readonly Subject[] = ["embedded", "embedded ceiling"];
+
+/** How embedded petbooks and its ceiling are measured, and what the ceiling's ratio tells. */
+const EMBEDDED_METHOD =
+  "**Embedded.** petbooks on its defaults (PGlite in the process), the same seed, on no core in " +
+  "particular: it is its own database, and PostgreSQL is not pinned either (pinned, PGlite's " +
+  "WebAssembly compiles and garbage collection took turns with its statements). **Embedded " +
+  "ceiling**: the same ceiling (bench/ceilings/http.ts) with PGlite in its own process, on a " +
+  "copy of that embedded database taken before either opened it, running the statements as " +
+  "embedded petbooks does (each prepared once, then EXECUTE: db/text-query.ts) and answering " +
+  "the same bytes (checked before timing), placed as embedded petbooks. Its ratio to petbooks " +
+  "on PostgreSQL is what a bare Bun.serve in front of PGlite reaches on this machine: where " +
+  "that falls short of the target too, no server on PGlite reaches it here, and what is missing " +
+  "is PGlite's own speed, not what petbooks adds.";
 
 /**
  * Where embedded GET /pets spends its time: what a profile of it showed (bench/profile.ts
@@ -96,16 +119,17 @@ export async function seedEmbedded(ctx: Pick<Context, "binary">, dataDir: string
   }
 }
 
-async function answer(server: RunningServer, path: string): Promise<string> {
-  const res = await fetch(`${server.baseUrl}${path}`, { headers: { "x-api-key": API_KEY } });
-  const body = await res.text();
-  if (!res.ok) throw new Error(`${server.name} answered ${res.status} for ${path}: ${body}`);
-  return body;
-}
-
-/** petbooks, its ceiling (and petbooks embedded), checked to answer every filter alike. */
+/**
+ * petbooks, its ceiling (and petbooks embedded with its ceiling on a copy of its database),
+ * checked to answer every filter alike.
+ */
 async function startServers(ctx: Context, embeddedDir: string | undefined) {
-  const [port, ceilingPort, embeddedPort] = (await freePorts(3)) as [number, number, number];
+  const [port, ceilingPort, embeddedPort, embeddedCeilingPort] = (await freePorts(4)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   // One photo URL base for both, so their answers can be compared byte for byte.
   const pg = { DATABASE_URL: ctx.databaseUrl, PUBLIC_URL: `http://127.0.0.1:${port}` };
   const servers: Partial<Record<Subject, RunningServer>> = await startServeAndCeiling(ctx, pg, [
@@ -113,12 +137,24 @@ async function startServers(ctx: Context, embeddedDir: string | undefined) {
     ceilingPort,
   ]);
   if (embeddedDir) {
+    // A database in PGlite is one process's: the ceiling gets a copy, taken before either opens it.
+    const ceilingDir = `${embeddedDir}-ceiling`;
+    cpSync(embeddedDir, ceilingDir, { recursive: true });
+    const env = { PUBLIC_URL: `http://127.0.0.1:${embeddedPort}` };
     servers.embedded = await startServe(
       ctx,
       "petbooks embedded",
       embeddedPort,
-      { DATA_DIR: embeddedDir, PUBLIC_URL: `http://127.0.0.1:${embeddedPort}` },
+      { ...env, DATA_DIR: embeddedDir },
       undefined,
+      EMBEDDED_PLACEMENT,
+    );
+    servers["embedded ceiling"] = await startServe(
+      ctx,
+      "embedded ceiling",
+      embeddedCeilingPort,
+      { ...env, DATA_DIR: ceilingDir },
+      HTTP_CEILING,
       EMBEDDED_PLACEMENT,
     );
   }
@@ -127,10 +163,13 @@ async function startServers(ctx: Context, embeddedDir: string | undefined) {
     const path = `/pets${filter.query}`;
     const body = await sameAnswer(petbooks, ceiling, path, { "x-api-key": API_KEY });
     if (!body.startsWith('{"count":')) throw new Error(`not a page of pets: ${body}`);
-    if (servers.embedded) await answer(servers.embedded, path);
+    const { embedded, "embedded ceiling": embeddedCeiling } = servers;
+    if (embedded && embeddedCeiling) {
+      await sameAnswer(embedded, embeddedCeiling, path, { "x-api-key": API_KEY });
+    }
   }
   progress(
-    "GET /pets: petbooks and the ceiling answer every filter with the same bytes and headers",
+    "GET /pets: petbooks and the ceilings answer every filter with the same bytes and headers",
   );
   return servers;
 }
@@ -169,8 +208,8 @@ function measurer(
     const server = servers[subject];
     if (server) {
       const load = { connections: CONNECTIONS, core: LOAD_CORE, headers: { "X-API-KEY": API_KEY } };
-      // Embedded petbooks has PostgreSQL inside: its CPU is the server's.
-      const database = subject === "embedded" ? undefined : databaseCpu;
+      // Embedded, PostgreSQL is inside the server: its CPU is the server's.
+      const database = EMBEDDED.includes(subject) ? undefined : databaseCpu;
       return loadServer(server, `/pets${filter.query}`, {
         ...load,
         ...options,
@@ -209,12 +248,12 @@ export function noCeilingReason(
     : "";
 }
 
-/** The filter's verdicts, and its row of the table. */
+/** The filter's verdicts, and its rows of the tables (the embedded one when embedded ran). */
 function judgeFilter(
   ctx: Context,
   filter: Filter,
   runs: Runs<Subject, Partial<ServerLoad>>,
-): string[] {
+): { main: string[]; embedded: string[] | undefined } {
   const rps = (r: Partial<ServerLoad>) => r.rps;
   const vsCeiling = ratioOf(runs.petbooks, runs.ceiling, rps);
   const p99 = ratioOf(runs.petbooks, runs.ceiling, (r) => r.p99Ms);
@@ -249,17 +288,18 @@ function judgeFilter(
     TARGETS.postgres,
     vsPostgres.median >= TARGETS.postgres,
   );
-  const vsEmbedded = runs.embedded ? ratioOf(runs.embedded, runs.petbooks, rps) : undefined;
-  if (vsEmbedded) {
-    judge(
-      `embedded req/s >= ${TARGETS.embedded} x petbooks on PostgreSQL`,
-      vsEmbedded,
-      TARGETS.embedded,
-      vsEmbedded.median >= TARGETS.embedded,
+  const embedded = embeddedRow(filter, runs);
+  if (embedded) {
+    // Beside it, what a bare server on PGlite reached: how far the target is in reach at all.
+    const { vsPostgres, bound } = embedded;
+    ctx.report.judge(
+      `GET /pets ${filter.name}: embedded req/s >= ${TARGETS.embedded} x petbooks on PostgreSQL`,
+      `${formatRatio(vsPostgres, TARGETS.embedded)}; embedded ceiling ${formatRatio(bound)}`,
+      invalid ? undefined : vsPostgres.median >= TARGETS.embedded,
     );
   }
   const cpu = (s: Subject) => fmt.int(medianOf(runs[s], (r) => r.cpuUs));
-  return [
+  const main = [
     filter.name,
     ...(["petbooks", "ceiling", "PostgreSQL alone"] as const).map((s) =>
       fmt.int(medianOf(runs[s], rps)),
@@ -269,9 +309,34 @@ function judgeFilter(
     formatRatio(vsPostgres),
     formatRatio(ceilingVsPostgres),
     `${cpu("petbooks")} / ${cpu("ceiling")}`,
-    runs.embedded ? fmt.int(medianOf(runs.embedded, rps)) : "-",
-    vsEmbedded ? formatRatio(vsEmbedded) : "-",
   ];
+  return { main, embedded: embedded?.row };
+}
+
+/**
+ * The filter's embedded figures, when embedded petbooks ran: its ratio to petbooks on
+ * PostgreSQL (the target), the embedded ceiling's (what any server in front of PGlite reached
+ * here), and embedded petbooks' to its ceiling; then its row of the embedded table.
+ */
+export function embeddedRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>) {
+  const embedded = runs.embedded;
+  const ceiling = runs["embedded ceiling"];
+  if (!embedded?.length || !ceiling?.length) return undefined;
+  const rps = (r: Partial<ServerLoad>) => r.rps;
+  const cpu = (list: typeof embedded) => fmt.int(medianOf(list, (r) => r.cpuUs));
+  const vsPostgres = ratioOf(embedded, runs.petbooks, rps);
+  const bound = ratioOf(ceiling, runs.petbooks, rps);
+  const vsCeiling = ratioOf(embedded, ceiling, rps);
+  const row = [
+    filter.name,
+    fmt.int(medianOf(embedded, rps)),
+    fmt.int(medianOf(ceiling, rps)),
+    formatRatio(vsPostgres),
+    formatRatio(bound),
+    formatRatio(vsCeiling),
+    `${cpu(embedded)} / ${cpu(ceiling)}`,
+  ];
+  return { vsPostgres, bound, vsCeiling, row };
 }
 
 /**
@@ -322,14 +387,17 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
   const servers = await startServers(ctx, embeddedDir);
   const databaseCpu = await withSql(ctx.databaseUrl, localPostgresCpu);
   const measure = measurer(ctx, servers, databaseCpu);
-  const subjects = SUBJECTS.filter((s) => s !== "embedded" || servers.embedded);
+  const subjects = SUBJECTS.filter((s) => !EMBEDDED.includes(s) || servers[s]);
   const rows: string[][] = [];
+  const embeddedRows: string[][] = [];
   const cpuRows: string[][] = [];
   const everyRun: Record<string, Timed<Partial<ServerLoad>>[]> = {};
   for (const filter of FILTERS) {
     progress(`GET /pets ${filter.name}: ${options.rounds} rounds of ${subjects.join(", ")}`);
     const runs = await interleaved(subjects, options.rounds, (s) => measure(s, filter));
-    rows.push(judgeFilter(ctx, filter, runs as Runs<Subject, Partial<ServerLoad>>));
+    const judged = judgeFilter(ctx, filter, runs as Runs<Subject, Partial<ServerLoad>>);
+    rows.push(judged.main);
+    if (judged.embedded) embeddedRows.push(judged.embedded);
     cpuRows.push(cpuRow(filter, runs as Runs<Subject, Partial<ServerLoad>>));
     for (const s of subjects) everyRun[`${filter.name}, ${s}`] = runs[s];
   }
@@ -354,12 +422,9 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       "server in front of it gets on this machine. A ceiling under which PostgreSQL spent more " +
       `than ${CEILING_DATABASE_CPU_MAX} times petbooks' CPU per request (the median of the rounds' ` +
       "ratios; the same statement) drove the database worse than petbooks did: its comparisons " +
-      "are not judged. " +
-      "**Embedded**: petbooks on its defaults (PGlite in the process), the same seed, on no core " +
-      "in particular: it is its own database, and PostgreSQL is not pinned either (pinned, " +
-      "PGlite's WebAssembly compiles and garbage collection took turns with its statements). Server CPU " +
-      "is user + system time of the server process over the measured run, per request. Ratios " +
-      `are per round, then the median (min-max) of ${options.rounds} interleaved rounds.`,
+      "are not judged. Server CPU is user + system time of the server process over the measured " +
+      "run, per request. Ratios are per round, then the median (min-max) of " +
+      `${options.rounds} interleaved rounds.`,
     markdownTable(
       [
         "filter",
@@ -371,13 +436,13 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
         "petbooks / PostgreSQL alone",
         "ceiling / PostgreSQL alone",
         "server CPU µs/request, petbooks / ceiling",
-        "embedded req/s",
-        "embedded / petbooks on PostgreSQL",
       ],
       rows,
     ),
     `Peak RSS: petbooks on PostgreSQL ${peak.petbooks} MB, ceiling ${peak.ceiling} MB` +
-      (servers.embedded ? `, petbooks embedded ${peak.embedded} MB.` : "."),
+      (servers.embedded
+        ? `, petbooks embedded ${peak.embedded} MB, embedded ceiling ${peak["embedded ceiling"]} MB.`
+        : "."),
     "**Where the two cores go.** CPU per request of every process involved, in µs, medians of " +
       "the measured runs: the server, PostgreSQL (all its processes, " +
       (databaseCpu ? "read from /proc" : "not measured: PostgreSQL is not on this machine") +
@@ -403,7 +468,24 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       ],
       cpuRows,
     ),
-    ...(servers.embedded ? [EMBEDDED_PROFILE] : []),
+    ...(embeddedRows.length > 0
+      ? [
+          EMBEDDED_METHOD,
+          markdownTable(
+            [
+              "filter",
+              "embedded req/s",
+              "embedded ceiling req/s",
+              "embedded / petbooks on PostgreSQL",
+              "embedded ceiling / petbooks on PostgreSQL",
+              "embedded / embedded ceiling",
+              "server CPU µs/request, embedded / embedded ceiling",
+            ],
+            embeddedRows,
+          ),
+          EMBEDDED_PROFILE,
+        ]
+      : []),
     runsTable(
       everyRun,
       loadColumns<Partial<ServerLoad>>("req/s", (r) => r.rps, cpuColumns),
