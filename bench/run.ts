@@ -1,5 +1,5 @@
 /**
- * `bun run bench`: every comparison of the performance report, in about 15 minutes, written as one
+ * `bun run bench`: every comparison of the performance report, in 18 to 19 minutes on a 2-core machine, written as one
  * Markdown report to bench/results/ (and, with --write-docs, to docs/performance.md).
  *
  * Each figure is a ratio between petbooks and a ceiling that does the same work (the same SQL,
