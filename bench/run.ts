@@ -1,6 +1,7 @@
 /**
- * `bun run bench`: every comparison of the performance report, in 18 to 19 minutes on a 2-core machine, written as one
- * Markdown report to bench/results/ (and, with --write-docs, to docs/performance.md).
+ * `bun run bench`: every comparison of the performance report, in 18 to 19 minutes on a 2-core
+ * machine, written as one Markdown report to bench/results/ (and, with --write-docs, to
+ * docs/performance.md).
  *
  * Each figure is a ratio between petbooks and a ceiling that does the same work (the same SQL,
  * the same bytes out), measured in interleaved rounds (A B, B A, ...) on the same machine at the
