@@ -18,7 +18,7 @@ import { type Cache, createMemoryCache, createNoCache } from "./cache/cache.ts";
 import { createRedisCache } from "./cache/redis-cache.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
-import { createEmbeddedMaintenance } from "./db/embedded-maintenance.ts";
+import { withEmbeddedMaintenance } from "./db/embedded-maintenance.ts";
 import { migrate } from "./db/migrate.ts";
 import { createInProcessBus, type InProcessBus } from "./events/bus.ts";
 import { createEventConsumer, forgetConsumedBefore } from "./events/consumer.ts";
@@ -229,19 +229,8 @@ export async function openDatabaseFor(
   );
   try {
     if (options.migrate) await migrate(database.db, logger.child({ module: "migrate" }));
-    if (!options.maintain || database.kind !== "embedded") return database;
-    const maintenance = createEmbeddedMaintenance({
-      db: database.db,
-      logger: logger.child({ module: "db" }),
-    });
-    maintenance.start();
-    return {
-      ...database,
-      close: async () => {
-        await maintenance.stop();
-        await database.close();
-      },
-    };
+    if (!options.maintain) return database;
+    return withEmbeddedMaintenance(database, { logger: logger.child({ module: "db" }) });
   } catch (err) {
     await database.close();
     throw err;

@@ -9,6 +9,7 @@ import { type Database, openDatabase } from "./client.ts";
 import {
   createEmbeddedMaintenance,
   MAINTENANCE_FIRST_RUN_AFTER_MS,
+  withEmbeddedMaintenance,
 } from "./embedded-maintenance.ts";
 import { migrate } from "./migrate.ts";
 import { rows } from "./rows.ts";
@@ -162,5 +163,37 @@ describe("embedded database maintenance", () => {
     await maintenance.stop();
     expect(lines).toEqual([]);
     expect(await maintenance.due()).toBe(true);
+  });
+});
+
+describe("a command's database with maintenance", () => {
+  /** `database` under another kind, its close recorded instead of done. */
+  const kindOf = (kind: Database["kind"], closed: string[]): Database => ({
+    ...database,
+    kind,
+    close: async () => {
+      closed.push(kind);
+    },
+  });
+
+  test("PostgreSQL is left as it is: its autovacuum does the work", async () => {
+    const postgres = kindOf("postgres", []);
+    const clock = createManualClock();
+    expect(withEmbeddedMaintenance(postgres, { logger: silentLogger, clock })).toBe(postgres);
+    expect(clock.pending()).toEqual([]);
+  });
+
+  test("embedded, the maintenance runs until the database is closed, and stops first", async () => {
+    const closed: string[] = [];
+    const clock = createManualClock();
+    const { logger, lines } = capturingLogger();
+    const maintained = withEmbeddedMaintenance(kindOf("embedded", closed), { logger, clock });
+    await clock.sleeping();
+    expect(await clock.tick()).toBe(MAINTENANCE_FIRST_RUN_AFTER_MS);
+    expect(lines.filter((l) => l.msg === RAN)).toHaveLength(1);
+    await clock.sleeping();
+    await maintained.close();
+    expect(closed).toEqual(["embedded"]);
+    expect(clock.pending()).toEqual([]);
   });
 });

@@ -17,7 +17,7 @@
 import { sql } from "drizzle-orm";
 import { type Clock, repeat, systemClock } from "../events/clock.ts";
 import type { Logger } from "../logger.ts";
-import type { Db } from "./client.ts";
+import type { Database, Db } from "./client.ts";
 import { rows } from "./rows.ts";
 
 export const MAINTENANCE_INTERVAL_MS = 60_000;
@@ -113,3 +113,23 @@ export function createEmbeddedMaintenance(options: EmbeddedMaintenanceOptions) {
 }
 
 export type EmbeddedMaintenance = ReturnType<typeof createEmbeddedMaintenance>;
+
+/**
+ * `database` with its maintenance running until it is closed, when it is embedded; a PostgreSQL
+ * one as it is (its autovacuum does the work).
+ */
+export function withEmbeddedMaintenance(
+  database: Database,
+  options: Omit<EmbeddedMaintenanceOptions, "db">,
+): Database {
+  if (database.kind !== "embedded") return database;
+  const maintenance = createEmbeddedMaintenance({ ...options, db: database.db });
+  maintenance.start();
+  return {
+    ...database,
+    close: async () => {
+      await maintenance.stop();
+      await database.close();
+    },
+  };
+}
