@@ -64,7 +64,7 @@ const EMBEDDED_METHOD =
   "embedded petbooks does (each prepared once, then EXECUTE: db/text-query.ts) and answering " +
   "the same bytes (checked before timing), placed as embedded petbooks. Its ratio to petbooks " +
   "on PostgreSQL is what a bare Bun.serve in front of PGlite reaches on this machine: where " +
-  "that falls short of the target too, no server on PGlite reaches it here, and what is missing " +
+  "that falls short of the target too, the bare server misses it as well, and what is missing " +
   "is PGlite's own speed, not what petbooks adds.";
 
 /**
@@ -315,7 +315,7 @@ function judgeFilter(
 
 /**
  * The filter's embedded figures, when embedded petbooks ran: its ratio to petbooks on
- * PostgreSQL (the target), the embedded ceiling's (what any server in front of PGlite reached
+ * PostgreSQL (the target), the embedded ceiling's (what a bare server in front of PGlite reached
  * here), and embedded petbooks' to its ceiling; then its row of the embedded table.
  */
 export function embeddedRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>) {
