@@ -122,7 +122,10 @@ export function requestContext({
       (response) => finished(request, response),
     );
 
+  // Elysia starts every request's headers as a copy of SECURITY_HEADERS: errors, 404s and photos
+  // carry them too.
   return new Elysia({ name: "request-context" })
+    .headers(SECURITY_HEADERS)
     .wrap(endsEveryRequest as never)
     .onRequest(({ request, set }) => {
       inFlight.started();
@@ -132,8 +135,7 @@ export function requestContext({
         startedAt: performance.now(),
       };
       states.set(request, state);
-      // Set before anything can fail: Elysia adds them to whatever answers, errors included.
-      Object.assign(set.headers, SECURITY_HEADERS);
+      // Set before anything can fail: Elysia adds it to whatever answers, errors included.
       set.headers["x-request-id"] = state.id;
       if (cors) {
         Object.assign(set.headers, cors.headers(request.headers.get("origin")));
