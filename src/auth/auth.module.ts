@@ -1,5 +1,4 @@
 /** Users and tokens as a feature: registration, the OAuth2 token endpoint, the current user. */
-import { Elysia } from "elysia";
 import type { Db } from "../db/client.ts";
 import type { FeatureModule } from "../feature-module.ts";
 import { authRoutes } from "./auth.http.ts";
@@ -38,8 +37,7 @@ export function createAuthModule(deps: AuthModuleDeps): FeatureModule<AuthServic
     name: "auth",
     service,
     docsTag: { name: "auth", description: "Users and access tokens." },
-    http: new Elysia({ name: "auth-module" })
-      .use(bearerGuard(service, ["/auth/me"]))
-      .use(authRoutes(service, { clientAddress: clientAddressResolver(deps.trustedProxies) })),
+    http: authRoutes(service, { clientAddress: clientAddressResolver(deps.trustedProxies) }),
+    guards: [bearerGuard(service, ["/auth/me"])],
   };
 }

@@ -1,5 +1,4 @@
 /** The books catalogue as a feature: its service over its repositories, REST and gRPC. */
-import { Elysia } from "elysia";
 import type { AuthService } from "../auth/auth.service.ts";
 import { bearerGuard } from "../auth/bearer.guard.ts";
 import type { Cache } from "../cache/cache.ts";
@@ -87,9 +86,8 @@ export function createBooksModule(
       name: "books",
       description: "The books catalogue; every route needs a bearer token.",
     },
-    http: new Elysia({ name: "books-module" })
-      .use(bearerGuard(deps.auth, ["/books"]))
-      .use(booksRoutes(service)),
+    http: booksRoutes(service),
+    guards: [bearerGuard(deps.auth, ["/books"])],
     rpc: createBooksRpc(service, deps),
   };
 }

@@ -13,6 +13,7 @@ import { healthRoutes, type OutboxProbe } from "./health.http.ts";
 import { InFlight } from "./in-flight.ts";
 import { MAX_JSON_BODY_BYTES } from "./limits.ts";
 import { requestContext } from "./request-context.ts";
+import { routeGuards } from "./route-guards.ts";
 
 export { MAX_JSON_BODY_BYTES };
 
@@ -70,7 +71,8 @@ export function createApp(deps: AppDeps) {
     .use(httpTracing(deps.tracing))
     .use(metricsRoutes(deps.metrics, deps.metricsToken))
     .use(docs(deps.modules.map((m) => m.docsTag)))
-    .use(healthRoutes(deps.database, deps.relay));
+    .use(healthRoutes(deps.database, deps.relay))
+    .use(routeGuards(deps.modules.flatMap((m) => m.guards ?? [])));
   for (const module of deps.modules) app.use(module.http);
   return app;
 }

@@ -37,6 +37,8 @@ describe("readQuery", () => {
     ["?lim%69t=5", { limit: 5 }],
     ["?name=%", { name: "%" }],
     ["?name=", { name: "" }],
+    ["?name=a=b", { name: "a=b" }],
+    ["?&limit=2&&flag=true&", { limit: 2, flag: true }],
   ])("%j reads as %j", (query, values) => {
     expect(read(query)).toEqual(values);
   });

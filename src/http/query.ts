@@ -50,22 +50,29 @@ export function schemaParameter(schema: TSchema): QueryParameter<string> {
   };
 }
 
-/** The name-value pairs of a query string, decoded as URLSearchParams decodes them. */
-function queryPairs(query: string): Iterable<[string, string]> {
-  if (query.includes("%") || query.includes("+")) return new URLSearchParams(query);
-  const pairs: [string, string][] = [];
-  for (const part of query.split("&")) {
-    if (part === "") continue;
-    const equals = part.indexOf("=");
-    pairs.push(equals === -1 ? [part, ""] : [part.slice(0, equals), part.slice(equals + 1)]);
+/** Each name-value pair of a query string, in order, decoded as URLSearchParams decodes them. */
+function forEachPair(query: string, visit: (name: string, text: string) => void): void {
+  if (query.includes("%") || query.includes("+")) {
+    for (const [name, text] of new URLSearchParams(query)) visit(name, text);
+    return;
   }
-  return pairs;
+  for (let from = 0; from < query.length; ) {
+    let end = query.indexOf("&", from);
+    if (end === -1) end = query.length;
+    if (end > from) {
+      const equals = query.indexOf("=", from);
+      if (equals === -1 || equals > end) visit(query.slice(from, end), "");
+      else visit(query.slice(from, equals), query.slice(equals + 1, end));
+    }
+    from = end + 1;
+  }
 }
 
 /**
  * The query of `url` read with `parameters`: each of them at most once (`?limit=1&limit=2` is
  * ambiguous), no other, each readable. Otherwise a 422 that lists one problem per parameter, in
- * the order the query gives them.
+ * the order the query gives them. A well-formed query allocates little more than its values: it
+ * is read on every request of a list.
  */
 export function readQuery<P extends Record<string, QueryParameter<unknown>>>(
   url: string,
@@ -74,24 +81,23 @@ export function readQuery<P extends Record<string, QueryParameter<unknown>>>(
   const values: Record<string, unknown> = {};
   const start = url.indexOf("?");
   if (start === -1) return values as QueryValues<P>;
-  const seen = new Set<string>();
-  const problems = new Map<string, string>();
-  for (const [name, text] of queryPairs(url.slice(start + 1))) {
-    if (seen.has(name)) {
-      if (!problems.has(name)) problems.set(name, `${name} is given more than once`);
-      continue;
-    }
-    seen.add(name);
+  const seen: string[] = [];
+  let problems: Map<string, string> | undefined;
+  const problem = (name: string, message: string) => {
+    problems ??= new Map();
+    if (!problems.has(name)) problems.set(name, message);
+  };
+  forEachPair(url.slice(start + 1), (name, text) => {
     const parameter = Object.hasOwn(parameters, name) ? parameters[name] : undefined;
-    if (parameter === undefined) {
-      problems.set(name, `Property '${name}' should not be provided`);
-      continue;
-    }
+    if (parameter === undefined) return problem(name, `Property '${name}' should not be provided`);
+    // Only the route's own names: as many as it has parameters, whatever the query holds.
+    if (seen.includes(name)) return problem(name, `${name} is given more than once`);
+    seen.push(name);
     const read = parameter.read(text);
-    if ("error" in read) problems.set(name, read.error);
+    if ("error" in read) problem(name, read.error);
     else values[name] = read.value;
-  }
-  if (problems.size > 0) {
+  });
+  if (problems) {
     const errors: FieldError[] = [...problems].map(([name, message]) => ({
       path: `/${pointerToken(name)}`,
       message,

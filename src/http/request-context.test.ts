@@ -11,6 +11,7 @@ import { API_KEY_CHALLENGE } from "./challenges.ts";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS, createCors } from "./cors.ts";
 import { InFlight } from "./in-flight.ts";
 import { requestContext } from "./request-context.ts";
+import { routeGuards } from "./route-guards.ts";
 import { SECURITY_HEADERS } from "./security-headers.ts";
 
 const KEY = "request-context-key-0123";
@@ -81,7 +82,7 @@ function app(options: { cors?: string[] } = {}) {
     .get("/broken", () => {
       throw new Error("a bug");
     })
-    .use(apiKeyGuard("/pets", KEY))
+    .use(routeGuards([apiKeyGuard("/pets", KEY)]))
     .get("/pets", () => []);
   return {
     inFlight,

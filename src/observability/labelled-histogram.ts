@@ -16,6 +16,9 @@ interface Series {
   count: number;
 }
 
+/** Label value by label value, down to the series (a histogram with no labels has none). */
+type SeriesIndex = Map<string, SeriesIndex | Series>;
+
 /** One line of the exposition, as prom-client's Registry reads it. */
 interface Sample {
   value: number;
@@ -48,7 +51,14 @@ export class LabelledHistogram<L extends string> {
   readonly aggregator = "sum" as const;
   readonly labelNames: readonly L[];
   readonly #bounds: readonly number[];
-  readonly #series = new Map<string, Series>();
+  /** In the order first observed, as the exposition lists them. */
+  readonly #series: Series[] = [];
+  /**
+   * A series found by its label values one level at a time: the values are the handful of
+   * methods, route templates and status classes, each a string hashed once, where one key joined
+   * from them was a new string to build and hash on every observation.
+   */
+  readonly #index: SeriesIndex = new Map();
 
   constructor(configuration: LabelledHistogramConfiguration<L>) {
     this.name = configuration.name;
@@ -63,16 +73,7 @@ export class LabelledHistogram<L extends string> {
   /** `values` in the order of `labelNames`; a value that is not finite is not counted. */
   observe(values: readonly string[], value: number): void {
     if (!Number.isFinite(value)) return;
-    const key = values.join("\u0000");
-    let series = this.#series.get(key);
-    if (series === undefined) {
-      const labels: Record<string, string> = {};
-      for (let i = 0; i < this.labelNames.length; i++) {
-        labels[this.labelNames[i] as string] = values[i] ?? "";
-      }
-      series = { labels, buckets: this.#bounds.map(() => 0), sum: 0, count: 0 };
-      this.#series.set(key, series);
-    }
+    const series = this.#seriesOf(values);
     const bounds = this.#bounds;
     for (let i = 0; i < bounds.length; i++) {
       if (value <= (bounds[i] as number)) {
@@ -85,14 +86,41 @@ export class LabelledHistogram<L extends string> {
   }
 
   reset(): void {
-    this.#series.clear();
+    this.#series.length = 0;
+    this.#index.clear();
+  }
+
+  #seriesOf(values: readonly string[]): Series {
+    let level = this.#index;
+    const last = this.labelNames.length - 1;
+    for (let i = 0; i < last; i++) {
+      const value = values[i] ?? "";
+      let next = level.get(value);
+      if (!(next instanceof Map)) {
+        next = new Map();
+        level.set(value, next);
+      }
+      level = next;
+    }
+    const leaf = values[last] ?? "";
+    let series = level.get(leaf);
+    if (!series || series instanceof Map) {
+      const labels: Record<string, string> = {};
+      for (let i = 0; i < this.labelNames.length; i++) {
+        labels[this.labelNames[i] as string] = values[i] ?? "";
+      }
+      series = { labels, buckets: this.#bounds.map(() => 0), sum: 0, count: 0 };
+      level.set(leaf, series);
+      this.#series.push(series);
+    }
+    return series;
   }
 
   /** The text exposition's values, shaped as prom-client's own histograms give theirs. */
   getForPromString(): Exposed {
     const values: Sample[] = [];
     const bucketName = `${this.name}_bucket`;
-    for (const series of this.#series.values()) {
+    for (const series of this.#series) {
       const shared = series.labels;
       let cumulative = 0;
       this.#bounds.forEach((bound, i) => {

@@ -49,8 +49,8 @@ export function createPetsModule(deps: PetsModuleDeps): FeatureModule<PetsServic
     docsTag: { name: "pets", description: "Dogs and cats, their photos, bulk delete." },
     http: new Elysia({ name: "pets-module" })
       .use(photoRoutes(deps.storage, deps.logger.child({ module: "storage" })))
-      .use(apiKeyGuard("/pets", deps.apiKey))
       .use(petsRoutes(service)),
+    guards: [apiKeyGuard("/pets", deps.apiKey)],
     // Matched on the raw path, like the router: a photo upload may carry the photo.
     maxBodyBytes: (path) => (PHOTO_UPLOAD_PATH.test(path) ? uploadLimit : undefined),
   };
