@@ -25,20 +25,14 @@ export function grpcCodeLabel(code: Code | undefined): string {
 export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {
   const { started, handled, handling } = metrics.grpc;
   return (next) => async (req) => {
-    const labels = {
-      grpc_type: GRPC_TYPES[req.method.methodKind] ?? "unary",
-      grpc_service: req.service.typeName,
-      grpc_method: req.method.name,
-    };
-    started.inc(labels);
+    const type = GRPC_TYPES[req.method.methodKind] ?? "unary";
+    const service = req.service.typeName;
+    const method = req.method.name;
+    started.inc([type, service, method]);
     const startedAt = performance.now();
     const end = (err: unknown) => {
-      const code = endCode(req, err);
-      handled.inc({ ...labels, grpc_code: grpcCodeLabel(code) });
-      handling.observe(
-        [labels.grpc_type, labels.grpc_service, labels.grpc_method],
-        (performance.now() - startedAt) / 1000,
-      );
+      handled.inc([type, service, method, grpcCodeLabel(endCode(req, err))]);
+      handling.observe([type, service, method], (performance.now() - startedAt) / 1000);
     };
     return whenCallEnds(next(req), end);
   };

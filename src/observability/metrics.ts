@@ -14,6 +14,7 @@ import {
 } from "prom-client";
 import type { OutboxHealth } from "../events/relay.ts";
 import { BUILD_INFO } from "./build-info.ts";
+import { LabelledCounter, type LabelledCounterConfiguration } from "./labelled-counter.ts";
 import { LabelledHistogram, type LabelledHistogramConfiguration } from "./labelled-histogram.ts";
 
 /** Seconds: from a cache hit (~1 ms) to a request that waited on a dead dependency (10 s). */
@@ -87,6 +88,10 @@ export function createMetrics(options: CreateMetricsOptions = {}) {
   const histogram = <L extends string>(
     c: Omit<MetricConfiguration<L>, "registers"> & { buckets: number[] },
   ) => new Histogram<L>({ ...c, registers: [registry] });
+  /** For what is counted on every call (see LabelledCounter). */
+  const perCallCounter = <L extends string>(
+    c: Omit<LabelledCounterConfiguration<L>, "registers">,
+  ) => new LabelledCounter<L>({ ...c, registers: [registry] });
   /** For what is observed on every request or call (see LabelledHistogram). */
   const perRequestHistogram = <L extends string>(
     c: Omit<LabelledHistogramConfiguration<L>, "registers">,
@@ -157,12 +162,12 @@ export function createMetrics(options: CreateMetricsOptions = {}) {
       }),
     },
     grpc: {
-      started: counter({
+      started: perCallCounter({
         name: "grpc_server_started_total",
         help: "RPCs started on the server (gRPC, gRPC-Web and Connect).",
         labelNames: ["grpc_type", "grpc_service", "grpc_method"],
       }),
-      handled: counter({
+      handled: perCallCounter({
         name: "grpc_server_handled_total",
         help: "RPCs completed on the server, by status code.",
         labelNames: ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
