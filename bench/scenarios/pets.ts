@@ -74,9 +74,9 @@ const EMBEDDED_METHOD =
 const EMBEDDED_PROFILE =
   "**Where embedded time goes.** In a [profile of embedded `GET /pets`]" +
   "(profiles/get-pets-embedded.md) (`bun bench/profile.ts --path /pets --embedded`, " +
-  "2026-12-03 00:35 UTC, load average 0.6) 92% of the server's CPU is inside PGlite: PostgreSQL " +
+  "2026-12-03 11:54 UTC, load average 1.5) 92% of the server's CPU is inside PGlite: PostgreSQL " +
   "compiled to WebAssembly, running each statement in the server's own thread, one at a time; " +
-  "petbooks' own code is 3%, Elysia 2.5%. PGlite does not parse and plan the page statement for " +
+  "petbooks' own code is 2.3%, Elysia 2.6%. PGlite does not parse and plan the page statement for " +
   "every request: statements without parameters are prepared once and run with EXECUTE " +
   "(db/text-query.ts), which took about half of PGlite's time away (the no-filter page: 550 µs " +
   "as text, 250 to 380 µs as EXECUTE). On PostgreSQL the first pages are prepared statements " +
