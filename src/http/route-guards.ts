@@ -14,11 +14,15 @@ export interface RouteGuard {
 
 const covers = (prefix: string, path: string) => path === prefix || path.startsWith(`${prefix}/`);
 
+interface GuardedPrefix {
+  prefix: string;
+  guard: RouteGuard;
+}
+
 /** Two guards on one path would leave which one decides to the order of the modules. */
-function assertNoOverlap(guards: readonly RouteGuard[]): void {
-  const prefixes = guards.flatMap((guard) => guard.prefixes.map((prefix) => ({ guard, prefix })));
-  for (const a of prefixes) {
-    for (const b of prefixes) {
+function assertNoOverlap(routes: readonly GuardedPrefix[]): void {
+  for (const a of routes) {
+    for (const b of routes) {
       if (a.guard !== b.guard && covers(a.prefix, b.prefix)) {
         throw new Error(`two guards cover ${b.prefix}: ${a.prefix} and ${b.prefix}`);
       }
@@ -27,8 +31,8 @@ function assertNoOverlap(guards: readonly RouteGuard[]): void {
 }
 
 export function routeGuards(guards: readonly RouteGuard[]) {
-  assertNoOverlap(guards);
   const routes = guards.flatMap((guard) => guard.prefixes.map((prefix) => ({ prefix, guard })));
+  assertNoOverlap(routes);
   const plugin = new Elysia({ name: "route-guards", seed: routes.map((r) => r.prefix) });
   if (routes.length === 0) return plugin;
   return plugin.onRequest(({ request }) => {

@@ -4,20 +4,18 @@
  * validates and hashes a labels object on every increment. It registers with a prom-client
  * Registry and is exposed exactly as prom-client exposes its own counters.
  */
-import type { Metric, Registry } from "prom-client";
-import { LabelledSeries } from "./labelled-series.ts";
+import {
+  type LabelledMetricConfiguration,
+  LabelledSeries,
+  registerWith,
+} from "./labelled-series.ts";
 
 interface Series {
   value: number;
   labels: Record<string, string>;
 }
 
-export interface LabelledCounterConfiguration<L extends string> {
-  name: string;
-  help: string;
-  labelNames: readonly L[];
-  registers: Registry[];
-}
+export type LabelledCounterConfiguration<L extends string> = LabelledMetricConfiguration<L>;
 
 export class LabelledCounter<L extends string> {
   readonly name: string;
@@ -32,9 +30,7 @@ export class LabelledCounter<L extends string> {
     this.help = configuration.help;
     this.labelNames = configuration.labelNames;
     this.#series = new LabelledSeries(this.labelNames, (labels) => ({ value: 0, labels }));
-    for (const registry of configuration.registers) {
-      registry.registerMetric(this as unknown as Metric);
-    }
+    registerWith(this, configuration.registers);
   }
 
   /** `values` in the order of `labelNames`. */

@@ -6,8 +6,11 @@
  * prom-client Registry and is exposed exactly as prom-client exposes its own histograms (the same
  * lines, in the same order).
  */
-import type { Metric, Registry } from "prom-client";
-import { LabelledSeries } from "./labelled-series.ts";
+import {
+  type LabelledMetricConfiguration,
+  LabelledSeries,
+  registerWith,
+} from "./labelled-series.ts";
 
 interface Series {
   labels: Record<string, string>;
@@ -33,13 +36,10 @@ interface Exposed {
   values: Sample[];
 }
 
-export interface LabelledHistogramConfiguration<L extends string> {
-  name: string;
-  help: string;
-  labelNames: readonly L[];
+export interface LabelledHistogramConfiguration<L extends string>
+  extends LabelledMetricConfiguration<L> {
   /** Upper bounds, ascending; `+Inf` is implied. */
   buckets: readonly number[];
-  registers: Registry[];
 }
 
 export class LabelledHistogram<L extends string> {
@@ -62,9 +62,7 @@ export class LabelledHistogram<L extends string> {
       sum: 0,
       count: 0,
     }));
-    for (const registry of configuration.registers) {
-      registry.registerMetric(this as unknown as Metric);
-    }
+    registerWith(this, configuration.registers);
   }
 
   /** `values` in the order of `labelNames`; a value that is not finite is not counted. */

@@ -4,6 +4,20 @@
  * methods, routes and codes, each a string hashed once, where one key joined from them, or
  * prom-client's hash of a labels object, was new work on every observation.
  */
+import type { Metric, Registry } from "prom-client";
+
+/** What LabelledCounter and LabelledHistogram are made with. */
+export interface LabelledMetricConfiguration<L extends string> {
+  name: string;
+  help: string;
+  labelNames: readonly L[];
+  registers: Registry[];
+}
+
+/** Registers a metric of ours with prom-client Registries, which read it as one of their own. */
+export function registerWith(metric: object, registers: readonly Registry[]): void {
+  for (const registry of registers) registry.registerMetric(metric as Metric);
+}
 
 type Level<S> = Map<string, Level<S> | S>;
 
