@@ -25,6 +25,15 @@ export const pets = pgTable(
     /** Maintained by a trigger on pet_photos (drizzle/0001_pet_counters.sql). */
     photoCount: integer("photo_count").notNull().default(0),
     createdAt: timestamp("created_at", { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+    /**
+     * The pet's JSON as the API shows it, up to its photos (`{"id":…,"type":…,"photos":`) and
+     * after them (`,"created_at":…}`), written once with the row by PostgreSQL
+     * (drizzle/0013_pets_json_pieces.sql) instead of for every page and export that shows it.
+     */
+    jsonHead: text("json_head")
+      .notNull()
+      .generatedAlwaysAs(sql`pet_json_head("id", "name", "age", "type")`),
+    jsonTail: text("json_tail").notNull().generatedAlwaysAs(sql`pet_json_tail("created_at")`),
   },
   (t) => [
     // NULLS FIRST is what a plain `order by … desc` means: only then can the list use the index.
