@@ -74,13 +74,15 @@ const EMBEDDED_METHOD =
 const EMBEDDED_PROFILE =
   "**Where embedded time goes.** In a [profile of embedded `GET /pets`]" +
   "(profiles/get-pets-embedded.md) (`bun bench/profile.ts --path /pets --embedded`, " +
-  "2026-12-03 11:54 UTC, load average 1.5) 92% of the server's CPU is inside PGlite: PostgreSQL " +
+  "2026-12-03 14:23 UTC, load average 2.3) 89% of the server's CPU is inside PGlite: PostgreSQL " +
   "compiled to WebAssembly, running each statement in the server's own thread, one at a time; " +
-  "petbooks' own code is 2.3%, Elysia 2.6%. PGlite does not parse and plan the page statement for " +
+  "petbooks' own code is 3.4%, Elysia 2.7%. PGlite does not parse and plan the page statement for " +
   "every request: statements without parameters are prepared once and run with EXECUTE " +
   "(db/text-query.ts), which took about half of PGlite's time away (the no-filter page: 550 µs " +
   "as text, 250 to 380 µs as EXECUTE). On PostgreSQL the first pages are prepared statements " +
-  "too, so both run the same plans. A page's photo lookups are index-only scans " +
+  "too, so both run the same plans. Each pet's JSON, bar its photos, is stored with its row " +
+  "(pets.json_head and json_tail, drizzle/0013), so a page joins text instead of formatting a " +
+  "uuid, a name and a time for every pet. A page's photo lookups are index-only scans " +
   "(drizzle/0011): as bitmap scans of pet_photos each asked the file system for the table's " +
   "size, an fstat that PGlite's file layer makes in JavaScript (strace over 200 no-filter " +
   "pages: 1,000 fstat calls on pet_photos' file before, none after). What is left is PostgreSQL " +
