@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { type Cleanup, runBench } from "./lib/cleanup.ts";
 import { type Context, openWorkspace, POOL_OPTION, progress } from "./lib/context.ts";
 import { petCounts, seedBooks, seedPets } from "./lib/database.ts";
-import { loadAverage, machineFacts } from "./lib/machine.ts";
+import { cpuTimes, loadAverage, machineFacts, stolenShare } from "./lib/machine.ts";
 import { integerOption, type Options } from "./lib/options.ts";
 import { ALLOCATOR_ENV, ROOT, runChecked } from "./lib/processes.ts";
 import { markdownTable, Report } from "./lib/report.ts";
@@ -50,7 +50,9 @@ This page is generated: \`bun run bench -- --write-docs\` writes it from the rep
 same work (the same SQL statements, the same bytes out) or with PostgreSQL alone, measured in
 interleaved rounds on the same machine at the same time. Ratios are the median of the rounds
 with their min-max; a target counts as met only when the median meets it. The machine is shared
-(other jobs ran meanwhile), which is why the load average is recorded next to every run.
+(other jobs ran meanwhile), which is why the load average is recorded next to every run; on a
+virtual machine its host can also take CPU time from it (steal), which the machine table gives for
+the whole run.
 
 Where the server's CPU goes on a request: [profiles/](profiles/), written by
 \`bun bench/profile.ts --path <path> --write-docs\` (\`bun --cpu-prof\` under wrk, summed by part
@@ -75,6 +77,7 @@ async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number
   const parts = new Set(o.only?.split(",") ?? PARTS);
   const started = new Date();
   const loadAtStart = loadAverage();
+  const cpuAtStart = cpuTimes();
   const ws = await openWorkspace(cleanup, {
     name: "bench",
     database: "petbooks_bench",
@@ -122,6 +125,10 @@ async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number
         ...machineFacts(),
         ["load average (1, 5, 15 min) at start", loadAtStart],
         ["load average at the end", loadAverage()],
+        [
+          "CPU time taken by the host meanwhile (steal, /proc/stat)",
+          stolenShare(cpuAtStart, cpuTimes()),
+        ],
       ],
     ),
     "",

@@ -8,6 +8,34 @@ export const loadAverage = () =>
     .map((l) => l.toFixed(2))
     .join(" ");
 
+/** The machine's CPU time so far, from /proc/stat's first line: all of it, and what the host took. */
+export interface CpuTimes {
+  total: number;
+  steal: number;
+}
+
+/** /proc/stat's `cpu` line: user nice system idle iowait irq softirq steal (guest time is in user). */
+export function parseCpuTimes(procStat: string): CpuTimes {
+  const fields = /^cpu\s+(.+)$/m.exec(procStat)?.[1]?.trim().split(/\s+/).map(Number);
+  if (!fields || fields.length < 8 || fields.some(Number.isNaN)) {
+    throw new Error("unexpected /proc/stat: no cpu line");
+  }
+  const total = fields.slice(0, 8).reduce((sum, ticks) => sum + ticks, 0);
+  return { total, steal: fields[7] as number };
+}
+
+export const cpuTimes = () => parseCpuTimes(readFileSync("/proc/stat", "utf8"));
+
+/**
+ * The share of the machine's CPU time between two readings that the host (hypervisor) gave to
+ * others: time this machine's processes were ready to run and could not. A figure measured
+ * meanwhile is that much slower than the machine itself.
+ */
+export function stolenShare(from: CpuTimes, to: CpuTimes): string {
+  const total = to.total - from.total;
+  return total > 0 ? `${((100 * (to.steal - from.steal)) / total).toFixed(1)}%` : "-";
+}
+
 function firstLine(cmd: string[]): string {
   try {
     const out = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
