@@ -141,6 +141,25 @@ describe("pets repository", () => {
     expect(empty).toBe(JSON.stringify({ count: 2, items: [] }));
   });
 
+  test("a pet written in a session on another time zone still shows created_at in UTC", async () => {
+    const pet = await insertPet();
+    // The stored JSON pieces are written by whichever session writes the row (drizzle/0013).
+    await database.db.transaction(async (tx) => {
+      await tx.execute(sql`set local time zone 'Asia/Kathmandu'`);
+      await tx.execute(
+        sql`update pets set created_at = '2024-05-05T05:05:05Z'::timestamptz where id = ${pet.id}`,
+      );
+    });
+    const [shown] = (await listPage({ limit: 1, offset: 0, hasPhotos: undefined })).items;
+    expect(shown?.created_at).toBe("2024-05-05T05:05:05");
+    let exported = "";
+    for await (const batch of repo.exportJson(undefined, "http://h/", 10)) {
+      exported +=
+        typeof batch.json === "string" ? batch.json : new TextDecoder().decode(batch.json);
+    }
+    expect(JSON.parse(`[${exported}]`)[0]?.created_at).toBe("2024-05-05T05:05:05");
+  });
+
   test("limit and offset page through without overlap", async () => {
     for (let i = 0; i < 7; i++) await insertPet(`2024-01-0${i + 1}T00:00:00Z`);
     const all = (await listPage({ limit: 100, offset: 0, hasPhotos: undefined })).items;
