@@ -15,9 +15,10 @@ export { createUsersRepository } from "../../src/auth/users.repository.ts";
 export { createBooksRepository } from "../../src/books/books.repository.ts";
 export { createPageTokens, pageTokenKey } from "../../src/books/page-tokens.ts";
 export type { Db } from "../../src/db/client.ts";
+export { renderSql } from "../../src/db/prepared.ts";
 export type { BookEventJson } from "../../src/events/events.ts";
 export { SECURITY_HEADERS } from "../../src/http/security-headers.ts";
-export { createPetsRepository } from "../../src/pets/pets.repository.ts";
+export { createPetsRepository, exportJsonQuery } from "../../src/pets/pets.repository.ts";
 export { PHOTO_ROUTE_PREFIX } from "../../src/storage/photo-storage.ts";
 
 type DatabaseOptions = import("../../src/db/client.ts").DatabaseOptions;

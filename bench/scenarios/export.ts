@@ -7,6 +7,7 @@ import type postgres from "postgres";
 import { type Context, progress } from "../lib/context.ts";
 import { petCounts, seedPets } from "../lib/database.ts";
 import { type ExportRun, framedHash, timeCopy, timeExport } from "../lib/export.ts";
+import { exportJsonQuery, PHOTO_ROUTE_PREFIX, renderSql } from "../lib/petbooks.ts";
 import { fmt, markdownTable, runsTable } from "../lib/report.ts";
 import { interleaved, type Timed } from "../lib/rounds.ts";
 import { formatRatio, median, pairedRatio } from "../lib/stats.ts";
@@ -15,15 +16,11 @@ const PUBLIC_URL = "http://127.0.0.1:3000";
 const TARGETS = { ratio: 1.5, rssMb: 150 };
 const FRAME = { open: '{"pets":[', separator: ",", close: "]}\n" };
 
-const photoUrl = (column: string) => `'${PUBLIC_URL}/photos/' || ${column}`;
+const photoUrl = (column: string) => `'${PUBLIC_URL}${PHOTO_ROUTE_PREFIX}' || ${column}`;
 const createdAt = `to_char(p.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')`;
 
 /** A photo URL as a JSON string: to_json quotes and escapes it as JSON.stringify would. */
 const photoUrlJson = (column: string) => `to_json(${photoUrl(column)})::text`;
-/** Each pet's photo URLs as JSON array elements, for pets with photos: in index order. */
-const storedPiecesPhotos = `case when p.photo_count = 0 then '' else coalesce((
-  select string_agg(${photoUrlJson("ph.file_name")}, ',' order by ph.created_at, ph.id)
-  from pet_photos ph where ph.pet_id = p.id), '') end`;
 
 /**
  * Queries that make PostgreSQL write the export's JSON, one pet per line, byte for byte as
@@ -50,10 +47,10 @@ const JSON_QUERIES = {
         from pet_photos group by pet_id) ph on ph.pet_id = p.id
       order by p.created_at desc, p.id desc`,
   },
+  // petbooks' own statement, from the repository, so that it cannot drift from it.
   "stored pieces, index order, photos looked up for pets with photo_count > 0": {
     setup: "set jit = off",
-    query: `select p.json_head || '[' || ${storedPiecesPhotos} || ']' || p.json_tail
-      from pets p order by p.created_at desc, p.id desc`,
+    query: renderSql(exportJsonQuery(undefined, `${PUBLIC_URL}${PHOTO_ROUTE_PREFIX}`)),
   },
 };
 type JsonQuery = keyof typeof JSON_QUERIES;
