@@ -1,4 +1,6 @@
 /** Structured JSON logs, one object per line on stderr (stdout stays free for command output). */
+import { loggableError } from "./redact.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
@@ -20,8 +22,7 @@ const stderrSink: LogSink = (line) => {
 };
 
 function serializeError(err: unknown): unknown {
-  if (err instanceof Error) return { name: err.name, message: err.message };
-  return err;
+  return err instanceof Error ? loggableError(err) : err;
 }
 
 /**

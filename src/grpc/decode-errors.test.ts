@@ -4,8 +4,19 @@ import type { Book } from "../books/books.model.ts";
 import { NotFoundError } from "../errors.ts";
 import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
-import { callRaw, caseContext, GRPC_ERROR_CASES, INTERNALS } from "./error-cases.ts";
-import { COMPRESSED_WITHOUT_ENCODING, decodeErrorAnswer, undecodable } from "./interceptors.ts";
+import {
+  CONNECT_HTTP_STATUS,
+  callRaw,
+  caseContext,
+  GRPC_ERROR_CASES,
+  INTERNALS,
+} from "./error-cases.ts";
+import {
+  COMPRESSED_WITHOUT_ENCODING,
+  decodeErrorAnswer,
+  MESSAGE_TOO_LARGE,
+  undecodable,
+} from "./interceptors.ts";
 
 /** Five books, newest (highest id) first, served without a database. */
 const books: Book[] = [5, 4, 3, 2, 1].map((n) => ({
@@ -49,7 +60,7 @@ describe("every protocol answers every case with the right status and our own me
       message: expect.stringMatching(c.message),
     });
     if (protocol.startsWith("connect")) {
-      expect(answer.httpStatus).toBe(c.code === "NOT_FOUND" ? 404 : 400);
+      expect(answer.httpStatus).toBe(CONNECT_HTTP_STATUS[c.code]);
     }
     expect(answer.raw).not.toMatch(INTERNALS);
   });
@@ -112,8 +123,16 @@ describe("decodeErrorAnswer", () => {
   });
 
   test.each([
+    "message size 10 is larger than configured readMaxBytes 5",
+    "message is larger than configured readMaxBytes 5 after decompression",
+  ])("RESOURCE_EXHAUSTED %p stays so, in our words", (message) => {
+    const answer = decodeErrorAnswer(Code.ResourceExhausted, message, "x.Y");
+    expect(answer?.code).toBe(Code.ResourceExhausted);
+    expect(answer?.rawMessage).toBe(MESSAGE_TOO_LARGE);
+  });
+
+  test.each([
     [Code.InvalidArgument, "protocol error: incomplete envelope"],
-    [Code.ResourceExhausted, "message size 10 is larger than configured readMaxBytes 5"],
     [Code.Unimplemented, "protocol error: missing input message for unary method"],
     [Code.Canceled, "operation was aborted"],
     [Code.DeadlineExceeded, "the operation timed out"],

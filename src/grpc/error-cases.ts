@@ -31,6 +31,8 @@ export interface Payload {
   json?: string;
   /** Sets the envelope's compressed flag (gRPC and gRPC-Web only), without any encoding. */
   compressed?: boolean;
+  /** Sends the message gzipped, flagged and named (`grpc-encoding: gzip`; gRPC and gRPC-Web). */
+  gzip?: boolean;
 }
 
 export interface CaseContext {
@@ -44,7 +46,7 @@ export interface GrpcErrorCase {
   /** Where it applies: JSON text only goes to Connect, the compressed flag only in envelopes. */
   protocols: Protocol[];
   payload: (ctx: CaseContext) => Payload | Promise<Payload>;
-  code: "INVALID_ARGUMENT" | "NOT_FOUND";
+  code: "INVALID_ARGUMENT" | "NOT_FOUND" | "RESOURCE_EXHAUSTED";
   /** What the status message says. */
   message: RegExp;
 }
@@ -93,7 +95,29 @@ const GET = "petbooks.v1.GetBookRequest";
 const LIST = "petbooks.v1.ListBooksRequest";
 const PAGE_TOKEN = /^page_token is not valid/;
 
+const OVER_READ_LIMIT =
+  /^The request message is larger than 1048576 bytes, the most a call may send/;
+/** An id of `bytes` bytes: a GetBook request just over the read limit (GRPC_READ_MAX_BYTES). */
+const oversizedId = (bytes: number) => "A".repeat(bytes);
+
 export const GRPC_ERROR_CASES: GrpcErrorCase[] = [
+  {
+    name: "a message over the 1 MiB read limit",
+    protocols: PROTOCOLS,
+    method: "GetBook",
+    payload: () => getBook(oversizedId(1_048_577)),
+    code: "RESOURCE_EXHAUSTED",
+    message: OVER_READ_LIMIT,
+  },
+  {
+    // 2 KiB on the wire: the limit holds for what it inflates to, not only for what is sent.
+    name: "a gzipped message that inflates past the read limit",
+    protocols: ENVELOPED,
+    method: "GetBook",
+    payload: () => ({ ...getBook(oversizedId(4 * 1_048_576)), gzip: true }),
+    code: "RESOURCE_EXHAUSTED",
+    message: OVER_READ_LIMIT,
+  },
   {
     name: "a malformed protobuf body (ff ff ff ff)",
     protocols: BINARY,
@@ -289,10 +313,13 @@ export async function callRaw(
     protocol === "connect-json"
       ? Buffer.from(payload.json ?? "")
       : (payload.proto ?? new Uint8Array());
-  const body =
-    protocol === "grpc" || protocol === "grpc-web"
-      ? envelope(payload.compressed ? 1 : 0, data)
-      : data;
+  const enveloped = protocol === "grpc" || protocol === "grpc-web";
+  const gzip = enveloped && payload.gzip === true;
+  const body = enveloped
+    ? gzip
+      ? envelope(1, Bun.gzipSync(Uint8Array.from(data)))
+      : envelope(payload.compressed ? 1 : 0, data)
+    : data;
   const session = http2.connect(baseUrl);
   try {
     const { headers, trailers, bytes } = await new Promise<{
@@ -307,6 +334,7 @@ export async function callRaw(
         ":path": `/petbooks.v1.BookService/${method}`,
         "content-type": CONTENT_TYPE[protocol],
         ...(protocol === "grpc" && { te: "trailers" }),
+        ...(gzip && { "grpc-encoding": "gzip" }),
       });
       let headers: http2.IncomingHttpHeaders = {};
       let trailers: http2.IncomingHttpHeaders = {};
@@ -364,3 +392,10 @@ export function caseContext(baseUrl: string, headers: Record<string, string> = {
     },
   };
 }
+
+/** The HTTP status Connect answers each case's code with (the Connect protocol's table). */
+export const CONNECT_HTTP_STATUS: Record<GrpcErrorCase["code"], number> = {
+  INVALID_ARGUMENT: 400,
+  NOT_FOUND: 404,
+  RESOURCE_EXHAUSTED: 429,
+};

@@ -19,7 +19,7 @@ import { type GrpcAuth, requireToken } from "./auth.ts";
 import { RESET_STREAM } from "./book-watch.ts";
 import { answeringUndecodable } from "./decode-errors.ts";
 import { healthService } from "./health.ts";
-import { endOnAbort, logCalls, mapErrors } from "./interceptors.ts";
+import { endOnAbort, GRPC_READ_MAX_BYTES, logCalls, mapErrors } from "./interceptors.ts";
 import { dualProtocolListener } from "./listener.ts";
 import { registerReflection } from "./reflection.ts";
 
@@ -128,6 +128,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       requireToken(options.auth),
       endOnAbort,
     ],
+    // Every request is read whole, and inflated, before the token is checked: without a cap a
+    // caller with no token could make the server hold gigabytes (Connect's default is 4 GiB).
+    readMaxBytes: GRPC_READ_MAX_BYTES,
     shutdownSignal: cutoff.signal,
     // What a call may do to its own HTTP stream: a WatchBooks client that stopped reading is cut.
     contextValues: (req) => createContextValues().set(RESET_STREAM, resetterOf(req)),

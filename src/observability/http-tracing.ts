@@ -13,6 +13,7 @@ import {
 import { Elysia } from "elysia";
 import { pathOf } from "../http/request-context.ts";
 import { type FetchHandler, whenAnswered } from "../http/when-answered.ts";
+import { exceptionOf } from "../redact.ts";
 import type { Tracing } from "./tracing.ts";
 
 export function httpTracing(tracing: Tracing | undefined) {
@@ -22,7 +23,7 @@ export function httpTracing(tracing: Tracing | undefined) {
   const finish = (span: Span, response: Response | undefined, err?: unknown) => {
     const status = response?.status ?? 500;
     span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-    if (err) span.recordException(err as Error);
+    if (err) span.recordException(exceptionOf(err));
     if (status >= 500 || err) span.setStatus({ code: SpanStatusCode.ERROR });
     span.end();
   };

@@ -8,6 +8,7 @@ import { type Link, type Span, SpanKind, trace } from "@opentelemetry/api";
 import { headerText } from "../events/cloudevents.ts";
 import type { EventConsumer, IncomingMessage } from "../events/consumer.ts";
 import type { EventTransport } from "../events/events.ts";
+import { exceptionOf } from "../redact.ts";
 import { eventTraceparent } from "./event-traces.ts";
 import type { Tracing } from "./tracing.ts";
 
@@ -51,7 +52,7 @@ async function inSpan<T>(span: Span, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    span.recordException(err as Error);
+    span.recordException(exceptionOf(err));
     span.setStatus({ code: 2 });
     throw err;
   } finally {

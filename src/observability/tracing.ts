@@ -37,6 +37,7 @@ import {
 } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import { correlateLogs, type Logger } from "../logger.ts";
+import { exceptionOf } from "../redact.ts";
 import { BUILD_INFO } from "./build-info.ts";
 import { setTraceparentSource } from "./event-traces.ts";
 import { tracingWanted } from "./tracing-config.ts";
@@ -183,7 +184,7 @@ export function createTracing(options: TracingOptions): Tracing {
         try {
           return await fn(span);
         } catch (err) {
-          span.recordException(err as Error);
+          span.recordException(exceptionOf(err));
           span.setStatus({ code: SpanStatusCode.ERROR });
           throw err;
         } finally {

@@ -445,6 +445,17 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
         body: JSON.stringify({ name: "Outage", age: 1, type: "cat" }),
       }),
     );
+  /** Who tries to register while the database is away: none of it may reach the logs. */
+  const outageUser = {
+    username: `outage${crypto.randomUUID().slice(0, 8)}`,
+    password: "pa55 phrase in an outage",
+  };
+  const register = () =>
+    call("/auth/register", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(outageUser),
+    });
   // A query of its own each time, so no cached page can answer instead of the database.
   const listBooks = () =>
     call(`/books?q=${crypto.randomUUID()}`, { headers: { authorization: `Bearer ${bearer}` } });
@@ -457,6 +468,7 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
         ...Array.from({ length: 8 }, () => ["GET /pets", () => call("/pets", withKey())] as const),
         ...Array.from({ length: 8 }, () => ["GET /books", listBooks] as const),
         ...Array.from({ length: 8 }, () => ["POST /pets", newPet] as const),
+        ["POST /auth/register", register] as const,
         ["GET /readyz", () => call("/readyz")] as const,
         ["GET /readyz?verbose", () => call("/readyz?verbose")] as const,
       ];
@@ -495,6 +507,11 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
     expect(logs).toContain('"msg":"database unavailable"');
     expect(logs).not.toContain('"msg":"unhandled error"');
     expect(logs).not.toContain(CONTRACT_API_KEY);
+    // A failed statement is logged without its parameters: no password hash, no username.
+    expect(logs).toContain("Failed query: ");
+    expect(logs).not.toContain("params:");
+    expect(logs).not.toContain("$argon2");
+    expect(logs).not.toContain(outageUser.username);
   });
 });
 

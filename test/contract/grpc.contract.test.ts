@@ -20,6 +20,7 @@ import {
   ListBooksRequestSchema,
 } from "../../src/gen/petbooks/v1/books_pb.ts";
 import {
+  CONNECT_HTTP_STATUS,
   callRaw,
   caseContext,
   GRPC_ERROR_CASES,
@@ -121,7 +122,7 @@ describe("bad requests get their status over every protocol, in our own words", 
       message: expect.stringMatching(c.message),
     });
     if (protocol.startsWith("connect")) {
-      expect(answer.httpStatus).toBe(c.code === "NOT_FOUND" ? 404 : 400);
+      expect(answer.httpStatus).toBe(CONNECT_HTTP_STATUS[c.code]);
     }
     expect(answer.raw).not.toMatch(INTERNALS);
   });
