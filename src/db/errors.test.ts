@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import postgres from "postgres";
 import { createLogger } from "../logger.ts";
-import { withDatabase } from "../testing/database.ts";
+import { createEmptyPostgresDatabase, withDatabase } from "../testing/database.ts";
 import { openDatabase } from "./client.ts";
 import {
   DatabaseTimeoutError,
@@ -35,6 +36,15 @@ describe("isDatabaseUnavailable", () => {
     expect(isDatabaseUnavailable(withCode(code))).toBe(false);
   });
 
+  test("a database closed to connections (FATAL 55000) is, the same SQLSTATE on a statement is not", () => {
+    const closed = Object.assign(withCode("55000"), { severity: "FATAL" });
+    expect(isDatabaseUnavailable(closed)).toBe(true);
+    expect(isDatabaseUnavailable(new Error("Failed query", { cause: closed }))).toBe(true);
+    expect(isDatabaseUnavailable(Object.assign(withCode("55000"), { severity: "ERROR" }))).toBe(
+      false,
+    );
+  });
+
   test("nor does an error without a code", () => {
     expect(isDatabaseUnavailable(new Error("boom"))).toBe(false);
     expect(isDatabaseUnavailable("boom")).toBe(false);
@@ -58,6 +68,23 @@ describe.skipIf(!process.env.DATABASE_URL)("connecting to PostgreSQL", () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain("refused the connection: the database does not exist");
     expect(lines.join("")).not.toContain("retrying");
+  }, 60_000);
+
+  test("a database closed to connections (ALLOW_CONNECTIONS false) is unavailable, not a bug", async () => {
+    const database = await createEmptyPostgresDatabase();
+    const admin = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+    const client = postgres(database.url, { max: 1, onnotice: () => {} });
+    try {
+      const name = new URL(database.url).pathname.slice(1);
+      await admin.unsafe(`alter database "${name}" allow_connections false`);
+      const err = await client`select 1`.catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "55000", severity: "FATAL" });
+      expect(isDatabaseUnavailable(err)).toBe(true);
+    } finally {
+      await client.end({ timeout: 1 });
+      await admin.end({ timeout: 1 });
+      await database.drop();
+    }
   }, 60_000);
 });
 

@@ -39,22 +39,33 @@ const PERMANENT_SQLSTATES: Record<string, string> = {
   "3F000": "the schema does not exist",
 };
 
-function codesOf(err: unknown): string[] {
-  const codes: string[] = [];
-  // Drizzle wraps the driver's error in its own, with the original as `cause`.
+/**
+ * object_not_in_prerequisite_state, when it ends the connection (FATAL): `database "…" is not
+ * currently accepting connections` (ALTER DATABASE … ALLOW_CONNECTIONS false, for maintenance).
+ * The same SQLSTATE on a statement (ERROR) is no outage.
+ */
+const NOT_ACCEPTING_CONNECTIONS = "55000";
+
+/** The errors of a chain: Drizzle wraps the driver's error in its own, with it as `cause`. */
+function chainOf(err: unknown): { code?: unknown; severity?: unknown }[] {
+  const chain: { code?: unknown; severity?: unknown; cause?: unknown }[] = [];
   for (let e = err, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
+    chain.push(e);
     e = (e as { cause?: unknown }).cause;
   }
-  return codes;
+  return chain;
+}
+
+function codesOf(err: unknown): string[] {
+  return chainOf(err).flatMap((e) => (typeof e.code === "string" ? [e.code] : []));
 }
 
 export function isDatabaseUnavailable(err: unknown): boolean {
-  return codesOf(err).some(
-    (code) =>
-      UNREACHABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08"),
-  );
+  return chainOf(err).some(({ code, severity }) => {
+    if (typeof code !== "string") return false;
+    if (code === NOT_ACCEPTING_CONNECTIONS) return severity === "FATAL";
+    return UNREACHABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08");
+  });
 }
 
 /** Why the server refused us for good, or undefined when a retry may help. */
