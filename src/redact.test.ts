@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import { createLogger } from "./logger.ts";
-import { loggableError, redactUrl } from "./redact.ts";
+import { loggableError, redactUrl, stackFrames } from "./redact.ts";
 
 describe("redactUrl", () => {
   test("masks the password of the user-info", () => {
@@ -64,4 +64,18 @@ describe("loggableError", () => {
       e ? 1 + depth(e.cause as never) : 0;
     expect(depth(loggableError(a))).toBe(4);
   });
+});
+
+test("a stack keeps its frames, never the message before them", () => {
+  const err = new DrizzleQueryError(
+    "insert into users values ($1, $2)",
+    ["ada", "$argon2id$v=19$x"],
+    undefined as never,
+  );
+  const frames = stackFrames(err) ?? "";
+  expect(err.stack).toContain("argon2");
+  expect(frames).toContain("redact.test.ts");
+  expect(frames).not.toContain("argon2");
+  expect(frames).not.toContain("params");
+  expect(stackFrames("not an error")).toBeUndefined();
 });

@@ -47,3 +47,15 @@ export function loggableError(err: Error, depth = 0): LoggableError {
 /** An error as a span records it (`recordException`): what a log line may say of it. */
 export const exceptionOf = (err: unknown): LoggableError | string =>
   err instanceof Error ? loggableError(err) : String(err);
+
+/**
+ * An error's stack frames without its first lines: Bun's `stack` starts with the name and the
+ * whole message, which for a failed query lists its parameters.
+ */
+export function stackFrames(err: unknown): string | undefined {
+  if (!(err instanceof Error) || typeof err.stack !== "string") return undefined;
+  return err.stack
+    .split("\n")
+    .filter((line) => /^\s+at /.test(line))
+    .join("\n");
+}

@@ -25,7 +25,9 @@ describe("isDatabaseUnavailable", () => {
     "57P01",
     "57P03",
     "53300",
+    "53100",
     "57014",
+    "25006",
   ])("%s means try again later", (code) => {
     expect(isDatabaseUnavailable(withCode(code))).toBe(true);
     // As Drizzle throws it: its own error, the driver's as the cause.

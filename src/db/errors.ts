@@ -20,12 +20,15 @@ export const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   "CONNECTION_DESTROYED",
 ]);
 
-/** SQLSTATEs of a server that is going away, starting, full, or that cancelled a slow statement. */
+/**
+ * SQLSTATEs of a server that is going away or starting, that takes no writes for now, or that
+ * cancelled a slow statement.
+ */
 const UNAVAILABLE_SQLSTATES = new Set([
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown
   "57P03", // cannot_connect_now (starting up or shutting down)
-  "53300", // too_many_connections
+  "25006", // read_only_sql_transaction: a write reached a standby, or a database set read-only
   "57014", // query_canceled: statement_timeout (DATABASE_TIMEOUT_MS)
   "55P03", // lock_not_available
 ]);
@@ -64,7 +67,13 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return chainOf(err).some(({ code, severity }) => {
     if (typeof code !== "string") return false;
     if (code === NOT_ACCEPTING_CONNECTIONS) return severity === "FATAL";
-    return UNREACHABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08");
+    return (
+      UNREACHABLE_CODES.has(code) ||
+      UNAVAILABLE_SQLSTATES.has(code) ||
+      // connection_exception, and insufficient_resources (disk full, out of memory, of slots)
+      code.startsWith("08") ||
+      code.startsWith("53")
+    );
   });
 }
 

@@ -7,6 +7,7 @@ import { Code, ConnectError, createContextKey, type Interceptor } from "@connect
 import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type ErrorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { stackFrames } from "../redact.ts";
 import { endCode, whenCallEnds } from "./observed-stream.ts";
 
 /** The id of the current call: the caller's `x-request-id` when it is sane, a fresh UUID otherwise. */
@@ -178,7 +179,7 @@ export function mapErrors(logger: Logger): Interceptor {
         request_id: requestId,
         method,
         err,
-        stack: err instanceof Error ? err.stack : undefined,
+        stack: stackFrames(err),
       });
       return new ConnectError(`Internal error; quote request id ${requestId}.`, Code.Internal);
     };

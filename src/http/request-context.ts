@@ -8,6 +8,7 @@ import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, type FieldError, RetryLaterError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { RequestObserver } from "../observability/http-metrics.ts";
+import { stackFrames } from "../redact.ts";
 import {
   STORAGE_FULL,
   STORAGE_UNWRITABLE,
@@ -203,7 +204,7 @@ export function requestContext({
         logger.error("unhandled error", {
           request_id: state.id,
           err: error,
-          stack: error instanceof Error ? error.stack : undefined,
+          stack: stackFrames(error),
         });
         body = problem("internal", `Internal error; quote request id ${state.id}.`, state.id);
       }
