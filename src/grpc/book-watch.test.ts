@@ -39,7 +39,11 @@ import {
 } from "../gen/petbooks/v1/books_pb.ts";
 import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
-import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
+import {
+  serverSentStatus,
+  startTestGrpcServer,
+  type TestGrpcServer,
+} from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { until } from "../testing/until.ts";
 import { createBookWatch, type WatchReplaySource } from "./book-watch.ts";
@@ -223,6 +227,10 @@ describe("WatchBooks live", () => {
     };
     await expect(call()).rejects.toMatchObject({ code: Code.DeadlineExceeded });
     await until("the condition", () => live.listeners === 0);
+    // What the server itself sends (the client above enforces its deadline on its own).
+    const path = "/petbooks.v1.BookService/WatchBooks";
+    const headers = { ...server.bearer, "grpc-timeout": "200m" };
+    expect(await serverSentStatus(server.url, path, headers)).toBe(String(Code.DeadlineExceeded));
   });
 
   test("needs a token, like every BookService call", async () => {

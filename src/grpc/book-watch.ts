@@ -22,6 +22,7 @@ import type { ResumePoint, SequencedEvent } from "../events/outbox.repository.ts
 import type { WatchBooksRequest, WatchBooksResponseSchema } from "../gen/petbooks/v1/books_pb.ts";
 import type { Logger } from "../logger.ts";
 import { isUuid } from "../uuid.ts";
+import { throwIfDeadlineExceeded } from "./observed-stream.ts";
 
 /** The retained events, read for a resume (outbox.repository.ts over the process' database). */
 export interface WatchReplaySource {
@@ -218,7 +219,7 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
         for (const id of point.skip) skip.add(id);
         for (const { seq, event } of await replayAfter(point, bookIds)) {
           if (shutdown.aborted) throw new ConnectError(SHUTTING_DOWN, Code.Unavailable);
-          if (signal.aborted) return;
+          if (signal.aborted) return throwIfDeadlineExceeded(signal);
           // The live events meanwhile overflowed the queue: the replay is too slow to catch up.
           if (failure) throw failure;
           sent = seq;
@@ -232,7 +233,7 @@ export function createBookWatch(options: BookWatchOptions): BookWatch {
       try {
         while (true) {
           if (shutdown.aborted) throw new ConnectError(SHUTTING_DOWN, Code.Unavailable);
-          if (signal.aborted) return;
+          if (signal.aborted) return throwIfDeadlineExceeded(signal);
           if (failure) throw failure;
           const item = queue.shift();
           if (item) {

@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import { Health } from "../gen/grpc/health/v1/health_pb.ts";
+import { Health, HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.ts";
 import {
   bufCurl,
   grpcJsCall,
   grpcJsClient,
+  serverSentStatus,
   startTestGrpcServer,
   type TestGrpcServer,
 } from "../testing/grpc-server.ts";
@@ -133,6 +135,26 @@ describe("Watch", () => {
     abort.abort();
     await next.catch(() => {});
   });
+
+  test.each([
+    ["a known service", ""],
+    ["an unknown service", "no.Such"],
+  ])(
+    "a deadline ends a Watch of %s with DEADLINE_EXCEEDED, as the server sends it",
+    async (_, service) => {
+      const request = toBinary(
+        HealthCheckRequestSchema,
+        create(HealthCheckRequestSchema, { service }),
+      );
+      const status = await serverSentStatus(
+        server.url,
+        "/grpc.health.v1.Health/Watch",
+        { "grpc-timeout": "200m" },
+        request,
+      );
+      expect(status).toBe(String(Code.DeadlineExceeded));
+    },
+  );
 
   test("shutdown tells watchers NOT_SERVING and ends their calls", async () => {
     const own = await startTestGrpcServer({ healthWatchIntervalMs: 60_000 });

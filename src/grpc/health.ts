@@ -7,6 +7,7 @@ import {
   type Health,
   HealthCheckResponse_ServingStatus as Status,
 } from "../gen/grpc/health/v1/health_pb.ts";
+import { throwIfDeadlineExceeded } from "./observed-stream.ts";
 
 export { Status as ServingStatus };
 
@@ -84,6 +85,7 @@ export function healthService({
         while (!context.signal.aborted && !shutdown.aborted) {
           await pause(watchIntervalMs, context);
         }
+        throwIfDeadlineExceeded(context.signal);
         return;
       }
       let last: Status | undefined;
@@ -97,6 +99,7 @@ export function healthService({
         if (shutdown.aborted) return;
         await pause(watchIntervalMs, context);
       }
+      throwIfDeadlineExceeded(context.signal);
     },
   };
 }

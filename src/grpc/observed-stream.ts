@@ -50,3 +50,13 @@ export async function whenCallEnds<R extends UnaryResponse | StreamResponse>(
   }
   return { ...res, message: observed(res.message, onEnd) };
 }
+
+/**
+ * Ends a streaming call whose signal aborted, from inside its handler: with DEADLINE_EXCEEDED
+ * when its deadline (`grpc-timeout`, `connect-timeout-ms`) passed, so that the caller is told, as
+ * a handler that just returned would end the call OK; quietly when the caller went away.
+ */
+export function throwIfDeadlineExceeded(signal: AbortSignal): void {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;
+}

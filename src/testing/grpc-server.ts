@@ -5,6 +5,7 @@
  * and the server's `client` sends a valid one.
  */
 
+import http2 from "node:http2";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -195,4 +196,43 @@ export async function bufCurl(
     ...args,
     url,
   ]);
+}
+
+/**
+ * The gRPC status a streaming call ends with, as the server sends it in its trailers: a client
+ * library enforces a deadline itself and reports DEADLINE_EXCEEDED whatever the server said.
+ * Sends one request message, `message` (protobuf bytes; empty by default), with `headers` (such
+ * as `grpc-timeout`).
+ */
+export function serverSentStatus(
+  baseUrl: string,
+  path: string,
+  headers: Record<string, string>,
+  message: Uint8Array = new Uint8Array(),
+): Promise<string | undefined> {
+  const session = http2.connect(baseUrl);
+  return new Promise<string | undefined>((resolve, reject) => {
+    session.once("error", reject);
+    const stream = session.request({
+      ...headers,
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    let status: string | undefined;
+    const statusOf = (fields: http2.IncomingHttpHeaders) => {
+      const value = fields["grpc-status"];
+      if (typeof value === "string") status = value;
+    };
+    stream.on("response", statusOf);
+    stream.on("trailers", statusOf);
+    stream.on("data", () => {});
+    stream.on("end", () => resolve(status));
+    stream.on("error", reject);
+    const envelope = new Uint8Array(5 + message.byteLength);
+    new DataView(envelope.buffer).setUint32(1, message.byteLength);
+    envelope.set(message, 5);
+    stream.end(envelope);
+  }).finally(() => session.close());
 }
