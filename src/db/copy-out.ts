@@ -65,6 +65,9 @@ export async function* copyOut(
   const transaction = client.begin(async (tx) => {
     for (const statement of setup) await tx.unsafe(statement);
     copy = tx.unsafe(`copy (${query}) to stdout ${RAW_LINES}`);
+    // Its failure (the connection lost mid-COPY) reaches us through the stream and the
+    // transaction; the query's own promise would be an unhandled rejection.
+    copy.catch(() => {});
     const rows = await copy.readable();
     opened(rows);
     // Nothing else can go over the connection (not even COMMIT) until the COPY is over, which

@@ -31,11 +31,17 @@ export async function writePetsExport(
   const batchesOf = pets.exportJson(options.hasPhotos, options.batchSize ?? EXPORT_BATCH_SIZE);
   await write(out, '{"pets":[');
   // The next batch is asked for before this one is written: PostgreSQL makes it (on another
-  // core) while this process writes the current one.
-  let next = batchesOf.next();
+  // core) while this process writes the current one. It may fail meanwhile (the connection
+  // lost): that failure is met when it is awaited, not reported first as an unhandled rejection.
+  const readAhead = () => {
+    const batch = batchesOf.next();
+    batch.catch(() => {});
+    return batch;
+  };
+  let next = readAhead();
   try {
     for (let result = await next; !result.done; result = await next) {
-      next = batchesOf.next();
+      next = readAhead();
       const { json, count } = result.value;
       // Waiting for each batch to be flushed keeps memory flat however many pets there are.
       if (exported > 0) await write(out, ",");
@@ -53,7 +59,6 @@ export async function writePetsExport(
   } catch (err) {
     // The batch read ahead is abandoned with the export: its failure is not news. Ending the
     // batches closes what they read from (the repository's cursor and its transaction).
-    next.catch(() => {});
     await batchesOf.return(undefined).catch(() => {});
     throw err;
   }
