@@ -56,7 +56,10 @@ function maxBodyBytes(modules: readonly FeatureModule[]) {
 }
 
 export function createApp(deps: AppDeps) {
-  const app = new Elysia({ normalize: false })
+  // Every route compiled at startup: compiling one sets keywords on the shared schemas the
+  // OpenAPI document is made from, so compiled on first use, the document depended on which
+  // routes had answered before it was first asked for.
+  const app = new Elysia({ normalize: false, precompile: true })
     .use(
       requestContext({
         logger: deps.logger.child({ module: "http" }),

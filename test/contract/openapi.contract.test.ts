@@ -3,9 +3,11 @@
  * examples are what the binary really answers.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { OPENAPI_PATH } from "../../src/http/docs.ts";
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, OFFSET_MAX } from "../../src/http/pagination.ts";
+import { startServer, tempDataDir } from "../../src/testing/binary.ts";
 import {
   CODE_BY_STATUS,
   documentedProblem,
@@ -15,7 +17,12 @@ import {
   nonStandardKeywords,
   problemContent,
 } from "../../src/testing/openapi-checks.ts";
-import { expectProblem, useContractServer } from "./harness.ts";
+import {
+  CONTRACT_API_KEY,
+  CONTRACT_JWT_SECRET,
+  expectProblem,
+  useContractServer,
+} from "./harness.ts";
 
 const server = useContractServer();
 
@@ -308,3 +315,33 @@ describe("limit and offset, documented as integers, are validated as before", ()
     expect(body.items).toHaveLength(1);
   });
 });
+
+test("the document does not depend on what the server answered before it was first asked", async () => {
+  // The contract server was asked for it first thing. This one looks up a book first, which
+  // makes the server compile that route, and once changed the schema the document is made from.
+  const dataDir = tempDataDir();
+  const own = await startServer({
+    DATA_DIR: dataDir,
+    API_KEY: CONTRACT_API_KEY,
+    JWT_SECRET: CONTRACT_JWT_SECRET,
+  });
+  try {
+    const user = { username: "docs_order", password: "correct horse battery staple" };
+    const registered = await fetch(`${own.url}/auth/register`, json("POST", JSON.stringify(user)));
+    expect(registered.status).toBe(201);
+    const token = await fetch(`${own.url}/auth/token`, {
+      method: "POST",
+      body: new URLSearchParams({ grant_type: "password", ...user }),
+    });
+    const { access_token } = (await token.json()) as { access_token: string };
+    const lookup = await fetch(`${own.url}/books/00000000-0000-7000-8000-000000000000`, {
+      headers: { authorization: `Bearer ${access_token}` },
+    });
+    expect(lookup.status).toBe(404);
+    const later = await fetch(`${own.url}${OPENAPI_PATH}`);
+    expect(await later.json()).toEqual(doc);
+  } finally {
+    await own.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 120_000);
