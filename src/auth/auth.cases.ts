@@ -76,6 +76,16 @@ export const FORGED_TOKENS: Record<string, (c: TokenCaseContext) => string> = {
       { alg: "HS512", typ: "JWT" },
       "sha512",
     ),
+  // The same bytes in another base64url spelling: the 43rd character of an HS256 signature
+  // carries 4 bits of it and 2 spare ones, which a lenient decoder ignores.
+  "the signature spelled another way (its spare bits set)": (c) => {
+    const token = signedToken(c.secret, { sub: c.userId, iat: c.now, exp: c.now + 60 });
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const last = alphabet.indexOf(token.slice(-1));
+    return `${token.slice(0, -1)}${alphabet[last ^ 0b11]}`;
+  },
+  "a padded signature": (c) =>
+    `${signedToken(c.secret, { sub: c.userId, iat: c.now, exp: c.now + 60 })}=`,
   "a wrong signature": (c) =>
     signedToken(`${c.secret}-not`, { sub: c.userId, iat: c.now, exp: c.now + 60 }),
   "a tampered payload": (c) => {

@@ -76,6 +76,21 @@ function repeatsAKey(token: string): boolean {
     .some((part) => badJsonKey(text.decode(base64url.decode(part))) !== undefined);
 }
 
+/**
+ * Whether each of the token's three parts is in its one base64url spelling (RFC 7515: no padding,
+ * and no bits set past the last byte). Decoders accept other spellings of the same bytes, and
+ * would let one token be written several ways: a deny-list or cache keyed on the text misses them.
+ */
+function canonical(token: string): boolean {
+  const parts = token.split(".");
+  return (
+    parts.length === 3 &&
+    parts.every(
+      (part) => /^[A-Za-z0-9_-]+$/.test(part) && base64url.encode(base64url.decode(part)) === part,
+    )
+  );
+}
+
 export function createTokenIssuer(
   secret: string,
   ttlSeconds: number,
@@ -103,6 +118,7 @@ export function createTokenIssuer(
         verified.delete(token);
         return undefined;
       }
+      if (!canonical(token)) return undefined;
       let claims: Record<string, unknown>;
       try {
         // Pinning the algorithm refuses `none` and any algorithm switch, whatever the header says.
