@@ -136,6 +136,11 @@ describe("loadConfig", () => {
     [{ JWT_SECRET: "too-short" }, "JWT_SECRET must be at least 32 bytes"],
     [{ JWT_TTL: "10" }, "JWT_TTL must be an integer from 60"],
     [{ REDIS_URL: "http://cache" }, "REDIS_URL must be a redis://"],
+    [{ REDIS_URL: "redis://127.0.0.1:99999/0" }, "REDIS_URL is not a valid URL"],
+    [{ REDIS_URL: "redis://[bad/0" }, "REDIS_URL is not a valid URL"],
+    [{ REDIS_URL: "redis://127.0.0.1:6379/abc" }, "REDIS_URL's path must be a database number"],
+    [{ HOST: "999.1.1.1" }, 'HOST must be an IP address or a host name (got "999.1.1.1")'],
+    [{ HOST: "web server" }, "HOST must be an IP address or a host name"],
     [{ CACHE_TTL: "-1" }, "CACHE_TTL must be an integer from 0"],
     [{ KAFKA_BROKERS: "kafka:9092,,other" }, "KAFKA_BROKERS: entry 2 is empty"],
     [{ KAFKA_BROKERS: "user:secret@kafka:9092" }, "is not host:port"],
@@ -172,6 +177,34 @@ describe("loadConfig", () => {
       expect((err as Error).message).toContain("LOG_LEVEL");
       expect((err as Error).message).toContain("MAX_PHOTO_BYTES");
     }
+  });
+
+  test("HOST takes addresses and host names, REDIS_URL a database number or none", () => {
+    for (const host of [
+      "0.0.0.0",
+      "127.0.0.1",
+      "::",
+      "::1",
+      "localhost",
+      "api.internal",
+      "petbooks-1",
+    ]) {
+      expect(loadConfig({ HOST: host }).host).toBe(host);
+    }
+    for (const url of [
+      "redis://cache",
+      "redis://cache:6379",
+      "redis://cache:6379/",
+      "rediss://u:p@cache:6380/3",
+    ]) {
+      expect(loadConfig({ REDIS_URL: url }).redisUrl).toBe(url);
+    }
+  });
+
+  test("a malformed REDIS_URL is named, its password never shown", () => {
+    expect(() => loadConfig({ REDIS_URL: "redis://u:s3cret@cache:99999/0" })).toThrow(
+      /^(?![\s\S]*s3cret)[\s\S]*REDIS_URL is not a valid URL/,
+    );
   });
 
   test("an invalid API key is never echoed", () => {

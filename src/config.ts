@@ -1,4 +1,5 @@
 /** Environment configuration, parsed and validated once per process. */
+import { isIP } from "node:net";
 import { parseTrustedProxies, TRUSTED_PROXIES_FORMAT } from "./auth/client-address.ts";
 import { defaultHashQueueOptions } from "./auth/hash-queue.ts";
 import { DEFAULT_AUTH_LIMITS } from "./auth/rate-limit.ts";
@@ -95,6 +96,15 @@ function parsesAsDatabaseUrl(url: string): boolean {
   }
 }
 
+/** RFC 1123 host name labels, dot-separated. */
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** An IP address, or a host name that is not digits and dots (those are an IPv4 address or nothing). */
+function isListenableHost(host: string): boolean {
+  return isIP(host) !== 0 || (HOST_NAME.test(host) && !/^[\d.]+$/.test(host));
+}
+
 export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {}): Config {
   const problems: string[] = [];
   const value = (name: string) => {
@@ -152,6 +162,20 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
   const redisUrl = value("REDIS_URL");
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     problems.push("REDIS_URL must be a redis:// or rediss:// URL");
+  } else if (redisUrl !== undefined && !URL.canParse(redisUrl)) {
+    // Never the URL itself: it may hold the password.
+    problems.push(
+      "REDIS_URL is not a valid URL (a port from 1 to 65535; percent-encode special characters in the user name and password)",
+    );
+  } else if (redisUrl !== undefined && !/^\/?(\d+)?$/.test(new URL(redisUrl).pathname)) {
+    problems.push(
+      `REDIS_URL's path must be a database number, as in redis://cache:6379/0 (got "${new URL(redisUrl).pathname}")`,
+    );
+  }
+
+  const host = value("HOST") ?? "0.0.0.0";
+  if (!isListenableHost(host)) {
+    problems.push(`HOST must be an IP address or a host name (got "${host}")`);
   }
 
   let kafkaBrokers: string[] = [];
@@ -205,7 +229,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 1, 1000),
     databaseTimeoutMs: integer("DATABASE_TIMEOUT_MS", DEFAULT_DATABASE_TIMEOUT_MS, 100, 600_000),
     dataDir: value("DATA_DIR") ?? "./data",
-    host: value("HOST") ?? "0.0.0.0",
+    host,
     port,
     grpcPort: integer("GRPC_PORT", 50051, 0, 65535),
     publicUrl,

@@ -54,7 +54,7 @@ export const SHUTDOWN_GRACE_MS = 10_000;
 export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   const inFlight = new InFlight();
   deps.metrics?.addInFlight(() => inFlight.count);
-  const app = createApp({
+  const created = createApp({
     modules: deps.modules,
     logger,
     database: deps.database,
@@ -64,20 +64,29 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
     metrics: deps.metrics,
     metricsToken: config.metrics.token,
     tracing: deps.tracing,
-  }).listen({
-    hostname: config.host,
-    port: config.port,
-    // A second server on a port in use must fail, not silently share its traffic.
-    reusePort: false,
-    maxRequestBodySize: SERVER_BODY_LIMIT_BYTES,
   });
+  let app: typeof created;
+  try {
+    app = created.listen({
+      hostname: config.host,
+      port: config.port,
+      // A second server on a port in use must fail, not silently share its traffic.
+      reusePort: false,
+      maxRequestBodySize: SERVER_BODY_LIMIT_BYTES,
+    });
+  } catch (err) {
+    // Bun names neither (an unknown HOST is "ENOENT: no such file or directory, listen").
+    throw new Error(
+      `cannot listen on HOST=${config.host} PORT=${config.port}: ${(err as Error).message}`,
+    );
+  }
   const port = app.server?.port ?? config.port;
   // Before any request is handled (listen returned on this tick): links name the real port.
   const publicUrl = publicUrlFor(config, port);
   deps.storage.setPublicUrl(publicUrl);
   deps.relay.start();
   logger.info("listening", {
-    url: `http://${config.host}:${port}`,
+    url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`,
     database: deps.database.kind,
     cache: deps.cache.kind,
     events: deps.transport.name,
