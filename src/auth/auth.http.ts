@@ -118,7 +118,7 @@ export function authRoutes(auth: AuthService, options: AuthRoutesOptions = {}) {
       },
     )
     .get("/me", ({ request }) => currentUser(request), {
-      response: { 200: UserSchema, ...problemResponses({ auth: "bearer" }, 401) },
+      response: { 200: UserSchema, ...problemResponses({ auth: "bearer" }, 401, 503) },
       detail: { tags: ["auth"], summary: "The current user", security: BEARER_SECURITY },
     })
     .delete(
@@ -130,7 +130,7 @@ export function authRoutes(auth: AuthService, options: AuthRoutesOptions = {}) {
       {
         response: {
           204: t.Void({ description: "Deleted." }),
-          ...problemResponses({ auth: "bearer" }, 401),
+          ...problemResponses({ auth: "bearer" }, 401, 503),
         },
         detail: {
           tags: ["auth"],

@@ -25,7 +25,7 @@ const TAKES_JSON = { consumes: "application/json" };
 
 /** PUT and PATCH: a book's fields from a JSON body, the book as it is now. */
 const updateRoute = <B extends TObject>(body: B) =>
-  jsonBodyRoute({ auth: "bearer", resource: "book" }, body, { 200: BookSchema }, 401, 404);
+  jsonBodyRoute({ auth: "bearer", resource: "book" }, body, { 200: BookSchema }, 401, 404, 503);
 
 export function booksRoutes(books: BooksService) {
   return new Elysia({ name: "books", prefix: "/books" })
@@ -36,7 +36,7 @@ export function booksRoutes(books: BooksService) {
         return books.create(body);
       },
       {
-        ...jsonBodyRoute({ auth: "bearer" }, NewBookSchema, { 201: BookSchema }, 401),
+        ...jsonBodyRoute({ auth: "bearer" }, NewBookSchema, { 201: BookSchema }, 401, 503),
         detail: doc("Add a book", TAKES_JSON),
       },
     )
@@ -57,7 +57,7 @@ export function booksRoutes(books: BooksService) {
       {
         response: {
           200: unchecked(BookListSchema),
-          ...problemResponses({ auth: "bearer", query: ListBooksQuerySchema }, 401, 422),
+          ...problemResponses({ auth: "bearer", query: ListBooksQuerySchema }, 401, 422, 503),
         },
         detail: {
           ...doc("List books, newest first", {
@@ -71,7 +71,7 @@ export function booksRoutes(books: BooksService) {
       params: IdParams,
       response: {
         200: BookSchema,
-        ...problemResponses({ auth: "bearer", resource: "book" }, 401, 404),
+        ...problemResponses({ auth: "bearer", resource: "book" }, 401, 404, 503),
       },
       detail: doc("Get a book"),
     })
@@ -98,7 +98,7 @@ export function booksRoutes(books: BooksService) {
         params: IdParams,
         response: {
           204: t.Void({ description: "Deleted." }),
-          ...problemResponses({ auth: "bearer", resource: "book" }, 401, 404),
+          ...problemResponses({ auth: "bearer", resource: "book" }, 401, 404, 503),
         },
         detail: doc("Delete a book"),
       },

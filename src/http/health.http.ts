@@ -94,7 +94,7 @@ export function healthRoutes(database: Database, outbox?: OutboxProbe) {
       },
       {
         query: ReadyQuery,
-        response: { 200: Status, ...problemResponses({}, 503) },
+        response: { 200: Status, ...problemResponses({ query: ReadyQuery }, 422, 503) },
         detail: {
           tags: ["health"],
           summary: "The database answers",

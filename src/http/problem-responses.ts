@@ -25,6 +25,7 @@ import {
   type ProblemSchema,
   problemResponseSchema,
 } from "./problem.ts";
+import { unknownParameter } from "./query.ts";
 
 /**
  * What a route's errors are made of. Give what its statuses need: 401 `auth`, 404 `resource`,
@@ -105,7 +106,9 @@ function firstFieldError(schema: TObject): FieldError | undefined {
 function validationProblem(route: ProblemRoute): DocumentedProblem | undefined {
   const { body, query } = route;
   const [part, schema] = body ? ["body", body] : query ? ["query", query] : [];
-  const field = schema && firstFieldError(schema);
+  // A query whose fields have no message of their own: a parameter the route does not take.
+  const unknown = { path: "/unknown", message: unknownParameter("unknown") };
+  const field = schema && (firstFieldError(schema) ?? (part === "query" ? unknown : undefined));
   if (!part || !field) return undefined;
   return { code: "validation", detail: invalidInput(part), errors: [field] };
 }

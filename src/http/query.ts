@@ -13,6 +13,9 @@ import { invalidInput } from "./problem.ts";
 import { schemaMessage } from "./schema-message.ts";
 
 /** How one parameter's text becomes its value, or why it cannot. */
+
+/** What a query parameter a route does not take is told (TypeBox's words, as Elysia answers). */
+export const unknownParameter = (name: string) => `Property '${name}' should not be provided`;
 export interface QueryParameter<T> {
   read(text: string): { value: T } | { error: string };
 }
@@ -89,7 +92,7 @@ export function readQuery<P extends Record<string, QueryParameter<unknown>>>(
   };
   forEachPair(url.slice(start + 1), (name, text) => {
     const parameter = Object.hasOwn(parameters, name) ? parameters[name] : undefined;
-    if (parameter === undefined) return problem(name, `Property '${name}' should not be provided`);
+    if (parameter === undefined) return problem(name, unknownParameter(name));
     // Only the route's own names: as many as it has parameters, whatever the query holds.
     if (seen.includes(name)) return problem(name, `${name} is given more than once`);
     seen.push(name);

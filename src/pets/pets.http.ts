@@ -34,7 +34,7 @@ export function petsRoutes(pets: PetsService) {
         return pets.create(body);
       },
       {
-        ...jsonBodyRoute({ auth: "api-key" }, NewPetSchema, { 201: PetSchema }, 401),
+        ...jsonBodyRoute({ auth: "api-key" }, NewPetSchema, { 201: PetSchema }, 401, 503),
         detail: doc("Create a pet", { consumes: "application/json" }),
       },
     )
@@ -54,7 +54,7 @@ export function petsRoutes(pets: PetsService) {
       {
         response: {
           200: unchecked(PetListSchema),
-          ...problemResponses({ auth: "api-key", query: ListPetsQuerySchema }, 401, 422),
+          ...problemResponses({ auth: "api-key", query: ListPetsQuerySchema }, 401, 422, 503),
         },
         detail: {
           ...doc("List pets, newest first"),
@@ -63,7 +63,13 @@ export function petsRoutes(pets: PetsService) {
       },
     )
     .delete("", ({ body }) => pets.deleteMany(body.ids), {
-      ...jsonBodyRoute({ auth: "api-key" }, DeletePetsSchema, { 200: DeletePetsResultSchema }, 401),
+      ...jsonBodyRoute(
+        { auth: "api-key" },
+        DeletePetsSchema,
+        { 200: DeletePetsResultSchema },
+        401,
+        503,
+      ),
       detail: doc("Delete pets with their photos", {
         description: "Ids that match no pet (or are not UUIDs) are listed in `errors`.",
         consumes: "application/json",
