@@ -10,6 +10,7 @@ import { startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { until } from "../testing/until.ts";
 import { dualProtocolListener } from "./listener.ts";
+import { GRPC_NEEDS_HTTP2 } from "./server.ts";
 
 let server: TestGrpcServer;
 beforeAll(async () => {
@@ -28,6 +29,28 @@ describe("one port for HTTP/2 and HTTP/1.1", () => {
   ])("answers over %s", async (_, transport) => {
     const answer = await createClient(Health, transport()).check({});
     expect(answer.status).toBe(1); // SERVING
+  });
+
+  test("gRPC itself over HTTP/1.1 is refused with 505, not answered without its status", async () => {
+    const { statusCode, body } = await new Promise<{ statusCode?: number; body: string }>(
+      (resolve, reject) => {
+        const req = http.request(
+          `${server.url}/grpc.health.v1.Health/Check`,
+          { method: "POST", headers: { "content-type": "application/grpc", te: "trailers" } },
+          (res) => {
+            let body = "";
+            res.on("data", (chunk) => {
+              body += chunk;
+            });
+            res.on("end", () => resolve({ statusCode: res.statusCode, body }));
+          },
+        );
+        req.on("error", reject);
+        req.end(new Uint8Array(5));
+      },
+    );
+    expect(statusCode).toBe(505);
+    expect(body).toBe(GRPC_NEEDS_HTTP2);
   });
 
   test("a connection that never says which it speaks does not hold up shutdown", async () => {

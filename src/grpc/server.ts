@@ -100,6 +100,23 @@ function resetterOf(req: http2.Http2ServerRequest | http.IncomingMessage): () =>
   return () => req.socket.destroy(cut());
 }
 
+/** gRPC itself (not gRPC-Web, not Connect) needs HTTP/2: its status travels in trailers. */
+function isGrpcOverHttp1(req: http.IncomingMessage): boolean {
+  const type = req.headers["content-type"] ?? "";
+  return type.startsWith("application/grpc") && !type.startsWith("application/grpc-web");
+}
+
+export const GRPC_NEEDS_HTTP2 =
+  "gRPC needs HTTP/2 (h2c with prior knowledge); over HTTP/1.1, use gRPC-Web or Connect.";
+
+/**
+ * Answered over HTTP/1.1, a gRPC call would end 200 with its status lost (HTTP/1.1 has no
+ * trailers here): it is refused instead, as HTTP says of a version it does not serve.
+ */
+function refuseGrpcOverHttp1(res: http.ServerResponse): void {
+  res.writeHead(505, { "content-type": "text/plain; charset=utf-8" }).end(GRPC_NEEDS_HTTP2);
+}
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const logger = options.logger.child({ module: "grpc" });
   /** Aborted when shutdown begins: health turns NOT_SERVING, watches end. */
@@ -148,7 +165,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     }
   };
   const server = http2.createServer({}, answer);
-  const http1 = http.createServer(answer);
+  const http1 = http.createServer((req, res) =>
+    isGrpcOverHttp1(req) ? refuseGrpcOverHttp1(res) : answer(req, res),
+  );
   /** HTTP/1.1 connections, which (unlike sessions) the grace period waits for too. */
   const http1Sockets = new Set<Socket>();
   http1.on("connection", (socket: Socket) => {
