@@ -27,6 +27,7 @@ import { createLogger, type Logger } from "../logger.ts";
 import { type MetricsServer, startMetricsServer } from "../observability/metrics-server.ts";
 import { type Telemetry, telemetryFor } from "../observability/telemetry.ts";
 import { writePetsExport } from "../pets/pets.export.ts";
+import { discardInFlightUploads } from "../storage/photo-upload.ts";
 import { booleanFlag, integerFlag, parseArgs } from "./args.ts";
 import { checkGrpc, checkHttp } from "./healthcheck.ts";
 import { DEMO_USER, progressBar, seed } from "./seed.ts";
@@ -95,6 +96,9 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   return {
     async stop() {
       if (app.server) await drain(app.server, inFlight, SHUTDOWN_GRACE_MS, logger);
+      // The uploads the grace period cut short never get to remove their temporary files.
+      const discarded = await discardInFlightUploads();
+      if (discarded > 0) logger.info("unfinished uploads discarded", { files: discarded });
       logger.debug("http server stopped");
     },
   };

@@ -3,7 +3,9 @@ import { existsSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setBodyLimit } from "../http/parsers.ts";
 import { makeTempDir } from "../testing/temp.ts";
+import { until } from "../testing/until.ts";
 import {
+  discardInFlightUploads,
   discardUpload,
   MAX_TEXT_FIELD_BYTES,
   photoUploadBody,
@@ -180,6 +182,35 @@ describe("photo upload parser", () => {
     utimesSync(join(sweepDir, other), past, past);
     expect(await sweepStaleUploads(sweepDir)).toBe(1);
     expect(readdirSync(sweepDir).sort()).toEqual([running, other].sort());
+  });
+
+  test("a shutdown removes the files of uploads still arriving", async () => {
+    const form = new FormData();
+    form.append("file", new File([patterned(64 * KiB)], "rex.jpg", { type: "image/jpeg" }));
+    const { bytes, type } = await formBytes(form);
+    let stalled: () => void = () => {};
+    const arrived = new Promise<void>((resolve) => (stalled = resolve));
+    const request = new Request("http://localhost/pets/x/photo", {
+      method: "POST",
+      headers: { "content-type": type },
+      // Half the body, then nothing more: a client still sending when the server stops.
+      body: new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(bytes.slice(0, bytes.length / 2));
+        },
+        pull() {
+          stalled();
+          return new Promise(() => {});
+        },
+      }),
+    });
+    setBodyLimit(request, 1024 * KiB);
+    void parse({ request }).catch(() => {});
+    await arrived;
+    await until("the upload to reach its temporary file", () => readdirSync(dir).length === 1);
+    expect(await discardInFlightUploads()).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(await discardInFlightUploads()).toBe(0);
   });
 
   test("discarding a request that spooled nothing is fine", async () => {

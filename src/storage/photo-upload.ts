@@ -46,6 +46,8 @@ const HEADERS_END = Buffer.from("\r\n\r\n");
 
 /** Temporary files of each request, removed once its response is sent (`discardUpload`). */
 const spooled = new WeakMap<Request, string[]>();
+/** Every temporary file of this process's uploads that has not been removed yet. */
+const live = new Set<string>();
 
 export interface PhotoUploadOptions {
   /** Where file parts are written while the request is handled; the system's temp folder. */
@@ -125,7 +127,22 @@ export async function sweepStaleUploads(dir = tmpdir(), now = Date.now()): Promi
 export async function discardUpload(request: Request): Promise<void> {
   const paths = spooled.get(request) ?? [];
   spooled.delete(request);
-  await Promise.all(paths.map((path) => unlink(path).catch(() => {})));
+  await Promise.all(paths.map(removeSpooled));
+}
+
+/**
+ * Removes the temporary files of the uploads still running (call it once the server has stopped:
+ * the requests its shutdown cut short never get to remove their own); says how many.
+ */
+export async function discardInFlightUploads(): Promise<number> {
+  const paths = [...live];
+  await Promise.all(paths.map(removeSpooled));
+  return paths.length;
+}
+
+async function removeSpooled(path: string): Promise<void> {
+  live.delete(path);
+  await unlink(path).catch(() => {});
 }
 
 interface PartHeaders {
@@ -280,6 +297,7 @@ function textSink(name: string): PartSink {
 function fileSink(part: PartHeaders, dir: string, paths: string[]): PartSink {
   const path = join(dir, `petbooks-upload-${randomBytes(12).toString("hex")}`);
   paths.push(path);
+  live.add(path);
   let handle: Promise<FileHandle> | undefined;
   const file = () => {
     handle ??= open(path, "wx", 0o600).catch((err) => {
@@ -304,7 +322,7 @@ function fileSink(part: PartHeaders, dir: string, paths: string[]): PartSink {
     },
     async abort() {
       if (handle) await (await handle).close().catch(() => {});
-      await unlink(path).catch(() => {});
+      await removeSpooled(path);
     },
   };
 }
