@@ -230,6 +230,7 @@ function fakeKafka() {
   const listeners = new Map<string, (e: { payload: { error: Error; restart: boolean } }) => void>();
   const calls: string[] = [];
   let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
+  let autoCommit = true;
   const consumer = {
     events: { CRASH: "consumer.crash" },
     on: (event: string, listener: (e: { payload: { error: Error; restart: boolean } }) => void) =>
@@ -237,8 +238,12 @@ function fakeKafka() {
     connect: async () => calls.push("connect"),
     subscribe: async (s: { topic: string; fromBeginning: boolean }) =>
       calls.push(`subscribe ${s.topic} ${s.fromBeginning}`),
-    run: async (config: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
+    run: async (config: {
+      eachBatch: (payload: EachBatchPayload) => Promise<void>;
+      autoCommit?: boolean;
+    }) => {
       eachBatch = config.eachBatch;
+      autoCommit = config.autoCommit ?? true;
     },
     disconnect: async () => calls.push("disconnect"),
   };
@@ -256,17 +261,27 @@ function fakeKafka() {
     configs,
     crash: (restart: boolean) =>
       listeners.get("consumer.crash")?.({ payload: { error: new Error("gave up"), restart } }),
+    /**
+     * One batch, as kafkajs' runner hands it: with autoCommit, what eachBatch resolved is committed
+     * when it returns or throws (runner.js autoCommitOffsets); commitOffsetsIfNecessary() alone
+     * commits nothing without an autoCommitInterval or autoCommitThreshold.
+     */
     async deliver(messages: KafkaMessage[]) {
       const resolved: string[] = [];
-      await eachBatch?.({
-        batch: { topic: "petbooks.books", partition: 0, messages },
-        resolveOffset: (offset: string) => resolved.push(offset),
-        heartbeat: async () => {},
-        commitOffsetsIfNecessary: async () => {
-          calls.push(`commit ${resolved.at(-1)}`);
-        },
-        isRunning: () => true,
-      } as unknown as EachBatchPayload);
+      const commit = () => {
+        if (autoCommit && resolved.length > 0) calls.push(`commit ${resolved.at(-1)}`);
+      };
+      try {
+        await eachBatch?.({
+          batch: { topic: "petbooks.books", partition: 0, messages },
+          resolveOffset: (offset: string) => resolved.push(offset),
+          heartbeat: async () => {},
+          commitOffsetsIfNecessary: async () => {},
+          isRunning: () => true,
+        } as unknown as EachBatchPayload);
+      } finally {
+        commit();
+      }
       return resolved;
     },
   };

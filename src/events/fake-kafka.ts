@@ -14,7 +14,9 @@
  * group split the partitions (round robin, rebalanced when one joins or leaves), another group
  * gets every record again; a partition without a committed offset starts at the log's start
  * (`fromBeginning: true`) or at its end at assignment (`false`, Kafka's auto.offset.reset
- * latest); offsets are committed only by `commitOffsetsIfNecessary` unless `autoCommit: false`;
+ * latest); with `autoCommit` (the default) the offsets `eachBatch` resolved are committed when
+ * it returns or throws (runner.js autoCommitOffsets), and `commitOffsetsIfNecessary()` commits
+ * nothing by itself (it would past an autoCommitInterval or autoCommitThreshold: none is set);
  * header values reach `eachBatch` as Buffers; and DeleteGroups fails for a group with members
  * (NON_EMPTY_GROUP) or none at all (GROUP_ID_NOT_FOUND), as KafkaJSDeleteGroupsError.
  */
@@ -334,7 +336,7 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
                 timestamp: "0",
                 attributes: 0,
               }));
-              const commit = async () => {
+              const autoCommit = () => {
                 if (commits && resolved >= 0) group.committed.set(partition, resolved + 1);
               };
               try {
@@ -344,13 +346,14 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
                     resolved = Math.max(resolved, Number(offset));
                   },
                   heartbeat: async () => {},
-                  commitOffsetsIfNecessary: commit,
+                  commitOffsetsIfNecessary: async () => {},
                   isRunning: () => running,
                 } as unknown as EachBatchPayload);
                 if (autoResolve) resolved = (records.at(-1) as StoredRecord).offset;
-                if (autoResolve && commits) await commit();
+                autoCommit();
               } catch (err) {
-                // kafkajs restarts the consumer from the last resolved offset.
+                // kafkajs commits what was resolved, then restarts the consumer from there.
+                autoCommit();
                 journal.push(`${name} batch failed: ${(err as Error).message}`);
               }
               if (joined.positions.has(partition) && joined.generation === generation) {

@@ -104,7 +104,7 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
     // whose resolveOffsets falls back to the log end without them), so without commits a rejoin
     // would skip every event published since the last fetch.
     autoCommit: true,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning }) => {
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning }) => {
       if (!isRunning()) return;
       await handler.handleBatch(
         batch.messages.map((m) => ({
@@ -115,9 +115,9 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
           headers: m.headers,
         })),
       );
+      // kafkajs commits the resolved offsets once this returns (autoCommit): only what was handled.
       const last = batch.messages.at(-1);
       if (last) resolveOffset(last.offset);
-      await commitOffsetsIfNecessary();
       await heartbeat();
     },
   });
@@ -174,8 +174,8 @@ export class KafkaGroupDeletion {
 }
 
 /**
- * A group that cannot be deleted (or of a process that crashed) has no committed offsets, so the
- * broker drops it by itself (offsets.retention.minutes after it emptied).
+ * A group that cannot be deleted (or of a process that crashed) is dropped by the broker by
+ * itself, its committed offsets with it, offsets.retention.minutes after it emptied.
  */
 async function deleteGroup(kafka: Kafka, groupId: string, logger: Logger): Promise<void> {
   const admin = kafka.admin();
