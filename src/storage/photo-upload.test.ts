@@ -188,29 +188,27 @@ describe("photo upload parser", () => {
     const form = new FormData();
     form.append("file", new File([patterned(64 * KiB)], "rex.jpg", { type: "image/jpeg" }));
     const { bytes, type } = await formBytes(form);
-    let stalled: () => void = () => {};
-    const arrived = new Promise<void>((resolve) => (stalled = resolve));
+    let client: ReadableStreamDefaultController<Uint8Array> | undefined;
     const request = new Request("http://localhost/pets/x/photo", {
       method: "POST",
       headers: { "content-type": type },
       // Half the body, then nothing more: a client still sending when the server stops.
       body: new ReadableStream<Uint8Array>({
         start(controller) {
+          client = controller;
           controller.enqueue(bytes.slice(0, bytes.length / 2));
-        },
-        pull() {
-          stalled();
-          return new Promise(() => {});
         },
       }),
     });
     setBodyLimit(request, 1024 * KiB);
-    void parse({ request }).catch(() => {});
-    await arrived;
+    const parsing = failure(parse({ request }));
     await until("the upload to reach its temporary file", () => readdirSync(dir).length === 1);
     expect(await discardInFlightUploads()).toBe(1);
     expect(readdirSync(dir)).toEqual([]);
     expect(await discardInFlightUploads()).toBe(0);
+    // The connection goes with the process: the parser closes its file.
+    client?.error(new Error("the connection closed"));
+    expect(await parsing).toBeInstanceOf(Error);
   });
 
   test("discarding a request that spooled nothing is fine", async () => {
