@@ -96,6 +96,18 @@ function parsesAsDatabaseUrl(url: string): boolean {
   }
 }
 
+/** What is wrong with a REDIS_URL, never quoting it whole: it may hold the password. */
+function redisUrlProblem(url: string): string | undefined {
+  if (!/^rediss?:\/\//.test(url)) return "REDIS_URL must be a redis:// or rediss:// URL";
+  if (!URL.canParse(url)) {
+    return "REDIS_URL is not a valid URL (a port from 1 to 65535; percent-encode special characters in the user name and password)";
+  }
+  const { pathname } = new URL(url);
+  return /^\/?(\d+)?$/.test(pathname)
+    ? undefined
+    : `REDIS_URL's path must be a database number, as in redis://cache:6379/0 (got "${pathname}")`;
+}
+
 /** RFC 1123 host name labels, dot-separated. */
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -160,18 +172,8 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
   }
 
   const redisUrl = value("REDIS_URL");
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    problems.push("REDIS_URL must be a redis:// or rediss:// URL");
-  } else if (redisUrl !== undefined && !URL.canParse(redisUrl)) {
-    // Never the URL itself: it may hold the password.
-    problems.push(
-      "REDIS_URL is not a valid URL (a port from 1 to 65535; percent-encode special characters in the user name and password)",
-    );
-  } else if (redisUrl !== undefined && !/^\/?(\d+)?$/.test(new URL(redisUrl).pathname)) {
-    problems.push(
-      `REDIS_URL's path must be a database number, as in redis://cache:6379/0 (got "${new URL(redisUrl).pathname}")`,
-    );
-  }
+  const redisProblem = redisUrl === undefined ? undefined : redisUrlProblem(redisUrl);
+  if (redisProblem) problems.push(redisProblem);
 
   const host = value("HOST") ?? "0.0.0.0";
   if (!isListenableHost(host)) {
@@ -336,6 +338,11 @@ const defaultPublicUrl = (port: number) => `http://localhost:${port}`;
  * The base of the links the server hands out, once it listens on `boundPort`: PUBLIC_URL when
  * set, otherwise localhost on the bound port, which differs from PORT when PORT is 0.
  */
+/** The http:// URL of a listener on `host` and `port` (an IPv6 address in brackets). */
+export function listenerUrl(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 export function publicUrlFor(
   config: Pick<Config, "publicUrl" | "publicUrlGiven">,
   boundPort: number,

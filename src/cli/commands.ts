@@ -1,6 +1,6 @@
 /** The subcommands: each parses its flags, builds what it needs, and returns an exit code. */
 import { type Cache, createNoCache } from "../cache/cache.ts";
-import { type Config, loadConfig, publicUrlFor } from "../config.ts";
+import { type Config, listenerUrl, loadConfig, publicUrlFor } from "../config.ts";
 import type { Database } from "../db/client.ts";
 import {
   buildServices,
@@ -87,7 +87,7 @@ export function startHttp(config: Config, deps: ServeDeps, logger: Logger) {
   deps.storage.setPublicUrl(publicUrl);
   deps.relay.start();
   logger.info("listening", {
-    url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`,
+    url: listenerUrl(config.host, port),
     database: deps.database.kind,
     cache: deps.cache.kind,
     events: deps.transport.name,

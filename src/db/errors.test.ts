@@ -1,7 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import postgres from "postgres";
 import { createLogger } from "../logger.ts";
-import { createEmptyPostgresDatabase, withDatabase } from "../testing/database.ts";
+import { createEmptyPostgresDatabase, withDatabase, withPostgres } from "../testing/database.ts";
 import { openDatabase } from "./client.ts";
 import {
   DatabaseTimeoutError,
@@ -74,17 +73,17 @@ describe.skipIf(!process.env.DATABASE_URL)("connecting to PostgreSQL", () => {
 
   test("a database closed to connections (ALLOW_CONNECTIONS false) is unavailable, not a bug", async () => {
     const database = await createEmptyPostgresDatabase();
-    const admin = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
-    const client = postgres(database.url, { max: 1, onnotice: () => {} });
     try {
       const name = new URL(database.url).pathname.slice(1);
-      await admin.unsafe(`alter database "${name}" allow_connections false`);
-      const err = await client`select 1`.catch((e: unknown) => e);
+      await withPostgres(process.env.DATABASE_URL as string, (admin) =>
+        admin.unsafe(`alter database "${name}" allow_connections false`),
+      );
+      const err = await withPostgres(database.url, (client) => client`select 1`).catch(
+        (e: unknown) => e,
+      );
       expect(err).toMatchObject({ code: "55000", severity: "FATAL" });
       expect(isDatabaseUnavailable(err)).toBe(true);
     } finally {
-      await client.end({ timeout: 1 });
-      await admin.end({ timeout: 1 });
       await database.drop();
     }
   }, 60_000);

@@ -19,7 +19,7 @@ import {
   GetBookRequestSchema,
   ListBooksRequestSchema,
 } from "../gen/petbooks/v1/books_pb.ts";
-import { codeName } from "./interceptors.ts";
+import { codeName, GRPC_READ_MAX_BYTES } from "./interceptors.ts";
 
 export type Method = "GetBook" | "ListBooks";
 export type Protocol = "grpc" | "grpc-web" | "connect-proto" | "connect-json";
@@ -95,9 +95,10 @@ const GET = "petbooks.v1.GetBookRequest";
 const LIST = "petbooks.v1.ListBooksRequest";
 const PAGE_TOKEN = /^page_token is not valid/;
 
-const OVER_READ_LIMIT =
-  /^The request message is larger than 1048576 bytes, the most a call may send/;
-/** An id of `bytes` bytes: a GetBook request just over the read limit (GRPC_READ_MAX_BYTES). */
+const OVER_READ_LIMIT = new RegExp(
+  `^The request message is larger than ${GRPC_READ_MAX_BYTES} bytes, the most a call may send`,
+);
+/** An id of `bytes` bytes: a GetBook request of about that size. */
 const oversizedId = (bytes: number) => "A".repeat(bytes);
 
 export const GRPC_ERROR_CASES: GrpcErrorCase[] = [
@@ -105,7 +106,7 @@ export const GRPC_ERROR_CASES: GrpcErrorCase[] = [
     name: "a message over the 1 MiB read limit",
     protocols: PROTOCOLS,
     method: "GetBook",
-    payload: () => getBook(oversizedId(1_048_577)),
+    payload: () => getBook(oversizedId(GRPC_READ_MAX_BYTES + 1)),
     code: "RESOURCE_EXHAUSTED",
     message: OVER_READ_LIMIT,
   },
@@ -114,7 +115,7 @@ export const GRPC_ERROR_CASES: GrpcErrorCase[] = [
     name: "a gzipped message that inflates past the read limit",
     protocols: ENVELOPED,
     method: "GetBook",
-    payload: () => ({ ...getBook(oversizedId(4 * 1_048_576)), gzip: true }),
+    payload: () => ({ ...getBook(oversizedId(4 * GRPC_READ_MAX_BYTES)), gzip: true }),
     code: "RESOURCE_EXHAUSTED",
     message: OVER_READ_LIMIT,
   },

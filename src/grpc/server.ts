@@ -8,6 +8,7 @@ import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { listenerUrl } from "../config.ts";
 import type { FeatureModule } from "../feature-module.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import type { Logger } from "../logger.ts";
@@ -196,7 +197,6 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
   listener.on("error", (err) => logger.error("grpc listener error", { err }));
   const { port } = listener.address() as AddressInfo;
-  const urlHost = options.host.includes(":") ? `[${options.host}]` : options.host;
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number) => {
@@ -229,7 +229,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   };
   return {
     port,
-    url: `http://${urlHost}:${port}`,
+    url: listenerUrl(options.host, port),
     close(graceMs = 10_000) {
       closing ??= close(graceMs);
       return closing;

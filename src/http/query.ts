@@ -12,10 +12,10 @@ import { pointerToken } from "./parsers.ts";
 import { invalidInput } from "./problem.ts";
 import { schemaMessage } from "./schema-message.ts";
 
-/** How one parameter's text becomes its value, or why it cannot. */
-
 /** What a query parameter a route does not take is told (TypeBox's words, as Elysia answers). */
 export const unknownParameter = (name: string) => `Property '${name}' should not be provided`;
+
+/** How one parameter's text becomes its value, or why it cannot. */
 export interface QueryParameter<T> {
   read(text: string): { value: T } | { error: string };
 }

@@ -2,6 +2,7 @@
  * The metrics listener of a process without an HTTP API (`grpc`): `GET /metrics` on
  * HOST:METRICS_PORT, nothing else.
  */
+import { listenerUrl } from "../config.ts";
 import { METRICS_CHALLENGE } from "../http/challenges.ts";
 import type { Logger } from "../logger.ts";
 import { METRICS_TOKEN_REQUIRED, metricsAccess, metricsResponse } from "./http-metrics.ts";
@@ -47,8 +48,7 @@ export function startMetricsServer(metrics: Metrics, options: MetricsServerOptio
     },
   });
   const port = server.port as number;
-  const urlHost = options.host.includes(":") ? `[${options.host}]` : options.host;
-  const url = `http://${urlHost}:${port}/metrics`;
+  const url = `${listenerUrl(options.host, port)}/metrics`;
   // Not "listening": that line announces the API itself, and tests wait for it.
   options.logger.info("metrics listening", { url });
   return {

@@ -58,17 +58,28 @@ export async function createEmptyPostgresDatabase(): Promise<{
   const baseUrl = process.env.DATABASE_URL;
   if (!baseUrl) throw new Error("needs DATABASE_URL");
   const name = `petbooks_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
-  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database "${name}"`);
-  await admin.end();
+  await withPostgres(baseUrl, (admin) => admin.unsafe(`create database "${name}"`));
   return {
     url: withDatabase(baseUrl, name),
     async drop() {
-      const cleanup = postgres(baseUrl, { max: 1, onnotice: () => {} });
-      await cleanup.unsafe(`drop database if exists "${name}" with (force)`);
-      await cleanup.end();
+      await withPostgres(baseUrl, (admin) =>
+        admin.unsafe(`drop database if exists "${name}" with (force)`),
+      );
     },
   };
+}
+
+/** Runs `work` on a one-connection client of `url`, closed afterwards whatever happens. */
+export async function withPostgres<T>(
+  url: string,
+  work: (sql: postgres.Sql) => Promise<T>,
+): Promise<T> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    return await work(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 export function withDatabase(url: string, name: string): string {

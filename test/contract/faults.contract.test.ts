@@ -8,14 +8,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import postgres from "postgres";
 import { API_KEY_CHALLENGE } from "../../src/http/challenges.ts";
 import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS } from "../../src/http/cors.ts";
 import { DOCS_CSP, SECURITY_HEADERS } from "../../src/http/security-headers.ts";
 import { PARTIAL_FILE_MAX_AGE_MS } from "../../src/storage/photo-storage.ts";
 import { pngBytes, pngChunk } from "../../src/storage/png.ts";
 import { buildBinary, runBinary, startServer, tempDataDir } from "../../src/testing/binary.ts";
-import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { createEmptyPostgresDatabase, withPostgres } from "../../src/testing/database.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../../src/testing/tcp-proxy.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import { until } from "../../src/testing/until.ts";
@@ -547,7 +546,7 @@ describe("export-pets losing PostgreSQL mid-export (needs DATABASE_URL)", () => 
     if (migrated.code !== 0) throw new Error(`migrate: ${migrated.stderr}`);
     // Megabytes of JSON: far more than the pipe and the socket hold, so the export is still
     // reading when its connection goes.
-    await withSql(url, (sql) =>
+    await withPostgres(url, (sql) =>
       sql.unsafe(
         "insert into pets (id, name, age, type) select gen_random_uuid(), 'Pet ' || n, n % 30, 'dog' from generate_series(1, 100000) n",
       ),
@@ -567,7 +566,7 @@ describe("export-pets losing PostgreSQL mid-export (needs DATABASE_URL)", () => 
       // The export has begun; unread, its output soon fills the pipe and holds it mid-COPY.
       expect((await stdout.read()).done).toBe(false);
       const name = new URL(url).pathname.slice(1);
-      const terminated = await withSql(
+      const terminated = await withPostgres(
         process.env.DATABASE_URL as string,
         (sql) => sql`select pg_terminate_backend(pid) as done from pg_stat_activity
           where datname = ${name} and pid <> pg_backend_pid()`,
@@ -584,12 +583,3 @@ describe("export-pets losing PostgreSQL mid-export (needs DATABASE_URL)", () => 
     SETUP_TIMEOUT_MS,
   );
 });
-
-async function withSql<T>(url: string, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    return await work(sql);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
