@@ -5,8 +5,10 @@ import { openDatabase } from "./client.ts";
 import {
   DatabaseTimeoutError,
   isDatabaseUnavailable,
+  isDatabaseOutage,
   isForeignKeyViolation,
   permanentRefusal,
+  refusedConnection,
   withDatabaseTimeout,
 } from "./errors.ts";
 
@@ -58,6 +60,32 @@ test("permanent refusals are named, transient ones are not", () => {
   expect(permanentRefusal(withCode("ECONNREFUSED"))).toBeUndefined();
 });
 
+describe("a connection refused for good, under a running server", () => {
+  const fatal = (code: string) => Object.assign(withCode(code), { severity: "FATAL" });
+
+  test.each([
+    ["3D000", "the database does not exist (3D000)"],
+    ["28P01", "wrong password (28P01)"],
+    ["28000", "the role may not log in here (pg_hba.conf) (28000)"],
+  ])("FATAL %s is an outage named by its reason, not one a retry ends", (code, reason) => {
+    const err = new Error("Failed query", { cause: fatal(code) });
+    expect(refusedConnection(err)).toBe(reason);
+    expect(isDatabaseOutage(err)).toBe(true);
+    // Startup must still fail at once on it instead of retrying (db/client.ts).
+    expect(isDatabaseUnavailable(err)).toBe(false);
+  });
+
+  test("the same SQLSTATE on a statement is none, and neither is any other error", () => {
+    expect(refusedConnection(Object.assign(withCode("42501"), { severity: "ERROR" }))).toBe(
+      undefined,
+    );
+    expect(isDatabaseOutage(Object.assign(withCode("42501"), { severity: "ERROR" }))).toBe(false);
+    expect(isDatabaseOutage(fatal("42P01"))).toBe(false);
+    expect(isDatabaseOutage(new Error("boom"))).toBe(false);
+    expect(isDatabaseOutage(withCode("ECONNREFUSED"))).toBe(true);
+  });
+});
+
 describe.skipIf(!process.env.DATABASE_URL)("connecting to PostgreSQL", () => {
   test("an unknown database fails at once with its own reason, and is not retried", async () => {
     const url = withDatabase(process.env.DATABASE_URL as string, `petbooks_missing_${Date.now()}`);
@@ -69,6 +97,30 @@ describe.skipIf(!process.env.DATABASE_URL)("connecting to PostgreSQL", () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain("refused the connection: the database does not exist");
     expect(lines.join("")).not.toContain("retrying");
+  }, 60_000);
+
+  test("a database dropped under an open pool refuses its next connection for good: an outage", async () => {
+    const database = await createEmptyPostgresDatabase();
+    let dropped = false;
+    try {
+      await withPostgres(database.url, async (client) => {
+        await client`select 1`;
+        const name = new URL(database.url).pathname.slice(1);
+        await withPostgres(process.env.DATABASE_URL as string, (admin) =>
+          admin.unsafe(`drop database "${name}" with (force)`),
+        );
+        dropped = true;
+        // The first statement may still meet the terminated connection; the next reconnects.
+        const errors: unknown[] = [];
+        for (let i = 0; i < 2; i++) errors.push(await client`select 1`.catch((e: unknown) => e));
+        const last = errors.at(-1);
+        expect(last).toMatchObject({ code: "3D000", severity: "FATAL" });
+        expect(refusedConnection(last)).toBe("the database does not exist (3D000)");
+        for (const err of errors) expect(isDatabaseOutage(err)).toBe(true);
+      });
+    } finally {
+      if (!dropped) await database.drop();
+    }
   }, 60_000);
 
   test("a database closed to connections (ALLOW_CONNECTIONS false) is unavailable, not a bug", async () => {

@@ -86,6 +86,25 @@ export function permanentRefusal(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Why the server turned a connection away for good (FATAL with a permanent SQLSTATE: a wrong
+ * password, a database dropped or renamed under us, a role no longer allowed in), or undefined.
+ * At startup that ends the process (db/client.ts); to a running server it is an outage like any
+ * other for its callers (503), but one that only an operator can end.
+ */
+export function refusedConnection(err: unknown): string | undefined {
+  const fatal = chainOf(err).find(
+    ({ code, severity }) =>
+      severity === "FATAL" && typeof code === "string" && code in PERMANENT_SQLSTATES,
+  );
+  return fatal ? permanentRefusal(fatal) : undefined;
+}
+
+/** The database cannot serve this request now, for whatever reason: the caller gets 503. */
+export function isDatabaseOutage(err: unknown): boolean {
+  return isDatabaseUnavailable(err) || refusedConnection(err) !== undefined;
+}
+
 /** A row referenced another that is not there (foreign_key_violation), e.g. a deleted pet. */
 export function isForeignKeyViolation(err: unknown): boolean {
   return codesOf(err).includes("23503");

@@ -4,7 +4,7 @@
  * limit, and the translation of every error into a problem response.
  */
 import { Elysia } from "elysia";
-import { isDatabaseUnavailable } from "../db/errors.ts";
+import { isDatabaseOutage, refusedConnection } from "../db/errors.ts";
 import { AppError, type FieldError, RetryLaterError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { RequestObserver } from "../observability/http-metrics.ts";
@@ -188,9 +188,16 @@ export function requestContext({
         body = problem("bad_request", "The request body could not be parsed.", state.id);
       } else if (code === "NOT_FOUND") {
         body = problem("not_found", "No such resource.", state.id);
-      } else if (isDatabaseUnavailable(error)) {
+      } else if (isDatabaseOutage(error)) {
         // Fast (DATABASE_TIMEOUT_MS bounds every wait), and the client is told when to come back.
-        logger.warn("database unavailable", { request_id: state.id, err: error });
+        const refusal = refusedConnection(error);
+        if (refusal) {
+          logger.error("database refused the connection", {
+            request_id: state.id,
+            reason: refusal,
+            err: error,
+          });
+        } else logger.warn("database unavailable", { request_id: state.id, err: error });
         body = problem("unavailable", DATABASE_UNAVAILABLE, state.id);
         retryAfterSeconds = DATABASE_RETRY_AFTER_SECONDS;
       } else if (error instanceof StorageFullError) {

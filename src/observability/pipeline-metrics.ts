@@ -5,7 +5,7 @@
  */
 import type { Consumer } from "kafkajs";
 import type { Db } from "../db/client.ts";
-import { isDatabaseUnavailable } from "../db/errors.ts";
+import { isDatabaseOutage } from "../db/errors.ts";
 import type { EventConsumer } from "../events/consumer.ts";
 import { producerFencingError } from "../events/kafka.ts";
 import { countPending } from "../events/outbox.repository.ts";
@@ -41,7 +41,7 @@ const chain = (err: unknown): unknown[] => {
 
 export function publishFailureReason(err: unknown): PublishFailureReason {
   if (producerFencingError(err)) return "producer_fenced";
-  if (isDatabaseUnavailable(err)) return "database_unavailable";
+  if (isDatabaseOutage(err)) return "database_unavailable";
   const errors = chain(err);
   const names = errors.map((e) => (e as Error).name ?? "");
   if (names.some((n) => n === "KafkaJSRequestTimeoutError")) return "broker_timeout";

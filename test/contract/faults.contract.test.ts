@@ -515,6 +515,79 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
   });
 });
 
+describe("the database dropped under a running server (needs DATABASE_URL)", () => {
+  const test_ = test.skipIf(!onPostgres);
+  let own: Awaited<ReturnType<typeof ownServer>> | undefined;
+  let drop = async () => {};
+  let bearer = "";
+
+  beforeAll(async () => {
+    if (!onPostgres) return;
+    const database = await createEmptyPostgresDatabase();
+    drop = database.drop;
+    own = await ownServer({ DATABASE_URL: database.url });
+    bearer = await registerAndLogIn(own.running.url);
+    await createPet(own.running.url);
+    const name = new URL(database.url).pathname.slice(1);
+    await withPostgres(process.env.DATABASE_URL as string, (admin) =>
+      admin.unsafe(`drop database "${name}" with (force)`),
+    );
+    drop = async () => {};
+  }, SETUP_TIMEOUT_MS);
+  afterAll(async () => {
+    await own?.stop();
+    await drop();
+  }, SETUP_TIMEOUT_MS);
+
+  test_(
+    "every route that needs it answers 503 with Retry-After, and the log names why, as an error",
+    async () => {
+      const base = (own as NonNullable<typeof own>).running.url;
+      const call = (path: string, init: RequestInit = {}) =>
+        fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
+      const key = { "x-api-key": CONTRACT_API_KEY };
+      const requests: [string, () => Promise<Response>][] = [
+        ["GET /pets", () => call("/pets", { headers: key })],
+        ["GET /pets", () => call("/pets", { headers: key })],
+        [
+          "POST /pets",
+          () =>
+            call("/pets", {
+              method: "POST",
+              headers: { ...key, "content-type": "application/json" },
+              body: JSON.stringify({ name: "Gone", age: 1, type: "dog" }),
+            }),
+        ],
+        [
+          "GET /books",
+          () =>
+            call(`/books?q=${crypto.randomUUID()}`, {
+              headers: { authorization: `Bearer ${bearer}` },
+            }),
+        ],
+        ["GET /readyz", () => call("/readyz")],
+      ];
+      const answers: string[] = [];
+      for (const [what, send] of requests) {
+        const res = await send();
+        const retryAfter = res.headers.get("retry-after");
+        const problem = await expectProblem(res, 503).catch((err: Error) => err);
+        answers.push(
+          problem instanceof Error
+            ? `${what}: ${problem.message}`
+            : `${what} ${problem.code} retry-after=${retryAfter}`,
+        );
+      }
+      expect(answers).toEqual(requests.map(([what]) => `${what} unavailable retry-after=5`));
+      const logs = (own as NonNullable<typeof own>).running.logs();
+      expect(logs).toContain('"level":"error","msg":"database refused the connection"');
+      expect(logs).toContain('"reason":"the database does not exist (3D000)"');
+      expect(logs).not.toContain('"msg":"unhandled error"');
+    },
+    SETUP_TIMEOUT_MS,
+  );
+});
+
 async function registerAndLogIn(base: string): Promise<string> {
   const username = `u${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
   const password = "correct horse battery staple";
