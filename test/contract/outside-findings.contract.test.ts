@@ -71,3 +71,22 @@ test("a malformed DATABASE_URL is named at start, without its password", async (
   expect(result.stderr).toContain("DATABASE_URL is not a valid URL");
   expect(result.stderr).not.toContain("s3cr");
 });
+
+test("healthcheck asks the address HOST names, not 127.0.0.1", async () => {
+  // A stand-in for serve, only on 127.0.0.2: nothing answers its port on 127.0.0.1.
+  const standIn = Bun.serve({
+    hostname: "127.0.0.2",
+    port: 0,
+    fetch: (req) =>
+      new Response(null, { status: new URL(req.url).pathname === "/readyz" ? 200 : 404 }),
+  });
+  try {
+    const port = String(standIn.port);
+    expect((await runBinary(["healthcheck"], { HOST: "127.0.0.2", PORT: port })).code).toBe(0);
+    const wildcard = await runBinary(["healthcheck"], { HOST: "0.0.0.0", PORT: port });
+    expect(wildcard.code).toBe(1);
+    expect(wildcard.stderr).toContain(`no answer on port ${port} (http://127.0.0.1:${port})`);
+  } finally {
+    standIn.stop(true);
+  }
+});
