@@ -146,8 +146,50 @@ describe("loadConfig", () => {
     [{ KAFKA_BROKERS: "user:secret@kafka:9092" }, "is not host:port"],
     [{ KAFKA_TOPIC: "bad topic" }, "KAFKA_TOPIC must be a valid Kafka topic name"],
     [{ OUTBOX_STALL_SECONDS: "0" }, "OUTBOX_STALL_SECONDS must be an integer from 1 to 86400"],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "jaeger:4318" },
+      "OTEL_EXPORTER_OTLP_ENDPOINT must be an http://",
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "http://[jaeger" },
+      "OTEL_EXPORTER_OTLP_ENDPOINT is not a valid URL",
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "grpc://collector:4317" },
+      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http:// or https:// URL (OTLP over HTTP)",
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318", OTEL_TRACES_SAMPLER: "sometimes" },
+      'OTEL_TRACES_SAMPLER must be one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio (got "sometimes")',
+    ],
+    [
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318",
+        OTEL_TRACES_SAMPLER: "traceidratio",
+        OTEL_TRACES_SAMPLER_ARG: "10%",
+      },
+      'OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1 (got "10%")',
+    ],
   ])("rejects %j", (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  test("tracing variables are checked only when they turn tracing on, endpoints never shown", () => {
+    const base = { API_KEY: "k".repeat(16), JWT_SECRET: "s".repeat(32) };
+    const off = { OTEL_EXPORTER_OTLP_ENDPOINT: "nonsense", OTEL_TRACES_SAMPLER: "sometimes" };
+    expect(() => loadConfig({ ...base, ...off, OTEL_SDK_DISABLED: "true" })).not.toThrow();
+    expect(() => loadConfig({ ...base, ...off, OTEL_TRACES_EXPORTER: "none" })).not.toThrow();
+    expect(() =>
+      loadConfig({
+        ...base,
+        OTEL_EXPORTER_OTLP_ENDPOINT: "https://user:pw@collector.example:4318",
+        OTEL_TRACES_SAMPLER: "ParentBased_TraceIdRatio",
+        OTEL_TRACES_SAMPLER_ARG: "0.25",
+      }),
+    ).not.toThrow();
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "ftp://user:s3cret@x" })).toThrow(
+      /^(?![\s\S]*s3cret)[\s\S]*OTEL_EXPORTER_OTLP_ENDPOINT must be/,
+    );
   });
 
   test("a malformed DATABASE_URL is named, its password never shown", () => {

@@ -8,6 +8,7 @@ import { ConfigError } from "./errors.ts";
 import { parseKafkaBrokers } from "./events/kafka.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
 import { type MetricsConfig, parseMetricsConfig } from "./observability/metrics.config.ts";
+import { tracingProblems } from "./observability/tracing-config.ts";
 import { parseS3Config } from "./storage/s3.config.ts";
 import type { S3StorageConfig } from "./storage/s3-photo-storage.ts";
 
@@ -224,6 +225,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
 
   const cors = parseCorsOrigins(value("CORS_ORIGINS") ?? "");
   problems.push(...cors.problems);
+  problems.push(...tracingProblems(env));
 
   const config: Config = {
     apiKey,
