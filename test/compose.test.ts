@@ -56,6 +56,18 @@ describe.skipIf(!compose)("docker-compose.yml", () => {
     expect(published(services.grpc)).toEqual(["50051"]);
   }, 60_000);
 
+  test("a POSTGRES_PASSWORD with URL characters in it reaches petbooks unchanged, outside the URL", async () => {
+    const password = "p@ss/w%rd#1?";
+    const services = await resolved(`POSTGRES_PASSWORD='${password}'`);
+    expect(services.postgres?.environment?.POSTGRES_PASSWORD).toBe(password);
+    for (const name of ["api", "grpc", "migrate"]) {
+      const env = services[name]?.environment ?? {};
+      expect(env.PGPASSWORD).toBe(password);
+      expect(env.PGUSER).toBe(services.postgres?.environment?.POSTGRES_USER);
+      expect(env.DATABASE_URL).toBe("postgres://postgres:5432/petbooks");
+    }
+  }, 60_000);
+
   test("Kafka writes its log where its volume is, so topics and offsets survive a recreate", async () => {
     const kafka = (await resolved("")).kafka;
     const logDirs = kafka?.environment?.KAFKA_LOG_DIRS;
