@@ -1,7 +1,5 @@
 /** The real HTTP app over a fresh test database and a temporary photo directory. */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { type Cache, createMemoryCache } from "../cache/cache.ts";
 import { createRedisCache } from "../cache/redis-cache.ts";
 import { buildFeatures, type FeatureSettings, openPhotoStorage } from "../deps.ts";
@@ -9,6 +7,7 @@ import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { createApp } from "../http/app.ts";
 import { createLogger, type Logger, silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
+import { makeTempDir } from "./temp.ts";
 
 export const TEST_API_KEY = "test-api-key-0123456789";
 export const TEST_JWT_SECRET = "test-jwt-secret-0123456789-0123456789-abcdef";
@@ -61,7 +60,8 @@ export async function createTestApp(
   options: { maxPhotoBytes?: number; jwtTtlSeconds?: number } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase();
-  const dataDir = mkdtempSync(join(tmpdir(), "petbooks-test-"));
+  // Removed by close(), or at the end of the run if what follows fails.
+  const dataDir = makeTempDir("petbooks-test-");
   const logLines: string[] = [];
   const logger: Logger = createLogger("debug", (line) => logLines.push(line));
   const config = {
@@ -69,7 +69,10 @@ export async function createTestApp(
     publicUrl: PUBLIC_URL,
     maxPhotoBytes: options.maxPhotoBytes ?? 1024 * 1024,
   };
-  const cache = await createTestCache();
+  const cache = await createTestCache().catch(async (err: unknown) => {
+    await database.close();
+    throw err;
+  });
   const bus = createInProcessBus(silentLogger);
   const infrastructure = {
     database,
