@@ -14,6 +14,7 @@ describe("loadConfig", () => {
       databaseUrl: undefined,
       databasePoolSize: 10,
       databaseTimeoutMs: 5000,
+      exportStallTimeoutMs: 60_000,
       dataDir: "./data",
       host: "0.0.0.0",
       port: 3000,

@@ -18,6 +18,8 @@ export interface Config {
   databasePoolSize: number;
   /** DATABASE_TIMEOUT_MS: longest wait for a PostgreSQL connection or statement (db/client.ts). */
   databaseTimeoutMs: number;
+  /** EXPORT_STALL_TIMEOUT_MS: how long `export-pets` waits for its next pets (pets.export.ts). */
+  exportStallTimeoutMs: number;
   dataDir: string;
   host: string;
   port: number;
@@ -232,6 +234,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     databaseUrl,
     databasePoolSize: integer("DATABASE_POOL_SIZE", 10, 1, 1000),
     databaseTimeoutMs: integer("DATABASE_TIMEOUT_MS", DEFAULT_DATABASE_TIMEOUT_MS, 100, 600_000),
+    exportStallTimeoutMs: integer("EXPORT_STALL_TIMEOUT_MS", 60_000, 1000, 24 * 3_600_000),
     dataDir: value("DATA_DIR") ?? "./data",
     host,
     port,

@@ -334,6 +334,7 @@ export async function exportPetsCommand(argv: string[], io: CliIo): Promise<numb
     const total = await writePetsExport(pets, io.stdout, {
       hasPhotos: booleanFlag(flags["has-photos"]),
       onProgress: progress,
+      stallMs: config.exportStallTimeoutMs,
     });
     if (progress) io.stderr.write(`\rexported ${total} pets\n`);
   } finally {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
-import { writePetsExport } from "./pets.export.ts";
+import { ExportStalledError, writePetsExport } from "./pets.export.ts";
 import type { PetsService } from "./pets.service.ts";
 
 /** A service whose export yields `batches` one-pet batches, and says when it was closed. */
@@ -42,6 +42,42 @@ describe("writePetsExport", () => {
     const out = collecting(chunks, 2);
     out.on("error", () => {});
     await expect(writePetsExport(service, out, { hasPhotos: undefined })).rejects.toThrow("EPIPE");
+    expect(state.closed).toBe(true);
+  });
+});
+
+describe("writePetsExport's stall limit", () => {
+  /** A service whose export yields `before` batches, then waits forever, as a silent network. */
+  function stallingService(before: number) {
+    const service = {
+      async *exportJson() {
+        for (let i = 0; i < before; i++) yield { json: `{"id":${i}}`, count: 1 };
+        await new Promise(() => {});
+      },
+    } as unknown as PetsService;
+    return service;
+  }
+
+  test.each([0, 2])("gives up after %i batches when the next never comes", async (before) => {
+    const chunks: string[] = [];
+    const err = await writePetsExport(stallingService(before), collecting(chunks), {
+      hasPhotos: undefined,
+      stallMs: 20,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ExportStalledError);
+    expect((err as Error).message).toBe(
+      "export abandoned: the database sent no pets for 0.02 s (EXPORT_STALL_TIMEOUT_MS)",
+    );
+    expect(chunks.join("")).toBe(
+      `{"pets":[${Array.from({ length: before }, (_, i) => `{"id":${i}}`).join(",")}`,
+    );
+  });
+
+  test("a limit changes nothing for an export whose batches come", async () => {
+    const { service, state } = exportingService(3);
+    const chunks: string[] = [];
+    const options = { hasPhotos: undefined, stallMs: 60_000 };
+    expect(await writePetsExport(service, collecting(chunks), options)).toBe(3);
     expect(state.closed).toBe(true);
   });
 });

@@ -7,6 +7,32 @@ export interface ExportOptions {
   hasPhotos: HasPhotosFilter;
   batchSize?: number;
   onProgress?: (exported: number) => void;
+  /**
+   * How long to wait for the next batch before giving up (EXPORT_STALL_TIMEOUT_MS): a network
+   * gone silent sends neither rows nor an error, and TCP alone would wait many minutes to notice.
+   * Unset: no limit.
+   */
+  stallMs?: number;
+}
+
+/** The database sent no batch within the stall limit; the export is abandoned. */
+export class ExportStalledError extends Error {
+  override name = "ExportStalledError";
+  constructor(readonly stallMs: number) {
+    super(
+      `export abandoned: the database sent no pets for ${stallMs / 1000} s (EXPORT_STALL_TIMEOUT_MS)`,
+    );
+  }
+}
+
+/** `batch`, or an ExportStalledError once `stallMs` have passed without it. */
+function withinStallLimit<T>(batch: Promise<T>, stallMs: number | undefined): Promise<T> {
+  if (stallMs === undefined) return batch;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ExportStalledError(stallMs)), stallMs);
+  });
+  return Promise.race([batch, stalled]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -40,7 +66,8 @@ export async function writePetsExport(
   };
   let next = readAhead();
   try {
-    for (let result = await next; !result.done; result = await next) {
+    const nextBatch = () => withinStallLimit(next, options.stallMs);
+    for (let result = await nextBatch(); !result.done; result = await nextBatch()) {
       next = readAhead();
       const { json, count } = result.value;
       // Waiting for each batch to be flushed keeps memory flat however many pets there are.
@@ -58,8 +85,10 @@ export async function writePetsExport(
     }
   } catch (err) {
     // The batch read ahead is abandoned with the export: its failure is not news. Ending the
-    // batches closes what they read from (the repository's cursor and its transaction).
-    await batchesOf.return(undefined).catch(() => {});
+    // batches closes what they read from (the repository's cursor and its transaction); after a
+    // stall that would wait for the silent read in hand, so closing the database ends it instead.
+    const ending = batchesOf.return(undefined).catch(() => {});
+    if (!(err instanceof ExportStalledError)) await ending;
     throw err;
   }
   await write(out, "]}\n");

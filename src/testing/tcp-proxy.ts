@@ -16,6 +16,11 @@ export interface TcpProxy {
   /** Connections accepted since the start, forwarded or not. */
   readonly accepted: number;
   cut(mode: OutageMode): void;
+  /**
+   * The network goes silent: open connections stay open but nothing more crosses them, either
+   * way (no FIN, no RST, as a dead link or a lost NAT entry), and new ones are blackholed.
+   */
+  silence(): void;
   resume(): void;
   stop(): void;
 }
@@ -141,6 +146,17 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     cut(outage) {
       mode = outage;
       for (const pair of [...pairs]) close(pair);
+    },
+    silence() {
+      mode = "blackhole";
+      for (const pair of [...pairs]) {
+        pair.dead = true;
+        pair.toClient.length = 0;
+        pair.toUpstream.length = 0;
+        pairs.delete(pair);
+        held.add(pair.client);
+        if (pair.upstream) held.add(pair.upstream);
+      }
     },
     resume() {
       mode = undefined;

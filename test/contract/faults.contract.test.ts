@@ -655,4 +655,41 @@ describe("export-pets losing PostgreSQL mid-export (needs DATABASE_URL)", () => 
     },
     SETUP_TIMEOUT_MS,
   );
+
+  test_(
+    "the network gone silent mid-export: exit code 1 once EXPORT_STALL_TIMEOUT_MS passes, not a hang",
+    async () => {
+      const target = new URL(url);
+      const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
+      target.hostname = "127.0.0.1";
+      target.port = String(proxy.port);
+      const proc = Bun.spawn([await buildBinary(), "export-pets"], {
+        env: {
+          PATH: process.env.PATH ?? "",
+          DATABASE_URL: target.toString(),
+          EXPORT_STALL_TIMEOUT_MS: "2000",
+          LOG_LEVEL: "warn",
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      try {
+        const stdout = proc.stdout.getReader();
+        expect((await stdout.read()).done).toBe(false);
+        proxy.silence();
+        while (!(await stdout.read()).done) {
+          // what crossed before the silence, then nothing
+        }
+        const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+        expect(code).toBe(1);
+        expect(stderr.trim().split("\n")).toEqual([
+          "petbooks: export abandoned: the database sent no pets for 2 s (EXPORT_STALL_TIMEOUT_MS)",
+        ]);
+      } finally {
+        proc.kill("SIGKILL");
+        proxy.stop();
+      }
+    },
+    SETUP_TIMEOUT_MS,
+  );
 });
