@@ -4,8 +4,8 @@ import { createEmptyPostgresDatabase, withDatabase, withPostgres } from "../test
 import { openDatabase } from "./client.ts";
 import {
   DatabaseTimeoutError,
-  isDatabaseUnavailable,
   isDatabaseOutage,
+  isDatabaseUnavailable,
   isForeignKeyViolation,
   permanentRefusal,
   refusedConnection,
