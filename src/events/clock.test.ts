@@ -40,6 +40,19 @@ describe("manual clock", () => {
     await loop;
   });
 
+  test("tick does not move to a sleep that its abort ended before tick looked", async () => {
+    const clock = createManualClock();
+    const ticking = clock.tick();
+    // A publish answered before its deadline: the deadline's sleep starts and ends at once.
+    const answered = new AbortController();
+    void clock.sleep(15_000, answered.signal);
+    answered.abort();
+    await new Promise((resolve) => setImmediate(resolve));
+    void clock.sleep(1_000).then(() => clock.sleep(1_000));
+    expect(await ticking).toBe(1_000);
+    expect(clock.now()).toBe(1_000);
+  });
+
   test("auto: sleeps return at once and move time", async () => {
     const clock = createManualClock(0, { auto: true });
     await clock.sleep(50);

@@ -101,7 +101,10 @@ export function createManualClock(start = 0, options: { auto?: boolean } = {}): 
       await new Promise<void>((resolve) => waiters.push(resolve));
     },
     async tick() {
-      await clock.sleeping();
+      // A sleep may end by its abort between the wake-up and this look (a publish answered
+      // before its deadline): then wait for the next one.
+      do await clock.sleeping();
+      while (sleepers.length === 0);
       const next = Math.min(...sleepers.map((s) => s.at));
       const moved = next - time;
       clock.advance(moved);

@@ -17,8 +17,12 @@
  * latest); with `autoCommit` (the default) the offsets `eachBatch` resolved are committed when
  * it returns or throws (runner.js autoCommitOffsets), and `commitOffsetsIfNecessary()` commits
  * nothing by itself (it would past an autoCommitInterval or autoCommitThreshold: none is set);
- * header values reach `eachBatch` as Buffers; and DeleteGroups fails for a group with members
- * (NON_EMPTY_GROUP) or none at all (GROUP_ID_NOT_FOUND), as KafkaJSDeleteGroupsError.
+ * a batch that throws is fetched again from what was resolved, and once the runner's retries
+ * (5) are spent the consumer crashes: it leaves the group, CRASH is emitted with `restart`, and it
+ * joins again, from the committed offsets (runner.js scheduleFetchManager, consumer/index.js
+ * onCrash; the waits between are skipped); header values reach `eachBatch` as Buffers; and
+ * DeleteGroups fails for a group with members (NON_EMPTY_GROUP) or none at all
+ * (GROUP_ID_NOT_FOUND), as KafkaJSDeleteGroupsError.
  */
 import {
   type EachBatchPayload,
@@ -253,6 +257,8 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
     committed: Map<number, number>;
   }
   const groups = new Map<string, Group>();
+  /** `heartbeat()` calls from `eachBatch` (kafkajs sends one once its heartbeatInterval passed). */
+  let heartbeats = 0;
   let waiters: (() => void)[] = [];
   /** Wakes every fetch loop: records arrived, or the groups changed. */
   function appended() {
@@ -283,6 +289,11 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
     appended();
   };
 
+  /** Fetches of a failing batch before kafkajs's runner gives up and the consumer crashes. */
+  const RUNNER_RETRIES = 5;
+  /** The turn of the event loop that kafkajs's retry timers give, without their delays. */
+  const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
   let consumerCount = 0;
   const consumer = (config: { groupId: string }) => {
     const name = `consumer#${++consumerCount}(${config.groupId})`;
@@ -291,9 +302,12 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
     let running = false;
     let loop: Promise<void> | undefined;
     let member: Member | undefined;
+    const crashListeners: ((event: { payload: Record<string, unknown> }) => void)[] = [];
     return {
       events: { CRASH: "consumer.crash" },
-      on() {},
+      on(event: string, listener: (event: { payload: Record<string, unknown> }) => void) {
+        if (event === "consumer.crash") crashListeners.push(listener);
+      },
       async connect() {
         if (!available) throw new KafkaJSConnectionError("Connection error: connect ECONNREFUSED");
       },
@@ -316,6 +330,23 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
         running = true;
         const autoResolve = options.eachBatchAutoResolve ?? true;
         const commits = options.autoCommit ?? true;
+        let failedInARow = 0;
+        /** kafkajs's onCrash: disconnect (leaving the group), CRASH, then start and join again. */
+        const crash = (err: Error) => {
+          failedInARow = 0;
+          group.members = group.members.filter((m) => m !== joined);
+          rebalance(group);
+          journal.push(`${name} crashed`, `${name} left`);
+          const error = retriesExhausted(err);
+          for (const listener of crashListeners) {
+            listener({ payload: { error, groupId: config.groupId, restart: true } });
+          }
+          joined.positions.clear();
+          joined.generation += 1;
+          group.members.push(joined);
+          rebalance(group);
+          journal.push(`${name} joined`);
+        };
         loop = (async () => {
           while (running) {
             let handed = false;
@@ -326,6 +357,7 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
               const records = log.slice(position, position + 100);
               const generation = joined.generation;
               let resolved = position - 1;
+              let failed: Error | undefined;
               const messages = records.map((r) => ({
                 key: Buffer.from(r.key),
                 value: Buffer.from(r.value),
@@ -345,19 +377,32 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
                   resolveOffset: (offset: string) => {
                     resolved = Math.max(resolved, Number(offset));
                   },
-                  heartbeat: async () => {},
+                  heartbeat: async () => {
+                    heartbeats += 1;
+                  },
                   commitOffsetsIfNecessary: async () => {},
                   isRunning: () => running,
+                  // Only a seek makes a batch stale, and the fake has none.
+                  isStale: () => false,
                 } as unknown as EachBatchPayload);
                 if (autoResolve) resolved = (records.at(-1) as StoredRecord).offset;
                 autoCommit();
+                failedInARow = 0;
               } catch (err) {
-                // kafkajs commits what was resolved, then restarts the consumer from there.
+                // kafkajs commits what was resolved, then fetches again from there.
                 autoCommit();
                 journal.push(`${name} batch failed: ${(err as Error).message}`);
+                failed = err as Error;
               }
               if (joined.positions.has(partition) && joined.generation === generation) {
                 joined.positions.set(partition, resolved + 1);
+              }
+              if (failed) {
+                failedInARow += 1;
+                if (failedInARow > RUNNER_RETRIES && running) crash(failed);
+                await nextTurn();
+                // The runner's retry starts the fetch over.
+                break;
               }
             }
             if (!handed && running) await nextChange();
@@ -384,6 +429,10 @@ export function createFakeKafka(options: { partitions: number; topicExists?: boo
     kafka: { producer, admin, consumer } as unknown as Kafka,
     /** The groups the broker knows, with how many members each has. */
     groups: () => new Map([...groups].map(([id, g]) => [id, g.members.length])),
+    /** A group's committed offsets: partition -> the next offset to read. */
+    committed: (groupId: string) => new Map(groups.get(groupId)?.committed),
+    /** How often `eachBatch` called `heartbeat()`, every consumer together. */
+    heartbeats: () => heartbeats,
     journal,
     /**
      * The group rejoins, as kafkajs does after a session timeout, a coordinator move or new

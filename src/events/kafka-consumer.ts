@@ -11,11 +11,15 @@
  *   without any from the log end, which would skip what was published meanwhile.
  * They reconnect on their own while kafkajs retries; when kafkajs gives up (CRASH without
  * restart) `onFatal` is called, and the process should exit non-zero so its supervisor restarts it.
+ * A batch whose handling fails because the database is unavailable is held and tried again
+ * (database-wait.ts), so that an outage does not make the group rebalance over and over.
  */
 import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../logger.ts";
 import { isTransient, retryable } from "../retry.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import type { EventConsumer } from "./consumer.ts";
+import { handleWhenDatabaseAnswers } from "./database-wait.ts";
 import { createKafkaClient } from "./kafka.ts";
 
 export interface KafkaConsumerOptions {
@@ -33,6 +37,8 @@ export interface KafkaConsumerOptions {
   kafka?: Kafka;
   /** Sees the kafkajs consumer once made, for its lag and rebalance events (metrics). */
   watch?: ((consumer: Consumer) => void) | undefined;
+  /** Time for the waits while the database is unavailable. Default: the real one. */
+  clock?: Clock;
 }
 
 export interface RunningConsumer {
@@ -81,7 +87,10 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
   const kafka = options.kafka ?? createKafkaClient({ brokers: options.brokers, logger });
   const consumer: Consumer = kafka.consumer({ groupId: options.groupId, ...CONSUMER_TIMING });
   options.watch?.(consumer);
+  const clock = options.clock ?? systemClock;
   let stopping = false;
+  /** Ends a wait for the database at once, before kafkajs waits for the batch in hand. */
+  const stopper = new AbortController();
 
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (payload.restart) {
@@ -104,17 +113,26 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
     // whose resolveOffsets falls back to the log end without them), so without commits a rejoin
     // would skip every event published since the last fetch.
     autoCommit: true,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning }) => {
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
       if (!isRunning()) return;
-      await handler.handleBatch(
-        batch.messages.map((m) => ({
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: m.offset,
-          value: m.value,
-          headers: m.headers,
-        })),
+      const messages = batch.messages.map((m) => ({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: m.offset,
+        value: m.value,
+        headers: m.headers,
+      }));
+      const handled = await handleWhenDatabaseAnswers(
+        () => handler.handleBatch(messages),
+        { heartbeat, isRunning, isStale },
+        {
+          clock,
+          logger,
+          stopping: stopper.signal,
+          fields: { topic: batch.topic, partition: batch.partition, offset: messages[0]?.offset },
+        },
       );
+      if (!handled) return;
       // kafkajs commits the resolved offsets once this returns (autoCommit): only what was handled.
       const last = batch.messages.at(-1);
       if (last) resolveOffset(last.offset);
@@ -129,6 +147,7 @@ export async function startKafkaConsumer(options: KafkaConsumerOptions): Promise
   return {
     async stop() {
       stopping = true;
+      stopper.abort();
       // Leaves the group at once: disconnect stops the runner, which waits for the batch in hand
       // and sends LeaveGroup (consumer/index.js `disconnect` -> runner.js `stop` ->
       // consumerGroup.js `leave`), so the partitions move now, not after the session timeout.

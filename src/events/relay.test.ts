@@ -11,12 +11,13 @@ import { sql } from "drizzle-orm";
 import { createBooksServiceFor } from "../books/books.module.ts";
 import { createBooksRepository } from "../books/books.repository.ts";
 import { createMemoryCache } from "../cache/cache.ts";
-import { openDatabase } from "../db/client.ts";
+import { type Database, openDatabase } from "../db/client.ts";
 import { rows } from "../db/rows.ts";
 import { silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { capturingLogger } from "../testing/logger.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import { createManualClock, type ManualClock } from "./clock.ts";
 import {
   type BookEvent,
@@ -93,7 +94,8 @@ async function failureCause(promise: Promise<unknown>): Promise<string> {
 /**
  * By default the relay's waits (publish retries) pass at once on a clock of their own, and its
  * stall check runs once at start and then waits on a clock nobody moves. Tests of the loop give
- * it a clock they step through.
+ * it a clock they step through. No publish deadline unless a test sets one: on a clock whose
+ * waits pass at once, it would run out at once.
  */
 const relayWith = (transport: EventTransport, options: Partial<RelayOptions> = {}) =>
   createOutboxRelay({
@@ -102,8 +104,29 @@ const relayWith = (transport: EventTransport, options: Partial<RelayOptions> = {
     logger: silentLogger,
     clock: createManualClock(0, { auto: true }),
     monitorClock: createManualClock(),
+    publishTimeoutMs: Number.POSITIVE_INFINITY,
     ...options,
   });
+
+/**
+ * A transport whose broker stops answering: its first `unanswered` publishes settle only when the
+ * test ends (`release`), so that a relay waiting for one can still be stopped.
+ */
+function unansweredTransport(unanswered = Number.POSITIVE_INFINITY) {
+  const answering = testTransport();
+  const released = Promise.withResolvers<void>();
+  /** What each publish was given, answered or not. */
+  const given: string[][] = [];
+  const transport: EventTransport = {
+    ...answering,
+    publish(events) {
+      given.push(events.map((e) => e.id));
+      if (given.length <= unanswered) return released.promise;
+      return answering.publish(events);
+    },
+  };
+  return { transport, given, published: answering.published, release: released.resolve };
+}
 
 /** A relay that checks for a stall every 10 s, stalled at 60 s, retrying every `backoffMs`. */
 const stallCheckedRelay = (
@@ -267,6 +290,48 @@ describe("outbox relay", () => {
       expect.objectContaining({ level: "info", msg: "event relay recovered", failed_runs: 4 }),
     ]);
     expect(lines.filter((l) => l.level === "error")).toEqual([]);
+  });
+
+  test("a publish without an answer by the deadline is rolled back; backoff, then the next run publishes", async () => {
+    await makeChanges(1, 2);
+    const clock = createManualClock();
+    const { logger, lines } = capturingLogger();
+    const { transport, given, published, release } = unansweredTransport(1);
+    const relay = relayWith(transport, {
+      clock,
+      logger,
+      publishTimeoutMs: 15_000,
+      initialBackoffMs: 1_000,
+      idleMs: 60_000,
+    });
+    relay.start();
+    try {
+      await until("the first publish", () => given.length === 1);
+      expect(clock.pending()).toEqual([15_000]); // the deadline, and nothing else
+      expect(await clock.tick()).toBe(15_000);
+      // The transaction rolled back: nothing marked, and the run's backoff follows at once (no
+      // retry within the run, which would hold the publication lock for another deadline).
+      expect(clock.pending()).toEqual([1_000]);
+      expect(given).toHaveLength(1);
+      expect(await countPending(database.db)).toBe(2);
+      expect(relay.health()).toMatchObject({ consecutiveFailures: 1 });
+      expect(lines.filter((l) => l.level === "warn")).toEqual([
+        expect.objectContaining({
+          msg: "event relay failed; events stay pending",
+          err: expect.objectContaining({
+            name: "PublishTimeoutError",
+            message: "publish to test: no answer within 15000 ms",
+          }),
+        }),
+      ]);
+      await tickUntil(clock, nothingPending);
+    } finally {
+      release(); // without a deadline, the relay would still be waiting for it
+      await relay.stop();
+    }
+    expect(given[1]).toEqual(given[0] as string[]);
+    expect(published.map((e) => e.id)).toEqual(given[0] as string[]);
+    expect(relay.health()).toMatchObject({ consecutiveFailures: 0 });
   });
 
   test("a nudge publishes without waiting for the poll interval", async () => {
@@ -712,6 +777,53 @@ describe.skipIf(!process.env.DATABASE_URL)("several relays on PostgreSQL", () =>
       ]);
     } finally {
       release.resolve();
+      await Promise.all(connections.map((c) => c.close()));
+    }
+  });
+
+  test("a publish past its deadline frees the publication lock: another replica's relay publishes the batch", async () => {
+    await makeChanges(1, 3);
+    const url = database.url as string;
+    const connections = await Promise.all(
+      [1, 2].map(() => openDatabase({ databaseUrl: url, poolSize: 2 }, silentLogger)),
+    );
+    const [one, two] = connections as [Database, Database];
+    const broker = unansweredTransport();
+    const clock = createManualClock();
+    const stuck = createOutboxRelay({
+      db: one.db,
+      transport: broker.transport,
+      logger: silentLogger,
+      clock,
+      monitorClock: createManualClock(),
+      publishTimeoutMs: 15_000,
+    });
+    const otherTransport = testTransport();
+    const other = createOutboxRelay({
+      db: two.db,
+      transport: otherTransport,
+      logger: silentLogger,
+    });
+    try {
+      stuck.start();
+      await until("the first publish", () => broker.given.length === 1);
+      expect(clock.pending()).toEqual([15_000]);
+      // Until the deadline, the stuck relay holds the publication lock: the other claims nothing.
+      expect(await other.runOnce()).toBe(0);
+      expect(otherTransport.attempts()).toBe(0);
+
+      await clock.tick();
+      expect(stuck.health()).toMatchObject({ status: "ok", consecutiveFailures: 1 });
+      expect(await countPending(database.db)).toBe(3);
+      expect(await other.runOnce()).toBe(3);
+      expect(otherTransport.published.map((e) => e.id)).toEqual(broker.given[0] as string[]);
+      const all = await numbered();
+      expect(all.map((r) => r.eventId)).toEqual(broker.given[0] as string[]);
+      expect(all.every((r) => r.seq !== null)).toBe(true);
+      expect(stuck.health().consecutiveFailures).toBe(1);
+    } finally {
+      broker.release();
+      await stuck.stop();
       await Promise.all(connections.map((c) => c.close()));
     }
   });

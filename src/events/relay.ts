@@ -3,7 +3,9 @@
  * only after the transport took them. While the transport fails it backs off and tries again;
  * events stay pending, so none is lost and writes never wait for the broker. A stall check, on its
  * own timer so that a publish hanging for minutes cannot silence it, says when the oldest pending
- * event has waited longer than `stallSeconds`.
+ * event has waited longer than `stallSeconds`. A publish gets `publishTimeoutMs`: the relay's
+ * transaction holds the publication lock that every other relay needs, so it is never held for as
+ * long as kafkajs would go on retrying a send.
  */
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
@@ -38,6 +40,13 @@ export interface RelayOptions {
   lingerMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * How long to wait for the transport to take a batch. Past it the relay stops waiting: its
+   * transaction rolls back, so the events stay pending and the publication lock and the connection
+   * are free, and the failure backoff follows. The send may still land later: a copy, which
+   * consumers drop. Default 15 s ({@link DEFAULT_PUBLISH_TIMEOUT_MS}); Infinity waits for ever.
+   */
+  publishTimeoutMs?: number;
   retentionHours?: number;
   cleanupEveryMs?: number;
   /** Rows a cleanup statement looks at; a cleanup repeats while whole batches go. */
@@ -84,6 +93,48 @@ export interface OutboxRelay {
 }
 
 /**
+ * A healthy send (acks=all) is answered in milliseconds, and a leader election, which kafkajs
+ * rides out by itself (retries after about 0.3, 0.6, 1.2, 2.4 s…), in seconds. Past 15 s the broker
+ * is not answering, and kafkajs would go on for up to its requestTimeout (30 s) per attempt, 1 +
+ * SEND_RETRIES (kafka.ts) attempts, plus its backoff: about 3 minutes of every other replica's
+ * relay locked out. Well below the stall threshold's default (60 s), so a stalled broker shows as
+ * failed runs first.
+ */
+export const DEFAULT_PUBLISH_TIMEOUT_MS = 15_000;
+
+/** The transport did not take a batch within the relay's `publishTimeoutMs`. */
+export class PublishTimeoutError extends Error {
+  override name = "PublishTimeoutError";
+  constructor(transport: string, ms: number) {
+    super(`publish to ${transport}: no answer within ${ms} ms`);
+  }
+}
+
+/**
+ * `publishing`, or a PublishTimeoutError once `ms` have passed on `clock` without its answer. The
+ * send itself cannot be called back; it goes on unobserved.
+ */
+function withinDeadline(
+  publishing: Promise<void>,
+  ms: number,
+  clock: Clock,
+  transport: string,
+): Promise<void> {
+  if (ms === Number.POSITIVE_INFINITY) return publishing;
+  const answered = new AbortController();
+  // Ends the deadline's sleep, so no timer (or a manual clock's sleeper) outlives the publish.
+  const answer = publishing.finally(() => answered.abort());
+  // A late failure of an abandoned publish is no unhandled rejection.
+  answer.catch(() => {});
+  const expired = new Promise<never>((_, reject) => {
+    void clock.sleep(ms, answered.signal).then(() => {
+      if (!answered.signal.aborted) reject(new PublishTimeoutError(transport, ms));
+    });
+  });
+  return Promise.race([answer, expired]);
+}
+
+/**
  * One batch's publication: claim, publish, mark published, in one transaction. Each attempt
  * claims again: no transaction (on the embedded database, no connection) is held while waiting
  * between attempts, and a retried batch takes in the events written meanwhile. A retry resends
@@ -99,12 +150,15 @@ class BatchPublisher {
   ) {}
 
   // Any failure is retried: which of a transport's errors last is the transport's business, and
-  // the run loop retries every failure anyway, after backing off; this only rides out a blip.
+  // the run loop retries every failure anyway, after backing off; this only rides out a blip. A
+  // publish that ran out of time is no blip: tried again at once, it would hold the publication
+  // lock for another deadline, so it goes straight to the run's backoff.
   @retryable((p: BatchPublisher, [stopping]: [AbortSignal?]) => ({
     name: `publish to ${p.transportName}`,
     times: 3,
     delayMs: 50,
     exponential: true,
+    retryOn: (err) => !(err instanceof PublishTimeoutError),
     logger: p.attemptLogger,
     // `stopping` ends the waits, and the run with them.
     sleep: async (ms) => {
@@ -128,6 +182,7 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
   const lingerMs = options.lingerMs ?? 5;
   const initialBackoffMs = options.initialBackoffMs ?? 200;
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
+  const publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
   const retentionMs = (options.retentionHours ?? 24) * 3_600_000;
   const cleanupEveryMs = options.cleanupEveryMs ?? 60_000;
   const cleanupBatchSize = options.cleanupBatchSize ?? 10_000;
@@ -176,7 +231,12 @@ export function createOutboxRelay(options: RelayOptions): OutboxRelay {
       if (events === LOCKED_OUT) return LOCKED_OUT_COUNT;
       if (events.length === 0) return 0;
       options.onClaimed?.(events);
-      await transport.publish(events.flatMap(decodedPayload));
+      await withinDeadline(
+        transport.publish(events.flatMap(decodedPayload)),
+        publishTimeoutMs,
+        clock,
+        transport.name,
+      );
       return events.length;
     });
   const metrics = options.metrics;

@@ -1,4 +1,7 @@
-/** For tests: fresh book events, in code (the generated type) and in their JSON form. */
+/**
+ * For tests: fresh book events, in code (the generated type) and in their JSON form, and the error
+ * a consumer gets while the database is out of reach.
+ */
 import { type BookChange, type BookEvent, type BookEventJson, fromEventJson } from "./events.ts";
 
 /** A new event's JSON form (fresh event and book ids), with `book` fields overridden. */
@@ -32,4 +35,12 @@ export function testEvent(
   const event = fromEventJson(testEventJson(change, book, occurredAt));
   if (typeof event === "string") throw new Error(event);
   return event;
+}
+
+/** What postgres.js throws for a refused connection, wrapped with its query as Drizzle does. */
+export function databaseDownError(): Error {
+  const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
+    code: "ECONNREFUSED",
+  });
+  return new Error("Failed query: insert into consumed_events …", { cause: refused });
 }

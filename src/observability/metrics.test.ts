@@ -10,6 +10,7 @@ import type { Consumer } from "kafkajs";
 import { createMemoryCache } from "../cache/cache.ts";
 import { NotFoundError, TooManyRequestsError } from "../errors.ts";
 import { protocolError } from "../events/fake-kafka.ts";
+import { PublishTimeoutError } from "../events/relay.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { InFlight } from "../http/in-flight.ts";
 import { requestContext } from "../http/request-context.ts";
@@ -207,6 +208,13 @@ describe("outbox relay metrics", () => {
       new Error("wrapped", { cause: Object.assign(new Error("x"), { code: "23505" }) }),
     ],
     ["broker_timeout", Object.assign(new Error("t"), { name: "KafkaJSRequestTimeoutError" })],
+    ["broker_timeout", new PublishTimeoutError("kafka", 15_000)],
+    [
+      "database_unavailable",
+      new Error("Failed query", {
+        cause: Object.assign(new Error("gone"), { code: "3D000", severity: "FATAL" }),
+      }),
+    ],
     ["broker_unreachable", Object.assign(new Error("c"), { name: "KafkaJSConnectionError" })],
     ["broker_error", Object.assign(new Error("e"), { name: "KafkaJSProtocolError" })],
     ["other", new Error("something else")],

@@ -44,7 +44,10 @@ export function publishFailureReason(err: unknown): PublishFailureReason {
   if (isDatabaseOutage(err)) return "database_unavailable";
   const errors = chain(err);
   const names = errors.map((e) => (e as Error).name ?? "");
-  if (names.some((n) => n === "KafkaJSRequestTimeoutError")) return "broker_timeout";
+  // The relay's own deadline (relay.ts) is a broker that did not answer in time, too.
+  if (names.some((n) => n === "KafkaJSRequestTimeoutError" || n === "PublishTimeoutError")) {
+    return "broker_timeout";
+  }
   if (names.some((n) => /^KafkaJS(Connection|BrokerNotFound|ConnectionClosed)/.test(n))) {
     return "broker_unreachable";
   }
