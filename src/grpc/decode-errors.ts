@@ -12,6 +12,11 @@
  *
  * A caller that needs a token and has no valid one (auth.ts) is answered UNAUTHENTICATED instead,
  * whatever its message: authentication comes before anything the message could say.
+ *
+ * A request its client cut off (reset its stream, closed its connection) before it was whole is
+ * no decode error either: Connect answers it INTERNAL ("internal error", the transport's error
+ * only in its cause), so the request body is watched for the transport's own error, and the call
+ * is CANCELED, in the log line and in the answer nobody is left to read.
  */
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
@@ -30,6 +35,7 @@ import {
   protocolOf,
   requestIdFrom,
 } from "./interceptors.ts";
+import { cutShort, hangUpCode } from "./observed-stream.ts";
 
 type Fix = (code: Code, message: string) => ConnectError | undefined;
 
@@ -118,6 +124,23 @@ const once = (bytes: Uint8Array) =>
     yield bytes;
   })();
 
+/** The request body, calling `onHangUp` with the code if it fails because the client went away. */
+async function* watchingHangUp(
+  body: AsyncIterable<Uint8Array>,
+  onHangUp: (code: string) => void,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* body;
+  } catch (err) {
+    const code = hangUpCode(err);
+    if (code !== undefined) onHangUp(code);
+    throw err;
+  }
+}
+
+const isByteStream = (body: unknown): body is AsyncIterable<Uint8Array> =>
+  typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+
 /**
  * The handler, answering a unary request that could not be decoded with INVALID_ARGUMENT and a
  * message of ours (or UNAUTHENTICATED, for a caller without a valid token), and logging every
@@ -138,12 +161,21 @@ export function answeringUndecodable(
     const startedAt = performance.now();
     // Started now, while Connect reads the message; the interceptor (auth.ts) awaits the same.
     const authFailure = authCheck(auth, handler.service.typeName, req.header, values);
-    const res = await handler({ ...req, contextValues: values });
+    /** The transport's error code, when the client went away while its request was read. */
+    let hungUp: string | undefined;
+    const requestBody = isByteStream(req.body)
+      ? watchingHangUp(req.body, (code) => {
+          hungUp = code;
+        })
+      : req.body;
+    const res = await handler({ ...req, body: requestBody, contextValues: values });
     const refusal = await authFailure;
     const protocol = protocolOf(req.header.get("content-type"));
     // Only calls the interceptors never reached: the errors of the others are already right.
     const fix: Fix = (code, message) => {
       if (values.get(CALL_STARTED)) return undefined;
+      // Whatever the message or the token, nobody is left to answer.
+      if (hungUp !== undefined) return cutShort(req.signal);
       if (refusal !== undefined) {
         return knownErrorAnswer(refusal) ?? new ConnectError("Internal error.", Code.Internal);
       }
@@ -160,8 +192,8 @@ export function answeringUndecodable(
         method,
         protocol,
         code: codeName(fix(code, message)?.code ?? code),
-        // What Connect said, for the operator only.
-        reason: message,
+        // What Connect said (or the transport, for a client gone), for the operator only.
+        reason: hungUp === undefined ? message : `request cut off by the client (${hungUp})`,
         duration_ms: Math.round((performance.now() - startedAt) * 100) / 100,
       });
       return undefined;

@@ -102,6 +102,29 @@ describe("a database that cannot be reached is UNAVAILABLE, in our own words", (
   });
 });
 
+test("a database dropped under the server (FATAL 3D000 at reconnect) is UNAVAILABLE, logged as an error", async () => {
+  const bookId = id(600);
+  failures.set(
+    bookId,
+    new Error('Failed query: select "title" from "books"', {
+      cause: Object.assign(new Error('database "petbooks" does not exist'), {
+        code: "3D000",
+        severity: "FATAL",
+      }),
+    }),
+  );
+  const failure = await failureOf(
+    server.client(BookService).getBook({ id: bookId }, { headers: { "x-request-id": bookId } }),
+  );
+  expect(failure.code).toBe(Code.Unavailable);
+  expect(failure.rawMessage).toBe(DATABASE_UNAVAILABLE);
+  expect(server.logs.find((l) => l.request_id === bookId && l.msg !== "rpc")).toMatchObject({
+    level: "error",
+    msg: "database refused the connection",
+    reason: "the database does not exist (3D000)",
+  });
+});
+
 describe("anything else is an opaque INTERNAL error", () => {
   test.each([
     [

@@ -4,11 +4,11 @@
  * Connect codes.
  */
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { isDatabaseUnavailable } from "../db/errors.ts";
+import { isDatabaseOutage, refusedConnection } from "../db/errors.ts";
 import { AppError, type ErrorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { stackFrames } from "../redact.ts";
-import { endCode, whenCallEnds } from "./observed-stream.ts";
+import { cutShort, endCode, hangUpCode, whenCallEnds } from "./observed-stream.ts";
 
 /** The id of the current call: the caller's `x-request-id` when it is sane, a fresh UUID otherwise. */
 export const REQUEST_ID = createContextKey("", { description: "request id" });
@@ -60,15 +60,23 @@ export function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "c
   return "connect";
 }
 
+/**
+ * A streamed response with its errors translated. A handler that stops when its signal aborts
+ * (WatchBooks, health Watch) returns as if it were done: the call then ends with the reason, as a
+ * unary one does (endOnAbort), so that logs, metrics and spans all record it (CANCELED when the
+ * client went away).
+ */
 async function* translated<T>(
   source: AsyncIterable<T>,
   translate: (err: unknown) => ConnectError,
+  signal: AbortSignal,
 ): AsyncGenerator<T> {
   try {
     yield* source;
   } catch (err) {
     throw translate(err);
   }
+  if (signal.aborted) throw cutShort(signal);
 }
 
 export const COMPRESSED_WITHOUT_ENCODING =
@@ -109,12 +117,21 @@ export function decodeErrorAnswer(
   return new ConnectError(text, Code.InvalidArgument);
 }
 
-/** The request stream of a streaming call, with Connect's decoding errors translated. */
-async function* decodedRequests<T>(requests: AsyncIterable<T>, inputType: string) {
+/**
+ * The request stream of a streaming call, with Connect's decoding errors translated, and a
+ * request its client cut off (reset, connection closed) told apart from a malformed one.
+ */
+async function* decodedRequests<T>(
+  requests: AsyncIterable<T>,
+  inputType: string,
+  signal: AbortSignal,
+) {
   try {
     yield* requests;
   } catch (err) {
-    // Errors of the request stream are Connect's own, from reading and decoding it.
+    // The transport's error, as the runtime raised it: the client went away, it sent nothing wrong.
+    if (hangUpCode(err) !== undefined) throw cutShort(signal);
+    // The others are Connect's own, from reading and decoding the stream.
     const { code, rawMessage } = ConnectError.from(err);
     throw decodeErrorAnswer(code, rawMessage, inputType) ?? err;
   }
@@ -155,22 +172,38 @@ export const DATABASE_UNAVAILABLE = "The database is not reachable; try again sh
 /**
  * Application errors become their Connect code with their own message; errors Connect raised
  * itself pass unchanged, but for those of decoding a streaming call's requests (see
- * decodedRequests). A database that cannot be reached is UNAVAILABLE, with a message of ours
- * (the driver's names hosts and ports). Anything else is a bug: it is logged in full and the
- * caller gets an opaque INTERNAL error that quotes the request id, never a message that could
- * carry SQL.
+ * decodedRequests; a request its client cut off is CANCELED, not undecodable), and a stream that
+ * ends once its client went away is CANCELED (see translated). A database that cannot be reached
+ * is UNAVAILABLE, with a message of ours (the driver's names hosts and ports). Anything else is a
+ * bug: it is logged in full and the caller gets an opaque INTERNAL error that quotes the request
+ * id, never a message that could carry SQL.
  */
 export function mapErrors(logger: Logger): Interceptor {
   return (next) => async (incoming) => {
     const req = incoming.stream
-      ? { ...incoming, message: decodedRequests(incoming.message, incoming.method.input.typeName) }
+      ? {
+          ...incoming,
+          message: decodedRequests(
+            incoming.message,
+            incoming.method.input.typeName,
+            incoming.signal,
+          ),
+        }
       : incoming;
     const translate = (err: unknown): ConnectError => {
       const known = knownErrorAnswer(err);
       const requestId = requestIdOf(req);
       const method = `/${req.service.typeName}/${req.method.name}`;
       if (known) {
-        if (isDatabaseUnavailable(err)) {
+        const refusal = refusedConnection(err);
+        if (refusal) {
+          logger.error("database refused the connection", {
+            request_id: requestId,
+            method,
+            reason: refusal,
+            err,
+          });
+        } else if (isDatabaseOutage(err)) {
           logger.warn("database unavailable", { request_id: requestId, method, err });
         }
         return known;
@@ -185,7 +218,7 @@ export function mapErrors(logger: Logger): Interceptor {
     };
     try {
       const res = await next(req);
-      return res.stream ? { ...res, message: translated(res.message, translate) } : res;
+      return res.stream ? { ...res, message: translated(res.message, translate, req.signal) } : res;
     } catch (err) {
       throw translate(err);
     }
@@ -205,21 +238,22 @@ export function knownErrorAnswer(err: unknown): ConnectError | undefined {
       CODE_BY_APP_ERROR[err.code],
     );
   }
-  if (isDatabaseUnavailable(err)) return new ConnectError(DATABASE_UNAVAILABLE, Code.Unavailable);
+  if (isDatabaseOutage(err)) return new ConnectError(DATABASE_UNAVAILABLE, Code.Unavailable);
   return undefined;
 }
 
 /**
  * A unary call ends as soon as its signal aborts (deadline passed, caller gone, or the server
- * cutting calls that outlast its shutdown grace), with the reason as its status, instead of
- * waiting for an implementation that may never return. Streams watch their signal themselves.
+ * cutting calls that outlast its shutdown grace), with the reason as its status (CANCELED for a
+ * caller gone, however it reset its stream), instead of waiting for an implementation that may
+ * never return. Streams watch their signal themselves.
  */
 export const endOnAbort: Interceptor = (next) => async (req) => {
   if (req.stream) return next(req);
   const { signal } = req;
   let stop = () => {};
   const aborted = new Promise<never>((_, reject) => {
-    stop = () => reject(ConnectError.from(signal.reason, Code.Canceled));
+    stop = () => reject(cutShort(signal));
     if (signal.aborted) stop();
     else signal.addEventListener("abort", stop, { once: true });
   });
