@@ -151,6 +151,8 @@ export function answeringUndecodable(
   handler: UniversalHandler,
   logger: Logger,
   auth: GrpcAuth,
+  /** Sees each such call once it is answered, for the metrics the interceptors would record. */
+  onAnswered?: (call: { service: string; method: string; code: Code; seconds: number }) => void,
 ): UniversalHandler {
   if (handler.method.methodKind !== "unary") return handler;
   const inputType = handler.method.input.typeName;
@@ -187,14 +189,22 @@ export function answeringUndecodable(
       logged = true;
       const requestId = requestIdFrom(req.header);
       res.header?.set("x-request-id", requestId);
+      const answered = fix(code, message)?.code ?? code;
+      const durationMs = performance.now() - startedAt;
       logger.info("rpc", {
         request_id: requestId,
         method,
         protocol,
-        code: codeName(fix(code, message)?.code ?? code),
+        code: codeName(answered),
         // What Connect said (or the transport, for a client gone), for the operator only.
         reason: hungUp === undefined ? message : `request cut off by the client (${hungUp})`,
-        duration_ms: Math.round((performance.now() - startedAt) * 100) / 100,
+        duration_ms: Math.round(durationMs * 100) / 100,
+      });
+      onAnswered?.({
+        service: handler.service.typeName,
+        method: handler.method.name,
+        code: answered,
+        seconds: durationMs / 1000,
       });
       return undefined;
     };

@@ -283,11 +283,12 @@ describe("a client that goes away while the server reads its request stream: CAN
     TEST_MS,
   );
 
-  // Connect reads a unary request before any interceptor runs: decode-errors.ts logs these calls
-  // (they are not counted, nor traced, as no other call refused before the interceptors is).
+  // Connect reads a unary request before any interceptor runs: decode-errors.ts logs and counts
+  // these calls (they are not traced, as no other call refused before the interceptors is).
   test.each(matrix)(
     "unary (GetBook), %s in the middle of its message, over %s",
     async (how, protocol) => {
+      const before = await handled("GetBook");
       const call = open(GET_BOOK, contentType(protocol, false), server.bearer);
       try {
         await call.write(protocol === "connect" ? getBook.subarray(0, 3) : partEnvelope());
@@ -297,6 +298,7 @@ describe("a client that goes away while the server reads its request stream: CAN
           code: "CANCELED",
           reason: expect.stringContaining("ERR_STREAM_PREMATURE_CLOSE"),
         });
+        expect(await countedOnce("GetBook", before)).toEqual({ Canceled: 1 });
       } finally {
         call.close();
       }
@@ -396,10 +398,12 @@ describe("a request that is malformed, however the client ends it: INVALID_ARGUM
   test(
     "unary (GetBook): a message cut short by the end of the request",
     async () => {
+      const before = await handled("GetBook");
       const call = open(GET_BOOK, contentType("grpc", false), server.bearer);
       try {
         call.stream.end(partEnvelope());
         expect((await rpcLine(call.requestId)).code).toBe("INVALID_ARGUMENT");
+        expect(await countedOnce("GetBook", before)).toEqual({ InvalidArgument: 1 });
       } finally {
         call.close();
       }

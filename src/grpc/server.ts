@@ -12,7 +12,10 @@ import { listenerUrl } from "../config.ts";
 import type { FeatureModule } from "../feature-module.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import type { Logger } from "../logger.ts";
-import { grpcMetricsInterceptor } from "../observability/grpc-metrics.ts";
+import {
+  countCallBeforeInterceptors,
+  grpcMetricsInterceptor,
+} from "../observability/grpc-metrics.ts";
 import { grpcTracingInterceptor } from "../observability/grpc-tracing.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Tracing } from "../observability/tracing.ts";
@@ -133,7 +136,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     routes: (router) => {
       grpcRoutes(options, shutdown.signal)(router);
       // Unary handlers answer a request they cannot decode themselves (see decode-errors.ts).
-      const handlers = router.handlers.map((h) => answeringUndecodable(h, logger, options.auth));
+      const { metrics } = options;
+      const count =
+        metrics &&
+        ((call: Parameters<typeof countCallBeforeInterceptors>[1]) =>
+          countCallBeforeInterceptors(metrics, call));
+      const handlers = router.handlers.map((h) =>
+        answeringUndecodable(h, logger, options.auth, count),
+      );
       router.handlers.splice(0, router.handlers.length, ...handlers);
     },
     // The log line wraps the translation, so it records the code the caller actually got.

@@ -37,3 +37,19 @@ export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {
     return whenCallEnds(next(req), end);
   };
 }
+
+/**
+ * A unary call that Connect ended before any interceptor ran (a message it could not read whole
+ * or decode, a client gone mid-request: grpc/decode-errors.ts), counted as the interceptor counts
+ * the others, so that grpc_server_handled_total holds every call.
+ */
+export function countCallBeforeInterceptors(
+  metrics: Metrics,
+  call: { service: string; method: string; code: Code | undefined; seconds: number },
+): void {
+  const { started, handled, handling } = metrics.grpc;
+  const labels = ["unary", call.service, call.method] as const;
+  started.inc([...labels]);
+  handled.inc([...labels, grpcCodeLabel(call.code)]);
+  handling.observe([...labels], call.seconds);
+}
