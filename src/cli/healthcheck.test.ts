@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { checkHttp, localUrl } from "./healthcheck.ts";
 
 describe("localUrl", () => {
@@ -15,7 +16,7 @@ describe("localUrl", () => {
 
 describe("checkHttp", () => {
   let server: ReturnType<typeof Bun.serve> | undefined;
-  afterEach(() => server?.stop(true));
+  afterEach(() => server?.stop(true), TEARDOWN_TIMEOUT_MS);
 
   test("asks the address serve listens on, not 127.0.0.1 whatever HOST is", async () => {
     // Only 127.0.0.2: nothing answers this port on 127.0.0.1.
