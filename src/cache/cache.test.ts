@@ -4,7 +4,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../logger.ts";
+import { startTcpProxy } from "../testing/tcp-proxy.ts";
 import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import { type Cache, createMemoryCache, createNoCache, UNAVAILABLE } from "./cache.ts";
 import { createRedisCache } from "./redis-cache.ts";
 
@@ -251,3 +253,97 @@ describe.skipIf(!redisServer)("Redis outage (a private redis-server)", () => {
     }
   }, 180_000);
 });
+
+describe.skipIf(!redisUrl)("redis cache behind a link that loses answers (needs REDIS_URL)", () => {
+  test("never answers a read with another key's value, and heals by itself", async () => {
+    const target = new URL(redisUrl as string);
+    const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 6379) });
+    target.hostname = "127.0.0.1";
+    target.port = String(proxy.port);
+    const cache = await createRedisCache({
+      url: target.toString(),
+      ttlSeconds: 60,
+      timeoutMs: 100,
+      logger: createLogger("error", () => {}),
+      prefix: `petbooks-test:${crypto.randomUUID()}:`,
+    });
+    caches.push(cache);
+    try {
+      const keys = Array.from({ length: 10 }, (_, i) => `book:${i}`);
+      const valueOf = (key: string) => `value of ${key}`;
+      for (const key of keys) {
+        const read = await cache.read(key, "");
+        await cache.write(key, "", read.version, valueOf(key));
+      }
+      proxy.drop();
+      // Their answers are lost: each read times out, and its command stays in the client's queue.
+      for (const key of keys.slice(0, 5)) expect((await cache.read(key, "")).value).toBeUndefined();
+      proxy.resume();
+      const wrong: string[] = [];
+      const healed = await until(
+        "a cached value read again",
+        async () => {
+          const reads = await Promise.all(keys.map((key) => cache.read(key, "")));
+          reads.forEach((read, i) => {
+            const key = keys[i] as string;
+            if (read.value !== undefined && read.value !== valueOf(key)) {
+              wrong.push(`${key}: ${read.value}`);
+            }
+          });
+          return reads.some((read) => read.value !== undefined);
+        },
+        { everyMs: 20, timeoutMs: 30_000 },
+      );
+      expect(healed).toBe(true);
+      expect(wrong).toEqual([]);
+    } finally {
+      proxy.stop();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!redisUrl)(
+  "two instances, one of which loses Redis for a write (needs REDIS_URL)",
+  () => {
+    test("the other stops serving the old entry soon after the writer reaches Redis again", async () => {
+      const prefix = `petbooks-test:${crypto.randomUUID()}:`;
+      const target = new URL(redisUrl as string);
+      const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 6379) });
+      const viaProxy = new URL(target);
+      viaProxy.hostname = "127.0.0.1";
+      viaProxy.port = String(proxy.port);
+      const open = (url: string) =>
+        createRedisCache({
+          url,
+          ttlSeconds: 600,
+          timeoutMs: 100,
+          healEveryMs: 50,
+          logger: createLogger("error", () => {}),
+          prefix,
+        });
+      const writer = await open(viaProxy.toString());
+      const reader = await open(target.toString());
+      caches.push(writer, reader);
+      try {
+        const first = await reader.read("book:z", "");
+        await reader.write("book:z", "", first.version, "before");
+        expect((await reader.read("book:z", "")).value).toBe("before");
+        proxy.cut("refuse");
+        await writer.invalidate(["book:z"]); // lost: the writer cannot reach Redis
+        expect((await reader.read("book:z", "")).value).toBe("before");
+        proxy.resume();
+        // No further operation of the writer's: it makes the lost invalidation good by itself.
+        await until(
+          "the reader to miss",
+          async () => (await reader.read("book:z", "")).value === undefined,
+          {
+            everyMs: 20,
+            timeoutMs: 30_000,
+          },
+        );
+      } finally {
+        proxy.stop();
+      }
+    }, 60_000);
+  },
+);

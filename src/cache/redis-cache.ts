@@ -9,6 +9,12 @@
  * unreachable, the first operation after it comes back bumps the epoch, orphaning every entry
  * that might be stale. (The scripts build key names, which is fine on a single Redis server but
  * not on Redis Cluster.)
+ *
+ * Every script answers with a tag its caller sent first. node-redis matches answers to commands
+ * by their order on the connection: when answers are lost and the connection stays open (a
+ * middlebox that drops bytes), every later answer would go to the wrong command, and a read
+ * would return another key's value. A wrong tag is taken as a failure, and the connection is
+ * made again.
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "../logger.ts";
@@ -16,30 +22,38 @@ import { withinTimeout } from "../timeout.ts";
 import { type Cache, UNAVAILABLE } from "./cache.ts";
 import { connectRedis } from "./redis-client.ts";
 
+// ARGV[1] is the caller's tag, answered first.
 const READ = `
 local epoch = redis.call('GET', KEYS[1] .. 'epoch') or '0'
 local base = KEYS[1] .. epoch
-local version = redis.call('GET', base .. ':v:' .. ARGV[1]) or '0'
-return {epoch .. '/' .. version, redis.call('GET', base .. ':d:' .. ARGV[1] .. ':' .. version .. ':' .. ARGV[2])}`;
+local version = redis.call('GET', base .. ':v:' .. ARGV[2]) or '0'
+return {ARGV[1], epoch .. '/' .. version, redis.call('GET', base .. ':d:' .. ARGV[2] .. ':' .. version .. ':' .. ARGV[3])}`;
 
 const WRITE = `
 local epoch = redis.call('GET', KEYS[1] .. 'epoch') or '0'
 local base = KEYS[1] .. epoch
-local version = redis.call('GET', base .. ':v:' .. ARGV[1]) or '0'
-if epoch .. '/' .. version ~= ARGV[3] then return 0 end
-redis.call('SET', base .. ':d:' .. ARGV[1] .. ':' .. version .. ':' .. ARGV[2], ARGV[4], 'EX', ARGV[5])
-return 1`;
+local version = redis.call('GET', base .. ':v:' .. ARGV[2]) or '0'
+if epoch .. '/' .. version ~= ARGV[4] then return {ARGV[1], 0} end
+redis.call('SET', base .. ':d:' .. ARGV[2] .. ':' .. version .. ':' .. ARGV[3], ARGV[5], 'EX', ARGV[6])
+return {ARGV[1], 1}`;
 
 const INVALIDATE = `
 local epoch = redis.call('GET', KEYS[1] .. 'epoch') or '0'
 local version = redis.call('INCR', KEYS[1] .. 'sequence')
-for i = 2, #ARGV do
-  redis.call('SET', KEYS[1] .. epoch .. ':v:' .. ARGV[i], version, 'EX', ARGV[1])
+for i = 3, #ARGV do
+  redis.call('SET', KEYS[1] .. epoch .. ':v:' .. ARGV[i], version, 'EX', ARGV[2])
 end
-return version`;
+return {ARGV[1], version}`;
+
+const BUMP_EPOCH = `return {ARGV[1], redis.call('INCR', KEYS[1] .. 'epoch')}`;
 
 const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
-const SCRIPTS = { read: READ, write: WRITE, invalidate: INVALIDATE } as const;
+const SCRIPTS = {
+  read: READ,
+  write: WRITE,
+  invalidate: INVALIDATE,
+  bumpEpoch: BUMP_EPOCH,
+} as const;
 type ScriptName = keyof typeof SCRIPTS;
 
 export interface RedisCacheOptions {
@@ -48,6 +62,8 @@ export interface RedisCacheOptions {
   timeoutMs: number;
   logger: Logger;
   prefix?: string;
+  /** How often a lost invalidation is made good while Redis stays out of reach. Default 1 s. */
+  healEveryMs?: number;
   /** At most one warning per this many milliseconds while Redis is failing. */
   warnEveryMs?: number;
   connectAttempts?: number;
@@ -59,10 +75,16 @@ class CacheTimeoutError extends Error {
   override name = "CacheTimeoutError";
 }
 
+/** An answer that was meant for another command: the connection lost some. */
+class CacheReplyMismatchError extends Error {
+  override name = "CacheReplyMismatchError";
+}
+
 export async function createRedisCache(options: RedisCacheOptions): Promise<Cache> {
   const { ttlSeconds, timeoutMs, logger } = options;
   const prefix = options.prefix ?? "petbooks:cache:";
   const warnEveryMs = options.warnEveryMs ?? 30_000;
+  const healEveryMs = options.healEveryMs ?? 1000;
   // A version must outlive every entry written under it, so it can never come back into use.
   const versionTtl = String(ttlSeconds * 2 + 60);
 
@@ -88,16 +110,40 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     }
   };
 
-  const run = async <T>(script: ScriptName, args: string[]): Promise<T> => {
-    const evalSha = () =>
-      client.sendCommand<T>(["EVALSHA", sha1(SCRIPTS[script]), "1", prefix, ...args]);
+  let tags = 0;
+  let reconnecting: Promise<void> | undefined;
+  /** A new connection, for one whose answers no longer follow its commands. */
+  const reconnect = () => {
+    reconnecting ??= (async () => {
+      client.destroy();
+      await client.connect();
+    })()
+      .catch((err) => reportFailure("connection", err))
+      .finally(() => {
+        reconnecting = undefined;
+      });
+  };
+
+  /** The script's answer after its tag. */
+  const run = async <T extends unknown[]>(script: ScriptName, args: string[]): Promise<T> => {
+    // Closed for good by a reconnect that failed: node-redis reconnects only an open client.
+    if (!client.isOpen && !reconnecting) reconnect();
+    const tag = String(++tags);
+    const send = (command: string, body: string) =>
+      client.sendCommand<unknown[]>([command, body, "1", prefix, tag, ...args]);
+    let reply: unknown;
     try {
-      return await evalSha();
+      reply = await send("EVALSHA", sha1(SCRIPTS[script]));
     } catch (err) {
       if (!String((err as Error).message).startsWith("NOSCRIPT")) throw err;
       // Redis restarted and forgot the scripts.
-      return client.sendCommand<T>(["EVAL", SCRIPTS[script], "1", prefix, ...args]);
+      reply = await send("EVAL", SCRIPTS[script]);
     }
+    if (!Array.isArray(reply) || reply[0] !== tag) {
+      reconnect();
+      throw new CacheReplyMismatchError(`the answer to ${script} was another command's`);
+    }
+    return reply.slice(1) as T;
   };
 
   const bounded = <T>(operation: Promise<T>): Promise<T> =>
@@ -106,7 +152,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   /** After an outage in which an invalidation was lost, orphan everything before caching again. */
   const recover = async () => {
     if (staleAfterOutage) {
-      await bounded(client.sendCommand(["INCR", `${prefix}epoch`]));
+      await bounded(run("bumpEpoch", []));
       staleAfterOutage = false;
       logger.info("redis cache epoch bumped after an outage");
     }
@@ -114,6 +160,26 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
       logger.info("redis cache available again", { outage_ms: Date.now() - failingSince });
       failingSince = undefined;
     }
+  };
+
+  /**
+   * Other instances go on reading the entries a lost invalidation left, until the epoch moves:
+   * tried again every `healEveryMs` until it does, not only at this instance's next operation.
+   */
+  let healTimer: Timer | undefined;
+  let closed = false;
+  const healSoon = () => {
+    if (healTimer !== undefined || closed) return;
+    healTimer = setTimeout(async () => {
+      healTimer = undefined;
+      try {
+        await recover();
+      } catch (err) {
+        reportFailure("invalidate", err);
+      }
+      if (staleAfterOutage) healSoon();
+    }, healEveryMs);
+    healTimer.unref();
   };
 
   const client = await connectRedis({
@@ -130,7 +196,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
       try {
         await recover();
         const [version, value] = await bounded(
-          run<[string, string | null]>("read", [namespace, key]),
+          run<[string, (string | null)?]>("read", [namespace, key]),
         );
         return { value: value ?? undefined, version };
       } catch (err) {
@@ -153,9 +219,12 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
       } catch (err) {
         staleAfterOutage = true;
         reportFailure("invalidate", err);
+        healSoon();
       }
     },
     async close() {
+      closed = true;
+      clearTimeout(healTimer);
       if (!client.isOpen) return;
       // QUIT waits for an answer that a dead server never sends.
       await bounded(client.quit()).catch(() => client.destroy());

@@ -6,8 +6,11 @@ import { RedisConnection } from "./redis-client.ts";
 const refused = () =>
   Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379"), { code: "ECONNREFUSED" });
 
-/** A stand-in for node-redis's client whose connects fail with `errors` in turn. */
-function fakeClient(errors: Error[]) {
+/**
+ * A stand-in for node-redis's client whose connects fail with `errors` in turn, and whose pings
+ * do what `pings` says in turn (answer by default).
+ */
+function fakeClient(errors: Error[], pings: ("answer" | "never" | "closed")[] = []) {
   const calls: string[] = [];
   const client = {
     isOpen: false,
@@ -19,7 +22,17 @@ function fakeClient(errors: Error[]) {
     },
     async ping() {
       calls.push("ping");
+      const how = pings.shift() ?? "answer";
+      if (how === "never") return new Promise(() => {});
+      if (how === "closed") {
+        client.isOpen = false;
+        throw Object.assign(new Error("The client is closed"), { name: "ClientClosedError" });
+      }
       return "PONG";
+    },
+    destroy() {
+      calls.push("destroy");
+      client.isOpen = false;
     },
   };
   return { client, calls };
@@ -33,6 +46,25 @@ describe("RedisConnection", () => {
     await new RedisConnection(client, "cache", logger, 5, sleep).open();
     expect(calls).toEqual(["connect", "connect", "connect", "ping"]);
     expectTwoRetries({ delays, lines }, "connect to Redis (cache)", 200);
+  });
+
+  test("a connection whose PING is never answered is dropped and tried again", async () => {
+    const { client, calls } = fakeClient([], ["never", "closed"]);
+    const { sleep, delays } = recordingSleep();
+    await new RedisConnection(client, "cache", capturingLogger().logger, 5, sleep, 20).open();
+    expect(calls).toEqual([
+      ...["connect", "ping", "destroy"],
+      ...["connect", "ping", "destroy"],
+      ...["connect", "ping"],
+    ]);
+    expect(delays).toHaveLength(2);
+  });
+
+  test("a Redis that never answers fails the start, instead of hanging it", async () => {
+    const { client } = fakeClient([], ["never", "never", "never"]);
+    const { sleep } = recordingSleep();
+    const connection = new RedisConnection(client, "cache", capturingLogger().logger, 3, sleep, 20);
+    await expect(connection.open()).rejects.toThrow("connect and PING: no answer in 20 ms");
   });
 
   test("an open client is only pinged", async () => {

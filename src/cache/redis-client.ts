@@ -3,6 +3,7 @@ import { createClient } from "redis";
 import type { Logger } from "../logger.ts";
 import { redactUrl } from "../redact.ts";
 import { isTransient, retryable } from "../retry.ts";
+import { withinTimeout } from "../timeout.ts";
 
 export type RedisClient = ReturnType<typeof newClient>;
 
@@ -41,7 +42,20 @@ interface Connectable {
   readonly isOpen: boolean;
   connect(): Promise<unknown>;
   ping(): Promise<unknown>;
+  destroy(): void;
 }
+
+/**
+ * A connection that was made but did not answer its PING: accepted and never answered (a
+ * blackholed port, a proxy with no backend), or closed at once. Worth another attempt.
+ */
+class RedisNoAnswerError extends Error {
+  override name = "RedisNoAnswerError";
+  readonly retriable = true;
+}
+
+/** How long connecting and the startup PING may take: node-redis bounds the TCP connect only. */
+export const REDIS_PING_TIMEOUT_MS = 2000;
 
 /** The startup connection: connect and ping, tried again while Redis is out of reach. */
 export class RedisConnection {
@@ -51,6 +65,7 @@ export class RedisConnection {
     readonly logger: Logger,
     readonly attempts = 5,
     readonly sleep: (ms: number) => Promise<void> = Bun.sleep,
+    readonly pingTimeoutMs = REDIS_PING_TIMEOUT_MS,
   ) {}
 
   @retryable((c: RedisConnection) => ({
@@ -62,8 +77,31 @@ export class RedisConnection {
     sleep: c.sleep,
   }))
   async open(): Promise<void> {
-    if (!this.client.isOpen) await this.client.connect();
-    await this.client.ping();
+    let pinging = false;
+    // node-redis's connect sends its first commands (CLIENT SETINFO) and waits for their answers,
+    // which a silent peer never sends: bounded like the PING.
+    const answered = async () => {
+      if (!this.client.isOpen) await this.client.connect();
+      pinging = true;
+      await this.client.ping();
+    };
+    try {
+      await withinTimeout(
+        answered(),
+        this.pingTimeoutMs,
+        (message) => new RedisNoAnswerError(`connect and PING: ${message}`),
+      );
+    } catch (err) {
+      const timedOut = err instanceof RedisNoAnswerError;
+      // A refused or rejected connect (a wrong password) is judged as it is, by the retry.
+      if (!timedOut && !(pinging && !this.client.isOpen)) throw err;
+      // The next attempt starts on a new connection: this one may never answer.
+      this.client.destroy();
+      if (timedOut) throw err;
+      throw new RedisNoAnswerError(`the connection closed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 }
 

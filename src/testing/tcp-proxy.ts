@@ -21,6 +21,11 @@ export interface TcpProxy {
    * way (no FIN, no RST, as a dead link or a lost NAT entry), and new ones are blackholed.
    */
   silence(): void;
+  /**
+   * Bytes are lost: open connections stay open and go on reading, but what either side sends is
+   * thrown away (a broken middlebox), until `resume`, which forwards again.
+   */
+  drop(): void;
   resume(): void;
   stop(): void;
 }
@@ -54,6 +59,7 @@ function send(socket: Socket<Pair>, queue: Uint8Array[], data?: Uint8Array) {
 
 export function startTcpProxy(target: { hostname: string; port: number }): TcpProxy {
   let mode: OutageMode | undefined;
+  let dropping = false;
   let accepted = 0;
   const pairs = new Set<Pair>();
   const held = new Set<Socket<Pair>>();
@@ -97,7 +103,7 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
               for (const chunk of pair.early.splice(0)) send(upstream, pair.toUpstream, chunk);
             },
             data(_, data) {
-              if (!pair.dead) send(client, pair.toClient, new Uint8Array(data));
+              if (!pair.dead && !dropping) send(client, pair.toClient, new Uint8Array(data));
             },
             drain(upstream) {
               send(upstream, pair.toUpstream);
@@ -115,7 +121,7 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
       },
       data(client, data) {
         const pair = client.data;
-        if (pair.dead) return;
+        if (pair.dead || dropping) return;
         const bytes = new Uint8Array(data);
         if (pair.upstream) send(pair.upstream, pair.toUpstream, bytes);
         else pair.early.push(bytes);
@@ -158,8 +164,16 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
         if (pair.upstream) held.add(pair.upstream);
       }
     },
+    drop() {
+      dropping = true;
+      for (const pair of pairs) {
+        pair.toClient.length = 0;
+        pair.toUpstream.length = 0;
+      }
+    },
     resume() {
       mode = undefined;
+      dropping = false;
     },
     stop() {
       mode = "refuse";

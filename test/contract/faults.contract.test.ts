@@ -693,3 +693,30 @@ describe("export-pets losing PostgreSQL mid-export (needs DATABASE_URL)", () => 
     SETUP_TIMEOUT_MS,
   );
 });
+
+test(
+  "a Redis that accepts connections and never answers fails serve's start, naming it",
+  async () => {
+    const proxy = startTcpProxy({ hostname: "127.0.0.1", port: 1 });
+    proxy.cut("blackhole");
+    try {
+      const result = await runBinary(["serve"], {
+        API_KEY: CONTRACT_API_KEY,
+        JWT_SECRET: CONTRACT_JWT_SECRET,
+        DATA_DIR: tempDataDir(),
+        PORT: "0",
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}/0`,
+        LOG_LEVEL: "warn",
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `cannot reach Redis at redis://127.0.0.1:${proxy.port}/0: connect and PING: no answer in 2000 ms`,
+      );
+      // Each attempt on a connection of its own.
+      expect(proxy.accepted).toBeGreaterThanOrEqual(5);
+    } finally {
+      proxy.stop();
+    }
+  },
+  SETUP_TIMEOUT_MS,
+);
