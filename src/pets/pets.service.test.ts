@@ -6,6 +6,7 @@ import { unitOfWork } from "../db/unit-of-work.ts";
 import { AppError, NotFoundError } from "../errors.ts";
 import { createLogger } from "../logger.ts";
 import { createLocalPhotoStorage, type PhotoStorage } from "../storage/photo-storage.ts";
+import { StorageUnwritableError } from "../storage/storage-errors.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { newPet, pngBytes } from "../testing/factories.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
@@ -72,6 +73,35 @@ describe("pets service", () => {
       "connection reset",
     );
     expect(files()).toEqual([]);
+  });
+
+  test("a save given up on while its object may still land notes the file for removal", async () => {
+    const pet = await service().create(newPet());
+    const withPhotos = await repository.count(true);
+    const noted: string[][] = [];
+    const storageGivingUp = (mayHaveLanded: boolean): PhotoStorage => ({
+      ...storage,
+      save: async () => {
+        throw new StorageUnwritableError("S3 Timeout: S3 PUT took longer than 60000 ms", {
+          mayHaveLanded,
+        });
+      },
+    });
+    for (const mayHaveLanded of [true, false]) {
+      const giving = createPetsService({
+        data: unitOfWork(database.db, (db) => ({ pets: createPetsRepository(db) })),
+        storage: storageGivingUp(mayHaveLanded),
+        maxPhotoBytes: 1024,
+        logger: createLogger("debug", (l) => logLines.push(l)),
+        deferredRemovals: { deferRemovals: async (names) => void noted.push(names) },
+      });
+      const err = await giving.addPhoto(pet.id, new Blob([pngBytes()])).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageUnwritableError);
+    }
+    // Only the one that may have landed, under the name it was saved as.
+    expect(noted).toHaveLength(1);
+    expect(noted[0]?.[0]).toMatch(/^[A-Za-z0-9_-]{22}\.png$/);
+    expect(await repository.count(true)).toBe(withPhotos);
   });
 
   test("a pet deleted between the check and the insert is 404, with no file left", async () => {

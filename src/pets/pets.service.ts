@@ -11,6 +11,7 @@ import {
 import type { Logger } from "../logger.ts";
 import { detectImageFormat } from "../storage/image-format.ts";
 import type { PhotoStorage } from "../storage/photo-storage.ts";
+import { StorageUnwritableError } from "../storage/storage-errors.ts";
 import { stripMetadata } from "../storage/strip-metadata.ts";
 import { textProblem } from "../text.ts";
 import { isUuid } from "../uuid.ts";
@@ -62,15 +63,19 @@ export function createPetsService({
   deferredRemovals,
 }: PetsServiceDeps) {
   const repository = data.repositories.pets;
-  /** Removal failed (storage briefly away): noted for a retry, so no file is left orphaned. */
-  const deferRemovals = async (fileNames: string[], err: unknown) => {
-    logger.error("could not remove photo files", { files: fileNames, err });
+  /** Files `serve`'s sweep removes later (storage/object-deletion-sweeper.ts). */
+  const noteForRemoval = async (fileNames: string[], err: unknown) => {
     await deferredRemovals?.deferRemovals(fileNames, err).catch((deferErr) =>
       logger.error("could not note photo files to remove later", {
         files: fileNames,
         err: deferErr,
       }),
     );
+  };
+  /** Removal failed (storage briefly away): noted for a retry, so no file is left orphaned. */
+  const deferRemovals = async (fileNames: string[], err: unknown) => {
+    logger.error("could not remove photo files", { files: fileNames, err });
+    await noteForRemoval(fileNames, err);
   };
 
   const toPet = (row: PetRow): Pet => ({
@@ -130,7 +135,16 @@ export function createPetsService({
         logger.debug("photo metadata left out", { removed: stripped.removed });
       }
       const photo = { id: Bun.randomUUIDv7(), fileName: storage.newFileName(format) };
-      await storage.save(photo.fileName, stripped.stream());
+      await storage.save(photo.fileName, stripped.stream()).catch(async (err: unknown) => {
+        if (err instanceof StorageUnwritableError && err.mayHaveLanded) {
+          logger.warn("photo upload given up on; its file is removed later should it appear", {
+            file: photo.fileName,
+            err,
+          });
+          await noteForRemoval([photo.fileName], err);
+        }
+        throw err;
+      });
       try {
         await repository.insertPhoto({
           ...photo,

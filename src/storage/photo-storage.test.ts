@@ -15,6 +15,7 @@ import {
   type StoredPhoto,
 } from "./photo-storage.ts";
 import { photoResponse } from "./photos.http.ts";
+import { pngBytes } from "./png.ts";
 import { createS3Client, createS3PhotoStorage } from "./s3-photo-storage.ts";
 import { StorageFullError, StorageUnwritableError } from "./storage-errors.ts";
 
@@ -412,6 +413,65 @@ describe("S3 storage that cannot be reached", () => {
       silent.stop(true);
     }
   });
+
+  test("a bucket that accepts connections and never answers: saves fail in time and give their turn back", async () => {
+    const silent = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: { data() {}, open() {} },
+    });
+    try {
+      const storage = createS3PhotoStorage(
+        createS3Client({ ...s3.config, endpoint: `http://127.0.0.1:${silent.port}` }),
+        "http://x",
+        silentLogger,
+        { requestTimeoutMs: 200, writeTimeoutMs: 200, uploadsAtOnce: 1 },
+      );
+      const streamed = () => new Blob([pngBytes()]).stream();
+      // One turn only: each save that gave up must have handed it back for the next to run.
+      for (let i = 0; i < 3; i++) {
+        const err = (await storage
+          .save(`${"A".repeat(21)}${i}.png`, streamed())
+          .catch((e) => e)) as Error;
+        expect(err).toBeInstanceOf(StorageUnwritableError);
+        expect(err.message).toMatch(
+          /^S3 Timeout: S3 upload (part|completion) took longer than 200 ms$/,
+        );
+      }
+      const small = (await storage
+        .save("BBBBBBBBBBBBBBBBBBBBBB.png", pngBytes())
+        .catch((e) => e)) as Error;
+      expect(small.message).toBe("S3 Timeout: S3 PUT took longer than 200 ms");
+    } finally {
+      silent.stop(true);
+    }
+  }, 30_000);
+
+  test("a save waits for a turn no longer than the request timeout", async () => {
+    const silent = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: { data() {}, open() {} },
+    });
+    try {
+      const storage = createS3PhotoStorage(
+        createS3Client({ ...s3.config, endpoint: `http://127.0.0.1:${silent.port}` }),
+        "http://x",
+        silentLogger,
+        { requestTimeoutMs: 100, writeTimeoutMs: 60_000, uploadsAtOnce: 1 },
+      );
+      // Holds the only turn: a body that never ends.
+      const holder = storage.save("CCCCCCCCCCCCCCCCCCCCCC.png", new ReadableStream({ pull() {} }));
+      holder.catch(() => {});
+      const err = (await storage
+        .save("DDDDDDDDDDDDDDDDDDDDDD.png", new Blob([pngBytes()]).stream())
+        .catch((e) => e)) as Error;
+      expect(err).toBeInstanceOf(StorageUnwritableError);
+      expect(err.message).toBe("S3 Timeout: a turn to upload to S3 took longer than 100 ms");
+    } finally {
+      silent.stop(true);
+    }
+  }, 30_000);
 
   test("removing fails, for the caller to retry later", async () => {
     expect(

@@ -57,6 +57,15 @@ const S3_RETRIES = 2;
  */
 export const S3_REQUEST_TIMEOUT_MS = 10_000;
 
+/**
+ * Longest wait for one step of a save: a single PUT, one part of a multipart upload, its
+ * completion. Long enough for a 5 MiB part over a slow link (about 0.7 Mbit/s), short enough that a
+ * bucket that stops answering turns uploads into 503s within a minute instead of holding them, and
+ * their turns, for ever. Bun's client cannot be told to stop: the abandoned request goes on
+ * unobserved, and the multipart upload it belonged to is never completed (storage.md).
+ */
+export const S3_WRITE_TIMEOUT_MS = 60_000;
+
 /** `work`, or a `Timeout` error naming `what` once `ms` have passed. */
 const withTimeout = <T>(work: Promise<T>, what: string, ms: number) =>
   withinTimeout(work, ms, () =>
@@ -92,6 +101,7 @@ export function createS3PhotoStorage(
     uploadsAtOnce?: number;
     startupAttempts?: number;
     requestTimeoutMs?: number;
+    writeTimeoutMs?: number;
     /** How to wait between startup attempts; tests inject one to see the delays. */
     sleep?: (ms: number) => Promise<void>;
   } = {},
@@ -100,6 +110,9 @@ export function createS3PhotoStorage(
   const key = (fileName: string) => `${S3_KEY_PREFIX}${fileName}`;
   const turns = createTurns(options.uploadsAtOnce ?? S3_UPLOADS_AT_ONCE);
   const timeoutMs = options.requestTimeoutMs ?? S3_REQUEST_TIMEOUT_MS;
+  const writeTimeoutMs = options.writeTimeoutMs ?? S3_WRITE_TIMEOUT_MS;
+  const step = <T>(work: T | Promise<T>, what: string) =>
+    withTimeout(Promise.resolve(work), what, writeTimeoutMs);
 
   async function uploadStream(objectKey: string, type: string, body: ReadableStream<Uint8Array>) {
     const writer = client.file(objectKey).writer({
@@ -111,20 +124,21 @@ export function createS3PhotoStorage(
     try {
       let buffered = 0;
       for await (const chunk of body) {
-        await writer.write(chunk);
+        await step(writer.write(chunk), "S3 upload part");
         buffered += chunk.byteLength;
         // The writer buffers whatever it is given (write never pushes back): waiting for it
         // at each part keeps an upload to about one part in memory. Parts stay whole:
         // Bun cuts them at partSize, only the last may be shorter.
         if (buffered >= S3_PART_BYTES) {
-          await writer.flush();
+          await step(writer.flush(), "S3 upload part");
           buffered = 0;
         }
       }
-      await writer.end();
+      await step(writer.end(), "S3 upload completion");
     } catch (err) {
-      // Aborts the multipart upload; its parts are dropped by S3.
-      await Promise.resolve(writer.end(err as Error)).catch(() => {});
+      // Aborts the multipart upload; its parts are dropped by S3. A bucket that does not answer
+      // would not answer this either.
+      await step(writer.end(err as Error), "S3 upload abort").catch(() => {});
       throw err;
     }
   }
@@ -138,11 +152,11 @@ export function createS3PhotoStorage(
       const type = photoContentType(fileName) ?? "application/octet-stream";
       try {
         if (body instanceof Uint8Array) {
-          await client.write(key(fileName), body, { type });
+          await step(client.write(key(fileName), body, { type }), "S3 PUT");
           return;
         }
         // A multipart upload, one part at a time, a bounded number at once (see S3_UPLOADS_AT_ONCE).
-        await turns.take();
+        await turns.take(timeoutMs);
         try {
           await uploadStream(key(fileName), type, body);
         } finally {
@@ -151,7 +165,11 @@ export function createS3PhotoStorage(
       } catch (err) {
         // Whatever the upload left (a single PUT is all or nothing; an aborted multipart upload
         // leaves no object) is not visible: a failed save stores nothing.
-        throw new StorageUnwritableError(describe(err), { cause: err });
+        throw new StorageUnwritableError(describe(err), {
+          cause: err,
+          // A turn never taken sent nothing.
+          mayHaveLanded: errorCode(err) === "Timeout" && !/turn/.test((err as Error).message),
+        });
       }
     },
     async remove(fileName) {
@@ -241,12 +259,24 @@ function createTurns(size: number) {
   let free = size;
   const waiting: (() => void)[] = [];
   return {
-    async take(): Promise<void> {
+    /** A turn, or a `Timeout` error once `ms` passed without one. */
+    async take(ms: number): Promise<void> {
       if (free > 0) {
         free--;
         return;
       }
-      await new Promise<void>((resolve) => waiting.push(resolve));
+      let turn = () => {};
+      const given = new Promise<void>((resolve) => {
+        turn = resolve;
+        waiting.push(turn);
+      });
+      await withTimeout(given, "a turn to upload to S3", ms).catch((err: unknown) => {
+        const at = waiting.indexOf(turn);
+        if (at !== -1) waiting.splice(at, 1);
+        // Given in the meantime: hand it on rather than lose it.
+        else this.give();
+        throw err;
+      });
     },
     give(): void {
       const next = waiting.shift();

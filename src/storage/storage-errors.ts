@@ -20,6 +20,15 @@ export class StorageFullError extends Error {
 /** EROFS, EACCES or EPERM: the storage refuses writes until an operator fixes it. */
 export class StorageUnwritableError extends Error {
   override name = "StorageUnwritableError";
+  /**
+   * The write was given up on while a request of it was still out (a bucket that did not answer
+   * in time): its object may yet appear, and should be removed if it does.
+   */
+  readonly mayHaveLanded: boolean;
+  constructor(message: string, options?: { cause?: unknown; mayHaveLanded?: boolean }) {
+    super(message, options);
+    this.mayHaveLanded = options?.mayHaveLanded ?? false;
+  }
 }
 
 const FULL = new Set(["ENOSPC", "EDQUOT"]);
