@@ -112,6 +112,18 @@ describe("an unknown user costs the same one verification as a wrong password", 
   });
 });
 
+test("a name registration refuses is never looked up: no other spelling of a user logs in", async () => {
+  const { service, spy, lookups } = setup();
+  await service.register({ username: "iiiuser", password: PASSWORD });
+  // PostgreSQL's lower() makes "İ" (U+0130) an "i": looked up, it would find iiiuser, under a
+  // per-username limit of its own.
+  const err = await refusal(service.login("\u0130iiuser", PASSWORD));
+  expect((err as Error).message).toBe(WRONG_CREDENTIALS);
+  expect(lookups).toEqual([]);
+  // The same one password check as any unknown user: its timing tells nothing either.
+  expect(spy.verifications()).toHaveLength(1);
+});
+
 describe("failures per username", () => {
   test("after the limit, 429 with Retry-After before the database or any hashing", async () => {
     const { service, spy, clock, lookups } = setup({ failures: 3, attempts: 100 });

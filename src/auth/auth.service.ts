@@ -1,6 +1,6 @@
 /** Registration, password login and the resolution of a bearer token to its user. */
 import { ConflictError, UnauthorizedError, ValidationError } from "../errors.ts";
-import type { Registration, User } from "./auth.model.ts";
+import { type Registration, USERNAME_PATTERN, type User } from "./auth.model.ts";
 import {
   argon2idHasher,
   createHashQueue,
@@ -15,6 +15,9 @@ import type { UserRow, UsersRepository } from "./users.repository.ts";
 
 export const BEARER_TOKEN_REQUIRED = "A bearer token is required (Authorization: Bearer <token>).";
 export const WRONG_CREDENTIALS = "Wrong username or password.";
+
+const USERNAME = new RegExp(USERNAME_PATTERN);
+const canNameUser = (username: string) => USERNAME.test(username);
 export const USERNAME_TAKEN = "That username is taken.";
 
 export interface AuthServiceDeps {
@@ -114,7 +117,10 @@ export function createAuthService({
       try {
         // The user is looked up in the turn too: a login refused for want of one costs nothing.
         ({ found, valid } = await hashQueue.run(async () => {
-          const row = await users.findCredentials(username);
+          // Only a name registration accepts can name a user. The others are never looked up:
+          // PostgreSQL's lower() folds some non-ASCII letters to ASCII ones ("İ" to "i"), which
+          // would let one user's name be spelled in ways the per-username limit counts apart.
+          const row = canNameUser(username) ? await users.findCredentials(username) : undefined;
           const hash = row?.passwordHash ?? (await dummyHash());
           return { found: row, valid: await passwords.verify(password, hash) };
         }));

@@ -270,10 +270,10 @@ describe.skipIf(!redisUrl)("redis cache behind a link that loses answers (needs 
     caches.push(cache);
     try {
       const keys = Array.from({ length: 10 }, (_, i) => `book:${i}`);
-      const valueOf = (key: string) => `value of ${key}`;
+      const valueFor = (key: string) => `value of ${key}`;
       for (const key of keys) {
         const read = await cache.read(key, "");
-        await cache.write(key, "", read.version, valueOf(key));
+        await cache.write(key, "", read.version, valueFor(key));
       }
       proxy.drop();
       // Their answers are lost: each read times out, and its command stays in the client's queue.
@@ -286,7 +286,7 @@ describe.skipIf(!redisUrl)("redis cache behind a link that loses answers (needs 
           const reads = await Promise.all(keys.map((key) => cache.read(key, "")));
           reads.forEach((read, i) => {
             const key = keys[i] as string;
-            if (read.value !== undefined && read.value !== valueOf(key)) {
+            if (read.value !== undefined && read.value !== valueFor(key)) {
               wrong.push(`${key}: ${read.value}`);
             }
           });

@@ -232,6 +232,26 @@ describe("failures per username (AUTH_USERNAME_FAILURES=3)", () => {
     expect((await login(limited, other.username, other.password)).status).toBe(200);
   });
 
+  test("no other spelling escapes the lock: a name with U+0130 (İ) finds nobody", async () => {
+    const user = {
+      username: `i${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`,
+      password: "correct horse battery staple",
+    };
+    const created = await limited.api("/auth/register", {
+      method: "POST",
+      apiKey: null,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(user),
+    });
+    expect(created.status).toBe(201);
+    for (let i = 0; i < 3; i++)
+      await expectProblem(await login(limited, user.username, "wrong"), 401);
+    await expectTooMany(await login(limited, user.username, user.password), 900);
+    // PostgreSQL's lower() would make it "i": the user, under another per-username count.
+    const dotted = `\u0130${user.username.slice(1)}`;
+    await expectProblem(await login(limited, dotted, user.password), 401);
+  });
+
   test("a success forgets the failures", async () => {
     const user = await registered(limited);
     for (let i = 0; i < 2; i++)
