@@ -278,3 +278,46 @@ describe("the password policy, for callers that are not HTTP", () => {
     expect((await service.login("old_timer", "abc")).token).toBeString();
   });
 });
+
+test("a user read while it was being deleted is not remembered: its token stops working at once", async () => {
+  const users = memoryUsers();
+  let holdReads = false;
+  let readStarted = () => {};
+  let releaseRead = () => {};
+  const held = {
+    ...users,
+    findById: async (id: string) => {
+      const row = await users.findById(id);
+      if (holdReads) {
+        readStarted();
+        await new Promise<void>((resolve) => {
+          releaseRead = resolve;
+        });
+      }
+      return row;
+    },
+  };
+  const service = createAuthService({
+    users: held,
+    tokens: createTokenIssuer(SECRET, 3600),
+    passwords: spyHasher().hasher,
+  });
+  const user = await service.register({ username: "ada", password: PASSWORD });
+  const { token } = await service.login("ada", PASSWORD);
+  const header = `Bearer ${token}`;
+  holdReads = true;
+  const reading = new Promise<void>((resolve) => {
+    readStarted = resolve;
+  });
+  // A request that read the user before its deletion, and finishes after it.
+  const inFlight = service.authenticate(header);
+  await reading;
+  holdReads = false;
+  await service.deleteUser(user.id);
+  releaseRead();
+  expect((await inFlight).id).toBe(user.id);
+  // The next request, well within the user cache's time, no longer finds the user.
+  expect(await refusal(service.authenticate(header))).toMatchObject({
+    message: "The token is invalid or expired.",
+  });
+});

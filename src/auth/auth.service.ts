@@ -71,16 +71,23 @@ export function createAuthService({
     return dummy;
   };
   const knownUsers = new Map<string, { user: User; until: number }>();
+  /**
+   * Deletions so far: a user read before a deletion that ended while the read was out is not
+   * remembered, or a deleted user's tokens would go on working here for `userCacheMs`.
+   */
+  let deletions = 0;
 
   const loadUser = async (id: string): Promise<User | undefined> => {
     const cached = knownUsers.get(id);
     if (cached && cached.until > now()) return cached.user;
+    const deletionsBefore = deletions;
     const row = await users.findById(id);
     if (!row) {
       knownUsers.delete(id);
       return undefined;
     }
     const user = toUser(row);
+    if (deletions !== deletionsBefore) return user;
     if (knownUsers.size > 10_000) knownUsers.clear();
     knownUsers.set(id, { user, until: now() + userCacheMs });
     return user;
@@ -153,7 +160,12 @@ export function createAuthService({
 
     async deleteUser(id: string): Promise<void> {
       knownUsers.delete(id);
-      await users.delete(id);
+      try {
+        await users.delete(id);
+      } finally {
+        deletions += 1;
+        knownUsers.delete(id);
+      }
     },
   };
 }
