@@ -49,6 +49,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+/** 128 + SIGPIPE (13). */
+const EXIT_BROKEN_PIPE = 141;
+
 function shutdownSignal(): Promise<string> {
   return new Promise((resolve) => {
     for (const signal of ["SIGTERM", "SIGINT"] as const)
@@ -57,9 +60,11 @@ function shutdownSignal(): Promise<string> {
 }
 
 if (import.meta.main) {
-  // A reader that goes away (`petbooks export-pets | head`) is not an error worth a stack trace.
+  // A reader that goes away (`petbooks export-pets | head`) is not worth a stack trace, nor a
+  // success: the output is cut short. Silent with 141, as a tool killed by SIGPIPE exits, which a
+  // shell's `pipefail` reports and an interactive `| head` does not show.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(0);
+    if (err.code === "EPIPE") process.exit(EXIT_BROKEN_PIPE);
   });
   const code = await run(process.argv.slice(2), {
     env: process.env,

@@ -657,6 +657,29 @@ describe("export-pets losing PostgreSQL mid-export (needs DATABASE_URL)", () => 
   );
 
   test_(
+    "a reader that goes away mid-export (`| head`): exit code 141, as SIGPIPE, and nothing on stderr",
+    async () => {
+      const proc = Bun.spawn(
+        [
+          "bash",
+          "-c",
+          'set -o pipefail; "$0" export-pets | head -c 100 >/dev/null',
+          await buildBinary(),
+        ],
+        {
+          env: { PATH: process.env.PATH ?? "", DATABASE_URL: url, LOG_LEVEL: "warn" },
+          stderr: "pipe",
+        },
+      );
+      // pipefail: the pipeline's status is the export's (head's is 0).
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      expect(code).toBe(141);
+      expect(stderr).toBe("");
+    },
+    SETUP_TIMEOUT_MS,
+  );
+
+  test_(
     "the network gone silent mid-export: exit code 1 once EXPORT_STALL_TIMEOUT_MS passes, not a hang",
     async () => {
       const target = new URL(url);
