@@ -2,6 +2,7 @@
 import { type Cache, createNoCache } from "../cache/cache.ts";
 import { type Config, listenerUrl, loadConfig, publicUrlFor } from "../config.ts";
 import type { Database } from "../db/client.ts";
+import { isMissingTable } from "../db/errors.ts";
 import {
   buildServices,
   grpcAuthFor,
@@ -337,6 +338,11 @@ export async function exportPetsCommand(argv: string[], io: CliIo): Promise<numb
       stallMs: config.exportStallTimeoutMs,
     });
     if (progress) io.stderr.write(`\rexported ${total} pets\n`);
+  } catch (err) {
+    if (!isMissingTable(err)) throw err;
+    throw new Error(
+      `the database has no petbooks tables: run \`petbooks migrate\` first (${(err as Error).message})`,
+    );
   } finally {
     await database.close();
   }

@@ -105,6 +105,11 @@ export function isDatabaseOutage(err: unknown): boolean {
   return isDatabaseUnavailable(err) || refusedConnection(err) !== undefined;
 }
 
+/** A table the statement names does not exist (undefined_table): a database never migrated. */
+export function isMissingTable(err: unknown): boolean {
+  return codesOf(err).includes("42P01");
+}
+
 /** A row referenced another that is not there (foreign_key_violation), e.g. a deleted pet. */
 export function isForeignKeyViolation(err: unknown): boolean {
   return codesOf(err).includes("23503");

@@ -36,6 +36,13 @@ describe("writePetsExport", () => {
     expect(state.closed).toBe(true);
   });
 
+  test("no pets: an empty document", async () => {
+    const { service } = exportingService(0);
+    const chunks: string[] = [];
+    expect(await writePetsExport(service, collecting(chunks), { hasPhotos: undefined })).toBe(0);
+    expect(chunks.join("")).toBe('{"pets":[]}\n');
+  });
+
   test("a write that fails ends the batches too, so their cursor is closed", async () => {
     const { service, state } = exportingService(5);
     const chunks: string[] = [];
@@ -68,8 +75,11 @@ describe("writePetsExport's stall limit", () => {
     expect((err as Error).message).toBe(
       "export abandoned: the database sent no pets for 0.02 s (EXPORT_STALL_TIMEOUT_MS)",
     );
+    // An export that fails before its first batch writes nothing.
     expect(chunks.join("")).toBe(
-      `{"pets":[${Array.from({ length: before }, (_, i) => `{"id":${i}}`).join(",")}`,
+      before === 0
+        ? ""
+        : `{"pets":[${Array.from({ length: before }, (_, i) => `{"id":${i}}`).join(",")}`,
     );
   });
 

@@ -55,7 +55,8 @@ export async function writePetsExport(
   let exported = 0;
   let batches = 0;
   const batchesOf = pets.exportJson(options.hasPhotos, options.batchSize ?? EXPORT_BATCH_SIZE);
-  await write(out, '{"pets":[');
+  // The document opens with its first batch: an export that fails before it writes nothing.
+  let opening = '{"pets":[';
   // The next batch is asked for before this one is written: PostgreSQL makes it (on another
   // core) while this process writes the current one. It may fail meanwhile (the connection
   // lost): that failure is met when it is awaited, not reported first as an unhandled rejection.
@@ -71,7 +72,8 @@ export async function writePetsExport(
       next = readAhead();
       const { json, count } = result.value;
       // Waiting for each batch to be flushed keeps memory flat however many pets there are.
-      if (exported > 0) await write(out, ",");
+      await write(out, opening || ",");
+      opening = "";
       await write(out, json);
       exported += count;
       options.onProgress?.(exported);
@@ -91,6 +93,6 @@ export async function writePetsExport(
     if (!(err instanceof ExportStalledError)) await ending;
     throw err;
   }
-  await write(out, "]}\n");
+  await write(out, `${opening}]}\n`);
   return exported;
 }

@@ -1,6 +1,8 @@
 /** Defects an outside check found in the binary: each case failed before its fix. */
 import { describe, expect, test } from "bun:test";
 import { runBinary, tempDataDir } from "../../src/testing/binary.ts";
+import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
+import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   CONTRACT_API_KEY,
   CONTRACT_JWT_SECRET,
@@ -90,3 +92,21 @@ test("healthcheck asks the address HOST names, not 127.0.0.1", async () => {
     standIn.stop(true);
   }
 });
+
+test.skipIf(!process.env.DATABASE_URL)(
+  "export-pets on a database never migrated says to migrate, and writes nothing to stdout",
+  async () => {
+    const database = await createEmptyPostgresDatabase();
+    try {
+      const result = await runBinary(["export-pets"], { DATABASE_URL: database.url });
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toStartWith(
+        "petbooks: the database has no petbooks tables: run `petbooks migrate` first",
+      );
+    } finally {
+      await database.drop();
+    }
+  },
+  SETUP_TIMEOUT_MS,
+);
