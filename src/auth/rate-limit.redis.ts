@@ -8,22 +8,22 @@
  * on its own, which still limits, but never locks everyone out because Redis is down. A warning
  * says so, at most once per interval, and shared counting resumes once Redis answers.
  */
-import { createHash } from "node:crypto";
-import { connectRedis } from "../cache/redis-client.ts";
+import { connectRedis, scriptRunner } from "../cache/redis-client.ts";
 import type { Logger } from "../logger.ts";
 import { withinTimeout } from "../timeout.ts";
 import { type CounterStore, createMemoryCounterStore, type WindowCount } from "./rate-limit.ts";
 
+// ARGV[1] is the caller's tag, answered first (scriptRunner).
 const ADD = `
-local now = tonumber(ARGV[1])
-local delta = tonumber(ARGV[3])
+local now = tonumber(ARGV[2])
+local delta = tonumber(ARGV[4])
 local reset_at = tonumber(redis.call('HGET', KEYS[1], 'reset_at'))
 if not reset_at or reset_at <= now then
   if delta <= 0 then
     redis.call('DEL', KEYS[1])
-    return {0, now}
+    return {ARGV[1], 0, now}
   end
-  reset_at = now + tonumber(ARGV[2])
+  reset_at = now + tonumber(ARGV[3])
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'reset_at', reset_at, 'count', 0)
 end
@@ -33,9 +33,7 @@ if count < 0 then
   redis.call('HSET', KEYS[1], 'count', 0)
 end
 redis.call('PEXPIRE', KEYS[1], reset_at - now + 60000)
-return {count, reset_at}`;
-
-const ADD_SHA = createHash("sha1").update(ADD).digest("hex");
+return {ARGV[1], count, reset_at}`;
 
 export interface RedisCounterStoreOptions {
   url: string;
@@ -93,16 +91,6 @@ export async function createRedisCounterStore(
     }
   };
 
-  const evalAdd = async (args: string[]) => {
-    try {
-      return await client.sendCommand<[number, number]>(["EVALSHA", ADD_SHA, "1", ...args]);
-    } catch (err) {
-      if (!String((err as Error).message).startsWith("NOSCRIPT")) throw err;
-      // Redis restarted and forgot the script.
-      return client.sendCommand<[number, number]>(["EVAL", ADD, "1", ...args]);
-    }
-  };
-
   const client = await connectRedis({
     url: options.url,
     purpose: "rate limits",
@@ -110,18 +98,18 @@ export async function createRedisCounterStore(
     logger,
     onError: reportFailure,
   });
+  const runScript = scriptRunner(client, { add: ADD }, reportFailure);
 
   return {
     kind: "redis",
     add(key, delta, now, windowMs) {
       return shared<WindowCount>(
         async () => {
-          const [count, resetAt] = await evalAdd([
-            `${prefix}${key}`,
-            String(now),
-            String(windowMs),
-            String(delta),
-          ]);
+          const [count, resetAt] = await runScript<[number, number]>(
+            "add",
+            [`${prefix}${key}`],
+            [String(now), String(windowMs), String(delta)],
+          );
           return { count: Number(count), resetAt: Number(resetAt) };
         },
         () => local.add(key, delta, now, windowMs),

@@ -10,17 +10,13 @@
  * that might be stale. (The scripts build key names, which is fine on a single Redis server but
  * not on Redis Cluster.)
  *
- * Every script answers with a tag its caller sent first. node-redis matches answers to commands
- * by their order on the connection: when answers are lost and the connection stays open (a
- * middlebox that drops bytes), every later answer would go to the wrong command, and a read
- * would return another key's value. A wrong tag is taken as a failure, and the connection is
- * made again.
+ * Every script answers with a tag its caller sent first (redis-client.ts `scriptRunner`), so an
+ * answer meant for another command is a failure, never another key's value.
  */
-import { createHash } from "node:crypto";
 import type { Logger } from "../logger.ts";
 import { withinTimeout } from "../timeout.ts";
 import { type Cache, UNAVAILABLE } from "./cache.ts";
-import { connectRedis } from "./redis-client.ts";
+import { connectRedis, scriptRunner } from "./redis-client.ts";
 
 // ARGV[1] is the caller's tag, answered first.
 const READ = `
@@ -47,7 +43,6 @@ return {ARGV[1], version}`;
 
 const BUMP_EPOCH = `return {ARGV[1], redis.call('INCR', KEYS[1] .. 'epoch')}`;
 
-const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
 const SCRIPTS = {
   read: READ,
   write: WRITE,
@@ -73,11 +68,6 @@ export interface RedisCacheOptions {
 
 class CacheTimeoutError extends Error {
   override name = "CacheTimeoutError";
-}
-
-/** An answer that was meant for another command: the connection lost some. */
-class CacheReplyMismatchError extends Error {
-  override name = "CacheReplyMismatchError";
 }
 
 export async function createRedisCache(options: RedisCacheOptions): Promise<Cache> {
@@ -108,42 +98,6 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     } else {
       suppressed += 1;
     }
-  };
-
-  let tags = 0;
-  let reconnecting: Promise<void> | undefined;
-  /** A new connection, for one whose answers no longer follow its commands. */
-  const reconnect = () => {
-    reconnecting ??= (async () => {
-      client.destroy();
-      await client.connect();
-    })()
-      .catch((err) => reportFailure("connection", err))
-      .finally(() => {
-        reconnecting = undefined;
-      });
-  };
-
-  /** The script's answer after its tag. */
-  const run = async <T extends unknown[]>(script: ScriptName, args: string[]): Promise<T> => {
-    // Closed for good by a reconnect that failed: node-redis reconnects only an open client.
-    if (!client.isOpen && !reconnecting) reconnect();
-    const tag = String(++tags);
-    const send = (command: string, body: string) =>
-      client.sendCommand<unknown[]>([command, body, "1", prefix, tag, ...args]);
-    let reply: unknown;
-    try {
-      reply = await send("EVALSHA", sha1(SCRIPTS[script]));
-    } catch (err) {
-      if (!String((err as Error).message).startsWith("NOSCRIPT")) throw err;
-      // Redis restarted and forgot the scripts.
-      reply = await send("EVAL", SCRIPTS[script]);
-    }
-    if (!Array.isArray(reply) || reply[0] !== tag) {
-      reconnect();
-      throw new CacheReplyMismatchError(`the answer to ${script} was another command's`);
-    }
-    return reply.slice(1) as T;
   };
 
   const bounded = <T>(operation: Promise<T>): Promise<T> =>
@@ -189,6 +143,9 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     logger,
     onError: (err) => reportFailure("connection", err),
   });
+  const runScript = scriptRunner(client, SCRIPTS, (err) => reportFailure("connection", err));
+  const run = <T extends unknown[]>(script: ScriptName, args: string[]) =>
+    runScript<T>(script, [prefix], args);
 
   return {
     kind: "redis",

@@ -1,4 +1,5 @@
 /** A Redis connection as every petbooks feature wants it: fail fast while down, reconnect after. */
+import { createHash } from "node:crypto";
 import { createClient } from "redis";
 import type { Logger } from "../logger.ts";
 import { redactUrl } from "../redact.ts";
@@ -121,4 +122,64 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisC
   });
   connectedOnce = true;
   return client;
+}
+
+/** An answer that was meant for another command: the connection lost some. */
+export class RedisReplyMismatchError extends Error {
+  override name = "RedisReplyMismatchError";
+}
+
+/**
+ * Runs Lua scripts by their SHA (by their text again once Redis forgot them), each sent a tag as
+ * its ARGV[1] that it answers first, as `{ARGV[1], ...}`. node-redis matches answers to commands
+ * by their order on the connection: when answers are lost while the connection stays open (a
+ * middlebox that drops bytes), every later answer would go to the wrong command, and a read could
+ * return another key's value. A wrong tag fails the call instead, and the connection is made
+ * again (`onReconnectFailed` hears if that fails; the next call tries again).
+ */
+export function scriptRunner<Name extends string>(
+  client: RedisClient,
+  scripts: Record<Name, string>,
+  onReconnectFailed: (err: unknown) => void,
+) {
+  const shas = Object.fromEntries(
+    Object.entries<string>(scripts).map(([name, text]) => [
+      name,
+      createHash("sha1").update(text).digest("hex"),
+    ]),
+  ) as Record<Name, string>;
+  let tags = 0;
+  let reconnecting: Promise<void> | undefined;
+  const reconnect = () => {
+    reconnecting ??= (async () => {
+      client.destroy();
+      await client.connect();
+    })()
+      .catch(onReconnectFailed)
+      .finally(() => {
+        reconnecting = undefined;
+      });
+  };
+
+  /** The script's answer after its tag. */
+  return async <T extends unknown[]>(name: Name, keys: string[], args: string[]): Promise<T> => {
+    // Closed for good by a reconnect that failed: node-redis reconnects only an open client.
+    if (!client.isOpen && !reconnecting) reconnect();
+    const tag = String(++tags);
+    const send = (command: string, body: string) =>
+      client.sendCommand<unknown>([command, body, String(keys.length), ...keys, tag, ...args]);
+    let reply: unknown;
+    try {
+      reply = await send("EVALSHA", shas[name]);
+    } catch (err) {
+      if (!String((err as Error).message).startsWith("NOSCRIPT")) throw err;
+      // Redis restarted and forgot the scripts.
+      reply = await send("EVAL", scripts[name]);
+    }
+    if (!Array.isArray(reply) || reply[0] !== tag) {
+      reconnect();
+      throw new RedisReplyMismatchError(`the answer to ${name} was another command's`);
+    }
+    return reply.slice(1) as T;
+  };
 }
