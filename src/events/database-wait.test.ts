@@ -50,21 +50,34 @@ async function stepThrough<T>(clock: ManualClock, work: Promise<T>): Promise<T> 
 
 const fields = { topic: "petbooks.books", partition: 2, offset: "40" };
 
+/**
+ * A batch handled by `handleWhenDatabaseAnswers` on a manual clock, whose handler fails with
+ * `errors` in turn; `batch` replaces the session that notes heartbeats.
+ */
+function started(errors: Error[], batch?: BatchSession) {
+  const clock = createManualClock();
+  const { logger, lines } = capturingLogger();
+  const handler = failingHandler(clock, errors);
+  const { state, batch: noting } = session(clock);
+  const stopping = new AbortController();
+  const handling = handleWhenDatabaseAnswers(handler.handle, batch ?? noting, {
+    clock,
+    logger,
+    stopping: stopping.signal,
+    fields,
+  });
+  return { clock, lines, handler, state, stopping, handling };
+}
+
+/** More failures than any test waits through. */
+const databaseDown = () => Array.from({ length: 100 }, databaseDownError);
+
 describe("handleWhenDatabaseAnswers", () => {
   test("tries again while the database is unavailable, 200 ms doubling up to 10 s, heartbeating", async () => {
-    const clock = createManualClock();
-    const { logger, lines } = capturingLogger();
-    const handler = failingHandler(clock, Array.from({ length: 9 }, databaseDownError));
-    const { state, batch } = session(clock);
-    const handled = await stepThrough(
-      clock,
-      handleWhenDatabaseAnswers(handler.handle, batch, {
-        clock,
-        logger,
-        stopping: new AbortController().signal,
-        fields,
-      }),
+    const { clock, lines, handler, state, handling } = started(
+      Array.from({ length: 9 }, databaseDownError),
     );
+    const handled = await stepThrough(clock, handling);
     expect(handled).toBe(true);
     const waits = handler.calls.slice(1).map((at, i) => at - (handler.calls[i] as number));
     expect(waits).toEqual([200, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000, 10_000]);
@@ -92,21 +105,11 @@ describe("handleWhenDatabaseAnswers", () => {
   });
 
   test("a connection refused for good under a running consumer (the password changed) is held too", async () => {
-    const clock = createManualClock();
-    const { logger } = capturingLogger();
     const refused = Object.assign(new Error("password authentication failed"), {
       code: "28P01",
       severity: "FATAL",
     });
-    const handler = failingHandler(clock, [refused, refused]);
-    const { batch } = session(clock);
-    const stopping = new AbortController().signal;
-    const handling = handleWhenDatabaseAnswers(handler.handle, batch, {
-      clock,
-      logger,
-      stopping,
-      fields,
-    });
+    const { clock, handler, handling } = started([refused, refused]);
     expect(await stepThrough(clock, handling)).toBe(true);
     expect(handler.calls).toEqual([0, 200, 600]);
   });
@@ -118,17 +121,7 @@ describe("handleWhenDatabaseAnswers", () => {
       Object.assign(new Error("duplicate key value"), { code: "23505", severity: "ERROR" }),
     ],
   ])("%s is thrown at once, as before", async (_, error) => {
-    const clock = createManualClock();
-    const { logger, lines } = capturingLogger();
-    const handler = failingHandler(clock, [error]);
-    const { state, batch } = session(clock);
-    const stopping = new AbortController().signal;
-    const handling = handleWhenDatabaseAnswers(handler.handle, batch, {
-      clock,
-      logger,
-      stopping,
-      fields,
-    });
+    const { clock, lines, handler, state, handling } = started([error]);
     expect(await handling.catch((e: unknown) => e)).toBe(error);
     expect(handler.calls).toEqual([0]);
     expect(clock.requested).toEqual([]);
@@ -137,36 +130,18 @@ describe("handleWhenDatabaseAnswers", () => {
   });
 
   test("a heartbeat refused because the group rebalances is thrown, for kafkajs to rejoin", async () => {
-    const clock = createManualClock();
-    const handler = failingHandler(clock, Array.from({ length: 100 }, databaseDownError));
     const rebalancing = new Error("The group is rebalancing, so a rejoin is needed");
-    const batch: BatchSession = {
+    const { handler, handling } = started(databaseDown(), {
       heartbeat: () => Promise.reject(rebalancing),
       isRunning: () => true,
       isStale: () => false,
-    };
-    const handling = handleWhenDatabaseAnswers(handler.handle, batch, {
-      clock,
-      logger: capturingLogger().logger,
-      stopping: new AbortController().signal,
-      fields,
     });
     expect(await handling.catch((e: unknown) => e)).toBe(rebalancing);
     expect(handler.calls).toEqual([0]);
   });
 
   test("a stop ends the wait at once: nothing handled, no further try", async () => {
-    const clock = createManualClock();
-    const { logger, lines } = capturingLogger();
-    const handler = failingHandler(clock, Array.from({ length: 100 }, databaseDownError));
-    const { batch } = session(clock);
-    const stopping = new AbortController();
-    const handling = handleWhenDatabaseAnswers(handler.handle, batch, {
-      clock,
-      logger,
-      stopping: stopping.signal,
-      fields,
-    });
+    const { clock, lines, handler, stopping, handling } = started(databaseDown());
     await clock.sleeping();
     stopping.abort();
     expect(await handling).toBe(false);
@@ -182,15 +157,7 @@ describe("handleWhenDatabaseAnswers", () => {
     ["kafkajs stops the consumer", (s: { running: boolean }) => (s.running = false)],
     ["a seek makes the batch stale", (s: { stale: boolean }) => (s.stale = true)],
   ])("the wait ends within a check interval when %s", async (_, change) => {
-    const clock = createManualClock();
-    const handler = failingHandler(clock, Array.from({ length: 100 }, databaseDownError));
-    const { state, batch } = session(clock);
-    const handling = handleWhenDatabaseAnswers(handler.handle, batch, {
-      clock,
-      logger: capturingLogger().logger,
-      stopping: new AbortController().signal,
-      fields,
-    });
+    const { clock, handler, state, handling } = started(databaseDown());
     // Into the long waits: 200 + 400 + 800 + 1,600 ms, then a wait of 3.2 s.
     while (handler.calls.length < 5) {
       await clock.sleeping();

@@ -391,86 +391,55 @@ describe("S3 storage that cannot be reached", () => {
   });
 
   test("a bucket that accepts connections and never answers: reads and removals time out", async () => {
-    // A TCP listener that takes connections and says nothing.
-    const silent = Bun.listen({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: { data() {}, open() {} },
-    });
-    try {
-      const storage = createS3PhotoStorage(
-        createS3Client({ ...s3.config, endpoint: `http://127.0.0.1:${silent.port}` }),
-        "http://x",
-        silentLogger,
-        { requestTimeoutMs: 200 },
-      );
+    await withSilentBucket({ requestTimeoutMs: 200 }, async (storage) => {
       expect(await storage.open("AAAAAAAAAAAAAAAAAAAAAA.png").catch((e) => e)).toMatchObject({
         code: "unavailable",
       });
       const err = (await storage.remove("AAAAAAAAAAAAAAAAAAAAAA.png").catch((e) => e)) as Error;
       expect(err.message).toBe("S3 DELETE took longer than 200 ms");
-    } finally {
-      silent.stop(true);
-    }
+    });
   });
 
   test("a bucket that accepts connections and never answers: saves fail in time and give their turn back", async () => {
-    const silent = Bun.listen({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: { data() {}, open() {} },
-    });
-    try {
-      const storage = createS3PhotoStorage(
-        createS3Client({ ...s3.config, endpoint: `http://127.0.0.1:${silent.port}` }),
-        "http://x",
-        silentLogger,
-        { requestTimeoutMs: 200, writeTimeoutMs: 200, uploadsAtOnce: 1 },
-      );
-      const streamed = () => new Blob([pngBytes()]).stream();
-      // One turn only: each save that gave up must have handed it back for the next to run.
-      for (let i = 0; i < 3; i++) {
-        const err = (await storage
-          .save(`${"A".repeat(21)}${i}.png`, streamed())
+    await withSilentBucket(
+      { requestTimeoutMs: 200, writeTimeoutMs: 200, uploadsAtOnce: 1 },
+      async (storage) => {
+        const streamed = () => new Blob([pngBytes()]).stream();
+        // One turn only: each save that gave up must have handed it back for the next to run.
+        for (let i = 0; i < 3; i++) {
+          const err = (await storage
+            .save(`${"A".repeat(21)}${i}.png`, streamed())
+            .catch((e) => e)) as Error;
+          expect(err).toBeInstanceOf(StorageUnwritableError);
+          expect(err.message).toMatch(
+            /^S3 Timeout: S3 upload (part|completion) took longer than 200 ms$/,
+          );
+        }
+        const small = (await storage
+          .save("BBBBBBBBBBBBBBBBBBBBBB.png", pngBytes())
           .catch((e) => e)) as Error;
-        expect(err).toBeInstanceOf(StorageUnwritableError);
-        expect(err.message).toMatch(
-          /^S3 Timeout: S3 upload (part|completion) took longer than 200 ms$/,
-        );
-      }
-      const small = (await storage
-        .save("BBBBBBBBBBBBBBBBBBBBBB.png", pngBytes())
-        .catch((e) => e)) as Error;
-      expect(small.message).toBe("S3 Timeout: S3 PUT took longer than 200 ms");
-    } finally {
-      silent.stop(true);
-    }
+        expect(small.message).toBe("S3 Timeout: S3 PUT took longer than 200 ms");
+      },
+    );
   }, 30_000);
 
   test("a save waits for a turn no longer than the request timeout", async () => {
-    const silent = Bun.listen({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: { data() {}, open() {} },
-    });
-    try {
-      const storage = createS3PhotoStorage(
-        createS3Client({ ...s3.config, endpoint: `http://127.0.0.1:${silent.port}` }),
-        "http://x",
-        silentLogger,
-        { requestTimeoutMs: 100, writeTimeoutMs: 60_000, uploadsAtOnce: 1 },
-      );
-      // Holds the only turn: a body that never ends.
-      const holder = storage.save("CCCCCCCCCCCCCCCCCCCCCC.png", new ReadableStream({ pull() {} }));
-      holder.catch(() => {});
-      const err = (await storage
-        .save("DDDDDDDDDDDDDDDDDDDDDD.png", new Blob([pngBytes()]).stream())
-        .catch((e) => e)) as Error;
-      expect(err).toBeInstanceOf(StorageUnwritableError);
-      expect(err.message).toBe("S3 Timeout: a turn to upload to S3 took longer than 100 ms");
-    } finally {
-      silent.stop(true);
-    }
+    await withSilentBucket(
+      { requestTimeoutMs: 100, writeTimeoutMs: 60_000, uploadsAtOnce: 1 },
+      async (storage) => {
+        // Holds the only turn: a body that never ends.
+        const holder = storage.save(
+          "CCCCCCCCCCCCCCCCCCCCCC.png",
+          new ReadableStream({ pull() {} }),
+        );
+        holder.catch(() => {});
+        const err = (await storage
+          .save("DDDDDDDDDDDDDDDDDDDDDD.png", new Blob([pngBytes()]).stream())
+          .catch((e) => e)) as Error;
+        expect(err).toBeInstanceOf(StorageUnwritableError);
+        expect(err.message).toBe("S3 Timeout: a turn to upload to S3 took longer than 100 ms");
+      },
+    );
   }, 30_000);
 
   test("removing fails, for the caller to retry later", async () => {
@@ -548,3 +517,30 @@ describe("S3 storage startup check", () => {
     expect(run.lines.map((line) => line.attempt)).toEqual([1, 2, 3]);
   });
 });
+
+/**
+ * `work` on S3 storage whose endpoint is a TCP listener that takes connections and says nothing,
+ * with `options` for its timeouts.
+ */
+async function withSilentBucket(
+  options: Parameters<typeof createS3PhotoStorage>[3],
+  work: (storage: ReturnType<typeof createS3PhotoStorage>) => Promise<void>,
+) {
+  const silent = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data() {}, open() {} },
+  });
+  try {
+    await work(
+      createS3PhotoStorage(
+        createS3Client({ ...s3.config, endpoint: `http://127.0.0.1:${silent.port}` }),
+        "http://x",
+        silentLogger,
+        options,
+      ),
+    );
+  } finally {
+    silent.stop(true);
+  }
+}
