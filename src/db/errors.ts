@@ -4,6 +4,8 @@
  * which no retry can fix.
  */
 
+import type { Logger } from "../logger.ts";
+
 /** Node socket errors and postgres.js's own connection error codes. */
 export const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
@@ -98,6 +100,20 @@ export function refusedConnection(err: unknown): string | undefined {
       severity === "FATAL" && typeof code === "string" && code in PERMANENT_SQLSTATES,
   );
   return fatal ? permanentRefusal(fatal) : undefined;
+}
+
+/**
+ * The log line of a request that met a database outage: a warning while it may pass by itself,
+ * an error naming the reason when only an operator can end it (refusedConnection).
+ */
+export function logDatabaseOutage(
+  logger: Pick<Logger, "warn" | "error">,
+  err: unknown,
+  fields: Record<string, unknown>,
+): void {
+  const reason = refusedConnection(err);
+  if (reason) logger.error("database refused the connection", { ...fields, reason, err });
+  else logger.warn("database unavailable", { ...fields, err });
 }
 
 /** The database cannot serve this request now, for whatever reason: the caller gets 503. */

@@ -4,7 +4,7 @@
  * Connect codes.
  */
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { isDatabaseOutage, refusedConnection } from "../db/errors.ts";
+import { isDatabaseOutage, logDatabaseOutage } from "../db/errors.ts";
 import { AppError, type ErrorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { stackFrames } from "../redact.ts";
@@ -195,17 +195,8 @@ export function mapErrors(logger: Logger): Interceptor {
       const requestId = requestIdOf(req);
       const method = `/${req.service.typeName}/${req.method.name}`;
       if (known) {
-        const refusal = refusedConnection(err);
-        if (refusal) {
-          logger.error("database refused the connection", {
-            request_id: requestId,
-            method,
-            reason: refusal,
-            err,
-          });
-        } else if (isDatabaseOutage(err)) {
-          logger.warn("database unavailable", { request_id: requestId, method, err });
-        }
+        if (isDatabaseOutage(err))
+          logDatabaseOutage(logger, err, { request_id: requestId, method });
         return known;
       }
       logger.error("unhandled error", {

@@ -4,7 +4,7 @@
  * limit, and the translation of every error into a problem response.
  */
 import { Elysia } from "elysia";
-import { isDatabaseOutage, refusedConnection } from "../db/errors.ts";
+import { isDatabaseOutage, logDatabaseOutage } from "../db/errors.ts";
 import { AppError, type FieldError, RetryLaterError, UnauthorizedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { RequestObserver } from "../observability/http-metrics.ts";
@@ -190,14 +190,7 @@ export function requestContext({
         body = problem("not_found", "No such resource.", state.id);
       } else if (isDatabaseOutage(error)) {
         // Fast (DATABASE_TIMEOUT_MS bounds every wait), and the client is told when to come back.
-        const refusal = refusedConnection(error);
-        if (refusal) {
-          logger.error("database refused the connection", {
-            request_id: state.id,
-            reason: refusal,
-            err: error,
-          });
-        } else logger.warn("database unavailable", { request_id: state.id, err: error });
+        logDatabaseOutage(logger, error, { request_id: state.id });
         body = problem("unavailable", DATABASE_UNAVAILABLE, state.id);
         retryAfterSeconds = DATABASE_RETRY_AFTER_SECONDS;
       } else if (error instanceof StorageFullError) {
