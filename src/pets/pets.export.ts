@@ -1,5 +1,6 @@
 /** Streams the pets export as one JSON document, batch by batch, honouring back-pressure. */
 import type { Writable } from "node:stream";
+import { withinTimeout } from "../timeout.ts";
 import type { HasPhotosFilter } from "./pets.model.ts";
 import type { PetsService } from "./pets.service.ts";
 
@@ -23,16 +24,6 @@ export class ExportStalledError extends Error {
       `export abandoned: the database sent no pets for ${stallMs / 1000} s (EXPORT_STALL_TIMEOUT_MS)`,
     );
   }
-}
-
-/** `batch`, or an ExportStalledError once `stallMs` have passed without it. */
-function withinStallLimit<T>(batch: Promise<T>, stallMs: number | undefined): Promise<T> {
-  if (stallMs === undefined) return batch;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ExportStalledError(stallMs)), stallMs);
-  });
-  return Promise.race([batch, stalled]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -67,7 +58,11 @@ export async function writePetsExport(
   };
   let next = readAhead();
   try {
-    const nextBatch = () => withinStallLimit(next, options.stallMs);
+    const { stallMs } = options;
+    const nextBatch = () =>
+      stallMs === undefined
+        ? next
+        : withinTimeout(next, stallMs, () => new ExportStalledError(stallMs));
     for (let result = await nextBatch(); !result.done; result = await nextBatch()) {
       next = readAhead();
       const { json, count } = result.value;
