@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createLogger, silentLogger } from "../logger.ts";
+import { redisTestPrefix } from "../testing/redis-keys.ts";
 import { type OutageMode, startTcpProxy } from "../testing/tcp-proxy.ts";
 import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { createRedisCounterStore } from "./rate-limit.redis.ts";
@@ -96,7 +97,7 @@ describe("the memory store", () => {
 });
 
 const redisUrl = process.env.REDIS_URL;
-const prefix = () => `petbooks-test:ratelimit:${crypto.randomUUID()}:`;
+const prefix = () => redisTestPrefix("ratelimit:");
 const redisStore = (url: string, keyPrefix: string, logger = silentLogger) =>
   createRedisCounterStore({ url, timeoutMs: 1_000, logger, prefix: keyPrefix });
 

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../logger.ts";
+import { redisTestPrefix } from "../testing/redis-keys.ts";
 import { startTcpProxy } from "../testing/tcp-proxy.ts";
 import { TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
 import { until } from "../testing/until.ts";
@@ -28,7 +29,7 @@ const implementations: [string, () => Promise<Cache>][] = [
               ttlSeconds: 60,
               timeoutMs: 500,
               logger: createLogger("error", () => {}),
-              prefix: `petbooks-test:${crypto.randomUUID()}:`,
+              prefix: redisTestPrefix(),
             }),
         ],
       ] as [string, () => Promise<Cache>][])
@@ -265,7 +266,7 @@ describe.skipIf(!redisUrl)("redis cache behind a link that loses answers (needs 
       ttlSeconds: 60,
       timeoutMs: 100,
       logger: createLogger("error", () => {}),
-      prefix: `petbooks-test:${crypto.randomUUID()}:`,
+      prefix: redisTestPrefix(),
     });
     caches.push(cache);
     try {
@@ -306,7 +307,7 @@ describe.skipIf(!redisUrl)(
   "two instances, one of which loses Redis for a write (needs REDIS_URL)",
   () => {
     test("the other stops serving the old entry soon after the writer reaches Redis again", async () => {
-      const prefix = `petbooks-test:${crypto.randomUUID()}:`;
+      const prefix = redisTestPrefix();
       const target = new URL(redisUrl as string);
       const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 6379) });
       const viaProxy = new URL(target);

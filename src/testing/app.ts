@@ -7,6 +7,7 @@ import { createInProcessBus, type InProcessBus } from "../events/bus.ts";
 import { createApp } from "../http/app.ts";
 import { createLogger, type Logger, silentLogger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
+import { redisTestPrefix } from "./redis-keys.ts";
 import { makeTempDir } from "./temp.ts";
 
 export const TEST_API_KEY = "test-api-key-0123456789";
@@ -40,7 +41,7 @@ export async function createTestCache(ttlSeconds = 60): Promise<Cache> {
     ttlSeconds,
     timeoutMs: 200,
     logger: silentLogger,
-    prefix: `petbooks-test:${crypto.randomUUID()}:`,
+    prefix: redisTestPrefix(),
   });
 }
 

@@ -1,5 +1,6 @@
 /** Loaded before every test file (bunfig.toml): says once which database the suite runs on. */
 import { afterAll } from "bun:test";
+import { removeRedisTestKeys } from "./redis-keys.ts";
 import { removeTempDirs } from "./temp.ts";
 import { TEARDOWN_TIMEOUT_MS } from "./timeouts.ts";
 
@@ -11,3 +12,4 @@ if (!(globalThis as { __petbooksAnnounced?: boolean }).__petbooksAnnounced) {
 
 // A hook in the preload runs once, after the last test file.
 afterAll(removeTempDirs, TEARDOWN_TIMEOUT_MS);
+afterAll(removeRedisTestKeys, TEARDOWN_TIMEOUT_MS);
