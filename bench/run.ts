@@ -36,7 +36,7 @@ const OPTIONS = {
   pool: POOL_OPTION,
   pgbenchClients: {
     text: "4,6",
-    help: "pgbench clients for PostgreSQL alone: each in turn, the fastest kept",
+    help: "pgbench clients for PostgreSQL alone: each tried before the rounds, the fastest run in every round",
   },
   only: { choices: PARTS, list: true, help: `some of ${PARTS.join(",")} (default: all)` },
   skip1m: { flag: true, help: "leave out the export over 1,000,000 pets" },

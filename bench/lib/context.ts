@@ -17,7 +17,7 @@ export interface BenchOptions {
   warmup: number;
   /** DATABASE_POOL_SIZE of petbooks and of every ceiling. */
   pool: number;
-  /** pgbench's clients for PostgreSQL alone: each is run, and the fastest kept. */
+  /** pgbench's clients for PostgreSQL alone: each tried before the rounds, the fastest run in them. */
   pgbenchClients: number[];
   /** Leave out the export over 1,000,000 pets (the slowest part). */
   skip1m: boolean;
