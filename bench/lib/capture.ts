@@ -23,7 +23,8 @@ export function recordingDb(): { db: Db; take: () => Statement[] } {
     options: { parsers: {}, serializers: {} },
     unsafe(text: string, _params?: unknown[], options: Statement["options"] = {}) {
       sent.push({ text, options });
-      return Object.assign(Promise.resolve([]), { values: () => Promise.resolve([]) });
+      const none = () => Promise.resolve([]);
+      return Object.assign(none(), { values: none, raw: none });
     },
   };
   const db = drizzle({ client: client as unknown as postgres.Sql }) as unknown as Db;

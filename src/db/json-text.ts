@@ -9,6 +9,12 @@
  */
 import { type AnyColumn, type SQL, sql } from "drizzle-orm";
 
+/**
+ * JSON text as PostgreSQL sent it: its UTF-8 bytes straight off the connection (postgres.js), or
+ * a string (PGlite); what an HTTP answer sends as it is (see TextQuery's `value`).
+ */
+export type JsonText = string | Uint8Array;
+
 /** A text value as a JSON string: quoted, and escaped as JSON.stringify escapes it. */
 export const jsonString = (value: AnyColumn | SQL) => sql`to_json(${value})::text`;
 

@@ -30,6 +30,21 @@ describe("textQuery", () => {
     expect(await run(plain)).toEqual([{ text: "a$1", two: 2 }]);
   });
 
+  test("value answers a statement's one value: undecoded UTF-8 on PostgreSQL, text elsewhere", async () => {
+    const text = 'é "ü" 🐕';
+    const one = rendered("one", () => sql`select ${sql.raw(`'${text}'`)}::text as v, 2 as w`);
+    const none = rendered("none", () => sql`select 'x' as v where false`);
+    const onPostgres = Boolean(process.env.DATABASE_URL);
+    for (const options of [undefined, { reuse: true }]) {
+      const value = await textQuery(database.db).value(one, options);
+      expect(value instanceof Uint8Array).toBe(onPostgres);
+      expect(value instanceof Uint8Array ? Buffer.from(value).toString() : value).toBe(text);
+      expect(await textQuery(database.db).value(none, options)).toBeUndefined();
+    }
+    const inTransaction = await database.db.transaction((tx) => textQuery(tx).value(one));
+    expect(inTransaction).toBe(text);
+  });
+
   test("answers a plain Array, which JSON.stringify takes on its fast path", async () => {
     const rows = await textQuery(database.db)(plain);
     expect(Object.getPrototypeOf(rows)).toBe(Array.prototype);

@@ -8,7 +8,11 @@ interface DriverClient {
    * statement, as `execute` sends them; with `prepare` (and `simple: false`) as a named prepared
    * statement, parsed once per connection.
    */
-  unsafe?: (text: string, params?: unknown[], options?: PostgresOptions) => Promise<unknown[]>;
+  unsafe?: (
+    text: string,
+    params?: unknown[],
+    options?: PostgresOptions,
+  ) => Promise<unknown[]> & { raw(): Promise<(Uint8Array | null)[][]> };
   /** PGlite: a statement's text alone goes over the simple query protocol, as with postgres.js. */
   exec?: (text: string) => Promise<{ rows: unknown[] }[]>;
   query?: (text: string, params?: unknown[]) => Promise<{ rows: unknown[] }>;
@@ -28,7 +32,17 @@ export interface RunOptions {
   reuse?: boolean;
 }
 
-export type TextQuery = <T>(text: string, params?: unknown[], options?: RunOptions) => Promise<T[]>;
+export interface TextQuery {
+  <T>(text: string, params?: unknown[], options?: RunOptions): Promise<T[]>;
+  /**
+   * The one value a statement without parameters answers (its first row's first column), as
+   * PostgreSQL sent it: on postgres.js its UTF-8 bytes, never decoded into a string; elsewhere
+   * (PGlite, a transaction) its text. For JSON that PostgreSQL writes whole (db/json-text.ts):
+   * it goes out as it came, and neither decoding it nor encoding it again costs this process
+   * anything. Undefined when there is no row, or the value is NULL.
+   */
+  value(text: string, options?: RunOptions): Promise<Uint8Array | string | undefined>;
+}
 
 /**
  * Statements a textQuery keeps prepared on PostgreSQL, for each of the pool's connections;
@@ -62,18 +76,34 @@ export function textQuery(db: Db): TextQuery {
       prepared.add(text);
       return true;
     };
+    const protocol = (text: string, options?: RunOptions) =>
+      options?.reuse && mayPrepare(text) ? PREPARED : undefined;
     // A plain Array of the rows: postgres.js answers an Array subclass, which JSON.stringify
     // serialises on its slow path (a page of 20 books: 7.5 µs instead of 1.5).
-    return async <T>(text: string, params: unknown[] = [], options?: RunOptions) =>
-      Array.from(
-        await unsafe(text, params, options?.reuse && mayPrepare(text) ? PREPARED : undefined),
-      ) as T[];
+    const run = async <T>(text: string, params: unknown[] = [], options?: RunOptions) =>
+      Array.from(await unsafe(text, params, protocol(text, options))) as T[];
+    return Object.assign(run, {
+      value: async (text: string, options?: RunOptions) =>
+        (await unsafe(text, [], protocol(text, options)).raw())[0]?.[0] ?? undefined,
+    });
   }
   if (typeof client?.exec === "function" && typeof client.query === "function") {
-    return pgliteQuery(client as Required<Pick<DriverClient, "exec" | "query">>);
+    return withTextValue(pgliteQuery(client as Required<Pick<DriverClient, "exec" | "query">>));
   }
-  return async <T>(text: string, params: unknown[] = []) =>
-    rows<T>(await db.execute(withParams(text, params)));
+  return withTextValue(async <T>(text: string, params: unknown[] = []) =>
+    rows<T>(await db.execute(withParams(text, params))),
+  );
+}
+
+/** `run` with `value` read from its rows: the first column of the first row, as text. */
+function withTextValue(run: <T>(text: string, params?: unknown[]) => Promise<T[]>): TextQuery {
+  return Object.assign(run, {
+    value: async (text: string) => {
+      const [row] = await run<Record<string, unknown>>(text);
+      const value = row === undefined ? undefined : Object.values(row)[0];
+      return typeof value === "string" ? value : undefined;
+    },
+  });
 }
 
 /** Statements kept prepared per PGlite database; later ones run as text. */

@@ -1,4 +1,5 @@
 /** Answers that skip Elysia's response check: the largest cost of a listing in this process. */
+import type { JsonText } from "../db/json-text.ts";
 
 /**
  * A response schema that documents the answer (OpenAPI) but is not checked: Elysia checks every
@@ -14,11 +15,11 @@ export function unchecked<T extends object>(schema: T): T {
 }
 
 /**
- * Sends `json`, the JSON text of a `T` (a cached page, say), as it is: no parse and stringify
- * again. Typed as the `T` it encodes, so that the route still types against its schema; only for
+ * Sends `json`, the JSON text of a `T` (a cached page, say; as a string or its UTF-8 bytes), as it
+ * is: no parse and stringify again. Typed as the `T` it encodes, so that the route still types against its schema; only for
  * a route whose response schema is `unchecked`, or Elysia would check the text against it.
  */
-export function jsonText<T>(set: { headers: Record<string, unknown> }, json: string): T {
+export function jsonText<T>(set: { headers: Record<string, unknown> }, json: JsonText): T {
   // What Response.json, Elysia's way with an object, sends.
   set.headers["content-type"] = "application/json;charset=utf-8";
   return json as unknown as T;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
+import type { JsonText } from "../db/json-text.ts";
 import { renderSql } from "../db/prepared.ts";
 import { rows } from "../db/rows.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
@@ -46,9 +47,13 @@ async function addPhoto(petId: string) {
 
 const PHOTO_URL_BASE = "http://127.0.0.1:3000/photos/";
 const photoUrl = (fileName: string) => `${PHOTO_URL_BASE}${fileName}`;
+/** JSON text as a string; bytes must be valid UTF-8. */
+const asString = (json: JsonText) =>
+  typeof json === "string" ? json : new TextDecoder("utf-8", { fatal: true }).decode(json);
+
 /** GET /pets' answer as the repository writes it, parsed. */
 const listPage = async (page: { limit: number; offset: number; hasPhotos: boolean | undefined }) =>
-  JSON.parse(await repo.listJson(page, PHOTO_URL_BASE)) as PetList;
+  JSON.parse(asString(await repo.listJson(page, PHOTO_URL_BASE))) as PetList;
 
 /**
  * The plan of a page's statement, sequential scans off: on tables this small they are cheapest,
@@ -135,10 +140,15 @@ describe("pets repository", () => {
     ];
     for (const { hasPhotos, items } of answers) {
       const text = await repo.listJson({ limit: 10, offset: 0, hasPhotos }, base);
-      expect(text).toBe(JSON.stringify({ count: items.length, items }));
+      expect(asString(text)).toBe(JSON.stringify({ count: items.length, items }));
     }
     const empty = await repo.listJson({ limit: 10, offset: 5, hasPhotos: undefined }, base);
-    expect(empty).toBe(JSON.stringify({ count: 2, items: [] }));
+    expect(asString(empty)).toBe(JSON.stringify({ count: 2, items: [] }));
+  });
+
+  test("on PostgreSQL, listJson answers the bytes PostgreSQL sent, not a string", async () => {
+    const json = await repo.listJson({ limit: 10, offset: 0, hasPhotos: undefined }, "b/");
+    expect(json instanceof Uint8Array).toBe(Boolean(process.env.DATABASE_URL));
   });
 
   test("a pet written in a session on another time zone still shows created_at in UTC", async () => {

@@ -2,7 +2,7 @@
 import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { copyClient, copyOut } from "../db/copy-out.ts";
-import { jsonString, listAnswerJson } from "../db/json-text.ts";
+import { type JsonText, jsonString, listAnswerJson } from "../db/json-text.ts";
 import { preparedOnce, renderedOnce, renderSql } from "../db/prepared.ts";
 import { rows } from "../db/rows.ts";
 import { integerLiteral, textLiteral } from "../db/sql.ts";
@@ -297,12 +297,12 @@ export function createPetsRepository(db: Db) {
     async listJson(
       page: { limit: number; offset: number; hasPhotos: HasPhotosFilter },
       photoUrlBase: string,
-    ): Promise<string> {
+    ): Promise<JsonText> {
       const key = `${page.hasPhotos}:${page.limit}:${page.offset}:${photoUrlBase}`;
       const statement = pageStatement(key, () => listPageQuery(page, photoUrlBase));
-      const [row] = await run<{ body: string }>(statement, [], { reuse: page.offset === 0 });
-      if (row === undefined) throw new Error("the page statement answered no row");
-      return row.body;
+      const body = await run.value(statement, { reuse: page.offset === 0 });
+      if (body === undefined) throw new Error("the page statement answered no row");
+      return body;
     },
 
     /** Exact, from the trigger-maintained counters: no scan of the pets table. */

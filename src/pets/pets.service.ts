@@ -1,6 +1,7 @@
 /** The rules of the pets registry: validation, photo handling, bulk delete bookkeeping. */
 
 import { isForeignKeyViolation } from "../db/errors.ts";
+import type { JsonText } from "../db/json-text.ts";
 import type { UnitOfWork } from "../db/unit-of-work.ts";
 import {
   NotFoundError,
@@ -107,7 +108,7 @@ export function createPetsService({
       limit: number;
       offset: number;
       hasPhotos: HasPhotosFilter;
-    }): Promise<string> {
+    }): Promise<JsonText> {
       return repository.listJson(query, storage.urlBase());
     },
 
