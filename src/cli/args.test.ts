@@ -21,6 +21,8 @@ describe("parseArgs", () => {
     [["-x"], "unknown option -x"],
     [["stray"], 'unexpected argument "stray"'],
     [["--help=true"], "--help takes no value"],
+    [["--has-photos", "--has-photos=false"], "--has-photos is given more than once"],
+    [["-h", "--help"], "--help is given more than once"],
   ])("%j is a usage error", (argv, message) => {
     expect(() => parseArgs(argv, spec, "USAGE")).toThrow(message);
     try {

@@ -35,6 +35,8 @@ function parseFlags(argv: string[], spec: Record<string, FlagKind>): ParsedArgs 
     const name = match?.[1] === "h" ? "help" : match?.[1];
     const kind = name ? spec[name] : undefined;
     if (!name || !kind) throw new UsageError(`unknown option ${arg}`);
+    // Taking the last would quietly drop what the first said (`--has-photos --has-photos=false`).
+    if (name in flags) throw new UsageError(`--${name} is given more than once`);
     let value = match?.[2];
     if (kind === "integer") {
       value ??= argv[++i];
