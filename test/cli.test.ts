@@ -26,10 +26,7 @@ describe("petbooks CLI", () => {
     [["frobnicate"], 'unknown command "frobnicate"'],
     [["export-pets", "--has-photos=maybe"], '--has-photos must be true or false (got "maybe")'],
     [["export-pets", "--limit=5"], "unknown option --limit=5"],
-    [
-      ["export-pets", "--has-photos", "--has-photos=false"],
-      "--has-photos is given more than once",
-    ],
+    [["export-pets", "--has-photos", "--has-photos=false"], "--has-photos is given more than once"],
     [["serve", "--port", "80"], "unknown option --port"],
   ])("%j is a usage error: exit 2, message and usage on stderr", async (args, message) => {
     const result = await runBinary(args, { DATA_DIR: tempDataDir() });
