@@ -10,7 +10,7 @@
  * before any interceptor runs, so decode-errors.ts starts the check as the call arrives and
  * answers an unauthenticated caller UNAUTHENTICATED even when its message cannot be decoded.
  */
-import { type ContextValues, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { type ContextValues, createContextKey } from "@connectrpc/connect";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
@@ -43,7 +43,7 @@ const AUTH_CHECK = createContextKey<AuthCheck | undefined>(undefined, {
 
 /**
  * The authentication of a call with these headers, started once: the first caller (decode-errors.ts
- * for a unary call, or the interceptor) starts it, the others wait for the same answer.
+ * for a unary call, or serveCalls in interceptors.ts) starts it, the others wait for the same answer.
  */
 export function authCheck(
   auth: GrpcAuth,
@@ -61,13 +61,4 @@ export function authCheck(
     values.set(AUTH_CHECK, check);
   }
   return check;
-}
-
-/** Refuses calls to protected services without a valid token (mapErrors words the refusal). */
-export function requireToken(auth: GrpcAuth): Interceptor {
-  return (next) => async (req) => {
-    const failure = await authCheck(auth, req.service.typeName, req.header, req.contextValues);
-    if (failure) throw failure;
-    return next(req);
-  };
 }

@@ -5,7 +5,7 @@
  *
  * Connect raises these as INTERNAL with the parser's text, and for a unary call it does so before
  * any interceptor runs: it decodes the one request first and writes the error itself. (A streaming
- * call meets them inside the interceptors, where mapErrors translates them.) So each unary handler
+ * call meets them inside the interceptors, where serveCalls translates them.) So each unary handler
  * is wrapped, and the error of a call that never reached the interceptors is rewritten on its way
  * out, in its protocol's framing: the gRPC trailer, the gRPC-Web trailer envelope, or Connect's
  * JSON error body and HTTP status.
@@ -124,18 +124,31 @@ const once = (bytes: Uint8Array) =>
     yield bytes;
   })();
 
-/** The request body, calling `onHangUp` with the code if it fails because the client went away. */
-async function* watchingHangUp(
+/**
+ * The request body, calling `onHangUp` with the code if it fails because the client went away.
+ * A plain iterator, not an async generator: this wraps every unary call's body.
+ */
+function watchingHangUp(
   body: AsyncIterable<Uint8Array>,
   onHangUp: (code: string) => void,
-): AsyncGenerator<Uint8Array> {
-  try {
-    yield* body;
-  } catch (err) {
+): AsyncIterable<Uint8Array> {
+  const failed = (err: unknown): never => {
     const code = hangUpCode(err);
     if (code !== undefined) onHangUp(code);
     throw err;
-  }
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      const it = body[Symbol.asyncIterator]();
+      return {
+        next: () => it.next().then(undefined, failed),
+        return: (value?: unknown) =>
+          it.return
+            ? it.return(value).then(undefined, failed)
+            : Promise.resolve({ done: true as const, value: undefined }),
+      };
+    },
+  };
 }
 
 const isByteStream = (body: unknown): body is AsyncIterable<Uint8Array> =>
@@ -144,7 +157,7 @@ const isByteStream = (body: unknown): body is AsyncIterable<Uint8Array> =>
 /**
  * The handler, answering a unary request that could not be decoded with INVALID_ARGUMENT and a
  * message of ours (or UNAUTHENTICATED, for a caller without a valid token), and logging every
- * unary call that failed before reaching the interceptors (logCalls, which logs the others,
+ * unary call that failed before reaching the interceptors (serveCalls, which logs the others,
  * never saw it). Streaming handlers are returned as they are.
  */
 export function answeringUndecodable(
@@ -161,7 +174,7 @@ export function answeringUndecodable(
   async function answer(req: UniversalServerRequest) {
     const values = req.contextValues ?? createContextValues();
     const startedAt = performance.now();
-    // Started now, while Connect reads the message; the interceptor (auth.ts) awaits the same.
+    // Started now, while Connect reads the message; serveCalls awaits the same.
     const authFailure = authCheck(auth, handler.service.typeName, req.header, values);
     /** The transport's error code, when the client went away while its request was read. */
     let hungUp: string | undefined;
@@ -171,11 +184,12 @@ export function answeringUndecodable(
         })
       : req.body;
     const res = await handler({ ...req, body: requestBody, contextValues: values });
+    // A unary call's response comes once its implementation returned, so by now the call either
+    // reached the interceptors, which translated and logged it, or never will.
+    if (values.get(CALL_STARTED)) return res;
     const refusal = await authFailure;
     const protocol = protocolOf(req.header.get("content-type"));
-    // Only calls the interceptors never reached: the errors of the others are already right.
     const fix: Fix = (code, message) => {
-      if (values.get(CALL_STARTED)) return undefined;
       // Whatever the message or the token, nobody is left to answer.
       if (hungUp !== undefined) return cutShort(req.signal);
       if (refusal !== undefined) {
@@ -185,7 +199,7 @@ export function answeringUndecodable(
     };
     let logged = false;
     const seen: Fix = (code, message) => {
-      if (values.get(CALL_STARTED) || logged) return undefined;
+      if (logged) return undefined;
       logged = true;
       const requestId = requestIdFrom(req.header);
       res.header?.set("x-request-id", requestId);
@@ -233,7 +247,7 @@ export function answeringUndecodable(
       };
     }
     // Connect unary answers an error with a status other than 200 and a JSON body.
-    if (res.status === 200 || values.get(CALL_STARTED)) return res;
+    if (res.status === 200) return res;
     const error = await connectError(res, body);
     if (error.code === undefined) return { ...res, body: once(error.bytes) };
     seen(error.code, error.message);

@@ -84,22 +84,23 @@ export async function* observed<T>(
  * Awaits a call's response and calls `onEnd` once the call is over: on failure, at once for a
  * unary answer, at the end of its stream for a streamed one.
  */
-export async function whenCallEnds<R extends UnaryResponse | StreamResponse>(
+export function whenCallEnds<R extends UnaryResponse | StreamResponse>(
   response: Promise<R>,
   onEnd: (err: unknown) => void,
 ): Promise<R> {
-  let res: R;
-  try {
-    res = await response;
-  } catch (err) {
-    onEnd(err);
-    throw err;
-  }
-  if (!res.stream) {
-    onEnd(undefined);
-    return res;
-  }
-  return { ...res, message: observed(res.message, onEnd) };
+  return response.then(
+    (res) => {
+      if (!res.stream) {
+        onEnd(undefined);
+        return res;
+      }
+      return { ...res, message: observed(res.message, onEnd) };
+    },
+    (err: unknown) => {
+      onEnd(err);
+      throw err;
+    },
+  );
 }
 
 /**

@@ -19,11 +19,11 @@ import {
 import { grpcTracingInterceptor } from "../observability/grpc-tracing.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Tracing } from "../observability/tracing.ts";
-import { type GrpcAuth, requireToken } from "./auth.ts";
+import type { GrpcAuth } from "./auth.ts";
 import { RESET_STREAM } from "./book-watch.ts";
 import { answeringUndecodable } from "./decode-errors.ts";
 import { healthService } from "./health.ts";
-import { endOnAbort, GRPC_READ_MAX_BYTES, logCalls, mapErrors } from "./interceptors.ts";
+import { GRPC_READ_MAX_BYTES, serveCalls } from "./interceptors.ts";
 import { dualProtocolListener } from "./listener.ts";
 import { registerReflection } from "./reflection.ts";
 
@@ -81,6 +81,12 @@ function grpcRoutes(options: GrpcServerOptions, shutdown: AbortSignal) {
   };
 }
 
+/** What resetterOf destroys a call's stream (or connection) with. */
+const cut = () =>
+  Object.assign(new Error("WatchBooks stream reset: the client stopped reading"), {
+    code: "ERR_STREAM_DESTROYED",
+  });
+
 /**
  * Cuts one call: an HTTP/2 stream with RST_STREAM ENHANCE_YOUR_CALM (gRPC clients report it as
  * RESOURCE_EXHAUSTED; the connection and its other calls go on), an HTTP/1.1 connection whole.
@@ -90,10 +96,6 @@ function grpcRoutes(options: GrpcServerOptions, shutdown: AbortSignal) {
  * end as a failure of its own on stderr.
  */
 function resetterOf(req: http2.Http2ServerRequest | http.IncomingMessage): () => void {
-  const cut = () =>
-    Object.assign(new Error("WatchBooks stream reset: the client stopped reading"), {
-      code: "ERR_STREAM_DESTROYED",
-    });
   if ("stream" in req) {
     return () => {
       if (req.stream.destroyed) return;
@@ -146,15 +148,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       );
       router.handlers.splice(0, router.handlers.length, ...handlers);
     },
-    // The log line wraps the translation, so it records the code the caller actually got.
     interceptors: [
       // Outermost: the span holds the call's log line; the metrics see the code the caller gets.
       ...(options.tracing ? [grpcTracingInterceptor(options.tracing)] : []),
       ...(options.metrics ? [grpcMetricsInterceptor(options.metrics)] : []),
-      logCalls(logger),
-      mapErrors(logger),
-      requireToken(options.auth),
-      endOnAbort,
+      serveCalls(logger, options.auth),
     ],
     // Every request is read whole, and inflated, before the token is checked: without a cap a
     // caller with no token could make the server hold gigabytes (Connect's default is 4 GiB).
@@ -194,9 +192,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     // A client that vanishes mid-call is routine; it must never become an uncaught 'error'.
     session.on("error", (err) => logger.debug("http2 session error", { err }));
   });
-  server.on("stream", (stream) => {
-    stream.on("error", (err) => logger.debug("http2 stream error", { err }));
-  });
+  const onStreamError = (err: Error) => logger.debug("http2 stream error", { err });
+  server.on("stream", (stream) => stream.on("error", onStreamError));
 
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);

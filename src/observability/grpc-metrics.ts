@@ -24,15 +24,16 @@ export function grpcCodeLabel(code: Code | undefined): string {
 
 export function grpcMetricsInterceptor(metrics: Metrics): Interceptor {
   const { started, handled, handling } = metrics.grpc;
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const type = GRPC_TYPES[req.method.methodKind] ?? "unary";
     const service = req.service.typeName;
     const method = req.method.name;
-    started.inc([type, service, method]);
+    const labels = [type, service, method];
+    started.inc(labels);
     const startedAt = performance.now();
     const end = (err: unknown) => {
       handled.inc([type, service, method, grpcCodeLabel(endCode(req, err))]);
-      handling.observe([type, service, method], (performance.now() - startedAt) / 1000);
+      handling.observe(labels, (performance.now() - startedAt) / 1000);
     };
     return whenCallEnds(next(req), end);
   };
