@@ -36,6 +36,8 @@ export interface Config {
   jwtTtlSeconds: number;
   redisUrl: string | undefined;
   redisTimeoutMs: number;
+  /** What every key petbooks writes to Redis starts with: `<prefix>cache:`, `<prefix>ratelimit:`. */
+  redisKeyPrefix: string;
   cacheTtlSeconds: number;
   kafkaBrokers: string[];
   kafkaTopic: string;
@@ -193,6 +195,12 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
       problems.push(...err.problems);
     }
   }
+  const redisKeyPrefix = value("REDIS_KEY_PREFIX") ?? "petbooks:";
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(redisKeyPrefix)) {
+    problems.push(
+      "REDIS_KEY_PREFIX must be 1 to 64 letters, digits, '.', '_', ':' or '-' (no glob characters)",
+    );
+  }
   const kafkaTopic = value("KAFKA_TOPIC") ?? "petbooks.books";
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(kafkaTopic)) {
     problems.push(`KAFKA_TOPIC must be a valid Kafka topic name (got "${kafkaTopic}")`);
@@ -248,6 +256,7 @@ export function loadConfig(env: Env = process.env, needs: ConfigRequirements = {
     jwtTtlSeconds: integer("JWT_TTL", 3600, 60, 30 * 24 * 3600),
     redisUrl,
     redisTimeoutMs: integer("REDIS_TIMEOUT_MS", 50, 1, 60_000),
+    redisKeyPrefix,
     cacheTtlSeconds: integer("CACHE_TTL", 60, 0, 7 * 24 * 3600),
     kafkaBrokers,
     kafkaTopic,

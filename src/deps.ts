@@ -257,6 +257,7 @@ export async function openCache(
   }
   const redis = await createRedisCache({
     url: config.redisUrl,
+    prefix: `${config.redisKeyPrefix}cache:`,
     ttlSeconds: config.cacheTtlSeconds,
     timeoutMs: config.redisTimeoutMs,
     logger: logger.child({ module: "cache" }),

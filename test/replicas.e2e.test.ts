@@ -21,6 +21,7 @@ import {
 import { createEmptyPostgresDatabase } from "../src/testing/database.ts";
 import { newPet, pngBytes } from "../src/testing/factories.ts";
 import { contains, GPS_LATITUDE_BYTES, jpegWithMetadata } from "../src/testing/photo-fixtures.ts";
+import { redisTestPrefix } from "../src/testing/redis-keys.ts";
 import { startTestS3Server, type TestS3Server } from "../src/testing/s3.ts";
 import { SETUP_TIMEOUT_MS } from "../src/testing/timeouts.ts";
 
@@ -56,6 +57,8 @@ describe.skipIf(!databaseUrl || !redisUrl)(
         JWT_SECRET,
         DATABASE_URL: database.url,
         REDIS_URL: redisUrl as string,
+        // Keys of their own, removed after the run (the default prefix would be left behind).
+        REDIS_KEY_PREFIX: redisTestPrefix(),
         // The relays log how many events they hand to their transport (at debug level).
         LOG_LEVEL: "debug",
         ...s3.env,

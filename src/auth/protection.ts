@@ -13,6 +13,7 @@ export type ProtectionConfig = Pick<
   Config,
   | "redisUrl"
   | "redisTimeoutMs"
+  | "redisKeyPrefix"
   | "authUsernameFailures"
   | "authUsernameWindowSeconds"
   | "authAddressAttempts"
@@ -38,6 +39,7 @@ export async function openPasswordProtection(
     ? await createRedisCounterStore({
         url: config.redisUrl,
         timeoutMs: config.redisTimeoutMs,
+        prefix: `${config.redisKeyPrefix}ratelimit:`,
         logger: log,
       })
     : createMemoryCounterStore();

@@ -6,6 +6,7 @@
  * tables are the ones the in-process tests run (src/auth/auth.cases.ts).
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { createClient } from "redis";
 import {
   bodyCaseRequest,
   FORGED_TOKENS,
@@ -14,6 +15,7 @@ import {
   signedToken,
   TOKEN_REQUESTS,
 } from "../../src/auth/auth.cases.ts";
+import { redisTestPrefix } from "../../src/testing/redis-keys.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
   CONTRACT_JWT_SECRET,
@@ -371,6 +373,8 @@ describe.skipIf(!process.env.REDIS_URL)("two replicas sharing Redis (REDIS_URL)"
   // shared with every other run on this Redis.
   const shared = {
     REDIS_URL: process.env.REDIS_URL ?? "",
+    // Keys of their own, removed after the run (the default prefix would be left behind).
+    REDIS_KEY_PREFIX: redisTestPrefix(),
     AUTH_USERNAME_FAILURES: "4",
     AUTH_ADDRESS_ATTEMPTS: "1000000",
   };
@@ -395,6 +399,17 @@ describe.skipIf(!process.env.REDIS_URL)("two replicas sharing Redis (REDIS_URL)"
       await expectProblem(await login(two, user.username, "wrong"), 401);
     }
     await expectTooMany(await login(one, user.username, user.password), 900);
+  });
+
+  test("the counters are under REDIS_KEY_PREFIX", async () => {
+    const redis = createClient({ url: shared.REDIS_URL });
+    await redis.connect();
+    try {
+      const keys = await redis.keys(`${shared.REDIS_KEY_PREFIX}ratelimit:*`);
+      expect(keys.length).toBeGreaterThan(0);
+    } finally {
+      redis.destroy();
+    }
   });
 });
 
