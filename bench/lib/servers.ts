@@ -100,6 +100,8 @@ export async function startGrpc(
       DATABASE_URL: ws.databaseUrl,
       DATABASE_POOL_SIZE: String(ws.pool),
       GRPC_PORT: String(port),
+      // Any free port: the default 9464 may be another run's (docs/operations.md).
+      METRICS_PORT: "0",
     }),
     logFile: logFile(ws, name),
     ready: async (baseUrl) => {

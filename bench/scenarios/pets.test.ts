@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cpuRow, embeddedRow, noCeilingReason } from "./pets.ts";
+import { cpuRow, embeddedRow, embeddedVerdict, noCeilingReason } from "./pets.ts";
 
 const run = (round: number, result: Record<string, number>) => ({ round, load: "0 0 0", result });
 
@@ -111,6 +111,28 @@ describe("the embedded figures", () => {
     expect(
       embeddedRow(filter, { petbooks, "embedded ceiling": embedded } as never),
     ).toBeUndefined();
+  });
+
+  describe("judged against the target of 0.4", () => {
+    const figures = (vsPostgres: number, bound: number, vsCeiling: number) => ({
+      vsPostgres: { median: vsPostgres },
+      bound: { median: bound },
+      vsCeiling: { median: vsCeiling },
+    });
+
+    test("are met at 0.4 of petbooks on PostgreSQL, whatever the ceiling did", () => {
+      expect(embeddedVerdict(figures(0.4, 0.3, 0.5))).toBe(true);
+    });
+
+    test("are out of reach, explained, only when the bare server on PGlite misses too", () => {
+      expect(embeddedVerdict(figures(0.31, 0.34, 0.91))).toBe("explained");
+      // The bare server reached it: petbooks' own cost is what misses.
+      expect(embeddedVerdict(figures(0.39, 0.41, 0.95))).toBe(false);
+    });
+
+    test("are missed when petbooks falls under 0.9 of the bare server on PGlite", () => {
+      expect(embeddedVerdict(figures(0.25, 0.34, 0.74))).toBe(false);
+    });
   });
 });
 

@@ -21,7 +21,7 @@ import {
   type RunningServer,
   runChecked,
 } from "../lib/processes.ts";
-import { cpuColumns, fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
+import { cpuColumns, fmt, loadColumns, type Met, markdownTable, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
 import { HTTP_CEILING, sameAnswer, startServe, startServeAndCeiling } from "../lib/servers.ts";
 import { formatRatio, type Ratio } from "../lib/stats.ts";
@@ -65,7 +65,11 @@ const EMBEDDED_METHOD =
   "the same bytes (checked before timing), placed as embedded petbooks. Its ratio to petbooks " +
   "on PostgreSQL is what a bare Bun.serve in front of PGlite reaches on this machine: where " +
   "that falls short of the target too, the bare server misses it as well, and what is missing " +
-  "is PGlite's own speed, not what petbooks adds.";
+  "is PGlite's own speed, not what petbooks adds. The target asks for 0.4 or for the reason it " +
+  "cannot be, with a profile (below): its verdict reads _out of reach, explained_ only where this " +
+  "run showed that reason, the embedded ceiling's median under 0.4 and embedded petbooks' at " +
+  "least 0.9 of that ceiling (the share the same-SQL target asks on PostgreSQL); otherwise it " +
+  "is missed.";
 
 /**
  * Where embedded GET /pets spends its time: what a profile of it showed (bench/profile.ts
@@ -306,11 +310,12 @@ function judgeFilter(
   const embedded = embeddedRow(filter, runs);
   if (embedded) {
     // Beside it, what a bare server on PGlite reached: how far the target is in reach at all.
-    const { vsPostgres, bound } = embedded;
+    const { vsPostgres, bound, vsCeiling } = embedded;
     ctx.report.judge(
       `GET /pets ${filter.name}: embedded req/s >= ${TARGETS.embedded} x petbooks on PostgreSQL`,
-      `${formatRatio(vsPostgres, TARGETS.embedded)}; embedded ceiling ${formatRatio(bound)}`,
-      invalid ? undefined : vsPostgres.median >= TARGETS.embedded,
+      `${formatRatio(vsPostgres, TARGETS.embedded)}; embedded ceiling ${formatRatio(bound)}, ` +
+        `embedded / its ceiling ${formatRatio(vsCeiling)}`,
+      invalid ? undefined : embeddedVerdict(embedded),
     );
   }
   const cpu = (s: Subject) => fmt.int(medianOf(runs[s], (r) => r.cpuUs));
@@ -352,6 +357,20 @@ export function embeddedRow(filter: Filter, runs: Runs<Subject, Partial<ServerLo
     `${cpu(embedded)} / ${cpu(ceiling)}`,
   ];
   return { vsPostgres, bound, vsCeiling, row };
+}
+
+/**
+ * The embedded target: met at 0.4 of petbooks on PostgreSQL. The issue allows, in its place, an
+ * explanation in the docs of why it cannot be met (EMBEDDED_PROFILE): that stands only where this
+ * run showed it, the bare server on PGlite missing the target as well while embedded petbooks
+ * keeps the main target's share of that bare server.
+ */
+export function embeddedVerdict(
+  figures: Record<"vsPostgres" | "bound" | "vsCeiling", Pick<Ratio, "median">>,
+): Met {
+  if (figures.vsPostgres.median >= TARGETS.embedded) return true;
+  const outOfReach = figures.bound.median < TARGETS.embedded;
+  return outOfReach && figures.vsCeiling.median >= TARGETS.ceiling ? "explained" : false;
 }
 
 /**
