@@ -5,12 +5,19 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
+import postgres from "postgres";
 import { silentLogger } from "../logger.ts";
 import { capturingLogger } from "../testing/logger.ts";
 import { expectTwoRetries, recordingSleep } from "../testing/sleep.ts";
 import { type OutageMode, startTcpProxy, type TcpProxy } from "../testing/tcp-proxy.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
-import { type Database, openDatabase, PostgresConnection } from "./client.ts";
+import {
+  type Database,
+  openDatabase,
+  PostgresConnection,
+  serverSilence,
+  silentAfterMs,
+} from "./client.ts";
 import { isDatabaseUnavailable } from "./errors.ts";
 
 const baseUrl = process.env.DATABASE_URL;
@@ -98,6 +105,96 @@ describe.skipIf(!baseUrl)("PostgreSQL out of reach", () => {
     },
     SETUP_TIMEOUT_MS,
   );
+
+  test(
+    `silent: ${LOAD} queries and transactions sent to a server that stopped answering fail as unavailable, then work again`,
+    async () => {
+      expect(await attempts(4)).toEqual(["ok", "ok", "ok", "ok"]);
+      // The pool's connection stays open and takes the queries, but nothing comes back: only
+      // giving the connection up ends the wait (statement_timeout runs on a server that is gone).
+      proxy.silence();
+      const during = await attempts(LOAD);
+      expect(during.filter((o) => o !== "unavailable")).toEqual([]);
+      proxy.resume();
+      expect(await recovered()).toBe(true);
+    },
+    SETUP_TIMEOUT_MS,
+  );
+});
+
+describe.skipIf(!baseUrl)("a connection that hears nothing (answer_timeout, onsilence)", () => {
+  const connect = (url: string, onsilence: () => boolean) =>
+    postgres(url, { max: 1, answer_timeout: 0.2, onsilence, onnotice: () => {} });
+
+  test("is kept while onsilence says the server still answers: a long statement ends", async () => {
+    let asked = 0;
+    const client = connect(baseUrl as string, () => {
+      asked++;
+      return false;
+    });
+    try {
+      const rows = await client.unsafe("select pg_sleep(1) is null as slept");
+      expect(rows.map((row) => row.slept)).toEqual([false]);
+      expect(asked).toBeGreaterThan(0);
+    } finally {
+      await client.end({ timeout: 1 });
+    }
+  });
+
+  test("is given up when onsilence says so: its queries fail with ANSWER_TIMEOUT", async () => {
+    const target = new URL(baseUrl as string);
+    const silent = startTcpProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
+    target.hostname = "127.0.0.1";
+    target.port = String(silent.port);
+    const client = connect(target.toString(), () => true);
+    try {
+      await client.unsafe("select 1");
+      silent.silence();
+      const failures = await Promise.all(
+        [1, 2, 3].map(() => client.unsafe("select 1").then(String, (err) => err.code)),
+      );
+      expect(failures).toEqual(["ANSWER_TIMEOUT", "ANSWER_TIMEOUT", "ANSWER_TIMEOUT"]);
+      expect(isDatabaseUnavailable(Object.assign(new Error(), { code: "ANSWER_TIMEOUT" }))).toBe(
+        true,
+      );
+    } finally {
+      await client.end({ timeout: 0 });
+      silent.stop();
+    }
+  });
+});
+
+describe("serverSilence", () => {
+  test("gives up only when a fresh connection cannot reach the server either", async () => {
+    expect(await serverSilence("", 1000, () => Promise.resolve())()).toBe(false);
+    expect(await serverSilence("", 1000, () => Promise.reject(new Error("no answer")))()).toBe(
+      true,
+    );
+  });
+
+  test("connections silent at the same moment share one check; a later one checks again", async () => {
+    let checks = 0;
+    let answer = () => {};
+    const silence = serverSilence("", 1000, () => {
+      checks++;
+      return new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+    });
+    const together = [silence(), silence(), silence()];
+    answer();
+    expect(await Promise.all(together)).toEqual([false, false, false]);
+    expect(checks).toBe(1);
+    const later = silence();
+    answer();
+    expect(await later).toBe(false);
+    expect(checks).toBe(2);
+  });
+
+  test("waits for statement_timeout and a second more (at most the timeout again)", () => {
+    expect(silentAfterMs(5000)).toBe(6000);
+    expect(silentAfterMs(500)).toBe(1000);
+  });
 });
 
 describe("PostgresConnection", () => {

@@ -95,6 +95,11 @@ async function openPostgres(url: string, options: DatabaseOptions, logger: Logge
       Math.min(defaultBackoffSeconds(retries), timeoutMs / 1000) * (0.5 + Math.random() / 2),
     onnotice: () => {},
     connection: { application_name: "petbooks", statement_timeout: timeoutMs },
+    // A connection awaiting an answer that hears nothing for longer than statement_timeout
+    // allows is given up (its queries fail: 503) once a fresh connection cannot reach the server
+    // either; a long statement on a server that answers is left alone (patches/, checkSilence).
+    answer_timeout: silentAfterMs(timeoutMs) / 1000,
+    onsilence: serverSilence(url, timeoutMs),
   });
   boundWaitsForConnections(client, timeoutMs);
   const traced = tracePostgres(client, options.tracing);
@@ -123,6 +128,53 @@ async function openPostgres(url: string, options: DatabaseOptions, logger: Logge
     ping,
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+/**
+ * How long a connection awaiting an answer may hear nothing before the server is suspected: a
+ * server that answers ends any statement at statement_timeout (DATABASE_TIMEOUT_MS), and its
+ * answer takes at most a moment more to arrive.
+ */
+export const silentAfterMs = (timeoutMs: number) => timeoutMs + Math.min(timeoutMs, 1_000);
+
+/**
+ * postgres.js's `onsilence`: whether a connection that has heard nothing for silentAfterMs may be
+ * given up, asked of a fresh connection of its own: when that cannot run `select 1` within
+ * `timeoutMs` either, the server or the network has stopped answering. While it still answers,
+ * the silent connection runs a statement without a time limit (a migration, an export) and
+ * waits on. Silent connections at the same moment share one check.
+ */
+export function serverSilence(
+  url: string,
+  timeoutMs: number,
+  check: () => Promise<void> = () => answersOnFreshConnection(url, timeoutMs),
+): () => Promise<boolean> {
+  let checking: Promise<boolean> | undefined;
+  return () => {
+    checking ??= check()
+      .then(
+        () => false,
+        () => true,
+      )
+      .finally(() => {
+        checking = undefined;
+      });
+    return checking;
+  };
+}
+
+async function answersOnFreshConnection(url: string, timeoutMs: number): Promise<void> {
+  const probe = postgres(url, {
+    max: 1,
+    connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+    onnotice: () => {},
+    connection: { application_name: "petbooks" },
+  });
+  try {
+    await withDatabaseTimeout(probe.unsafe("select 1"), timeoutMs, "silence check");
+  } finally {
+    await probe.end({ timeout: 0 });
+  }
 }
 
 /** postgres.js's own backoff before its jitter: 3^retries / 100 s, at most 20 s. */

@@ -20,6 +20,8 @@ export const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
+  // Given up after hearing nothing, with the server out of reach (db/client.ts, serverSilence).
+  "ANSWER_TIMEOUT",
 ]);
 
 /**

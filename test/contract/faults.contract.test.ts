@@ -499,6 +499,43 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
     SETUP_TIMEOUT_MS,
   );
 
+  test_(
+    "silent (open connections answer nothing, as a hung server or a dead link): 503 within the bound, not a hang",
+    async () => {
+      // The requests before take connections from the pool, which then stay open and silent.
+      expect((await call("/pets", withKey())).status).toBe(200);
+      expect((await listBooks()).status).toBe(200);
+      (proxy as TcpProxy).silence();
+      const requests = [
+        ...Array.from({ length: 4 }, () => ["GET /pets", () => call("/pets", withKey())] as const),
+        ...Array.from({ length: 4 }, () => ["GET /books", listBooks] as const),
+        ...Array.from({ length: 4 }, () => ["POST /pets", newPet] as const),
+        ["GET /readyz", () => call("/readyz")] as const,
+      ];
+      const answers = await Promise.all(
+        requests.map(async ([what, send]) => {
+          const res = await send();
+          if (what === "POST /pets" && res.status === 201) {
+            acceptedPets.push(((await res.json()) as { id: string }).id);
+            return `${what} 201`;
+          }
+          const problem = await expectProblem(res, 503).catch((err: Error) => err);
+          if (problem instanceof Error) return `${what}: ${problem.message}`;
+          return `${what} ${problem.status} ${problem.code} retry-after=${res.headers.get("retry-after")}`;
+        }),
+      );
+      expect(answers).toEqual(requests.map(([what]) => `${what} 503 unavailable retry-after=5`));
+
+      (proxy as TcpProxy).resume();
+      await poll("GET /pets to work again", async () => (await call("/pets", withKey())).ok);
+      await poll("GET /books to work again", async () => (await listBooks()).ok);
+      const created = await newPet();
+      expect(created.status).toBe(201);
+      acceptedPets.push(((await created.json()) as { id: string }).id);
+    },
+    SETUP_TIMEOUT_MS,
+  );
+
   test_("nothing accepted was lost, and the outage was logged as such, not as a bug", async () => {
     const res = await call("/pets?limit=100", withKey());
     const ids = ((await res.json()) as { items: { id: string }[] }).items.map((p) => p.id);
