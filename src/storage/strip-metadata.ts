@@ -458,6 +458,22 @@ const WEBP_KEPT = new Set(["VP8 ", "VP8L", "VP8X", "ALPH", "ANIM", "ANMF", "ICCP
 /** Chunks holding pixels: a WebP with none of them shows nothing. */
 const WEBP_IMAGES = new Set(["VP8 ", "VP8L", "ANMF"]);
 const FOURCC = /^[\x20-\x7e]{4}$/;
+const WEBP_IMAGE_HEADER_BYTES = 24;
+
+/**
+ * Whether an image chunk begins as one that holds pixels: a VP8 key frame (its start code), a
+ * VP8L bitstream (its signature), an animation frame (its 16-byte header and a chunk header). An
+ * empty or zeroed chunk under the right name shows nothing.
+ */
+function startsAnImage(fourcc: string, payload: Uint8Array): boolean {
+  if (fourcc === "VP8 ") {
+    return (
+      payload.length >= 10 && payload[3] === 0x9d && payload[4] === 0x01 && payload[5] === 0x2a
+    );
+  }
+  if (fourcc === "VP8L") return payload.length >= 5 && payload[0] === 0x2f;
+  return payload.length >= 24;
+}
 const VP8X_EXIF = 0x08;
 const VP8X_XMP = 0x04;
 
@@ -480,7 +496,10 @@ async function walkWebp(cursor: Cursor, removed: Removed): Promise<Pieces> {
     // Not a chunk: a size before was wrong, and nothing after can be told apart.
     if (!FOURCC.test(fourcc)) throw new DamagedPhotoError();
     const length = new DataView(head.buffer, head.byteOffset, 8).getUint32(4, true);
-    if (WEBP_IMAGES.has(fourcc)) images++;
+    if (WEBP_IMAGES.has(fourcc)) {
+      const payload = Math.min(length, riffEnd - (at + 8), WEBP_IMAGE_HEADER_BYTES);
+      if (startsAnImage(fourcc, await cursor.bytes(at + 8, payload))) images++;
+    }
     if (at + 8 + length > riffEnd) {
       // Cut short: truncated image data stays, a truncated anything-else goes.
       if (WEBP_KEPT.has(fourcc)) pieces.keep(at, riffEnd);
