@@ -8,6 +8,8 @@ import {
   MAX_JSON_DEPTH,
   readBody,
   setBodyLimit,
+  UNCOMPRESSED_REQUIRED,
+  UTF8_REQUIRED,
 } from "./parsers.ts";
 
 const KiB = 1024;
@@ -94,6 +96,28 @@ describe("jsonBody", () => {
     ["application/jsonx", "unsupported_media_type"],
   ])("content type %j is refused", async (type, code) => {
     expect(await failure(parse("{}", type))).toMatchObject({ code });
+  });
+
+  test.each([
+    [{ "content-encoding": "gzip" }, UNCOMPRESSED_REQUIRED],
+    [{ "content-encoding": "br" }, UNCOMPRESSED_REQUIRED],
+    [{ "content-type": "application/json; charset=utf-16" }, UTF8_REQUIRED],
+    [{ "content-type": 'application/json; charset="iso-8859-1"' }, UTF8_REQUIRED],
+  ])("a body it would misread (%j) is 415, not a 400 about its bytes", async (headers, message) => {
+    const sent = request('{"a":1}', { "content-type": "application/json", ...headers });
+    expect(await failure(jsonBody({ request: sent }))).toEqual({
+      code: "unsupported_media_type",
+      message,
+      errors: [],
+    });
+  });
+
+  test("identity encoding and a UTF-8 charset, however written, are read", async () => {
+    const sent = request('{"a":1}', {
+      "content-type": "application/json;Charset=UTF8",
+      "content-encoding": "identity",
+    });
+    expect(await jsonBody({ request: sent })).toEqual({ a: 1 });
   });
 
   test.each([

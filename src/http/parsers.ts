@@ -37,6 +37,27 @@ const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
 
 const contentType = (request: Request) => request.headers.get("content-type") ?? "";
 
+export const UNCOMPRESSED_REQUIRED =
+  "Send the request body uncompressed: no Content-Encoding is accepted on requests.";
+export const UTF8_REQUIRED = "Send the body as UTF-8 (charset=utf-8, or no charset).";
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)"?/i;
+
+/**
+ * A body the parsers would misread: compressed (a Content-Encoding other than identity, which
+ * they would take for the bytes themselves), or text declared in a charset other than UTF-8.
+ * Both are 415 (RFC 9110, 15.5.16), never a 400 about bytes the client did not mean.
+ */
+export function refuseUnreadableBody(request: Request, text: boolean): void {
+  const encoding = request.headers.get("content-encoding")?.trim().toLowerCase();
+  if (encoding && encoding !== "identity") {
+    throw new UnsupportedMediaTypeError(UNCOMPRESSED_REQUIRED);
+  }
+  const charset = text ? CHARSET.exec(contentType(request))?.[1]?.toLowerCase() : undefined;
+  if (charset && charset !== "utf-8" && charset !== "utf8") {
+    throw new UnsupportedMediaTypeError(UTF8_REQUIRED);
+  }
+}
+
 const tooLarge = (limit: number) => new PayloadTooLargeError(bodyTooLarge(limit));
 
 /**
@@ -98,6 +119,7 @@ export async function readBody(
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 async function readText(request: Request): Promise<string> {
+  refuseUnreadableBody(request, true);
   const bytes = await readBody(request);
   try {
     return utf8.decode(bytes);

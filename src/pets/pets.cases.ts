@@ -146,6 +146,22 @@ export const CREATE_PET_CASES: HttpCase[] = [
     expectedStatus: 415,
   },
   { name: "multipart", request: postPet(multipart([["name", "a"]])), expectedStatus: 415 },
+  {
+    name: "compressed (Content-Encoding: gzip), which would be read as the bytes themselves",
+    request: postPet(
+      bytes(Bun.gzipSync(JSON.stringify(pet({}))), { ...JSON_TYPE, "content-encoding": "gzip" }),
+    ),
+    expectedStatus: 415,
+  },
+  {
+    name: "JSON in UTF-16 (charset=utf-16)",
+    request: postPet(
+      bytes(new Uint8Array(Buffer.from(JSON.stringify(pet({})), "utf16le")), {
+        "content-type": "application/json; charset=utf-16",
+      }),
+    ),
+    expectedStatus: 415,
+  },
 
   {
     name: "a JSON body of exactly 1 MiB (read, then too long a name)",
@@ -255,6 +271,7 @@ const uploads = (name: string, body: Parameters<typeof photoTo>[1], status: numb
 });
 /** Past the multipart envelope (MAX_PHOTO_BYTES + 64 KiB): refused while it is read. */
 const overEnvelope = multipartBytes(pngOfSize(CASES_MAX_PHOTO_BYTES + 256 * 1024));
+const multipartBody = multipartBytes(pngBytes());
 
 export const UPLOAD_PHOTO_CASES: HttpCase[] = [
   uploads("a PNG", multipart([["file", pngBytes()]]), 201),
@@ -285,6 +302,14 @@ export const UPLOAD_PHOTO_CASES: HttpCase[] = [
     415,
   ),
   uploads("an empty file", multipart([["file", new Uint8Array()]]), 422),
+  uploads(
+    "a compressed upload (Content-Encoding: gzip)",
+    bytes(Bun.gzipSync(multipartBody.data), {
+      "content-type": multipartBody.contentType,
+      "content-encoding": "gzip",
+    }),
+    415,
+  ),
   uploads("the photo in another field", multipart([["photo", pngBytes()]]), 422),
   uploads("a text field named file", multipart([["file", "just text"]]), 422),
   uploads("no fields", multipart([]), 422),

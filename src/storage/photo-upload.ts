@@ -25,6 +25,7 @@ import {
   INVALID_MULTIPART,
   limitedChunks,
   MULTIPART_REQUIRED,
+  refuseUnreadableBody,
 } from "../http/parsers.ts";
 import { STORAGE_RETRY_AFTER_SECONDS } from "../http/problem.ts";
 import {
@@ -68,6 +69,7 @@ export function photoUploadBody(options: PhotoUploadOptions = {}) {
   return async ({ request }: { request: Request }): Promise<unknown> => {
     const type = request.headers.get("content-type") ?? "";
     if (!MULTIPART_TYPE.test(type)) throw new UnsupportedMediaTypeError(MULTIPART_REQUIRED);
+    refuseUnreadableBody(request, false);
     const match = BOUNDARY.exec(type);
     if (!match) throw invalid();
     const limit = bodyLimitOf(request);

@@ -45,14 +45,10 @@ export const IMAGE_HEADS = {
   ),
   webp: new Uint8Array([
     ...new TextEncoder().encode("RIFF"),
-    26,
-    0,
-    0,
-    0,
+    ...[22, 0, 0, 0],
     ...new TextEncoder().encode("WEBPVP8 "),
-    0,
-    0,
-    0,
-    0,
+    ...[10, 0, 0, 0],
+    // A key frame's tag, its start code, then 1×1.
+    ...[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 1, 0, 1, 0],
   ]),
 };
