@@ -160,6 +160,18 @@ describe("books CRUD", () => {
     expect((await call(`/books/${book.id}`, "PUT", { title: "only a title" })).status).toBe(422);
   });
 
+  test("a patch names its problem: nothing to change, or a field it does not take", async () => {
+    const book = await create();
+    const empty = await readJson(call(`/books/${book.id}`, "PATCH", {}));
+    expect(empty.errors).toEqual([
+      { path: "/", message: "give at least one of title, author, published_on" },
+    ]);
+    const unknown = await readJson(call(`/books/${book.id}`, "PATCH", { title: "ok", x: 1 }));
+    expect(unknown.errors).toHaveLength(1);
+    expect(unknown.errors[0].path).toBe("/x");
+    expect(unknown.errors[0].message).not.toContain("give at least one");
+  });
+
   test("leap days are real dates", async () => {
     expect((await call("/books", "POST", newBook({ published_on: "2024-02-29" }))).status).toBe(
       201,

@@ -4,7 +4,7 @@ import { type Static, t } from "elysia";
 import { paginationParameters, paginationQuery } from "../http/pagination.ts";
 import { schemaParameter } from "../http/query.ts";
 import type { SameShape } from "../http/schema-shape.ts";
-import { TextField } from "../http/text-field.ts";
+import { TextField, VALUE_MESSAGE } from "../http/text-field.ts";
 import {
   AUTHOR_MAX_LENGTH,
   BOOK_TEXT,
@@ -46,7 +46,11 @@ export const BookPatchSchema = t.Object(
   {
     additionalProperties: false,
     minProperties: 1,
-    error: "give at least one of title, author, published_on",
+    // Only for the empty object: an unknown field keeps its own message.
+    [VALUE_MESSAGE]: (value: unknown) =>
+      value !== null && typeof value === "object" && Object.keys(value).length === 0
+        ? "give at least one of title, author, published_on"
+        : undefined,
   },
 );
 
