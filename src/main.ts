@@ -27,10 +27,16 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
   try {
     if (name === "--help" || name === "-h" || name === "help") {
+      if (rest.length > 0) {
+        throw new UsageError(
+          `${name} takes no arguments (a command's own: petbooks <command> --help)`,
+        );
+      }
       io.stdout.write(`${MAIN_USAGE}\n`);
       return 0;
     }
     if (name === "--version" || name === "-v") {
+      if (rest.length > 0) throw new UsageError(`${name} takes no arguments`);
       io.stdout.write(`petbooks ${packageJson.version}\n`);
       return 0;
     }

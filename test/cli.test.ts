@@ -28,6 +28,11 @@ describe("petbooks CLI", () => {
     [["export-pets", "--limit=5"], "unknown option --limit=5"],
     [["export-pets", "--has-photos", "--has-photos=false"], "--has-photos is given more than once"],
     [["serve", "--port", "80"], "unknown option --port"],
+    [["--version", "extra"], "--version takes no arguments"],
+    [
+      ["--help", "--bogus"],
+      "--help takes no arguments (a command's own: petbooks <command> --help)",
+    ],
   ])("%j is a usage error: exit 2, message and usage on stderr", async (args, message) => {
     const result = await runBinary(args, { DATA_DIR: tempDataDir() });
     expect(result.code).toBe(2);
