@@ -460,6 +460,38 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
   const listBooks = () =>
     call(`/books?q=${crypto.randomUUID()}`, { headers: { authorization: `Bearer ${bearer}` } });
 
+  type Sent = readonly [what: string, send: () => Promise<Response>];
+
+  /** Every request answers 503 with Retry-After and a problem document, none hangs. */
+  async function expectAllUnavailable(requests: Sent[]) {
+    const answers = await Promise.all(
+      requests.map(async ([what, send]) => {
+        const res = await send();
+        if (what === "POST /pets" && res.status === 201) {
+          // Should not happen; but whatever was accepted must still be there afterwards.
+          acceptedPets.push(((await res.json()) as { id: string }).id);
+          return `${what} 201`;
+        }
+        const retryAfter = res.headers.get("retry-after");
+        const problem = await expectProblem(res, 503).catch((err: Error) => err);
+        if (problem instanceof Error) return `${what}: ${problem.message}`;
+        return `${what} ${problem.status} ${problem.code} retry-after=${retryAfter}`;
+      }),
+    );
+    expect(answers).toEqual(requests.map(([what]) => `${what} 503 unavailable retry-after=5`));
+  }
+
+  /** The proxy forwards again, and every route works again without a restart. */
+  async function resumeAndRecover() {
+    (proxy as TcpProxy).resume();
+    await poll("GET /pets to work again", async () => (await call("/pets", withKey())).ok);
+    await poll("/readyz to be 200 again", async () => (await call("/readyz")).status === 200);
+    await poll("GET /books to work again", async () => (await listBooks()).ok);
+    const created = await newPet();
+    expect(created.status).toBe(201);
+    acceptedPets.push(((await created.json()) as { id: string }).id);
+  }
+
   test_.each(["refuse", "blackhole"] as OutageMode[])(
     "%s: requests answer 503 with Retry-After at once, /readyz too; all recover without a restart",
     async (mode) => {
@@ -472,29 +504,8 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
         ["GET /readyz", () => call("/readyz")] as const,
         ["GET /readyz?verbose", () => call("/readyz?verbose")] as const,
       ];
-      const answers = await Promise.all(
-        requests.map(async ([what, send]) => {
-          const res = await send();
-          if (what === "POST /pets" && res.status === 201) {
-            // Should not happen; but whatever was accepted must still be there afterwards.
-            acceptedPets.push(((await res.json()) as { id: string }).id);
-            return `${what} 201`;
-          }
-          const retryAfter = res.headers.get("retry-after");
-          const problem = await expectProblem(res, 503).catch((err: Error) => err);
-          if (problem instanceof Error) return `${what}: ${problem.message}`;
-          return `${what} ${problem.status} ${problem.code} retry-after=${retryAfter}`;
-        }),
-      );
-      expect(answers).toEqual(requests.map(([what]) => `${what} 503 unavailable retry-after=5`));
-
-      (proxy as TcpProxy).resume();
-      await poll("GET /pets to work again", async () => (await call("/pets", withKey())).ok);
-      await poll("/readyz to be 200 again", async () => (await call("/readyz")).status === 200);
-      await poll("GET /books to work again", async () => (await listBooks()).ok);
-      const created = await newPet();
-      expect(created.status).toBe(201);
-      acceptedPets.push(((await created.json()) as { id: string }).id);
+      await expectAllUnavailable(requests);
+      await resumeAndRecover();
     },
     SETUP_TIMEOUT_MS,
   );
@@ -512,26 +523,8 @@ describe("PostgreSQL out of reach (through a proxy; needs DATABASE_URL)", () => 
         ...Array.from({ length: 4 }, () => ["POST /pets", newPet] as const),
         ["GET /readyz", () => call("/readyz")] as const,
       ];
-      const answers = await Promise.all(
-        requests.map(async ([what, send]) => {
-          const res = await send();
-          if (what === "POST /pets" && res.status === 201) {
-            acceptedPets.push(((await res.json()) as { id: string }).id);
-            return `${what} 201`;
-          }
-          const problem = await expectProblem(res, 503).catch((err: Error) => err);
-          if (problem instanceof Error) return `${what}: ${problem.message}`;
-          return `${what} ${problem.status} ${problem.code} retry-after=${res.headers.get("retry-after")}`;
-        }),
-      );
-      expect(answers).toEqual(requests.map(([what]) => `${what} 503 unavailable retry-after=5`));
-
-      (proxy as TcpProxy).resume();
-      await poll("GET /pets to work again", async () => (await call("/pets", withKey())).ok);
-      await poll("GET /books to work again", async () => (await listBooks()).ok);
-      const created = await newPet();
-      expect(created.status).toBe(201);
-      acceptedPets.push(((await created.json()) as { id: string }).id);
+      await expectAllUnavailable(requests);
+      await resumeAndRecover();
     },
     SETUP_TIMEOUT_MS,
   );
