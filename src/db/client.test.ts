@@ -150,13 +150,15 @@ describe.skipIf(!baseUrl)("a connection that hears nothing (answer_timeout, onsi
     try {
       await client.unsafe("select 1");
       silent.silence();
+      // Each fails with its code, which counts as an unavailable database (503).
       const failures = await Promise.all(
-        [1, 2, 3].map(() => client.unsafe("select 1").then(String, (err) => err.code)),
+        [1, 2, 3].map(() =>
+          client
+            .unsafe("select 1")
+            .then(String, (err) => `${err.code} ${isDatabaseUnavailable(err)}`),
+        ),
       );
-      expect(failures).toEqual(["ANSWER_TIMEOUT", "ANSWER_TIMEOUT", "ANSWER_TIMEOUT"]);
-      expect(isDatabaseUnavailable(Object.assign(new Error(), { code: "ANSWER_TIMEOUT" }))).toBe(
-        true,
-      );
+      expect(failures).toEqual(Array(3).fill("ANSWER_TIMEOUT true"));
     } finally {
       await client.end({ timeout: 0 });
       silent.stop();

@@ -8,6 +8,8 @@ import {
   gpsExifTiff,
   jpegWithMetadata,
   pngWithMetadata,
+  riffChunk,
+  webpOf,
   webpWithMetadata,
 } from "../testing/photo-fixtures.ts";
 import { pngBytes, pngChunk } from "./png.ts";
@@ -31,17 +33,6 @@ const GIF_HEAD = [
   255,
 ];
 const GIF_IMAGE = [0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 0x01, 0];
-
-/** A WebP of one chunk: RIFF, its size, WEBP, then `fourcc` holding `payload`. */
-function webpOf(fourcc: string, payload: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(20 + payload.length);
-  const view = new DataView(bytes.buffer);
-  bytes.set(new TextEncoder().encode(`RIFF....WEBP${fourcc}`));
-  view.setUint32(4, 12 + payload.length, true);
-  view.setUint32(16, payload.length, true);
-  bytes.set(payload, 20);
-  return bytes;
-}
 
 const strip = async (bytes: Uint8Array, format: "jpg" | "png" | "webp" | "gif") => {
   const stripped = await stripMetadata(new Blob([bytes as Uint8Array<ArrayBuffer>]), format);
@@ -193,10 +184,10 @@ describe("stripping photo metadata", () => {
       [new Uint8Array([0xff, 0xd8, 0xff]), "jpg"],
       [new Uint8Array([...GIF_HEAD, 0x3b]), "gif"],
       // WebP image chunks under the right names with nothing in them: empty, or zeroes.
-      [webpOf("VP8 ", new Uint8Array(0)), "webp"],
-      [webpOf("VP8 ", new Uint8Array(20)), "webp"],
-      [webpOf("VP8L", new Uint8Array(20)), "webp"],
-      [webpOf("ANMF", new Uint8Array(8)), "webp"],
+      [webpOf(riffChunk("VP8 ", new Uint8Array(0))), "webp"],
+      [webpOf(riffChunk("VP8 ", new Uint8Array(20))), "webp"],
+      [webpOf(riffChunk("VP8L", new Uint8Array(20))), "webp"],
+      [webpOf(riffChunk("ANMF", new Uint8Array(8))), "webp"],
     ];
     for (const [bytes, format] of cases) {
       const refused = await stripMetadata(new Blob([bytes as Uint8Array<ArrayBuffer>]), format)

@@ -144,7 +144,7 @@ export async function pngWithMetadata(width = 16, height = 8, orientation?: numb
   );
 }
 
-function riffChunk(fourcc: string, data: Uint8Array): Uint8Array {
+export function riffChunk(fourcc: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(8 + data.length + (data.length % 2));
   out.set(text(fourcc));
   new DataView(out.buffer).setUint32(4, data.length, true);
@@ -160,13 +160,17 @@ export async function webpWithMetadata(width = 16, height = 8, orientation?: num
   vp8x[0] = 0x08 | 0x04; // EXIF and XMP follow
   vp8x.set([(width - 1) & 0xff, ((width - 1) >> 8) & 0xff, (width - 1) >> 16], 4);
   vp8x.set([(height - 1) & 0xff, ((height - 1) >> 8) & 0xff, (height - 1) >> 16], 7);
-  const body = concat(
-    text("WEBP"),
+  return webpOf(
     riffChunk("VP8X", vp8x),
     image,
     riffChunk("EXIF", gpsExifTiff(orientation)),
     riffChunk("XMP ", XMP_PACKET),
   );
+}
+
+/** A WebP file of these chunks: the RIFF header, its size, `WEBP`, then the chunks. */
+export function webpOf(...chunks: Uint8Array[]): Uint8Array {
+  const body = concat(text("WEBP"), ...chunks);
   const header = new Uint8Array(8);
   header.set(text("RIFF"));
   new DataView(header.buffer).setUint32(4, body.length, true);
