@@ -15,7 +15,7 @@ export const env = (name: string, fallback?: string) => {
 };
 
 /** What a PostgreSQL backend allocates and frees once, to keep its heap (see connectPool). */
-const CONDITIONING = "select length(repeat('x', 1048576))";
+export const CONDITIONING = "select length(repeat('x', 1048576))";
 
 /**
  * The pool of DATABASE_POOL_SIZE (10) connections to DATABASE_URL, every one open and its
@@ -30,10 +30,15 @@ const CONDITIONING = "select length(repeat('x', 1048576))";
 export async function connectPool(): Promise<postgres.Sql> {
   const max = Number(env("DATABASE_POOL_SIZE", "10"));
   const sql = postgres(env("DATABASE_URL"), { max, onnotice: () => {} });
+  await conditionConnections(sql, max);
+  return sql;
+}
+
+/** Opens all `max` connections of the pool `sql` and conditions their backends (connectPool). */
+export async function conditionConnections(sql: postgres.Sql, max: number) {
   const connections = await Promise.all(Array.from({ length: max }, () => sql.reserve()));
   await Promise.all(connections.map((connection) => connection.unsafe(CONDITIONING)));
   for (const connection of connections) connection.release();
-  return sql;
 }
 
 const USER_CACHE_MS = 5_000;

@@ -18,7 +18,11 @@ export type { Db } from "../../src/db/client.ts";
 export { renderSql } from "../../src/db/prepared.ts";
 export type { BookEventJson } from "../../src/events/events.ts";
 export { SECURITY_HEADERS } from "../../src/http/security-headers.ts";
-export { createPetsRepository, exportJsonQuery } from "../../src/pets/pets.repository.ts";
+export {
+  createPetsRepository,
+  exportJsonQuery,
+  listPageQuery,
+} from "../../src/pets/pets.repository.ts";
 export { PHOTO_ROUTE_PREFIX } from "../../src/storage/photo-storage.ts";
 
 type DatabaseOptions = import("../../src/db/client.ts").DatabaseOptions;
