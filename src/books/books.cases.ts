@@ -15,6 +15,7 @@ import {
   MiB,
   multipart,
   streamed,
+  wrongMethod,
 } from "../testing/http-cases.ts";
 import { AUTHOR_MAX_LENGTH, SEARCH_MAX_LENGTH, TITLE_MAX_LENGTH } from "./books.model.ts";
 
@@ -258,6 +259,7 @@ export const BOOKS_AUTH_CASES: HttpCase[] = WRONG_CREDENTIALS.flatMap(([who, hea
     }),
     anonymous("PATCH /books/{id}", { method: "PATCH", path: "/books/{book}", ...json({}) }),
     anonymous("DELETE /books/{id}", { method: "DELETE", path: "/books/{book}" }),
+    anonymous("DELETE /books, a method it does not take", { method: "DELETE", path: "/books" }),
   ];
 });
 
@@ -270,5 +272,11 @@ export const BOOKS_CASES: Record<string, HttpCase[]> = {
   "PATCH /books/{id}": [...patchCases("/books/{book}"), ...bodyCases("PATCH", "/books/{book}")],
   "GET /books": LIST_BOOKS_CASES,
   "by id": BOOK_BY_ID_CASES,
+  "wrong methods": [
+    wrongMethod("DELETE", "/books", "GET, HEAD, POST"),
+    wrongMethod("PUT", "/books", "GET, HEAD, POST"),
+    wrongMethod("POST", "/books/{book}", "GET, HEAD, PUT, PATCH, DELETE"),
+    wrongMethod("POST", `/books/${UNKNOWN_ID}`, "GET, HEAD, PUT, PATCH, DELETE"),
+  ],
   "auth first": BOOKS_AUTH_CASES,
 };

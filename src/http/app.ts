@@ -7,6 +7,7 @@ import { httpObserver, metricsRoutes } from "../observability/http-metrics.ts";
 import { httpTracing } from "../observability/http-tracing.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { Tracing } from "../observability/tracing.ts";
+import { allowedMethods } from "./allowed-methods.ts";
 import { createCors } from "./cors.ts";
 import { docs } from "./docs.ts";
 import { healthRoutes, type OutboxProbe } from "./health.http.ts";
@@ -56,6 +57,8 @@ function maxBodyBytes(modules: readonly FeatureModule[]) {
 }
 
 export function createApp(deps: AppDeps) {
+  // The routes are read on the first 404, when every one below is registered.
+  const methodsOf = allowedMethods(() => app.routes);
   // Every route compiled at startup: compiling one sets keywords on the shared schemas the
   // OpenAPI document is made from, so compiled on first use, the document depended on which
   // routes had answered before it was first asked for.
@@ -67,6 +70,7 @@ export function createApp(deps: AppDeps) {
         cors: createCors(deps.corsOrigins ?? []),
         maxBodyBytes: maxBodyBytes(deps.modules),
         observe: deps.metrics && httpObserver(deps.metrics),
+        allowedMethods: methodsOf,
       }),
     )
     // After requestContext: Elysia nests a later plugin's wrap outside an earlier one's, and the

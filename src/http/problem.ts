@@ -8,13 +8,18 @@ import { mediaType, responseHeader } from "./openapi-tidy.ts";
  * The `code` of a problem document: an AppError's, or one only HTTP has, as no other transport
  * stores or serves files: a full disk (507), a byte range outside a photo (416).
  */
-export type ProblemCode = ErrorCode | "insufficient_storage" | "range_not_satisfiable";
+export type ProblemCode =
+  | ErrorCode
+  | "insufficient_storage"
+  | "method_not_allowed"
+  | "range_not_satisfiable";
 
 const STATUS_BY_CODE: Record<ProblemCode, number> = {
   bad_request: 400,
   validation: 422,
   unauthorized: 401,
   not_found: 404,
+  method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,

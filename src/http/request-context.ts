@@ -66,6 +66,8 @@ export interface RequestContextOptions {
   cors?: Cors | undefined;
   /** Told of every finished request (metrics); none: nothing is recorded. */
   observe?: RequestObserver | undefined;
+  /** The methods a path's routes answer (allowed-methods.ts), for a 405; none: 404s only. */
+  allowedMethods?: ((path: string) => string[]) | undefined;
 }
 
 export function requestContext({
@@ -74,6 +76,7 @@ export function requestContext({
   inFlight,
   cors,
   observe,
+  allowedMethods,
 }: RequestContextOptions) {
   const states = new WeakMap<Request, RequestState>();
   const stateOf = (request: Request): RequestState => {
@@ -172,6 +175,7 @@ export function requestContext({
             : undefined;
       let body: Problem;
       let retryAfterSeconds: number | undefined;
+      let allow: string[] = [];
       if (appError) {
         body = problemFromAppError(appError, state.id);
       } else if (code === "VALIDATION") {
@@ -187,7 +191,17 @@ export function requestContext({
       } else if (code === "PARSE") {
         body = problem("bad_request", "The request body could not be parsed.", state.id);
       } else if (code === "NOT_FOUND") {
-        body = problem("not_found", "No such resource.", state.id);
+        allow = allowedMethods?.(pathOf(request.url)) ?? [];
+        // Routed by Elysia, a method it lists would have been answered: trust the 404 then.
+        if (allow.includes(request.method)) allow = [];
+        body =
+          allow.length > 0
+            ? problem(
+                "method_not_allowed",
+                `${request.method} is not allowed here; this resource allows ${allow.join(", ")}.`,
+                state.id,
+              )
+            : problem("not_found", "No such resource.", state.id);
       } else if (isDatabaseOutage(error)) {
         // Fast (DATABASE_TIMEOUT_MS bounds every wait), and the client is told when to come back.
         logDatabaseOutage(logger, error, { request_id: state.id });
@@ -214,6 +228,7 @@ export function requestContext({
       }
       if (appError instanceof RetryLaterError) retryAfterSeconds = appError.retryAfterSeconds;
       if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
+      if (allow.length > 0) headers.allow = allow.join(", ");
       return problemResponse(body, headers);
     });
 }

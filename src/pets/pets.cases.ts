@@ -17,6 +17,7 @@ import {
   multipartBytes,
   pngOfSize,
   streamed,
+  wrongMethod,
 } from "../testing/http-cases.ts";
 import { AGE_MAX, DELETE_IDS_MAX, NAME_MAX_LENGTH } from "./pets.model.ts";
 
@@ -426,6 +427,7 @@ export const PETS_AUTH_CASES: HttpCase[] = WRONG_KEYS.flatMap((headers, k) => {
     ),
     anonymous("DELETE /pets", { method: "DELETE", path: "/pets", ...json({ ids: ["x"] }) }),
     anonymous("DELETE /pets with no body", { method: "DELETE", path: "/pets" }),
+    anonymous("PUT /pets, a method it does not take", { method: "PUT", path: "/pets" }),
     anonymous(
       "POST /pets/{id}/photo",
       photoTo("/pets/{pet}/photo", multipart([["file", pngBytes()]])),
@@ -452,10 +454,22 @@ export const PETS_AUTH_CASES: HttpCase[] = WRONG_KEYS.flatMap((headers, k) => {
   ];
 });
 
+/** Paths with routes, methods without: 405 and `Allow`; a path without routes stays 404. */
+export const PETS_METHOD_CASES: HttpCase[] = [
+  wrongMethod("PUT", "/pets", "GET, HEAD, POST, DELETE"),
+  wrongMethod("PATCH", "/pets/", "GET, HEAD, POST, DELETE"),
+  wrongMethod("OPTIONS", "/pets?has_photos=true", "GET, HEAD, POST, DELETE"),
+  wrongMethod("GET", "/pets/{pet}/photo", "POST"),
+  wrongMethod("DELETE", "/pets/{pet}/photo", "POST"),
+  { name: "GET /pets/{pet}", request: { method: "GET", path: "/pets/{pet}" }, expectedStatus: 404 },
+  { name: "PUT /pets/{pet}", request: { method: "PUT", path: "/pets/{pet}" }, expectedStatus: 404 },
+];
+
 export const PETS_CASES: Record<string, HttpCase[]> = {
   "POST /pets": CREATE_PET_CASES,
   "GET /pets": LIST_PETS_CASES,
   "POST /pets/{id}/photo": UPLOAD_PHOTO_CASES,
   "DELETE /pets": DELETE_PETS_CASES,
+  "wrong methods": PETS_METHOD_CASES,
   "auth first": PETS_AUTH_CASES,
 };

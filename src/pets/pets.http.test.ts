@@ -242,6 +242,7 @@ describe.each(Object.entries(PETS_CASES))("%s cases", (_, cases) => {
     if (c.errorPath) {
       expect(problem.errors.map((e: { path: string }) => e.path)).toContain(c.errorPath);
     }
+    if (c.allow) expect(res.headers.get("allow")).toBe(c.allow);
   });
 });
 

@@ -27,7 +27,17 @@ export interface HttpCase {
   expectedStatus: number;
   /** For a 422: a path its problem's `errors` must name. */
   errorPath?: string;
+  /** For a 405: the `Allow` header it must carry. */
+  allow?: string;
 }
+
+/** A method the path's routes do not take: 405, and `Allow` lists those they do. */
+export const wrongMethod = (method: string, path: string, allow: string): HttpCase => ({
+  name: `${method} ${path}`,
+  request: { method, path },
+  expectedStatus: 405,
+  allow,
+});
 
 export const MiB = 1024 * 1024;
 

@@ -73,6 +73,7 @@ async function run(c: HttpCase, credentials: Record<string, string>) {
   expect(problem.request_id).toBe(requestId as string);
   expect(problem.type).toBe("about:blank");
   if (c.errorPath) expect((problem.errors ?? []).map((e) => e.path)).toContain(c.errorPath);
+  if (c.allow) expect(res.headers.get("allow")).toBe(c.allow);
 }
 
 const table = (cases: HttpCase[]) => cases.map((c): [string, HttpCase] => [c.name, c]);
