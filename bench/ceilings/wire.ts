@@ -11,19 +11,9 @@ import type { Socket } from "bun";
 const encoder = new TextEncoder();
 const cstring = (text: string) => encoder.encode(`${text}\0`);
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** A frontend message: its type byte, its length (itself included), its body. */
 function message(type: string, ...body: Uint8Array[]): Uint8Array {
-  const content = concat(body);
+  const content = Buffer.concat(body);
   const out = new Uint8Array(content.length + 5);
   out[0] = type.charCodeAt(0);
   new DataView(out.buffer).setInt32(1, content.length + 4);
@@ -32,7 +22,7 @@ function message(type: string, ...body: Uint8Array[]): Uint8Array {
 }
 
 function startupMessage(user: string, database: string): Uint8Array {
-  const body = concat([
+  const body = Buffer.concat([
     new Uint8Array([0, 3, 0, 0]), // protocol 3.0
     cstring("user"),
     cstring(user),
@@ -49,7 +39,7 @@ function startupMessage(user: string, database: string): Uint8Array {
 const STATEMENT = "wire_ceiling";
 const SYNC = message("S");
 /** Bind (unnamed portal, the statement, no parameters, text results), Execute (all rows), Sync. */
-const RUN = concat([
+const RUN = Buffer.concat([
   message("B", cstring(""), cstring(STATEMENT), new Uint8Array([0, 0, 0, 0, 0, 0])),
   message("E", cstring(""), new Uint8Array([0, 0, 0, 0])),
   SYNC,
@@ -77,7 +67,7 @@ export async function wireConnection(url: string, text: string, first: string[] 
   };
 
   const read = (chunk: Uint8Array) => {
-    const data = pending.length > 0 ? concat([pending, chunk]) : chunk;
+    const data = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;
     while (data.length - at >= 5) {
@@ -127,7 +117,7 @@ export async function wireConnection(url: string, text: string, first: string[] 
   }
   const prepared = answer();
   socket.write(
-    concat([message("P", cstring(STATEMENT), cstring(text), new Uint8Array([0, 0])), SYNC]),
+    Buffer.concat([message("P", cstring(STATEMENT), cstring(text), new Uint8Array([0, 0])), SYNC]),
   );
   await prepared;
   return {
