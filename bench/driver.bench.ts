@@ -22,7 +22,7 @@ import { openWorkspace, progress } from "./lib/context.ts";
 import { localPostgresCpu, seedPets } from "./lib/database.ts";
 import { loadAverage } from "./lib/machine.ts";
 import { createPetsRepository, listPageQuery, openDatabase, renderSql } from "./lib/petbooks.ts";
-import { cpuMeter } from "./lib/processes.ts";
+import { cpuMeter, cpuSeconds } from "./lib/processes.ts";
 import { markdownTable } from "./lib/report.ts";
 import { figures, interleaved, ratioOf } from "./lib/rounds.ts";
 import { formatRatio, median, spread } from "./lib/stats.ts";
@@ -50,10 +50,7 @@ async function measure(
   count: number,
   postgresCpu: () => number,
 ): Promise<Run> {
-  const client = cpuMeter(() => {
-    const used = process.cpuUsage();
-    return (used.user + used.system) / 1e6;
-  });
+  const client = cpuMeter(() => cpuSeconds(process.pid));
   const database = cpuMeter(postgresCpu);
   const started = performance.now();
   let issued = 0;

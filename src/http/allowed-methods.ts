@@ -10,8 +10,12 @@ export interface RouteEntry {
   path: string;
 }
 
-/** Methods in the order `Allow` lists them. */
+/** Methods in the order `Allow` lists them; others after these, by name. */
 const ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+const rank = (method: string) => {
+  const index = ORDER.indexOf(method);
+  return index === -1 ? ORDER.length : index;
+};
 
 const segmentsOf = (path: string) => {
   const trimmed = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
@@ -52,10 +56,6 @@ export function allowedMethods(routes: () => readonly RouteEntry[]) {
       if (fits(template.segments, segments)) methods.add(template.method);
     }
     if (methods.has("GET")) methods.add("HEAD");
-    const rank = (method: string) => {
-      const index = ORDER.indexOf(method);
-      return index === -1 ? ORDER.length : index;
-    };
     return [...methods].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   };
 }
