@@ -32,14 +32,15 @@ export function describeBounds({ minLength = 0, maxLength }: TextBounds): string
   return `${minLength} to ${maxLength} characters`;
 }
 
+export const withinBounds = (length: number, { minLength = 0, maxLength }: TextBounds) =>
+  length >= minLength && length <= (maxLength ?? Number.POSITIVE_INFINITY);
+
 /** Why `value` cannot be stored as text within the bounds, or undefined when it can. */
 export function textProblem(value: string, bounds: TextBounds): string | undefined {
   // PostgreSQL text cannot hold U+0000: the driver's insert would fail with a server error.
   if (value.includes("\u0000")) return "must not contain the NUL character (U+0000)";
   if (!value.isWellFormed()) return "must be valid Unicode (it has an unpaired surrogate)";
-  const length = codePointLength(value);
-  if (length < (bounds.minLength ?? 0) || length > (bounds.maxLength ?? Number.POSITIVE_INFINITY)) {
+  if (!withinBounds(codePointLength(value), bounds))
     return `must be ${describeBounds(bounds)} long`;
-  }
   return undefined;
 }

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { t } from "elysia";
 import { bareApp } from "../testing/bare-app.ts";
-import { TextField } from "./text-field.ts";
+import { CharactersField, TextField } from "./text-field.ts";
 
 const name = TextField("name", { minLength: 1, maxLength: 3, description: "A name." });
 const trimmedName = TextField("name", { minLength: 1, maxLength: 3, trimmed: true });
@@ -90,6 +90,28 @@ describe("TextField, trimmed", () => {
       minLength: 1,
       maxLength: 3,
       error: "name must be a string of 1 to 3 characters, without NUL characters",
+    });
+  });
+});
+
+describe("CharactersField", () => {
+  const id = CharactersField("each id", { maxLength: 3 });
+  const check = TypeCompiler.Compile(t.Object({ id }));
+
+  // Only the length counts, in characters: NUL or a lone surrogate is a lookup that finds nothing.
+  test.each([[""], ["abc"], ["🐈🐈🐈"], ["a\u0000"], ["\ud800"]])("accepts %j", (value) => {
+    expect(check.Check({ id: value })).toBe(true);
+  });
+
+  test.each([["abcd"], ["🐈🐈🐈🐈"], ["🐈🐈🐈a"], [3], [null]])("refuses %j", (value) => {
+    expect(check.Check({ id: value })).toBe(false);
+  });
+
+  test("documents itself as a plain string with its bound", () => {
+    expect(JSON.parse(JSON.stringify(id))).toEqual({
+      type: "string",
+      maxLength: 3,
+      error: "each id must be a string of at most 3 characters",
     });
   });
 });

@@ -3,7 +3,13 @@
  * the way the database counts it, optionally as it will be stored once trimmed.
  */
 import { Kind, TypeRegistry, Unsafe } from "@sinclair/typebox";
-import { describeBounds, type TextBounds, textProblem } from "../text.ts";
+import {
+  codePointLength,
+  describeBounds,
+  type TextBounds,
+  textProblem,
+  withinBounds,
+} from "../text.ts";
 
 /**
  * A schema may carry, under this key, a function that words the problem with a given value
@@ -14,12 +20,17 @@ export const VALUE_MESSAGE: unique symbol = Symbol("petbooks.valueMessage");
 
 const TEXT_KIND = "PetbooksText";
 const TRIMMED_TEXT_KIND = "PetbooksTrimmedText";
+const CHARACTERS_KIND = "PetbooksCharacters";
 
 // TypeBox's own String counts `.length`, UTF-16 code units: 100 emoji would be 200. These kinds
 // count code points, as PostgreSQL's char_length does, and refuse what text columns cannot hold.
 TypeRegistry.Set<TextBounds>(
   TEXT_KIND,
   (schema, value) => typeof value === "string" && textProblem(value, schema) === undefined,
+);
+TypeRegistry.Set<TextBounds>(
+  CHARACTERS_KIND,
+  (schema, value) => typeof value === "string" && withinBounds(codePointLength(value), schema),
 );
 TypeRegistry.Set<TextBounds>(
   TRIMMED_TEXT_KIND,
@@ -53,5 +64,19 @@ export function TextField(field: string, { trimmed = false, ...options }: TextFi
       return problem ? `${field} ${problem}` : error;
     },
     [Kind]: trimmed ? TRIMMED_TEXT_KIND : TEXT_KIND,
+  });
+}
+
+/**
+ * A string whose length bounds count characters (code points), as JSON Schema's `maxLength`
+ * does, and nothing else: for text that is only looked up, never stored (an id to delete), where
+ * any string is an answerable request and the bound only keeps the request small.
+ */
+export function CharactersField(field: string, options: TextBounds & { description?: string }) {
+  return Unsafe<string>({
+    ...options,
+    type: "string",
+    error: `${field} must be a string of ${describeBounds(options)}`,
+    [Kind]: CHARACTERS_KIND,
   });
 }

@@ -19,7 +19,7 @@ import {
   streamed,
   wrongMethod,
 } from "../testing/http-cases.ts";
-import { AGE_MAX, DELETE_IDS_MAX, NAME_MAX_LENGTH } from "./pets.model.ts";
+import { AGE_MAX, DELETE_ID_MAX_LENGTH, DELETE_IDS_MAX, NAME_MAX_LENGTH } from "./pets.model.ts";
 
 /** The MAX_PHOTO_BYTES both runners configure, so photo limits are cheap to cross. */
 export const CASES_MAX_PHOTO_BYTES = 64 * 1024;
@@ -364,6 +364,20 @@ export const DELETE_PETS_CASES: HttpCase[] = [
     `${DELETE_IDS_MAX} ids`,
     { ids: Array.from({ length: DELETE_IDS_MAX }, (_, i) => `${i}`) },
     200,
+  ),
+  // The bound counts characters, as the OpenAPI document's maxLength does: not UTF-16 units.
+  deletes(`an id of ${DELETE_ID_MAX_LENGTH} emoji`, { ids: [emoji(DELETE_ID_MAX_LENGTH)] }, 200),
+  deletes(
+    `an id of ${DELETE_ID_MAX_LENGTH + 1} characters`,
+    { ids: ["a", "x".repeat(DELETE_ID_MAX_LENGTH + 1)] },
+    422,
+    "/ids/1",
+  ),
+  deletes(
+    `an id of ${DELETE_ID_MAX_LENGTH + 1} emoji`,
+    { ids: [emoji(DELETE_ID_MAX_LENGTH + 1)] },
+    422,
+    "/ids/0",
   ),
   deletes("no ids", {}, 422, "/ids"),
   deletes("an empty list", { ids: [] }, 422, "/ids"),

@@ -11,6 +11,8 @@ export type PetType = (typeof PET_TYPES)[number];
 export const NAME_MAX_LENGTH = 100;
 export const AGE_MAX = 50;
 export const DELETE_IDS_MAX = 1000;
+/** The longest id a bulk delete takes, in characters: a pet id is a UUID (36). */
+export const DELETE_ID_MAX_LENGTH = 100;
 export const PET_NOT_FOUND = "Pet with the matching ID was not found.";
 
 /** A pet's name, once trimmed (the service trims it). */

@@ -4,9 +4,10 @@ import { type Static, t } from "elysia";
 import { paginationParameters, paginationQuery } from "../http/pagination.ts";
 import { booleanParameter } from "../http/query.ts";
 import type { SameShape } from "../http/schema-shape.ts";
-import { TextField } from "../http/text-field.ts";
+import { CharactersField, TextField } from "../http/text-field.ts";
 import {
   AGE_MAX,
+  DELETE_ID_MAX_LENGTH,
   DELETE_IDS_MAX,
   type DeletePetsResult,
   type NewPet,
@@ -115,7 +116,7 @@ export const PetListSchema = t.Object(
 
 export const DeletePetsSchema = t.Object(
   {
-    ids: t.Array(t.String({ maxLength: 100 }), {
+    ids: t.Array(CharactersField("each id", { maxLength: DELETE_ID_MAX_LENGTH }), {
       minItems: 1,
       maxItems: DELETE_IDS_MAX,
       error: `ids must be a list of 1 to ${DELETE_IDS_MAX} pet ids (strings)`,
