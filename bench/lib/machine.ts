@@ -36,6 +36,43 @@ export function stolenShare(from: CpuTimes, to: CpuTimes): string {
   return total > 0 ? `${((100 * (to.steal - from.steal)) / total).toFixed(1)}%` : "-";
 }
 
+/** Each core's CPU time so far, from /proc/stat's `cpuN` lines: all of it, and how much was idle. */
+export interface CoreTimes {
+  total: number;
+  idle: number;
+}
+
+export function parseCoreTimes(procStat: string): CoreTimes[] {
+  return [...procStat.matchAll(/^cpu\d+\s+(.+)$/gm)].map((line) => {
+    const fields = (line[1] as string).trim().split(/\s+/).map(Number);
+    if (fields.length < 8 || fields.some(Number.isNaN)) throw new Error("unexpected /proc/stat");
+    // user nice system idle iowait irq softirq steal: idle and iowait are a core doing nothing.
+    const idle = (fields[3] as number) + (fields[4] as number);
+    return { total: fields.slice(0, 8).reduce((sum, ticks) => sum + ticks, 0), idle };
+  });
+}
+
+export const coreTimes = () => parseCoreTimes(readFileSync("/proc/stat", "utf8"));
+
+/**
+ * How busy each core was between two readings (0 to 1), whoever kept it busy: which core a
+ * subject saturated, and how much of the other it left idle.
+ */
+export function coreBusyShares(from: CoreTimes[], to: CoreTimes[]): number[] {
+  return to.map((core, i) => {
+    const before = from[i] ?? { total: 0, idle: 0 };
+    const total = core.total - before.total;
+    return total > 0 ? 1 - (core.idle - before.idle) / total : Number.NaN;
+  });
+}
+
+/** `work`'s result, and how busy each core was while it ran. */
+export async function withCoreBusy<T>(work: () => Promise<T>): Promise<[T, number[]]> {
+  const from = coreTimes();
+  const result = await work();
+  return [result, coreBusyShares(from, coreTimes())];
+}
+
 function firstLine(cmd: string[]): string {
   try {
     const out = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });

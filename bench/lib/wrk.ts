@@ -1,4 +1,5 @@
 /** Runs wrk pinned to a core and reads throughput and latency percentiles from its report. */
+import { withCoreBusy } from "./machine.ts";
 import { cpuMeter, cpuSeconds } from "./processes.ts";
 
 export interface LoadOptions {
@@ -79,6 +80,8 @@ export interface ServerLoad extends LoadResult {
   cpuUs: number;
   /** The database server's CPU per request over the measured run, in µs, when measured. */
   databaseCpuUs?: number;
+  /** How busy each of the machine's cores was over the measured run (0 to 1), whoever ran. */
+  coreBusy?: number[];
 }
 
 /**
@@ -100,9 +103,10 @@ export async function loadServer(
     if (run.warmup > 0) await runWrk(url, { ...run, seconds: run.warmup });
     const serverCpu = cpuMeter(() => cpuSeconds(server.pid));
     const databaseCpu = run.databaseCpu && cpuMeter(run.databaseCpu);
-    const result = await runWrk(url, run);
+    const [result, coreBusy] = await withCoreBusy(() => runWrk(url, run));
     return {
       ...result,
+      coreBusy,
       cpuUs: serverCpu(result.requests),
       ...(databaseCpu && { databaseCpuUs: databaseCpu(result.requests) }),
     };

@@ -42,6 +42,30 @@ describe("the GET /pets CPU table", () => {
     ]);
   });
 
+  test("adds how busy each core was, medians of the runs, where it was measured", () => {
+    const busy = (rps: number, coreBusy: number[]) => ({
+      rps,
+      cpuUs: 50,
+      databaseCpuUs: 50,
+      loadCpuUs: 20,
+      coreBusy,
+    });
+    const runs = {
+      petbooks: [
+        { round: 1, load: "0 0 0", result: busy(10000, [0.98, 0.6]) },
+        { round: 2, load: "0 0 0", result: busy(10000, [0.96, 0.7]) },
+        { round: 3, load: "0 0 0", result: busy(10000, [0.9, 0.8]) },
+      ],
+      ceiling: [run(1, { rps: 10000, cpuUs: 50, databaseCpuUs: 50, loadCpuUs: 20 })],
+      "PostgreSQL alone": [run(1, { rps: 20000, databaseCpuUs: 60, loadCpuUs: 20 })],
+    };
+    const filter = { name: "no filter", query: "", hasPhotos: undefined, offset: 0 } as const;
+    const row = cpuRow(filter, runs as never);
+    expect(row[1]).toBe("120 = 50 + 50 + 20; 1.2 cores, core 0 0.96 / core 1 0.70 busy");
+    // Not measured (an older run): the figure is left out, not shown as 0.
+    expect(row[2]).toBe("120 = 50 + 50 + 20; 1.2 cores");
+  });
+
   test("a subject not measured, or PostgreSQL's CPU unknown, shows as -", () => {
     const runs = {
       petbooks: [run(1, { rps: 5000, cpuUs: 100, loadCpuUs: 20 })],

@@ -10,6 +10,7 @@ import { sql } from "drizzle-orm";
 import { captureOne, recordingDb } from "../lib/capture.ts";
 import { API_KEY, type Context, progress } from "../lib/context.ts";
 import { localPostgresCpu, petSeedStatements, withSql } from "../lib/database.ts";
+import { withCoreBusy } from "../lib/machine.ts";
 import { createPetsRepository, openDatabase, PHOTO_ROUTE_PREFIX } from "../lib/petbooks.ts";
 import { runPgbench } from "../lib/pgbench.ts";
 import {
@@ -226,9 +227,10 @@ function measurer(
     const clients = pgbenchClients.get(filter) ?? options.pgbenchClients[0] ?? 4;
     if (options.warmup > 0) await pgbench(filter, options.warmup, clients);
     const postgresCpu = databaseCpu && cpuMeter(databaseCpu);
-    const r = await pgbench(filter, options.seconds, clients);
+    const [r, coreBusy] = await withCoreBusy(() => pgbench(filter, options.seconds, clients));
     return {
       rps: r.tps,
+      coreBusy,
       loadCpuUs: r.loadCpuUs,
       databaseCpuUs: postgresCpu?.(r.transactions),
       failures: r.failed,
@@ -380,6 +382,16 @@ export function embeddedVerdict(
  * and the same ratio for a server that cost no CPU at all: PostgreSQL's and wrk's share of the
  * cheaper of petbooks and the ceiling, an upper estimate for any server in front of PostgreSQL.
  */
+/** ", core 0 0.97 / core 1 0.70 busy": each core's busy share, medians of the runs; or "". */
+function coresBusy(list: Timed<Partial<ServerLoad>>[]): string {
+  const cores = Math.max(0, ...list.map((r) => r.result.coreBusy?.length ?? 0));
+  if (cores === 0) return "";
+  const shares = Array.from({ length: cores }, (_, i) =>
+    medianOf(list, (r) => r.coreBusy?.[i]).toFixed(2),
+  );
+  return `, ${shares.map((share, i) => `core ${i} ${share}`).join(" / ")} busy`;
+}
+
 export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>): string[] {
   const parts = (r: Partial<ServerLoad>, s: Subject) =>
     s === "PostgreSQL alone"
@@ -396,7 +408,7 @@ export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>)
     const sum = total(medians);
     if (Number.isNaN(sum)) return { text: "-", total: sum, medians };
     const cores = medianOf(list, (r) => ((r.rps ?? Number.NaN) * total(parts(r, s))) / 1e6);
-    const text = `${fmt.int(sum)} = ${medians.map((v) => fmt.int(v)).join(" + ")}; ${cores.toFixed(1)} cores`;
+    const text = `${fmt.int(sum)} = ${medians.map((v) => fmt.int(v)).join(" + ")}; ${cores.toFixed(1)} cores${coresBusy(list)}`;
     return { text, total: sum, medians };
   };
   // What a server's requests cost PostgreSQL and wrk: its total without its own CPU (the first).
@@ -494,7 +506,11 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       "PostgreSQL and wrk CPU of the cheaper of petbooks and the ceiling, had it kept the " +
       "cores as busy as pgbench: an upper estimate for any server in front of PostgreSQL on " +
       "this machine. Embedded petbooks runs every statement in " +
-      "its own thread, so it keeps about one core busy, whatever the other core does.",
+      "its own thread, so it keeps about one core busy, whatever the other core does. " +
+      "Last, how busy each core was (0 to 1, /proc/stat, whatever ran on it; medians of the " +
+      "runs): the servers are on core 0, wrk and pgbench on core 1, PostgreSQL on either. A " +
+      "subject whose core 0 is near 1 while core 1 is not was held back by the server's core, " +
+      "and only a cheaper server would have served more.",
     markdownTable(
       [
         "filter",
