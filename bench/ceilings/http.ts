@@ -5,7 +5,9 @@
  * it leaves out is what petbooks adds around them: framework, schema validation, Drizzle, request
  * ids, logging, metrics. It checks the same credentials the same way (X-API-KEY in constant time,
  * bearer tokens as in ./auth.ts), and its answers carry the same headers (the security headers
- * and a fresh x-request-id), so that the bytes out are the same.
+ * and a fresh x-request-id), so that the bytes out are the same. Nor does it do more than petbooks:
+ * a page of pets goes out as the bytes PostgreSQL sent, never decoded into a string and encoded
+ * again, as petbooks sends it (TextQuery's value); a page of books is text, in both.
  *
  * With DATABASE_URL its client is postgres.js; with DATA_DIR instead, PGlite in this process on
  * that embedded database, as embedded petbooks runs it: the embedded ceiling.
@@ -42,6 +44,9 @@ async function postgresDatabase() {
   const sql = await connectPool();
   return {
     run: (statement: Statement, params: unknown[] = []) => replayRows(sql, statement, params),
+    /** The answer's bytes as PostgreSQL sent them, as petbooks sends GET /pets' (TextQuery's value). */
+    value: async (statement: Statement): Promise<Uint8Array | string | undefined> =>
+      (await replayRows(sql, statement).raw())[0]?.[0] ?? undefined,
     close: () => sql.end({ timeout: 5 }),
   };
 }
@@ -49,14 +54,19 @@ async function postgresDatabase() {
 /** The embedded database in DATA_DIR (PGlite), as embedded petbooks has it run statements. */
 async function embeddedDatabase() {
   const embedded = await embeddedStatements(env("DATA_DIR"));
+  const run = (statement: Statement, params: unknown[] = []) =>
+    embedded.run(statement.text, params);
   return {
-    run: (statement: Statement, params: unknown[] = []) => embedded.run(statement.text, params),
+    run,
+    /** PGlite answers text, as embedded petbooks gets it. */
+    value: async (statement: Statement): Promise<Uint8Array | string | undefined> =>
+      (await run(statement))[0]?.body as string | undefined,
     close: embedded.close,
   };
 }
 
 type HasPhotos = boolean | undefined;
-const json = (body: string) =>
+const json = (body: Uint8Array | string | undefined) =>
   new Response(body, {
     headers: {
       ...SECURITY_HEADERS,
@@ -105,8 +115,7 @@ async function listPets(request: Request): Promise<Response> {
   if (!range || (raw !== null && raw !== "true" && raw !== "false")) return status(422);
   const hasPhotos = raw === null ? undefined : raw === "true";
   // The statement answers the whole body (see the pets repository's listPageQuery).
-  const [row] = await database.run(await petsPage(range.limit, range.offset, hasPhotos));
-  return json(row?.body as string);
+  return json(await database.value(await petsPage(range.limit, range.offset, hasPhotos)));
 }
 
 const booksPage = memo((limit: number, offset: number) =>
