@@ -375,13 +375,6 @@ export function embeddedVerdict(
   return outOfReach && figures.vsCeiling.median >= TARGETS.ceiling ? "explained" : false;
 }
 
-/**
- * The filter's row of the CPU table: each subject's CPU per request by process (medians of its
- * measured runs) and the cores it kept busy (its rate times that CPU), then the ratio of
- * petbooks to PostgreSQL alone that the CPU totals give if both kept the cores equally busy,
- * and the same ratio for a server that cost no CPU at all: PostgreSQL's and wrk's share of the
- * cheaper of petbooks and the ceiling, an upper estimate for any server in front of PostgreSQL.
- */
 /** ", core 0 0.97 / core 1 0.70 busy": each core's busy share, medians of the runs; or "". */
 function coresBusy(list: Timed<Partial<ServerLoad>>[]): string {
   const cores = Math.max(0, ...list.map((r) => r.result.coreBusy?.length ?? 0));
@@ -392,6 +385,13 @@ function coresBusy(list: Timed<Partial<ServerLoad>>[]): string {
   return `, ${shares.map((share, i) => `core ${i} ${share}`).join(" / ")} busy`;
 }
 
+/**
+ * The filter's row of the CPU table: each subject's CPU per request by process (medians of its
+ * measured runs) and the cores it kept busy (its rate times that CPU), then the ratio of
+ * petbooks to PostgreSQL alone that the CPU totals give if both kept the cores equally busy,
+ * and the same ratio for a server that cost no CPU at all: PostgreSQL's and wrk's share of the
+ * cheaper of petbooks and the ceiling, an upper estimate for any server in front of PostgreSQL.
+ */
 export function cpuRow(filter: Filter, runs: Runs<Subject, Partial<ServerLoad>>): string[] {
   const parts = (r: Partial<ServerLoad>, s: Subject) =>
     s === "PostgreSQL alone"
@@ -508,7 +508,8 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       "this machine. Embedded petbooks runs every statement in " +
       "its own thread, so it keeps about one core busy, whatever the other core does. " +
       "Last, how busy each core was (0 to 1, /proc/stat, whatever ran on it; medians of the " +
-      "runs): the servers are on core 0, wrk and pgbench on core 1, PostgreSQL on either. A " +
+      "runs): petbooks and the ceiling are on core 0, wrk and pgbench on core 1, PostgreSQL " +
+      "and the embedded servers on either. A " +
       "subject whose core 0 is near 1 while core 1 is not was held back by the server's core, " +
       "and only a cheaper server would have served more.",
     markdownTable(
