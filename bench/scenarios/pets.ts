@@ -509,9 +509,8 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       "its own thread, so it keeps about one core busy, whatever the other core does. " +
       "Last, how busy each core was (0 to 1, /proc/stat, whatever ran on it; medians of the " +
       "runs): petbooks and the ceiling are on core 0, wrk and pgbench on core 1, PostgreSQL " +
-      "and the embedded servers on either. A " +
-      "subject whose core 0 is near 1 while core 1 is not was held back by the server's core, " +
-      "and only a cheaper server would have served more.",
+      "and the embedded servers on either. A subject whose core 0 is near 1 while core 1 is not " +
+      "was held back by the server's core, and only a cheaper server would have served more.",
     markdownTable(
       [
         "filter",

@@ -29,12 +29,13 @@ TypeRegistry.Set<TextBounds>(
   (schema, value) => typeof value === "string" && textProblem(value, schema) === undefined,
 );
 TypeRegistry.Set<TextBounds>(
-  CHARACTERS_KIND,
-  (schema, value) => typeof value === "string" && withinBounds(codePointLength(value), schema),
-);
-TypeRegistry.Set<TextBounds>(
   TRIMMED_TEXT_KIND,
   (schema, value) => typeof value === "string" && textProblem(value.trim(), schema) === undefined,
+);
+// Counts code points too, and nothing else: text that is only looked up (CharactersField).
+TypeRegistry.Set<TextBounds>(
+  CHARACTERS_KIND,
+  (schema, value) => typeof value === "string" && withinBounds(codePointLength(value), schema),
 );
 
 export interface TextFieldOptions extends TextBounds {
