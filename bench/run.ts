@@ -118,7 +118,10 @@ async function run(o: Options<typeof OPTIONS>, cleanup: Cleanup): Promise<number
       `with ${Object.entries(ALLOCATOR_ENV)
         .map(([name, value]) => `\`${name}=${value}\``)
         .join(" ")}, as the Docker image sets it ` +
-      "([docs/operations.md](operations.md#memory-allocator)).",
+      "([docs/operations.md](operations.md#memory-allocator)). " +
+      "While one subject is measured, every other server of its comparison is paused (SIGSTOP), " +
+      "so that none of them does its idle work (timers, garbage collection, a relay's polls) " +
+      "during another's run (bench/lib/processes.ts, whilePaused).",
     "",
     markdownTable(
       ["machine", ""],

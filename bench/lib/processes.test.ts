@@ -1,11 +1,14 @@
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import {
   commandOf,
   cpuMeter,
   cpuSeconds,
   type ProcReader,
   parentPid,
+  stopProcess,
   treeCpuSeconds,
+  whilePaused,
 } from "./processes.ts";
 
 /** A child that spends a fixed amount of work (not of time) and exits; its CPU seconds. */
@@ -94,4 +97,51 @@ describe("CPU of a process tree (PostgreSQL's, in the benches)", () => {
     expect(parentPid(2 ** 30)).toBeUndefined();
     expect(treeCpuSeconds(2 ** 30)).toBeNaN();
   });
+});
+
+/** The state letter of /proc/<pid>/stat: T when stopped, S when asleep. */
+const stateOf = (pid: number) =>
+  readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[0];
+
+/** Waits (at most 10 s) for the process to be in `state`; the kernel acts on a signal soon. */
+async function reaches(pid: number, state: string): Promise<string | undefined> {
+  const deadline = Date.now() + 10_000;
+  while (stateOf(pid) !== state && Date.now() < deadline) await Bun.sleep(5);
+  return stateOf(pid);
+}
+
+describe("whilePaused: the servers not being measured are stopped meanwhile", () => {
+  test("stopped during the run, running again after it", async () => {
+    const child = Bun.spawn(["sleep", "30"]);
+    try {
+      const during = await whilePaused([child], () => reaches(child.pid, "T"));
+      expect(during).toBe("T");
+      expect(await reaches(child.pid, "S")).toBe("S");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 30_000);
+
+  test("continued when the run fails too", async () => {
+    const child = Bun.spawn(["sleep", "30"]);
+    try {
+      const failing = whilePaused([child], async () => {
+        await reaches(child.pid, "T");
+        throw new Error("wrk failed");
+      });
+      await expect(failing).rejects.toThrow("wrk failed");
+      expect(await reaches(child.pid, "S")).toBe("S");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 30_000);
+
+  test("a paused server still stops at its SIGTERM, without waiting for SIGKILL", async () => {
+    const child = Bun.spawn(["sleep", "30"]);
+    process.kill(child.pid, "SIGSTOP");
+    expect(await reaches(child.pid, "T")).toBe("T");
+    // A grace far longer than the test's own timeout: only the SIGTERM can end it in time.
+    await stopProcess(child, 600_000);
+    expect(child.signalCode).toBe("SIGTERM");
+  }, 30_000);
 });

@@ -1,6 +1,6 @@
 import { type Context, progress } from "../lib/context.ts";
 import { localPostgresCpu, withSql } from "../lib/database.ts";
-import { freePorts, LOAD_CORE } from "../lib/processes.ts";
+import { freePorts, LOAD_CORE, withOthersPaused } from "../lib/processes.ts";
 import { cpuColumns, fmt, loadColumns, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, ratioOf } from "../lib/rounds.ts";
 import { obtainToken, sameAnswer, startServeAndCeiling } from "../lib/servers.ts";
@@ -23,13 +23,15 @@ export async function booksScenario(ctx: Context) {
   const databaseCpu = await withSql(ctx.databaseUrl, localPostgresCpu);
 
   const runs = await interleaved(["petbooks", "ceiling"] as const, options.rounds, (name) =>
-    loadServer(servers[name], PATH, {
-      connections: CONNECTIONS,
-      core: LOAD_CORE,
-      headers,
-      databaseCpu,
-      ...options,
-    }),
+    withOthersPaused(servers, name, () =>
+      loadServer(servers[name], PATH, {
+        connections: CONNECTIONS,
+        core: LOAD_CORE,
+        headers,
+        databaseCpu,
+        ...options,
+      }),
+    ),
   );
   await Promise.all([servers.petbooks.stop(), servers.ceiling.stop()]);
 

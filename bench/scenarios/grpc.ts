@@ -19,6 +19,7 @@ import {
   freePorts,
   LOAD_CORE,
   type RunningServer,
+  withOthersPaused,
 } from "../lib/processes.ts";
 import { fmt, loadColumns, markdownTable, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
@@ -165,13 +166,15 @@ export async function grpcScenario(ctx: Context) {
   const results = {} as Record<Method, Runs<(typeof SERVERS)[number], GrpcRun>>;
   for (const method of METHODS) {
     progress(`gRPC ${method}: ${options.rounds} rounds`);
-    results[method] = await interleaved(SERVERS, options.rounds, async (name) => {
-      const serverCpu = cpuMeter(() => cpuSeconds(servers[name].pid));
-      const run = await load(name, method, { seconds: options.seconds });
-      // h2load's warm-up is inside the meter: the calls of the whole run at the measured rate.
-      const calls = run.callsPerSecond * (options.warmup + options.seconds);
-      return { ...run, cpuUs: serverCpu(calls) };
-    });
+    results[method] = await interleaved(SERVERS, options.rounds, (name) =>
+      withOthersPaused(servers, name, async () => {
+        const serverCpu = cpuMeter(() => cpuSeconds(servers[name].pid));
+        const run = await load(name, method, { seconds: options.seconds });
+        // h2load's warm-up is inside the meter: the calls of the whole run at the measured rate.
+        const calls = run.callsPerSecond * (options.warmup + options.seconds);
+        return { ...run, cpuUs: serverCpu(calls) };
+      }),
+    );
   }
   await Promise.all([servers.petbooks.stop(), servers.ceiling.stop()]);
 

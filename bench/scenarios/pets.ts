@@ -21,6 +21,7 @@ import {
   peakRssMb,
   type RunningServer,
   runChecked,
+  withOthersPaused,
 } from "../lib/processes.ts";
 import { cpuColumns, fmt, loadColumns, type Met, markdownTable, runsTable } from "../lib/report.ts";
 import { anyFailed, interleaved, medianOf, type Runs, ratioOf, type Timed } from "../lib/rounds.ts";
@@ -212,7 +213,9 @@ function measurer(
     });
   };
   const pgbenchClients = new Map<Filter, number>();
-  const measure = async (subject: Subject, filter: Filter): Promise<Partial<ServerLoad>> => {
+  const measure = (subject: Subject, filter: Filter) =>
+    withOthersPaused(servers, subject, () => measureAlone(subject, filter));
+  const measureAlone = async (subject: Subject, filter: Filter): Promise<Partial<ServerLoad>> => {
     const server = servers[subject];
     if (server) {
       const load = { connections: CONNECTIONS, core: LOAD_CORE, headers: { "X-API-KEY": API_KEY } };
@@ -440,7 +443,7 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
   const everyRun: Record<string, Timed<Partial<ServerLoad>>[]> = {};
   const calibrated: string[] = [];
   for (const filter of FILTERS) {
-    const clients = await calibrate(filter);
+    const clients = await withOthersPaused(servers, "PostgreSQL alone", () => calibrate(filter));
     calibrated.push(`${filter.name} ${clients}`);
     progress(`GET /pets ${filter.name}: pgbench fastest with ${clients} clients`);
     progress(`GET /pets ${filter.name}: ${options.rounds} rounds of ${subjects.join(", ")}`);
