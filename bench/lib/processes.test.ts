@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import type { Subprocess } from "bun";
 import {
   commandOf,
   cpuMeter,
@@ -9,6 +10,7 @@ import {
   stopProcess,
   treeCpuSeconds,
   whilePaused,
+  withOthersPaused,
 } from "./processes.ts";
 
 /** A child that spends a fixed amount of work (not of time) and exits; its CPU seconds. */
@@ -110,38 +112,68 @@ async function reaches(pid: number, state: string): Promise<string | undefined> 
   return stateOf(pid);
 }
 
+/** A child that sleeps for 30 s, given to `use`, and killed after it. */
+async function withSleeper(use: (child: Subprocess) => Promise<void>): Promise<void> {
+  const child = Bun.spawn(["sleep", "30"]);
+  try {
+    await use(child);
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
 describe("whilePaused: the servers not being measured are stopped meanwhile", () => {
-  test("stopped during the run, running again after it", async () => {
-    const child = Bun.spawn(["sleep", "30"]);
-    try {
-      const during = await whilePaused([child], () => reaches(child.pid, "T"));
-      expect(during).toBe("T");
-      expect(await reaches(child.pid, "S")).toBe("S");
-    } finally {
-      child.kill("SIGKILL");
-    }
-  }, 30_000);
+  test(
+    "stopped during the run, running again after it",
+    () =>
+      withSleeper(async (child) => {
+        const during = await whilePaused([child], () => reaches(child.pid, "T"));
+        expect(during).toBe("T");
+        expect(await reaches(child.pid, "S")).toBe("S");
+      }),
+    30_000,
+  );
 
-  test("continued when the run fails too", async () => {
-    const child = Bun.spawn(["sleep", "30"]);
-    try {
-      const failing = whilePaused([child], async () => {
-        await reaches(child.pid, "T");
-        throw new Error("wrk failed");
-      });
-      await expect(failing).rejects.toThrow("wrk failed");
-      expect(await reaches(child.pid, "S")).toBe("S");
-    } finally {
-      child.kill("SIGKILL");
-    }
-  }, 30_000);
+  test(
+    "continued when the run fails too",
+    () =>
+      withSleeper(async (child) => {
+        const failing = whilePaused([child], async () => {
+          await reaches(child.pid, "T");
+          throw new Error("wrk failed");
+        });
+        await expect(failing).rejects.toThrow("wrk failed");
+        expect(await reaches(child.pid, "S")).toBe("S");
+      }),
+    30_000,
+  );
 
-  test("a paused server still stops at its SIGTERM, without waiting for SIGKILL", async () => {
-    const child = Bun.spawn(["sleep", "30"]);
-    process.kill(child.pid, "SIGSTOP");
-    expect(await reaches(child.pid, "T")).toBe("T");
-    // A grace far longer than the test's own timeout: only the SIGTERM can end it in time.
-    await stopProcess(child, 600_000);
-    expect(child.signalCode).toBe("SIGTERM");
-  }, 30_000);
+  test(
+    "withOthersPaused stops every server but the subject's",
+    () =>
+      withSleeper((subject) =>
+        withSleeper(async (other) => {
+          const servers = { petbooks: subject, ceiling: other };
+          const states = await withOthersPaused(servers, "petbooks", async () => {
+            await reaches(other.pid, "T");
+            return [stateOf(subject.pid), stateOf(other.pid)];
+          });
+          expect(states).toEqual(["S", "T"]);
+        }),
+      ),
+    30_000,
+  );
+
+  test(
+    "a paused server still stops at its SIGTERM, without waiting for SIGKILL",
+    () =>
+      withSleeper(async (child) => {
+        process.kill(child.pid, "SIGSTOP");
+        expect(await reaches(child.pid, "T")).toBe("T");
+        // A grace far longer than the test's own timeout: only the SIGTERM can end it in time.
+        await stopProcess(child, 600_000);
+        expect(child.signalCode).toBe("SIGTERM");
+      }),
+    30_000,
+  );
 });
