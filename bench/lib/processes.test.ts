@@ -153,6 +153,11 @@ describe("whilePaused: the servers not being measured are stopped meanwhile", ()
     () =>
       withSleeper((subject) =>
         withSleeper(async (other) => {
+          // Both asleep first: a child just spawned may still be running (R) for a moment.
+          expect([await reaches(subject.pid, "S"), await reaches(other.pid, "S")]).toEqual([
+            "S",
+            "S",
+          ]);
           const servers = { petbooks: subject, ceiling: other };
           const states = await withOthersPaused(servers, "petbooks", async () => {
             await reaches(other.pid, "T");
