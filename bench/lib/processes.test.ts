@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import {
   commandOf,
@@ -7,6 +6,7 @@ import {
   cpuSeconds,
   type ProcReader,
   parentPid,
+  processState,
   stopProcess,
   treeCpuSeconds,
   whilePaused,
@@ -101,15 +101,11 @@ describe("CPU of a process tree (PostgreSQL's, in the benches)", () => {
   });
 });
 
-/** The state letter of /proc/<pid>/stat: T when stopped, S when asleep. */
-const stateOf = (pid: number) =>
-  readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[0];
-
 /** Waits (at most 10 s) for the process to be in `state`; the kernel acts on a signal soon. */
 async function reaches(pid: number, state: string): Promise<string | undefined> {
   const deadline = Date.now() + 10_000;
-  while (stateOf(pid) !== state && Date.now() < deadline) await Bun.sleep(5);
-  return stateOf(pid);
+  while (processState(pid) !== state && Date.now() < deadline) await Bun.sleep(5);
+  return processState(pid);
 }
 
 /** A child that sleeps for 30 s, given to `use`, and killed after it. */
@@ -161,7 +157,7 @@ describe("whilePaused: the servers not being measured are stopped meanwhile", ()
           const servers = { petbooks: subject, ceiling: other };
           const states = await withOthersPaused(servers, "petbooks", async () => {
             await reaches(other.pid, "T");
-            return [stateOf(subject.pid), stateOf(other.pid)];
+            return [processState(subject.pid), processState(other.pid)];
           });
           expect(states).toEqual(["S", "T"]);
         }),

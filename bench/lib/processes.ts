@@ -185,6 +185,9 @@ export function treeCpuSeconds(pid: number, proc: ProcReader = PROC): number {
   }
 }
 
+/** A process's state letter (R running, S asleep, T stopped...), or undefined once it is gone. */
+export const processState = (pid: number): string | undefined => statFields(pid)?.[0];
+
 /** The parent of a process, or undefined when it is not on this machine. */
 export function parentPid(pid: number): number | undefined {
   const parent = statFields(pid)?.[1];
