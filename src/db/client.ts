@@ -15,9 +15,11 @@ import { tracePglite, tracePostgres } from "../observability/db-tracing.ts";
 import type { Tracing } from "../observability/tracing.ts";
 import { redactUrl } from "../redact.ts";
 import { isTransient, retryable } from "../retry.ts";
+import { overriding } from "./client-proxy.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { bundledSnapshot } from "./embedded-snapshot.ts";
 import { permanentRefusal, withDatabaseTimeout } from "./errors.ts";
+import { collectingGarbage } from "./pglite-garbage.ts";
 /**
  * Drizzle without its relational query API (`db.query`, unused here): given a schema it builds a
  * query builder per table for every transaction, which cost about 8% of a write's CPU.
@@ -271,8 +273,7 @@ const DRIZZLE_PGLITE_PARSERS = Object.fromEntries(
 
 /**
  * The client as Drizzle gets it: `query` without the per-query parsers (PGlite already has them,
- * DRIZZLE_PGLITE_PARSERS), everything else the client's own, called on the client itself (PGlite
- * keeps its state in private fields, which a stand-in `this` would not have).
+ * DRIZZLE_PGLITE_PARSERS), everything else the client's own.
  */
 function withoutQueryParsers(client: PGlite): PGlite {
   const query: PGlite["query"] = (text, params, options) => {
@@ -280,13 +281,7 @@ function withoutQueryParsers(client: PGlite): PGlite {
     const { parsers: _, ...rest } = options;
     return client.query(text, params, rest);
   };
-  return new Proxy(client, {
-    get(target, key) {
-      if (key === "query") return query;
-      const value = Reflect.get(target, key, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  return overriding(client, { query });
 }
 
 async function openEmbedded(options: DatabaseOptions, logger: Logger) {
@@ -312,7 +307,7 @@ async function openEmbedded(options: DatabaseOptions, logger: Logger) {
       ...(isNew && snapshot ? { loadDataDir: snapshot } : {}),
     });
     const db = drizzlePglite({
-      client: tracePglite(withoutQueryParsers(client), options.tracing),
+      client: tracePglite(collectingGarbage(withoutQueryParsers(client)), options.tracing),
     }) as unknown as Db;
     logger.debug("embedded database opened", { data_dir: dataDir ?? "memory" });
     return {

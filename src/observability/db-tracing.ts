@@ -27,6 +27,7 @@ import {
   DB_SYSTEM_NAME_VALUE_POSTGRESQL,
 } from "@opentelemetry/semantic-conventions";
 import type postgres from "postgres";
+import { overriding } from "../db/client-proxy.ts";
 import { preparedStatement } from "../db/text-query.ts";
 import type { Tracing } from "./tracing.ts";
 
@@ -124,18 +125,9 @@ function observed<T extends PromiseLike<unknown>>(span: Span | undefined, send: 
 
 type Fn = (...args: unknown[]) => unknown;
 
-/**
- * `client` with `methods` replaced; everything else its own, functions called on the client
- * itself (PGlite keeps its state in private fields, which the proxy as `this` would not have).
- */
-function overriding<T extends object>(client: T, methods: Record<string, Fn>): T {
-  const proxy = new Proxy(client, {
-    get(target, key) {
-      if (typeof key === "string" && Object.hasOwn(methods, key)) return methods[key];
-      const value = Reflect.get(target, key, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+/** overriding, and the proxy remembered as one of ours (isTracedClient). */
+function traceOverriding<T extends object>(client: T, methods: Record<string, Fn>): T {
+  const proxy = overriding(client, methods);
   traced.add(proxy);
   return proxy;
 }
@@ -176,7 +168,7 @@ export function tracePostgres<T extends postgres.Sql>(client: T, tracing: Tracin
   };
   const wrap = <C extends PostgresClient>(sql: C): C => {
     const raw = sql as unknown as Record<string, Fn>;
-    return overriding(sql, {
+    return traceOverriding(sql, {
       unsafe: (...args) => {
         const span = startStatement(tracing, base, args[0]);
         return observed(span, () => raw.unsafe?.(...args) as PromiseLike<unknown>);
@@ -211,7 +203,7 @@ export function tracePglite<T extends PGlite>(client: T, tracing: Tracing | unde
         const span = startStatement(tracing, base, prepared?.text ?? args[0]);
         return observed(span, () => raw[name]?.call(db, ...args) as Promise<unknown>);
       };
-    return overriding(db, {
+    return traceOverriding(db, {
       query: statement("query"),
       exec: statement("exec"),
       ...("transaction" in db && {
