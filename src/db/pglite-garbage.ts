@@ -2,13 +2,12 @@ import type { PGlite } from "@electric-sql/pglite";
 import { overriding } from "./client-proxy.ts";
 
 /**
- * Statements between two garbage collections in embedded mode. PGlite answers each statement in
- * buffers of its own (about 17 KB for a `select 1`) that only a collection frees, and left to
- * itself Bun collected them late: 50,000 `select 1` in a row took the process from 396 to
- * 1,144 MB, each statement meanwhile touching fresh memory (4 to 5 page faults a statement,
- * 95 µs of CPU against 26 once collected every 500). Embedded GET /pets?has_photos=false under
- * wrk, 5 s runs: 598 MB without, 430 MB with a collection every 1,000 statements, at the same rate
- * (7,075 to 7,613 requests a second against 7,083 to 7,622).
+ * Statements between two garbage collections in embedded mode. Each PGlite statement leaves
+ * memory behind until a collection (15 to 17 KB for a `select 1`), and left to itself Bun
+ * collected late: 50,000 `select 1` in a row took the process from 396 to 1,144 MB, each statement
+ * meanwhile touching fresh memory (4 to 5 page faults a statement, 95 µs of CPU against 26 with a
+ * collection every 500). Embedded `serve` under wrk on GET /pets, alternating with the same binary
+ * without collections: RSS 427 to 431 MB against 556, at the same rates (docs/operations.md).
  */
 export const STATEMENTS_PER_COLLECTION = 1_000;
 
