@@ -1,6 +1,6 @@
 /**
  * How long petbooks takes to become ready on the embedded defaults, and how long the test suite
- * and CI take: the figures of the README's "Start-up and test times".
+ * and CI take: the figures of the README's quick start (the table after the executable).
  *
  * - first start: `./petbooks serve` on a new DATA_DIR until /readyz answers 200, against a
  *   restart on the same DATA_DIR; fresh and restart alternate (F R R F ...), medians and spread.
