@@ -5,7 +5,7 @@ import { overriding } from "./client-proxy.ts";
  * Statements between two garbage collections in embedded mode. Each PGlite statement leaves
  * memory behind until a collection (15 to 17 KB for a `select 1`), and left to itself Bun
  * collected late: 50,000 `select 1` in a row took the process from 396 to 1,144 MB, each statement
- * meanwhile touching fresh memory (4 to 5 page faults a statement, 95 µs of CPU against 26 with a
+ * meanwhile touching fresh memory (3 to 6 page faults a statement, 95 µs of CPU against 26 with a
  * collection every 500). Embedded `serve` under wrk on GET /pets, alternating with the same binary
  * without collections: RSS 427 to 431 MB against 556, at the same rates (docs/operations.md).
  */
