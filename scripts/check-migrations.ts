@@ -2,7 +2,7 @@
  * Fails when src/db/schema.ts has changes that drizzle/ has no migration for: drizzle-kit
  * generates into a scratch copy of drizzle/, and any new or changed file there is a finding.
  */
-import { cpSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -10,6 +10,9 @@ const committed = join(root, "drizzle");
 // drizzle-kit only takes an --out relative to the working directory.
 const scratchRelative = "node_modules/.cache/petbooks-drizzle-check";
 const scratch = join(root, scratchRelative);
+// drizzle-kit compiles the schema through tsx, which keeps its cache in the temp folder
+// (tsx-<uid>) and never removes it: pointed here, it goes with the scratch copy.
+const scratchTemp = join(root, "node_modules/.cache/petbooks-drizzle-check-tmp");
 
 function files(dir: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -27,6 +30,7 @@ function files(dir: string): Map<string, string> {
 try {
   rmSync(scratch, { recursive: true, force: true });
   cpSync(committed, scratch, { recursive: true });
+  mkdirSync(scratchTemp, { recursive: true });
   const proc = Bun.spawnSync(
     [
       "bunx",
@@ -36,7 +40,7 @@ try {
       "--schema=./src/db/schema.ts",
       `--out=./${scratchRelative}`,
     ],
-    { cwd: root, stdout: "pipe", stderr: "pipe" },
+    { cwd: root, stdout: "pipe", stderr: "pipe", env: { ...process.env, TMPDIR: scratchTemp } },
   );
   const output = `${proc.stdout}${proc.stderr}`;
   // drizzle-kit can print an error and still exit 0: require one of its two success messages.
@@ -56,4 +60,5 @@ try {
   console.log("drizzle/ matches the schema");
 } finally {
   rmSync(scratch, { recursive: true, force: true });
+  rmSync(scratchTemp, { recursive: true, force: true });
 }
