@@ -29,7 +29,7 @@ import {
 import { createFakeKafka } from "./fake-kafka.ts";
 import { createKafkaTransport } from "./kafka.ts";
 import { countPending } from "./outbox.repository.ts";
-import { createOutboxRelay, type RelayOptions } from "./relay.ts";
+import { createOutboxRelay, type OutboxRelay, type RelayOptions } from "./relay.ts";
 
 // Every test works on a real database: room for a busy machine. Nothing here waits on real time.
 setDefaultTimeout(60_000);
@@ -156,6 +156,37 @@ async function tickUntil(
 }
 
 const nothingPending = async () => (await countPending(database.db)) === 0;
+
+/**
+ * Runs the relays at once until `published()` reaches `total`. They race for the publication
+ * lock, and the one that holds it claims again at once, so one relay could win every batch and
+ * the others never publish. A relay that has published while another has not yet waits, after
+ * its batch, until that one has ended an attempt begun after the lock was free: every relay
+ * claims at least once, the rest of the time they race.
+ */
+async function raceRelays(relays: OutboxRelay[], published: () => number, total: number) {
+  const wins = relays.map(() => 0);
+  const started = relays.map(() => 0);
+  const ended = relays.map(() => 0);
+  await Promise.all(
+    relays.map(async (relay, i) => {
+      while (published() < total) {
+        started[i] = (started[i] as number) + 1;
+        const claimed = await relay.runOnce();
+        ended[i] = (ended[i] as number) + 1;
+        if (claimed === 0) {
+          await Bun.sleep(1);
+          continue;
+        }
+        wins[i] = (wins[i] as number) + 1;
+        const waiting = wins.findIndex((w, j) => j !== i && w === 0);
+        if (waiting === -1) continue;
+        const from = started[waiting] as number;
+        while ((ended[waiting] as number) <= from && published() < total) await Bun.sleep(1);
+      }
+    }),
+  );
+}
 
 const bookTitles = async () =>
   rows<{ title: string }>(await database.db.execute(sql`select title from books`)).map(
@@ -716,13 +747,7 @@ describe.skipIf(!process.env.DATABASE_URL)("several relays on PostgreSQL", () =>
     try {
       // Each relay keeps claiming until everything is out (a fully blocked batch claims nothing);
       // the test's timeout bounds it.
-      await Promise.all(
-        relays.map(async (relay) => {
-          while (timeline.length < 160) {
-            if ((await relay.runOnce()) === 0) await Bun.sleep(1);
-          }
-        }),
-      );
+      await raceRelays(relays, () => timeline.length, 160);
       expect(timeline).toHaveLength(160);
       expect(new Set(timeline).size).toBe(160);
       expect(transports.filter((t) => t.published.length > 0).length).toBeGreaterThan(1);
@@ -887,20 +912,15 @@ describe.skipIf(!process.env.DATABASE_URL)("several relays on PostgreSQL", () =>
       while (sampling) {
         const [row] = rows<{ n: number | string }>(
           await database.db.execute(sql`select count(*) as n from pg_stat_activity
-            where wait_event_type = 'Lock' and wait_event = 'advisory'`),
+            where wait_event_type = 'Lock' and wait_event = 'advisory'
+              and datname = current_database()`),
         );
         waits += Number(row?.n ?? 0);
         await Bun.sleep(1);
       }
     })();
     try {
-      await Promise.all(
-        relays.map(async (relay) => {
-          while (timeline.length < 120) {
-            if ((await relay.runOnce()) === 0) await Bun.sleep(1);
-          }
-        }),
-      );
+      await raceRelays(relays, () => timeline.length, 120);
     } finally {
       sampling = false;
       await sampler;

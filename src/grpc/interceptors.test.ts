@@ -13,6 +13,7 @@ import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { BookService } from "../gen/petbooks/v1/books_pb.ts";
 import { failureOf, startTestGrpcServer, type TestGrpcServer } from "../testing/grpc-server.ts";
 import { SETUP_TIMEOUT_MS, TEARDOWN_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import { codeName, DATABASE_UNAVAILABLE } from "./interceptors.ts";
 
 /** GetBook throws whatever the test put under its id. */
@@ -200,12 +201,15 @@ describe("one log line per call", () => {
     const headers = { "x-request-id": "req-watch" };
     for await (const _ of server.client(Health).watch({}, { signal: abort.signal, headers })) break;
     abort.abort();
-    await Bun.sleep(50);
-    expect(server.logs.find((l) => l.request_id === "req-watch")).toMatchObject({
-      method: "/grpc.health.v1.Health/Watch",
-      code: "CANCELED",
-    });
-  });
+    // The line comes once the server has seen the cancel and the stream has unwound: waited for,
+    // as a busy machine can take longer than any fixed pause.
+    const line = await until(
+      "the Watch call's log line",
+      () => server.logs.find((l) => l.request_id === "req-watch"),
+      { timeoutMs: 20_000 },
+    );
+    expect(line).toMatchObject({ method: "/grpc.health.v1.Health/Watch", code: "CANCELED" });
+  }, 30_000);
 });
 
 test.each([

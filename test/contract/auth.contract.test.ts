@@ -377,6 +377,9 @@ describe.skipIf(!process.env.REDIS_URL)("two replicas sharing Redis (REDIS_URL)"
     REDIS_KEY_PREFIX: redisTestPrefix(),
     AUTH_USERNAME_FAILURES: "4",
     AUTH_ADDRESS_ATTEMPTS: "1000000",
+    // Past the default 50 ms, a replica counts on its own (failing open): a stall of the machine
+    // at the wrong moment would then let a login through that this test expects refused.
+    REDIS_TIMEOUT_MS: "2000",
   };
   const one = useContractServer(shared);
   const two = useContractServer(shared);

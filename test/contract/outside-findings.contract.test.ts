@@ -74,14 +74,35 @@ test("a malformed DATABASE_URL is named at start, without its password", async (
   expect(result.stderr).not.toContain("s3cr");
 });
 
+/** Whether nothing listens on 127.0.0.1:`port` (binding it works). */
+function freeOnLoopback(port: number): boolean {
+  try {
+    Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A stand-in for serve, only on 127.0.0.2, on a port nothing uses on 127.0.0.1: the kernel picks
+ * a port free on 127.0.0.2, which another server may hold on 127.0.0.1.
+ */
+function standInOnlyOn127002() {
+  for (;;) {
+    const standIn = Bun.serve({
+      hostname: "127.0.0.2",
+      port: 0,
+      fetch: (req) =>
+        new Response(null, { status: new URL(req.url).pathname === "/readyz" ? 200 : 404 }),
+    });
+    if (freeOnLoopback(standIn.port as number)) return standIn;
+    standIn.stop(true);
+  }
+}
+
 test("healthcheck asks the address HOST names, not 127.0.0.1", async () => {
-  // A stand-in for serve, only on 127.0.0.2: nothing answers its port on 127.0.0.1.
-  const standIn = Bun.serve({
-    hostname: "127.0.0.2",
-    port: 0,
-    fetch: (req) =>
-      new Response(null, { status: new URL(req.url).pathname === "/readyz" ? 200 : 404 }),
-  });
+  const standIn = standInOnlyOn127002();
   try {
     const port = String(standIn.port);
     expect((await runBinary(["healthcheck"], { HOST: "127.0.0.2", PORT: port })).code).toBe(0);
