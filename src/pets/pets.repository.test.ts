@@ -6,6 +6,7 @@ import { rows } from "../db/rows.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { newPet } from "../testing/factories.ts";
 import { SETUP_TIMEOUT_MS } from "../testing/timeouts.ts";
+import { until } from "../testing/until.ts";
 import type { PetList } from "./pets.model.ts";
 import { createPetsRepository, listPageQuery, type PetsRepository } from "./pets.repository.ts";
 
@@ -75,20 +76,22 @@ const explainPage = (page: { limit: number; offset: number; hasPhotos: boolean |
  * table soon are: a snapshot held elsewhere in the database when it runs (autovacuum's ANALYZE,
  * say) can keep a vacuum from marking them, and the planner would then rightly prefer another scan.
  */
-async function vacuumUntilAllVisible(table: "pets" | "pet_photos") {
-  for (let attempt = 1; ; attempt++) {
-    await database.db.execute(sql.raw(`vacuum analyze ${table}`));
-    const [state] = rows<{ visible: boolean }>(
-      await database.db.execute(
-        sql.raw(
-          `select relallvisible >= relpages as visible from pg_class where oid = '${table}'::regclass`,
+const vacuumUntilAllVisible = (table: "pets" | "pet_photos") =>
+  until(
+    `every page of ${table} all-visible`,
+    async () => {
+      await database.db.execute(sql.raw(`vacuum analyze ${table}`));
+      const [state] = rows<{ visible: boolean }>(
+        await database.db.execute(
+          sql.raw(
+            `select relallvisible >= relpages as visible from pg_class where oid = '${table}'::regclass`,
+          ),
         ),
-      ),
-    );
-    if (state?.visible || attempt === 20) return;
-    await Bun.sleep(50);
-  }
-}
+      );
+      return state?.visible;
+    },
+    { timeoutMs: 20_000, everyMs: 50 },
+  );
 
 const pick = (pet: { id: string; name: string; age: number; type: string }) => ({
   id: pet.id,

@@ -1,6 +1,6 @@
 /** Defects an outside check found in the binary: each case failed before its fix. */
 import { describe, expect, test } from "bun:test";
-import { runBinary, tempDataDir } from "../../src/testing/binary.ts";
+import { freePort, runBinary, tempDataDir } from "../../src/testing/binary.ts";
 import { createEmptyPostgresDatabase } from "../../src/testing/database.ts";
 import { SETUP_TIMEOUT_MS } from "../../src/testing/timeouts.ts";
 import {
@@ -74,35 +74,15 @@ test("a malformed DATABASE_URL is named at start, without its password", async (
   expect(result.stderr).not.toContain("s3cr");
 });
 
-/** Whether nothing listens on 127.0.0.1:`port` (binding it works). */
-function freeOnLoopback(port: number): boolean {
-  try {
-    Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * A stand-in for serve, only on 127.0.0.2, on a port nothing uses on 127.0.0.1: the kernel picks
- * a port free on 127.0.0.2, which another server may hold on 127.0.0.1.
- */
-function standInOnlyOn127002() {
-  for (;;) {
-    const standIn = Bun.serve({
-      hostname: "127.0.0.2",
-      port: 0,
-      fetch: (req) =>
-        new Response(null, { status: new URL(req.url).pathname === "/readyz" ? 200 : 404 }),
-    });
-    if (freeOnLoopback(standIn.port as number)) return standIn;
-    standIn.stop(true);
-  }
-}
-
 test("healthcheck asks the address HOST names, not 127.0.0.1", async () => {
-  const standIn = standInOnlyOn127002();
+  // A stand-in for serve, only on 127.0.0.2, on a port free on 127.0.0.1 (the kernel's pick on
+  // 127.0.0.2 alone may be held there): nothing answers its port on 127.0.0.1.
+  const standIn = Bun.serve({
+    hostname: "127.0.0.2",
+    port: await freePort(),
+    fetch: (req) =>
+      new Response(null, { status: new URL(req.url).pathname === "/readyz" ? 200 : 404 }),
+  });
   try {
     const port = String(standIn.port);
     expect((await runBinary(["healthcheck"], { HOST: "127.0.0.2", PORT: port })).code).toBe(0);
