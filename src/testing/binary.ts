@@ -41,6 +41,15 @@ export interface RunningCommand {
 }
 
 /**
+ * Its port was taken between freePort() finding it free and the command binding it: another
+ * process got there first. The start is tried again on other ports (onFreePorts).
+ */
+export class PortTakenError extends Error {}
+
+/** How the binary says a port it was given is in use: Bun.serve's words, or Node's for gRPC. */
+const PORT_TAKEN = /EADDRINUSE|Is port \d+ in use/;
+
+/**
  * Starts a long-running subcommand and waits until it has logged `listening` `listeners` times
  * (one per server it runs), failing with its logs if it exits or takes too long.
  */
@@ -66,8 +75,12 @@ async function startCommand(
   const deadline = Date.now() + 120_000;
   while (logs.split('"msg":"listening"').length - 1 < listeners) {
     if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill();
-      throw new Error(`${command} did not start:\n${logs}`);
+      proc.kill("SIGKILL");
+      await proc.exited;
+      // Its last words (why it exited) may still be on their way through the pipe.
+      await pump;
+      const failure = `${command} did not start:\n${logs}`;
+      throw PORT_TAKEN.test(logs) ? new PortTakenError(failure) : new Error(failure);
     }
     await Bun.sleep(50);
   }
@@ -83,15 +96,50 @@ async function startCommand(
   };
 }
 
+/** Where a start gets its ports: free ones (freePort) unless a test gives its own. */
+export type PortPicker = () => Promise<number>;
+
+const START_ATTEMPTS = 3;
+
+/**
+ * `start` on `count` distinct ports that were free a moment ago, tried again on other ports when
+ * one was taken in the meantime (PortTakenError), up to START_ATTEMPTS times in all.
+ */
+async function onFreePorts<T>(
+  count: number,
+  pick: PortPicker,
+  start: (ports: number[]) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const ports: number[] = [];
+    while (ports.length < count) {
+      const port = await pick();
+      if (!ports.includes(port)) ports.push(port);
+    }
+    try {
+      return await start(ports);
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt >= START_ATTEMPTS) throw err;
+    }
+  }
+}
+
 export interface RunningServer extends RunningCommand {
   url: string;
 }
 
 /** Starts `petbooks serve` on a free port and waits until it says it listens. */
-export async function startServer(env: Record<string, string>): Promise<RunningServer> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  return { url, ...(await startCommand("serve", { PORT: String(port), PUBLIC_URL: url, ...env })) };
+export function startServer(
+  env: Record<string, string>,
+  pick: PortPicker = freePort,
+): Promise<RunningServer> {
+  return onFreePorts(1, pick, async ([port]) => {
+    const url = `http://127.0.0.1:${port}`;
+    return {
+      url,
+      ...(await startCommand("serve", { PORT: String(port), PUBLIC_URL: url, ...env })),
+    };
+  });
 }
 
 export async function freePort(): Promise<number> {
@@ -113,15 +161,16 @@ export interface RunningGrpcServer extends RunningCommand {
 }
 
 /** Starts `petbooks grpc` on a free port and waits until it says it listens. */
-export async function startGrpcServer(env: Record<string, string>): Promise<RunningGrpcServer> {
-  const port = await freePort();
-  // METRICS_PORT 0: a free port, never the default 9464 that another test's grpc may hold.
-  const running = await startCommand("grpc", {
-    GRPC_PORT: String(port),
-    METRICS_PORT: "0",
-    ...env,
+export function startGrpcServer(env: Record<string, string>): Promise<RunningGrpcServer> {
+  return onFreePorts(1, freePort, async ([port]) => {
+    // METRICS_PORT 0: a free port, never the default 9464 that another test's grpc may hold.
+    const running = await startCommand("grpc", {
+      GRPC_PORT: String(port),
+      METRICS_PORT: "0",
+      ...env,
+    });
+    return { url: `http://127.0.0.1:${port}`, address: `127.0.0.1:${port}`, ...running };
   });
-  return { url: `http://127.0.0.1:${port}`, address: `127.0.0.1:${port}`, ...running };
 }
 
 export interface RunningDev extends RunningCommand {
@@ -130,13 +179,14 @@ export interface RunningDev extends RunningCommand {
 }
 
 /** Starts `petbooks dev` (HTTP and gRPC on free ports) and waits until both listen. */
-export async function startDev(env: Record<string, string>): Promise<RunningDev> {
-  const [httpPort, grpcPort] = [await freePort(), await freePort()];
-  const httpUrl = `http://127.0.0.1:${httpPort}`;
-  const running = await startCommand(
-    "dev",
-    { PORT: String(httpPort), GRPC_PORT: String(grpcPort), PUBLIC_URL: httpUrl, ...env },
-    2,
-  );
-  return { httpUrl, grpcUrl: `http://127.0.0.1:${grpcPort}`, ...running };
+export function startDev(env: Record<string, string>): Promise<RunningDev> {
+  return onFreePorts(2, freePort, async ([httpPort, grpcPort]) => {
+    const httpUrl = `http://127.0.0.1:${httpPort}`;
+    const running = await startCommand(
+      "dev",
+      { PORT: String(httpPort), GRPC_PORT: String(grpcPort), PUBLIC_URL: httpUrl, ...env },
+      2,
+    );
+    return { httpUrl, grpcUrl: `http://127.0.0.1:${grpcPort}`, ...running };
+  });
 }
