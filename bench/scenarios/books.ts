@@ -48,7 +48,7 @@ export async function booksScenario(ctx: Context) {
       "books repository (one statement whose value is the whole answer, page and count), the " +
       "token checked with src/auth/tokens.ts and the user looked up at most every 5 s, as in " +
       `petbooks; the same bytes (checked). Median of petbooks ${fmt.int(medianOf(runs.petbooks, (r) => r.rps))} ` +
-      `req/s, ceiling ${fmt.int(medianOf(runs.ceiling, (r) => r.rps))} req/s; ratio ${formatRatio(ratio)}.`,
+      `req/s, ceiling ${fmt.int(medianOf(runs.ceiling, (r) => r.rps))} req/s; ratio ${formatRatio(ratio, TARGET)}.`,
     runsTable(
       runs,
       loadColumns<ServerLoad>("req/s", (r) => r.rps, cpuColumns),

@@ -120,7 +120,7 @@ export async function exportScenario(ctx: Context, sql: postgres.Sql) {
       fmt.s(median(s("petbooks"))),
       `${fmt.s(median(s(size.ceiling)))} (${size.ceiling})`,
       fmt.s(median(s("bare rows"))),
-      formatRatio(ratio),
+      formatRatio(ratio, TARGETS.ratio),
       formatRatio(bare),
       fmt.mb(rss),
     ]);

@@ -192,7 +192,7 @@ export async function grpcScenario(ctx: Context) {
       method,
       fmt.int(medianOf(petbooks, (x) => x.callsPerSecond)),
       fmt.int(medianOf(ceiling, (x) => x.callsPerSecond)),
-      formatRatio(ratio),
+      formatRatio(ratio, TARGET),
       formatRatio(ratioOf(petbooks, ceiling, (x) => x.p99Ms)),
     ]);
     everyRun[`${method}, petbooks`] = petbooks;

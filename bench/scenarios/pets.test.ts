@@ -128,6 +128,22 @@ describe("the embedded figures", () => {
     ]);
   });
 
+  test("show the digit their verdict turns on where two would read as the target", () => {
+    const runs = {
+      petbooks: [run(1, { rps: 10000 })],
+      embedded: [run(1, { rps: 3588, cpuUs: 300 })],
+      "embedded ceiling": [run(1, { rps: 4000, cpuUs: 290 })],
+    };
+    const figures = embeddedRow(filter, runs as never);
+    // 0.3588 of PostgreSQL, the ceiling 0.40, embedded 0.897 of the ceiling: a miss of 0.9.
+    expect(figures?.vsCeiling.median).toBeLessThan(0.9);
+    expect(figures?.row.slice(3, 6)).toEqual([
+      "0.36 (0.36-0.36)",
+      "0.40 (0.40-0.40)",
+      "0.897 (0.90-0.90)",
+    ]);
+  });
+
   test("are none when embedded petbooks or its ceiling did not run", () => {
     const petbooks = [run(1, { rps: 10000 })];
     const embedded = [run(1, { rps: 3000, cpuUs: 320 })];
