@@ -24,6 +24,23 @@ export interface TestDatabase extends Database {
   url: string | undefined;
 }
 
+const DATABASE_PREFIX = /^[a-z][a-z0-9_]{0,39}$/;
+
+/**
+ * A new database's name: PETBOOKS_TEST_DATABASE_PREFIX, or `petbooks_test`, and a unique suffix.
+ * CI gives its own prefix, so that a run stopped before the tests dropped their databases can
+ * drop them itself, and only its own.
+ */
+function freshDatabaseName(): string {
+  const prefix = process.env.PETBOOKS_TEST_DATABASE_PREFIX ?? "petbooks_test";
+  if (!DATABASE_PREFIX.test(prefix)) {
+    throw new Error(
+      `PETBOOKS_TEST_DATABASE_PREFIX must match ${DATABASE_PREFIX} (got "${prefix}")`,
+    );
+  }
+  return `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
 export async function createTestDatabase(): Promise<TestDatabase> {
   const baseUrl = process.env.DATABASE_URL;
   if (!baseUrl) {
@@ -31,7 +48,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await migrate(database.db, silentLogger);
     return { ...database, url: undefined };
   }
-  const name = `petbooks_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const name = freshDatabaseName();
   const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database "${name}"`);
   await admin.end();
@@ -57,7 +74,7 @@ export async function createEmptyPostgresDatabase(): Promise<{
 }> {
   const baseUrl = process.env.DATABASE_URL;
   if (!baseUrl) throw new Error("needs DATABASE_URL");
-  const name = `petbooks_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const name = freshDatabaseName();
   await withPostgres(baseUrl, (admin) => admin.unsafe(`create database "${name}"`));
   return {
     url: withDatabase(baseUrl, name),
