@@ -14,8 +14,6 @@
  * Needs PostgreSQL at 127.0.0.1:5432 with trust authentication (or BENCH_POSTGRES_URL); creates
  * and finally drops the database petbooks_bench_driver.
  */
-import type postgres from "postgres";
-import { CONDITIONING, conditionConnections } from "./ceilings/auth.ts";
 import { wirePool } from "./ceilings/wire.ts";
 import { runBench } from "./lib/cleanup.ts";
 import { openWorkspace, progress } from "./lib/context.ts";
@@ -83,8 +81,6 @@ await runBench({
     if (!postgresCpu) throw new Error("PostgreSQL's processes are not readable from here");
     const database = await openDatabase({ databaseUrl: ws.databaseUrl, poolSize: POOL });
     cleanup.defer(database.close);
-    // Both sides' backends in the state petbooks' are in while it serves (see connectPool).
-    await conditionConnections((database.db as unknown as { $client: postgres.Sql }).$client, POOL);
     const pets = createPetsRepository(database.db);
     const startLoad = loadAverage();
     const rows: string[][] = [];
@@ -92,7 +88,7 @@ await runBench({
     for (const filter of FILTERS) {
       const page = { limit: 20, offset: 0, hasPhotos: filter.hasPhotos };
       const text = renderSql(listPageQuery(page, PHOTO_URL_BASE));
-      const wire = await wirePool(ws.databaseUrl, text, POOL, [CONDITIONING]);
+      const wire = await wirePool(ws.databaseUrl, text, POOL);
       cleanup.defer(wire.close);
       const calls = {
         "petbooks (postgres.js)": () => pets.listJson(page, PHOTO_URL_BASE),

@@ -14,30 +14,26 @@ export const env = (name: string, fallback?: string) => {
   return value;
 };
 
-/** What a PostgreSQL backend allocates and frees once, to keep its heap (see connectPool). */
-export const CONDITIONING = "select length(repeat('x', 1048576))";
-
 /**
- * The pool of DATABASE_POOL_SIZE (10) connections to DATABASE_URL, every one open and its
- * PostgreSQL backend in the state petbooks' are in. A backend's allocator (glibc malloc) gives
- * its heap back after each statement until the backend has once freed a large block; from then
- * on it keeps it. petbooks' relay claims its outbox batches with a large statement on whichever
- * connection is free, so each of its connections soon has; a fresh one of the ceiling had not,
- * and paid two brk calls and the page faults of about 180 KB on every page with photo URLs
- * (strace; 1.5 to 2.5 times the CPU per statement). One statement that allocates and frees
- * 1 MB on each connection puts them in the same state before anything is measured.
+ * The pool of DATABASE_POOL_SIZE (10) connections to DATABASE_URL, every one open before anything
+ * is measured, and nothing else run on them: their PostgreSQL backends start where petbooks' do.
+ * (Until 2026-12-05 each first allocated and freed 1 MB, so that its allocator kept its heap
+ * between statements, on the belief that petbooks' relay did that to petbooks' backends. It does
+ * not while there is nothing to relay: strace showed petbooks' backends growing and shrinking
+ * their heap with `brk` about four times per `offset=50000` page and the ceiling's not at all,
+ * PostgreSQL spending 20% more per request under petbooks; docs/performance-history.md.)
  */
 export async function connectPool(): Promise<postgres.Sql> {
   const max = Number(env("DATABASE_POOL_SIZE", "10"));
   const sql = postgres(env("DATABASE_URL"), { max, onnotice: () => {} });
-  await conditionConnections(sql, max);
+  await openConnections(sql, max);
   return sql;
 }
 
-/** Opens all `max` connections of the pool `sql` and conditions their backends (connectPool). */
-export async function conditionConnections(sql: postgres.Sql, max: number) {
+/** Opens all `max` connections of the pool `sql`. */
+export async function openConnections(sql: postgres.Sql, max: number) {
   const connections = await Promise.all(Array.from({ length: max }, () => sql.reserve()));
-  await Promise.all(connections.map((connection) => connection.unsafe(CONDITIONING)));
+  await Promise.all(connections.map((connection) => connection`select 1`));
   for (const connection of connections) connection.release();
 }
 

@@ -34,8 +34,8 @@ const TARGETS = { ceiling: 0.9, p99: 1.5, postgres: 0.75, embedded: 0.4 };
 /**
  * A ceiling under which PostgreSQL spent more than this times petbooks' CPU per request, on the
  * same statement, drove the database worse than petbooks did: it is no ceiling, and its ratios
- * are not judged. Seen: 2.5 times, on the pages whose answers carry photo URLs, until the
- * ceiling's backends were put in the state of petbooks' (bench/ceilings/auth.ts, connectPool).
+ * are not judged. Seen: 2.5 times, on the pages whose answers carry photo URLs, with fresh
+ * ceiling backends against petbooks' after its relay had claimed events on them.
  */
 const CEILING_DATABASE_CPU_MAX = 1.25;
 const FILTERS = [
@@ -470,9 +470,8 @@ export async function petsScenario(ctx: Context, embeddedDir: string | undefined
       `${options.warmup} s warm-up then ${options.seconds} s, on core ${LOAD_CORE}; servers on the ` +
       `other core; PostgreSQL unpinned; pool ${options.pool}. **Ceiling**: bench/ceilings/http.ts, ` +
       "Bun.serve + postgres.js running the repository's own statement, captured, as petbooks runs " +
-      "it, and answering the same bytes (checked before timing); each of its connections has first " +
-      "had its PostgreSQL backend allocate and free 1 MB, as petbooks' relay makes its backends " +
-      "do, so that they keep their heap between statements (bench/ceilings/auth.ts). " +
+      "it, and answering the same bytes (checked before timing); nothing else runs on its " +
+      "connections, as on petbooks' (bench/ceilings/auth.ts). " +
       "**PostgreSQL alone**: pgbench " +
       "on that statement in the protocol petbooks uses (a prepared statement for the first " +
       `pages, text over the simple protocol for others: \`-M prepared\`, \`-M simple\`), ` +
