@@ -21,7 +21,7 @@ export const env = (name: string, fallback?: string) => {
  * between statements, on the belief that petbooks' relay did that to petbooks' backends. It does
  * not while there is nothing to relay: strace showed petbooks' backends growing and shrinking
  * their heap with `brk` about four times per `offset=50000` page and the ceiling's not at all,
- * PostgreSQL spending 20% more per request under petbooks; docs/performance-history.md.)
+ * PostgreSQL spending 26% more per request under petbooks; docs/performance-history.md.)
  */
 export async function connectPool(): Promise<postgres.Sql> {
   const max = Number(env("DATABASE_POOL_SIZE", "10"));

@@ -50,8 +50,8 @@ interface Waiter {
   reject(err: Error): void;
 }
 
-/** One connection with `text` prepared on it, after running each of `first` (simple protocol). */
-export async function wireConnection(url: string, text: string, first: string[] = []) {
+/** One connection with `text` prepared on it. */
+export async function wireConnection(url: string, text: string) {
   const { hostname, port, username, pathname } = new URL(url);
   const waiting: Waiter[] = [];
   let pending = new Uint8Array(0);
@@ -110,11 +110,6 @@ export async function wireConnection(url: string, text: string, first: string[] 
   });
   const socket = await opened.promise;
   await startup;
-  for (const statement of first) {
-    const done = answer();
-    socket.write(message("Q", cstring(statement)));
-    await done;
-  }
   const prepared = answer();
   socket.write(
     Buffer.concat([message("P", cstring(STATEMENT), cstring(text), new Uint8Array([0, 0])), SYNC]),
@@ -132,9 +127,9 @@ export async function wireConnection(url: string, text: string, first: string[] 
 }
 
 /** `size` connections (see wireConnection), runs handed out in turn. */
-export async function wirePool(url: string, text: string, size: number, first: string[] = []) {
+export async function wirePool(url: string, text: string, size: number) {
   const connections = await Promise.all(
-    Array.from({ length: size }, () => wireConnection(url, text, first)),
+    Array.from({ length: size }, () => wireConnection(url, text)),
   );
   let next = 0;
   return {

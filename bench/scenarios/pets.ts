@@ -34,8 +34,8 @@ const TARGETS = { ceiling: 0.9, p99: 1.5, postgres: 0.75, embedded: 0.4 };
 /**
  * A ceiling under which PostgreSQL spent more than this times petbooks' CPU per request, on the
  * same statement, drove the database worse than petbooks did: it is no ceiling, and its ratios
- * are not judged. Seen: 2.5 times, on the pages whose answers carry photo URLs, with fresh
- * ceiling backends against petbooks' after its relay had claimed events on them.
+ * are not judged. Seen once: 2.5 times, on the pages whose answers carry photo URLs
+ * (2026-12-04).
  */
 const CEILING_DATABASE_CPU_MAX = 1.25;
 const FILTERS = [
