@@ -31,7 +31,7 @@ export async function connectPool(): Promise<postgres.Sql> {
 }
 
 /** Opens all `max` connections of the pool `sql`. */
-export async function openConnections(sql: postgres.Sql, max: number) {
+async function openConnections(sql: postgres.Sql, max: number) {
   const connections = await Promise.all(Array.from({ length: max }, () => sql.reserve()));
   await Promise.all(connections.map((connection) => connection`select 1`));
   for (const connection of connections) connection.release();
