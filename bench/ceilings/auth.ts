@@ -4,8 +4,9 @@
  * and its user looked up, with the statement captured from the users repository, at most every
  * 5 s per user.
  */
-import postgres from "postgres";
+import type postgres from "postgres";
 import { captureOne, type recordingDb, type Statement } from "../lib/capture.ts";
+import { connect } from "../lib/database.ts";
 import { createTokenIssuer, createUsersRepository } from "../lib/petbooks.ts";
 
 export const env = (name: string, fallback?: string) => {
@@ -25,7 +26,7 @@ export const env = (name: string, fallback?: string) => {
  */
 export async function connectPool(): Promise<postgres.Sql> {
   const max = Number(env("DATABASE_POOL_SIZE", "10"));
-  const sql = postgres(env("DATABASE_URL"), { max, onnotice: () => {} });
+  const sql = connect(env("DATABASE_URL"), max);
   await openConnections(sql, max);
   return sql;
 }
