@@ -80,6 +80,25 @@ describe.skipIf(!process.env.DATABASE_URL)("copyOut (PostgreSQL)", () => {
     expect(copies[0]?.n).toBe(0);
   });
 
+  test("a COPY over before it is stopped leaves no cancel behind for the connection's next statement", async () => {
+    // Five rows: PostgreSQL has sent them all, and is idle, by the time the first batch arrives.
+    // A cancel that went out then, and reached the backend later, would cancel whatever the
+    // connection (this test's only one) ran next: the sleep below.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      for await (const batch of copyOut(
+        client,
+        [],
+        "select x::text from generate_series(1, 5) x",
+        1,
+      )) {
+        expect(batch.rows).toBeGreaterThanOrEqual(1);
+        break;
+      }
+      const [row] = await sql`select pg_sleep(0.05), 4 as four`;
+      expect(row?.four).toBe(4);
+    }
+  });
+
   test("an error in the middle of the rows is thrown, and the connection works after", async () => {
     const failing = copyOut(
       client,

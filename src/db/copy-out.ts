@@ -5,6 +5,7 @@
  * PostgreSQL streams them without waiting for a fetch per batch.
  */
 import type { Readable } from "node:stream";
+import { withinTimeout } from "../timeout.ts";
 import type { Db } from "./client.ts";
 
 interface CopyQuery extends Promise<unknown> {
@@ -39,6 +40,11 @@ export interface CopyBatch {
 
 const NEWLINE = 0x0a;
 const COMMA = 0x2c;
+/**
+ * The longest a stopped COPY's connection waits for its cancel to be taken (see cancelCopy). A
+ * server closes the cancel's connection at once; this only bounds a network that swallows it.
+ */
+const CANCEL_WAIT_MS = 10_000;
 
 /**
  * COPY's CSV format with a quote and a delimiter that JSON text never holds unescaped (control
@@ -60,6 +66,8 @@ export async function* copyOut(
   batchRows: number,
 ): AsyncGenerator<CopyBatch> {
   let copy: CopyQuery | undefined;
+  /** The cancel of a COPY stopped early, until PostgreSQL has taken it (see below). */
+  let cancelled: Promise<void> | undefined;
   let opened: (rows: Readable) => void = () => {};
   const rowsOpened = new Promise<Readable>((resolve) => (opened = resolve));
   const transaction = client.begin(async (tx) => {
@@ -73,6 +81,11 @@ export async function* copyOut(
     // Nothing else can go over the connection (not even COMMIT) until the COPY is over, which
     // closes the stream (an error in the first read may have closed it already).
     if (!rows.closed) await new Promise((resolve) => rows.once("close", resolve));
+    // A cancel reaches the backend by another connection, whenever it arrives: still on its way
+    // once the COPY is over (it may have been over before the cancel went out), it would cancel
+    // whatever this connection ran next, the COMMIT or another caller's statement. Taken while
+    // the backend waits for our next command, it is dropped.
+    await cancelled;
   });
   const ended = transaction.then(
     () => undefined,
@@ -107,7 +120,7 @@ export async function* copyOut(
     finished = true;
   } finally {
     if (!finished && !rows.destroyed && copy) {
-      cancelCopy(copy);
+      cancelled = cancelCopy(copy);
       // What PostgreSQL sent before the cancel is read and dropped, then its error. Not destroyed:
       // the stream's close must mean that the COPY is over (the transaction waits for it).
       rows.resume();
@@ -123,13 +136,16 @@ export async function* copyOut(
  * Asks PostgreSQL to stop a COPY that is still sending. postgres.js counts a query as done once
  * it has answered, and a COPY answers with its stream at once, so its own `cancel()` would only
  * note the wish; marked active again, the query is cancelled on the server as any running one.
- * A cancel that fails (the server is gone) changes nothing: the rows are read to their end.
+ * Settles once PostgreSQL has taken the cancel (it closes the cancel's connection after
+ * signalling the backend). A cancel that fails (the server is gone) changes nothing: the rows are
+ * read to their end.
  */
-function cancelCopy(copy: CopyQuery) {
+async function cancelCopy(copy: CopyQuery): Promise<void> {
   copy.active = true;
   const cancelling = copy.canceller?.(copy);
   copy.canceller = null;
-  cancelling?.catch(() => {});
+  if (cancelling)
+    await withinTimeout(cancelling, CANCEL_WAIT_MS, (m) => new Error(m)).catch(() => {});
 }
 
 function countNewlines(chunk: Uint8Array): number {
