@@ -81,9 +81,10 @@ describe.skipIf(!process.env.DATABASE_URL)("copyOut (PostgreSQL)", () => {
   });
 
   test("a COPY over before it is stopped leaves no cancel behind for the connection's next statement", async () => {
-    // Five rows: PostgreSQL has sent them all, and is idle, by the time the first batch arrives.
-    // A cancel that went out then, and reached the backend later, would cancel whatever the
-    // connection (this test's only one) ran next: the sleep below.
+    // Five rows: PostgreSQL has mostly sent them all, and is idle, by the time the first batch
+    // arrives. A cancel that went out then and reached the backend later would cancel whatever
+    // the connection (this test's only one) ran next: the sleep below. Five attempts, because
+    // a COPY still running when its cancel lands is cancelled as it should be.
     for (let attempt = 0; attempt < 5; attempt++) {
       for await (const batch of copyOut(
         client,
